@@ -1,0 +1,9 @@
+"""`kiosk lifecycle` (not implemented yet)."""
+
+import typer
+
+
+def command() -> None:
+    """Not implemented yet."""
+    typer.echo("kiosk lifecycle: not implemented", err=True)
+    raise typer.Exit(3)

@@ -1,0 +1,9 @@
+"""`kiosk run` (not implemented yet)."""
+
+import typer
+
+
+def command() -> None:
+    """Not implemented yet."""
+    typer.echo("kiosk run: not implemented", err=True)
+    raise typer.Exit(3)
