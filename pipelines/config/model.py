@@ -1,0 +1,178 @@
+"""The shape of kiosk's configuration. Every field is validated at render time."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_DNS1123 = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_DURATION = r"^[1-9][0-9]*(m|h|d)$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Image(_Strict):
+    registry: str = Field(description="Registry host and path, e.g. ghcr.io/acme.")
+    name: str = Field(description="CPU steps image name.")
+    gpu_name: str = Field(description="GPU steps image name (onnxruntime-gpu).")
+    tag: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+    digest: str = Field("", pattern=r"^(sha256:[a-f0-9]{64})?$", description="Pin by digest when set.")
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+
+    def ref(self, gpu: bool = False) -> str:
+        name = self.gpu_name if gpu else self.name
+        suffix = f"@{self.digest}" if self.digest else ""
+        return f"{self.registry}/{name}:{self.tag}{suffix}"
+
+
+class Storage(_Strict):
+    uri: str = Field(description="Root URI of the data store: s3://bucket[/prefix] or file:///dir.")
+    s3_endpoint: str = Field("", description="Endpoint URL for MinIO/Ceph; empty means AWS.")
+    region: str = "us-east-1"
+    credentials_secret: str = Field(
+        "", description="Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; empty: IRSA/workload identity."
+    )
+
+    @field_validator("uri")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if not re.match(r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?|file:///?.+)$", value):
+            raise ValueError("must be s3://bucket[/prefix] or file:///path")
+        return value.rstrip("/")
+
+
+class Model(_Strict):
+    uri: str = Field(description="ONNX model URI (s3://, file:// or package://).")
+    spec: str = Field("", description="Model spec (JSON or URI); empty: from the model's metadata.")
+
+
+class Toleration(_Strict):
+    key: str
+    operator: Literal["Exists", "Equal"] = "Exists"
+    value: str = ""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute", ""] = "NoSchedule"
+
+
+class Gpu(_Strict):
+    resource: str = "nvidia.com/gpu"
+    count: int = Field(1, ge=0, le=16)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    device: Literal["cpu", "cuda", "tensorrt"] = "cuda"
+    allow_cpu_fallback: bool = False
+
+
+class Resources(_Strict):
+    cpu: str = "500m"
+    memory: str = "1Gi"
+    cpu_limit: str = "2"
+    memory_limit: str = "4Gi"
+
+
+class Inference(_Strict):
+    shard_size: int = Field(100, ge=1, le=100_000)
+    batch_size: int = Field(8, ge=1, le=1024)
+    parallelism: int = Field(4, ge=1, le=1000)
+    max_failure_ratio: float = Field(0.05, ge=0, le=1)
+    input_prefix: str = "uploads"
+    output_prefix: str = "outputs"
+    runs_prefix: str = "runs"
+    step_resources: Resources = Resources()
+    infer_resources: Resources = Resources(cpu="2", memory="4Gi", cpu_limit="4", memory_limit="8Gi")
+
+
+class Schedule(_Strict):
+    schedules: list[str] = Field(min_length=1, description="Cron expressions.")
+    timezone: str = "UTC"
+    suspend: bool = False
+    starting_deadline_seconds: int = Field(300, ge=0)
+
+
+class Retention(_Strict):
+    prefixes: list[str] = Field(min_length=1)
+    older_than: str = Field(pattern=_DURATION)
+    max_deletes: int = Field(10_000, ge=0)
+    cron: Schedule
+
+    @field_validator("prefixes")
+    @classmethod
+    def _no_root(cls, value: list[str]) -> list[str]:
+        for prefix in value:
+            if prefix.strip().strip("/") == "":
+                raise ValueError("an empty or '/' prefix would clean the whole bucket")
+        return value
+
+
+class SweepPoint(_Strict):
+    batch_size: int = Field(ge=1, le=1024)
+    shard_size: int = Field(ge=1, le=100_000)
+    parallelism: int = Field(ge=1, le=1000)
+
+
+class Benchmark(_Strict):
+    images: int = Field(256, ge=1)
+    width: int = Field(512, ge=16)
+    height: int = Field(512, ge=16)
+    sweep: list[SweepPoint] = Field(min_length=1)
+    prometheus_url: str = ""
+    gpu_price_per_hour: float = Field(0.0, ge=0)
+    cpu_price_per_hour: float = Field(0.0, ge=0)
+    fail_on_regression: float = Field(0.0, ge=0, le=100)
+
+
+class ArtifactRepository(_Strict):
+    config_map: str = "artifact-repositories"
+    key: str = "default-v1"
+
+
+class WorkflowDefaults(_Strict):
+    pod_gc: Literal["OnPodCompletion", "OnPodSuccess", "OnWorkflowCompletion", "OnWorkflowSuccess"] = (
+        "OnPodSuccess"
+    )
+    ttl_after_completion_seconds: int = Field(86_400, ge=0)
+    ttl_after_success_seconds: int = Field(3_600, ge=0)
+    ttl_after_failure_seconds: int = Field(604_800, ge=0)
+    active_deadline_seconds: int = Field(21_600, ge=60)
+    step_deadline_seconds: int = Field(3_600, ge=30)
+    retry_limit: int = Field(3, ge=0, le=10)
+    run_as_user: int = Field(10001, ge=10000)
+
+
+class ServingStage(_Strict):
+    namespace: str = Field(pattern=_DNS1123)
+
+
+class GitOps(_Strict):
+    repo_url: str
+    revision: str = "main"
+    argocd_namespace: str = "argocd"
+    project: str = Field("kiosk", pattern=_DNS1123)
+
+
+class KioskConfig(_Strict):
+    namespace: str = Field(pattern=_DNS1123)
+    service_account: str = Field(pattern=_DNS1123)
+    image: Image
+    storage: Storage
+    model: Model
+    gpu: Gpu = Gpu()
+    inference: Inference = Inference()
+    retention: Retention
+    batch_cron: Schedule
+    benchmark: Benchmark
+    artifact_repository: ArtifactRepository = ArtifactRepository()
+    workflow: WorkflowDefaults = WorkflowDefaults()
+    serving: dict[str, ServingStage] = Field(default_factory=dict)
+    gitops: GitOps
+    pushgateway: str = ""
+
+    @field_validator("service_account")
+    @classmethod
+    def _not_default(cls, value: str) -> str:
+        if value == "default":
+            raise ValueError("workflows must not run as the 'default' ServiceAccount")
+        return value

@@ -1,0 +1,36 @@
+"""Parameters of `python -m steps.infer` (one shard per task of the `infer` fan-out)."""
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from steps.common.params_base import OutputsParams, StorageParams
+
+
+class InferParams(StorageParams, OutputsParams):
+    step_module: ClassVar[str] = "steps.infer"
+    shard_uri: str = Field(description="URI of the shard file (JSONL of input keys) to process.")
+    model_uri: str = Field(
+        description="ONNX model: s3://..., file:///..., or package://<python-package>/<path inside it>."
+    )
+    model_spec: str = Field(
+        "",
+        description="Model spec (JSON text or URI): input name, layout, dtype, normalization, resize, "
+        "post-processing. Empty: taken from the model's metadata.",
+    )
+    output_uri: str = Field(description="Prefix URI where per-item outputs are written.")
+    batch_size: int = Field(8, ge=1, le=1024, description="Images per ONNX Runtime call.")
+    device: Literal["cpu", "cuda", "tensorrt"] = Field(
+        "cuda", description="Execution provider to require: TensorRT -> CUDA -> CPU."
+    )
+    allow_cpu_fallback: bool = Field(
+        False, description="Run on CPU when a GPU was requested but CUDA is not active (otherwise fail)."
+    )
+    trt_cache_dir: str = Field("/tmp/trt-cache", description="TensorRT engine and timing cache directory.")
+    prefetch_workers: int = Field(8, ge=1, le=256, description="Concurrent downloads and decodes.")
+    upload_workers: int = Field(4, ge=1, le=256, description="Concurrent uploads.")
+    queue_depth: int = Field(32, ge=1, le=4096, description="Bounded queue depth: caps memory, not dataset size.")
+    max_failure_ratio: float = Field(
+        0.05, ge=0.0, le=1.0, description="Exit non-zero when the failed fraction of the shard exceeds this."
+    )
+    pushgateway: str = Field("", description="Prometheus Pushgateway address; empty disables pushing.")

@@ -1,0 +1,7 @@
+from steps.common.cli import main
+from steps.ingest.params import IngestParams
+
+if __name__ == "__main__":
+    from steps.ingest.main import run
+
+    main(IngestParams, run)

@@ -1,0 +1,7 @@
+from steps.common.cli import main
+from steps.synth.params import SynthParams
+
+if __name__ == "__main__":
+    from steps.synth.main import run
+
+    main(SynthParams, run)
