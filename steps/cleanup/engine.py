@@ -167,12 +167,13 @@ def count(
         try:
             for source in sources:
                 for scanned, selected in source.pages(prefix, cutoff):
-                    entry.scanned += scanned
                     size = sum(t.size for t in selected)
                     if source.noncurrent:
+                        entry.versions_scanned += scanned
                         entry.noncurrent_matched += len(selected)
                         entry.noncurrent_matched_bytes += size
                     else:
+                        entry.scanned += scanned
                         entry.matched += len(selected)
                         entry.matched_bytes += size
                     if on_match is not None:

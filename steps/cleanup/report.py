@@ -17,7 +17,8 @@ MAX_LISTED_ERRORS = 100
 
 @dataclass
 class PrefixReport:
-    scanned: int = 0  # objects (or versions) listed under the prefix
+    scanned: int = 0  # objects listed under the prefix
+    versions_scanned: int = 0  # versions and delete markers listed (--purge-noncurrent only)
     matched: int = 0  # of those, older than the cutoff: what the run would delete
     matched_bytes: int = 0
     deleted: int = 0
@@ -45,6 +46,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
     error_count: int = 0
+    elapsed_s: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add_error(self, prefix: str, key: str, code: str, message: str, version_id: str = "") -> None:
@@ -102,5 +104,6 @@ class Report:
             "versioning": self.versioning,
             "purge_noncurrent": self.purge_noncurrent,
             "notes": self.notes,
+            "elapsed_s": round(self.elapsed_s, 3),
             "exit_code": self.exit_code,
         }
