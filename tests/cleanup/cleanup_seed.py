@@ -80,8 +80,14 @@ def new_seeded(kind: str, server: S3Server | None, endpoint: str = "", versioned
     assert server is not None
     bucket = server.create_bucket()
     if versioned:
-        body = b'<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>'
-        request = urllib.request.Request(f"{server.endpoint}/{bucket}?versioning", data=body, method="PUT")
+        body = (
+            b'<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+            b"<Status>Enabled</Status></VersioningConfiguration>"
+        )
+        # Without a Content-Type, urllib sends a form type and the emulator does not see the XML.
+        request = urllib.request.Request(
+            f"{server.endpoint}/{bucket}?versioning", data=body, method="PUT", headers={"Content-Type": "application/xml"}
+        )
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback emulator
             assert response.status == 200
     return Seeded("s3", f"s3://{bucket}", endpoint or server.endpoint)
