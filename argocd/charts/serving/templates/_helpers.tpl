@@ -33,3 +33,9 @@ kiosk.io/serving-group: {{ .Values.servingGroup }}
 {{ .Values.image.repository }}:{{ .Values.image.tag }}
 {{- end -}}
 {{- end -}}
+
+{{/* Stated in values rather than left to the caller: a render without --namespace (checkov's helm
+scan, a bare `helm template`) must not land in `default`. */}}
+{{- define "serving.namespace" -}}
+{{- .Values.namespace | default .Release.Namespace -}}
+{{- end -}}
