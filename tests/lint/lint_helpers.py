@@ -71,14 +71,14 @@ def caller_template(target: str = "kiosk-batch", name: str = "kiosk-caller") -> 
 
 
 def service_account() -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "kiosk-runner"}}
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "kiosk-runner", "namespace": "kiosk-dev"}}
 
 
 def role() -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
-        "metadata": {"name": "kiosk-runner"},
+        "metadata": {"name": "kiosk-runner", "namespace": "kiosk-dev"},
         "rules": [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}],
     }
 

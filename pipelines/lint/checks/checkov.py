@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 from typing import Any
 
 from pipelines.lint.base import Check, CheckResult, Finding, LintContext
@@ -62,6 +63,7 @@ def unique_reports(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def run(ctx: LintContext) -> CheckResult:
     result = CheckResult()
+    ctx = LintContext(repo=ctx.repo.resolve(), envs=ctx.envs)
     roots = [name for name in DIRECTORIES if (ctx.repo / name).is_dir()]
     if not roots:
         return result
@@ -87,7 +89,7 @@ def run(ctx: LintContext) -> CheckResult:
     for report in reports:
         summary = report.get("summary", {})
         result.checked += int(summary.get("passed", 0)) + int(summary.get("failed", 0))
-        result.findings.extend(_findings(report, ctx))
+        result.findings.extend(_findings(report, ctx, roots))
         if summary.get("parsing_errors"):
             result.findings.append(
                 Finding(target=f"checkov {report.get('check_type')}", message="files checkov could not parse")
@@ -97,18 +99,33 @@ def run(ctx: LintContext) -> CheckResult:
     return result
 
 
-def _findings(report: dict[str, Any], ctx: LintContext) -> list[Finding]:
+def locate(failed: dict[str, Any], ctx: LintContext, roots: list[str]) -> str:
+    """The repo-relative file of a failed check.
+
+    checkov 3.3.30 is inconsistent: the argo_workflows and dockerfile runners give `file_path`
+    relative to the `-d` root, the kubernetes runner relative to the working directory (and then
+    a `file_abs_path` with the root doubled). So take the first candidate that exists.
+    """
+    file_path = str(failed.get("file_path", "")).lstrip("/")
+    candidates = [failed.get("file_abs_path") or "", ctx.repo / file_path]
+    candidates += [ctx.repo / root / file_path for root in roots]
+    for candidate in candidates:
+        path = Path(candidate)
+        if candidate and path.is_file():
+            try:
+                return str(path.resolve().relative_to(ctx.repo))
+            except ValueError:
+                return str(path)
+    return file_path or "?"
+
+
+def _findings(report: dict[str, Any], ctx: LintContext, roots: list[str]) -> list[Finding]:
     found = []
     for failed in report["results"].get("failed_checks", []):
-        path = failed.get("file_abs_path") or failed.get("file_path", "?")
-        try:
-            path = os.path.relpath(path, ctx.repo)
-        except ValueError:
-            pass
         start, end = (failed.get("file_line_range") or [0, 0])[:2]
         found.append(
             Finding(
-                target=f"{path}:{start}-{end} ({failed.get('resource')})",
+                target=f"{locate(failed, ctx, roots)}:{start}-{end} ({failed.get('resource')})",
                 message=f"{failed['check_id']}: {failed.get('check_name')}",
             )
         )
