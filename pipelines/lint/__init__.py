@@ -95,6 +95,10 @@ def command(
 
     console.print(table)
     for name, finding in details:
-        console.print(f"[bold]{escape(name)}[/bold] {escape(finding.target)}: {escape(finding.message)}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[bold]{escape(name)}[/bold] {escape(finding.target)}: {escape(finding.message)}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if failed:
         raise typer.Exit(1)

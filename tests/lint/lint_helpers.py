@@ -71,7 +71,11 @@ def caller_template(target: str = "kiosk-batch", name: str = "kiosk-caller") -> 
 
 
 def service_account() -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "kiosk-runner", "namespace": "kiosk-dev"}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "kiosk-runner", "namespace": "kiosk-dev"},
+    }
 
 
 def role() -> dict[str, Any]:

@@ -42,7 +42,10 @@ def test_template_ref_resolves_only_when_the_target_is_given(tmp_path):
 
     rc, findings, _, _ = validate(caller)
     assert rc == 1
-    assert {(f["kind"], f["name"]) for f in findings} == {("WorkflowTemplate", "kiosk-caller"), ("CronWorkflow", "kiosk-nightly")}
+    assert {(f["kind"], f["name"]) for f in findings} == {
+        ("WorkflowTemplate", "kiosk-caller"),
+        ("CronWorkflow", "kiosk-nightly"),
+    }
     assert all("kiosk-batch" in f["error"] for f in findings)
     assert all(f["file"] == str(caller) for f in findings)
 
@@ -109,7 +112,11 @@ def test_upstream_cross_file_references_fail_without_their_targets():
     """Examples calling templates by reference need the files defining them."""
     files = upstream_examples()
     calling = [f for f in files if "templateRef" in f.read_text() or "workflowTemplateRef" in f.read_text()]
-    defining = {f for f in files if "kind: WorkflowTemplate" in f.read_text() or "kind: ClusterWorkflowTemplate" in f.read_text()}
+    defining = {
+        f
+        for f in files
+        if "kind: WorkflowTemplate" in f.read_text() or "kind: ClusterWorkflowTemplate" in f.read_text()
+    }
     callers_only = [f for f in calling if f not in defining]
     assert callers_only
     rc, findings, _, _ = validate(*callers_only)

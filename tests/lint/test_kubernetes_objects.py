@@ -80,7 +80,10 @@ def test_check_covers_workflow_dirs_and_apps_but_not_argo_workflows(tmp_path):
 
 def test_chart_without_helm_is_a_missing_tool(tmp_path, monkeypatch):
     repo = good_repo(tmp_path)
-    write_docs(repo / "argocd" / "charts" / "serving" / "Chart.yaml", {"apiVersion": "v2", "name": "serving", "version": "0.1.0"})
+    write_docs(
+        repo / "argocd" / "charts" / "serving" / "Chart.yaml",
+        {"apiVersion": "v2", "name": "serving", "version": "0.1.0"},
+    )
     monkeypatch.setattr(kubernetes_objects, "find_tool", lambda name: None)
     result = kubernetes_objects.CHECK.run(LintContext(repo=repo, envs=("dev",)))
     assert result.missing_tool == "helm"
@@ -90,7 +93,10 @@ def test_helm_template_output_is_validated(tmp_path, monkeypatch):
     """A stand-in `helm` that prints a fixed rendering: what is under test is that the output is read."""
     require_tool("go")
     repo = good_repo(tmp_path)
-    write_docs(repo / "argocd" / "charts" / "serving" / "Chart.yaml", {"apiVersion": "v2", "name": "serving", "version": "0.1.0"})
+    write_docs(
+        repo / "argocd" / "charts" / "serving" / "Chart.yaml",
+        {"apiVersion": "v2", "name": "serving", "version": "0.1.0"},
+    )
     rendered = write_docs(tmp_path / "rendered.yaml", service_account(), {**role(), "rules": "nope"})
     helm = tmp_path / "helm"
     helm.write_text(f"#!/bin/sh\ncat {rendered}\n")
@@ -98,7 +104,9 @@ def test_helm_template_output_is_validated(tmp_path, monkeypatch):
     monkeypatch.setattr(kubernetes_objects, "find_tool", lambda name: helm if name == "helm" else None)
     result = kubernetes_objects.CHECK.run(LintContext(repo=repo, envs=("dev",)))
     assert result.checked == 6
-    assert [f.target for f in result.findings] == [f"{os.path.join('argocd', 'charts', 'serving', '(helm template)')}#2 (Role/kiosk-runner)"]
+    assert [f.target for f in result.findings] == [
+        f"{os.path.join('argocd', 'charts', 'serving', '(helm template)')}#2 (Role/kiosk-runner)"
+    ]
 
 
 def test_real_helm_chart_output_is_validated(tmp_path):

@@ -25,7 +25,9 @@ def test_every_check_module_is_discovered():
     defining = set()
     for path in (REPO_ROOT / "pipelines" / "lint" / "checks").glob("*.py"):
         tree = ast.parse(path.read_text())
-        if any(isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "CHECK" for t in n.targets) for n in tree.body):
+        if any(
+            isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "CHECK" for t in n.targets) for n in tree.body
+        ):
             defining.add(path.stem)
     checks = lint.discover_checks()
     assert len(defining) >= 5

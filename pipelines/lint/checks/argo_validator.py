@@ -33,9 +33,7 @@ def validate_files(files: list[Path], repo: Path, result: CheckResult) -> None:
             summary = record["summary"]
             continue
         target = _relative(Path(record["file"]), repo)
-        result.findings.append(
-            Finding(target=f"{target} ({record['kind']}/{record['name']})", message=record["error"])
-        )
+        result.findings.append(Finding(target=f"{target} ({record['kind']}/{record['name']})", message=record["error"]))
     if summary is None:
         result.findings.append(Finding(target=TOOL, message=f"no summary line in output: {proc.stdout[-500:]!r}"))
         return

@@ -63,9 +63,7 @@ def helm_template(ctx: LintContext, result: CheckResult) -> list[Document]:
     if helm is None:
         result.missing_tool = "helm"
         return []
-    proc = subprocess.run(
-        [str(helm), "template", "serving", str(chart)], capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run([str(helm), "template", "serving", str(chart)], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         result.findings.append(Finding(target=str(CHART), message=f"helm template: {proc.stderr.strip()}"))
         return []
