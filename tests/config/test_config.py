@@ -41,12 +41,20 @@ def test_environment_loads(env: str) -> None:
     assert isinstance(load_config(env), KioskConfig)
 
 
+def repeated(overlay: dict[str, Any]) -> list[str]:
+    """Fields an overlay sets to the value base already gives them."""
+    return [".".join(path) for path, value in leaves(overlay) if value == base_value(path)]
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
 def test_overlay_carries_only_differences(overlay: Path) -> None:
-    data = yaml.safe_load(overlay.read_text()) or {}
-    for path, value in leaves(data):
-        field = ".".join(path)
-        assert value != base_value(path), f"{overlay.name}: {field} repeats base ({value!r}); remove it"
+    assert repeated(yaml.safe_load(overlay.read_text()) or {}) == [], f"{overlay.name} repeats base; remove those"
+
+
+def test_a_repeated_value_is_caught() -> None:
+    overlay = {"inference": {"batch_size": base_value(("inference", "batch_size")), "parallelism": 999}}
+    overlay["gpu"] = {"tolerations": base_value(("gpu", "tolerations"))}
+    assert repeated(overlay) == ["inference.batch_size", "gpu.tolerations"]
 
 
 @pytest.fixture
