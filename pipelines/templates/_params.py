@@ -72,12 +72,7 @@ def parameters(
     out = []
     for field in fields:
         info = _field(model, field)
-        if field in defaults:
-            default: Any = defaults[field]
-        elif info.default_factory is not None:
-            default = info.default_factory()  # type: ignore[call-arg]
-        else:
-            default = info.default
+        default: Any = defaults[field] if field in defaults else info.get_default(call_default_factory=True)
         kwargs: dict[str, Any] = {"name": kebab(model, field), "description": info.description}
         if default is not PydanticUndefined:
             kwargs["value" if as_arguments else "default"] = argo_value(default)
