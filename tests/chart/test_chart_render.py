@@ -155,3 +155,23 @@ metadata: {name: w}
     assert validated == 2
     assert any(p.startswith("Deployment/d (Kubernetes 1.31.0):") and "spec.replicas" in p for p in problems)
     assert any(p.startswith("Widget/w: no Kubernetes 1.31.0 schema") for p in problems)
+
+
+APPS = sorted((REPO_ROOT / "argocd" / "apps").glob("application-serving-*.yaml"))
+
+
+@pytest.mark.parametrize("app_file", APPS, ids=lambda p: p.stem)
+def test_serving_application_and_chart_agree_on_namespace(app_file: Path):
+    """ArgoCD deploys into the Application's destination: every object the chart renders must be there."""
+    app = _load(app_file)
+    source, destination = app["spec"]["source"], app["spec"]["destination"]
+    assert source["path"] == "argocd/charts/serving"
+    objects = _objects(Variant(SERVING, SERVING / source["helm"]["valueFiles"][0]))
+    namespaces = {o["metadata"].get("namespace") for o in objects.values()}
+    assert namespaces == {destination["namespace"]}, app_file.name
+
+
+def test_every_stage_has_an_application():
+    assert {p.stem.removeprefix("application-serving-") for p in APPS} == {
+        p.stem.removeprefix("values-") for p in STAGE_FILES
+    }

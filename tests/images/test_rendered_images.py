@@ -11,43 +11,25 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipelines.config import load_config
 from tests.conftest import REPO_ROOT
 
 WORKFLOWS = REPO_ROOT / "argocd" / "workflows"
-CONFIG = REPO_ROOT / "pipelines" / "config"
 ENVS = sorted(d.name for d in WORKFLOWS.glob("*") if d.is_dir() and any(d.glob("*.yaml")))
 
-pytestmark = pytest.mark.skipif(not ENVS, reason="no rendered argocd/workflows/<env>/*.yaml yet (run `kiosk render`)")
 
 
-def _merge(base: dict, over: dict) -> dict:
-    merged = dict(base)
-    for key, value in (over or {}).items():
-        merged[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-    return merged
+def test_rendered_tree_exists():
+    assert ENVS == ["dev", "local", "prod", "staging"], "run `kiosk render`"
 
 
 def config_images(env: str) -> set[str]:
-    """Every string the merged config holds under a key whose name mentions `image`."""
-    config = yaml.safe_load((CONFIG / "base.yaml").read_text()) or {}
-    overlay = CONFIG / f"{env}.yaml"
-    if overlay.is_file():
-        config = _merge(config, yaml.safe_load(overlay.read_text()) or {})
-
-    found: set[str] = set()
-
-    def walk(node, under_image: bool) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, under_image or "image" in str(key).lower())
-        elif isinstance(node, list):
-            for value in node:
-                walk(value, under_image)
-        elif under_image and isinstance(node, str) and ("/" in node or ":" in node):
-            found.add(node)
-
-    walk(config, False)
-    return found
+    """The images the typed config names for `env`: the CPU image, plus the GPU one where GPUs are used."""
+    config = load_config(env)
+    images = {config.image.ref(gpu=False)}
+    if config.gpu.count > 0:
+        images.add(config.image.ref(gpu=True))
+    return images
 
 
 def _containers(node):
