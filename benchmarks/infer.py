@@ -132,12 +132,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512, help="image side in pixels (>= 512)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--working-size", type=int, default=256,
+    parser.add_argument("--working-size", type=int, default=0,
                         help="the model spec's resize max_side (0: the model's own spec)")
     # Sized for 2 cores: more threads only add GIL contention (profiled: 8 prefetch threads spent 7x
     # longer per download than 2, for the same throughput).
     parser.add_argument("--prefetch-workers", type=int, default=4)
-    parser.add_argument("--upload-workers", type=int, default=2)
+    parser.add_argument("--upload-workers", type=int, default=4)
     parser.add_argument("--latency-ms", type=float, default=30.0)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each config keeps its best")
     parser.add_argument("--rss-factor", type=int, default=10, help="grow the image count this much for RSS")
