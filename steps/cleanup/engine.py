@@ -225,7 +225,9 @@ class _BudgetSpent(Exception):
 
 def run(sources: Sequence[Source], prefixes: Sequence[str], cutoff: datetime, settings: Settings, report: Report,
         on_match: Callable[[str, Target, bool], None] | None = None) -> Report:
+    started = time.monotonic()
     count(sources, prefixes, cutoff, report, on_match)
+    report.count_s = time.monotonic() - started
     if report.would_delete > settings.max_deletes:
         report.aborted = "max-deletes"
         report.notes.append(
@@ -234,5 +236,7 @@ def run(sources: Sequence[Source], prefixes: Sequence[str], cutoff: datetime, se
         )
         return report
     if not settings.dry_run:
+        started = time.monotonic()
         delete(sources, prefixes, cutoff, settings, report)
+        report.delete_s = time.monotonic() - started
     return report

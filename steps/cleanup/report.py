@@ -47,6 +47,8 @@ class Report:
     errors: list[dict[str, str]] = field(default_factory=list)
     error_count: int = 0
     elapsed_s: float = 0.0
+    count_s: float = 0.0  # the listing (count) pass
+    delete_s: float = 0.0  # the delete pass (its listing included)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add_error(self, prefix: str, key: str, code: str, message: str, version_id: str = "") -> None:
@@ -105,5 +107,7 @@ class Report:
             "purge_noncurrent": self.purge_noncurrent,
             "notes": self.notes,
             "elapsed_s": round(self.elapsed_s, 3),
+            "count_s": round(self.count_s, 3),
+            "delete_s": round(self.delete_s, 3),
             "exit_code": self.exit_code,
         }

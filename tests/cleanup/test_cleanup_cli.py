@@ -53,27 +53,34 @@ def test_argo_style_run_deletes_and_writes_outputs(seeded, tmp_path) -> None:
     assert json.loads((tmp_path / "reports/run.json").read_text()) == report
 
 
-def test_dry_run_deletes_nothing_and_lists_what_would_go(seeded) -> None:
+def in_process(capsys, *args: str) -> tuple[int, list[str]]:
+    """The `python -m steps.cleanup` entry point without a new interpreter: (exit code, stdout lines)."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(CleanupParams, run, list(args))
+    return exit_info.value.code, capsys.readouterr().out.strip().splitlines()
+
+
+def test_dry_run_deletes_nothing_and_lists_what_would_go(seeded, tmp_path, capsys) -> None:
     seed_basic(seeded)
     before = seeded.keys()
-    result = cleanup(*seeded.args(), "--prefix=uploads", "--older-than=3d", "--dry-run", "--json", "--print-keys",
-                     "--outputs-dir=/tmp/kiosk-cleanup-test-outputs")
-    assert result.returncode == 0, result.stderr
+    code, lines = in_process(capsys, *seeded.args(), "--prefix=uploads", "--older-than=3d", "--dry-run", "--json",
+                             "--print-keys", f"--outputs-dir={tmp_path}")
+    assert code == 0
     assert seeded.keys() == before
-    report = last_json(result)
+    report = json.loads(lines[-1])
     assert (report["deleted"], report["would_delete"], report["would_delete_bytes"]) == (0, 2, 10)
-    listed = [line.split()[1] for line in result.stdout.splitlines()[:-1]]
+    listed = [line.split()[1] for line in lines[:-1]]
     assert listed == [seeded.store.uri_for("uploads/a"), seeded.store.uri_for("uploads/b/c")]
 
 
-def test_max_deletes_aborts_with_nothing_deleted(seeded, tmp_path) -> None:
+def test_max_deletes_aborts_with_nothing_deleted(seeded, tmp_path, capsys) -> None:
     seed_basic(seeded)
     before = seeded.keys()
-    result = cleanup(*seeded.args(), "--prefix=uploads", "--prefix=uploads2", "--older-than=3d", "--max-deletes=2",
-                     "--dry-run=false", "--json=true", f"--outputs-dir={tmp_path}")
-    assert result.returncode == 4, result.stderr
+    code, lines = in_process(capsys, *seeded.args(), "--prefix=uploads", "--prefix=uploads2", "--older-than=3d",
+                             "--max-deletes=2", "--dry-run=false", "--json=true", f"--outputs-dir={tmp_path}")
+    assert code == 4
     assert seeded.keys() == before
-    report = last_json(result)
+    report = json.loads(lines[-1])
     assert (report["aborted"], report["would_delete"], report["deleted"]) == ("max-deletes", 3, 0)
     assert "nothing was deleted" in report["notes"][-1]
     assert (tmp_path / "deleted").read_text() == "0"

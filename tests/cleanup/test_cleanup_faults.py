@@ -69,7 +69,7 @@ def test_per_key_errors_are_retried_reported_and_converge(s3_server, s3_case) ->
     assert s3_case.keys() == set(KEPT) | {"denied/old"}
 
 
-@pytest.mark.parametrize("kind", ["500", "503", "reset", "reset-after", "truncate"])
+@pytest.mark.parametrize("kind", ["503", "reset", "reset-after", "truncate"])
 def test_request_failures_converge(s3_server, s3_case, faulty_s3, kind: str) -> None:
     proxy = faulty_s3.proxy
     proxy.fail_every(3, kind)
