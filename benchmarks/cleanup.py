@@ -67,8 +67,12 @@ class Emulator:
     def __init__(self) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, env=env,
+            [sys.executable, __file__, "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
         )
         self.endpoint = self.process.stdout.readline().strip()  # type: ignore[union-attr]
         self.buckets = 0
@@ -121,11 +125,22 @@ def _child(command: list[str]) -> tuple[dict, float]:
 
 def batched(emulator: Emulator, endpoint: str, count: int) -> tuple[float, float, dict]:
     bucket = emulator.seed(count)
-    report, rss = _child([
-        sys.executable, "-m", "steps.cleanup", f"--store=s3://{bucket}", f"--s3-endpoint={endpoint}",
-        "--prefix=uploads", "--older-than=1d", "--dry-run=false", f"--max-deletes={count}", "--json=true",
-        "--workers=4", f"--outputs-dir={tempfile.mkdtemp()}",
-    ])
+    report, rss = _child(
+        [
+            sys.executable,
+            "-m",
+            "steps.cleanup",
+            f"--store=s3://{bucket}",
+            f"--s3-endpoint={endpoint}",
+            "--prefix=uploads",
+            "--older-than=1d",
+            "--dry-run=false",
+            f"--max-deletes={count}",
+            "--json=true",
+            "--workers=4",
+            f"--outputs-dir={tempfile.mkdtemp()}",
+        ]
+    )
     assert report["deleted"] == count and report["exit_code"] == 0, report
     return count / report["elapsed_s"], rss, report
 

@@ -183,7 +183,9 @@ def count(
             _listing_failed(report, prefix, error)
 
 
-def delete(sources: Sequence[Source], prefixes: Sequence[str], cutoff: datetime, settings: Settings, report: Report) -> None:
+def delete(
+    sources: Sequence[Source], prefixes: Sequence[str], cutoff: datetime, settings: Settings, report: Report
+) -> None:
     """Pass 2: list again and delete what (still) matches, in batches, never more than max_deletes."""
     budget = settings.max_deletes
     deleter = _Deleter(settings, report)
@@ -223,8 +225,14 @@ class _BudgetSpent(Exception):
     pass
 
 
-def run(sources: Sequence[Source], prefixes: Sequence[str], cutoff: datetime, settings: Settings, report: Report,
-        on_match: Callable[[str, Target, bool], None] | None = None) -> Report:
+def run(
+    sources: Sequence[Source],
+    prefixes: Sequence[str],
+    cutoff: datetime,
+    settings: Settings,
+    report: Report,
+    on_match: Callable[[str, Target, bool], None] | None = None,
+) -> Report:
     started = time.monotonic()
     count(sources, prefixes, cutoff, report, on_match)
     report.count_s = time.monotonic() - started

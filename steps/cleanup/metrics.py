@@ -15,7 +15,9 @@ def registry_for(report: Report) -> CollectorRegistry:
     registry = CollectorRegistry()
     labels = ["prefix", "dry_run"]
     gauges = {
-        "scanned": Gauge("kiosk_cleanup_scanned_objects", "Objects listed under the prefix.", labels, registry=registry),
+        "scanned": Gauge(
+            "kiosk_cleanup_scanned_objects", "Objects listed under the prefix.", labels, registry=registry
+        ),
         "matched": Gauge(
             "kiosk_cleanup_matched_objects", "Objects older than the threshold.", labels, registry=registry
         ),

@@ -58,6 +58,4 @@ class CleanupParams(StorageParams, OutputsParams):
     json_report: bool = Field(False, alias="json", description="Print one JSON report on stdout's last line.")
     report: str = Field("", description="URI where the JSON report is also written; empty: none.")
     pushgateway: str = Field("", description="Prometheus Pushgateway address; empty disables pushing.")
-    print_keys: bool = Field(
-        False, description="Print one line per matching object (key, size, last modified) before the report."
-    )
+    print_keys: bool = Field(False, description="Print one line per matching object (URI and size) before the report.")

@@ -86,7 +86,10 @@ def new_seeded(kind: str, server: S3Server | None, endpoint: str = "", versioned
         )
         # Without a Content-Type, urllib sends a form type and the emulator does not see the XML.
         request = urllib.request.Request(
-            f"{server.endpoint}/{bucket}?versioning", data=body, method="PUT", headers={"Content-Type": "application/xml"}
+            f"{server.endpoint}/{bucket}?versioning",
+            data=body,
+            method="PUT",
+            headers={"Content-Type": "application/xml"},
         )
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback emulator
             assert response.status == 200

@@ -125,7 +125,11 @@ def _handler(proxy: KeyFaultProxy) -> type[BaseHTTPRequestHandler]:
                         proxy.deletes_forwarded.append(key)
             if len(request.findall("s3:Object", ns) if ns else request.findall("Object")):
                 forwarded = ET.tostring(request)
-                headers = {k: v for k, v in headers.items() if not k.lower().startswith(("x-amz-checksum", "x-amz-sdk-checksum", "content-md5"))}
+                headers = {
+                    k: v
+                    for k, v in headers.items()
+                    if not k.lower().startswith(("x-amz-checksum", "x-amz-sdk-checksum", "content-md5"))
+                }
                 headers["Content-Length"] = str(len(forwarded))
                 headers["Content-MD5"] = base64.b64encode(hashlib.md5(forwarded).digest()).decode()  # noqa: S324 - S3 protocol
                 status, data, response_headers = self._forward(forwarded, headers)

@@ -31,8 +31,14 @@ def last_json(result: subprocess.CompletedProcess[str]) -> dict:
 
 
 def seed_basic(seeded) -> None:
-    for key, age in [("uploads/a", OLD), ("uploads/b/c", OLD), ("uploads/new", YOUNG), ("uploads-archive/a", OLD),
-                     ("uploads.png", OLD), ("uploads2/x", OLD)]:
+    for key, age in [
+        ("uploads/a", OLD),
+        ("uploads/b/c", OLD),
+        ("uploads/new", YOUNG),
+        ("uploads-archive/a", OLD),
+        ("uploads.png", OLD),
+        ("uploads2/x", OLD),
+    ]:
         seeded.put(key, age, b"12345")
 
 
@@ -41,8 +47,16 @@ def test_argo_style_run_deletes_and_writes_outputs(seeded, tmp_path) -> None:
     before = seeded.keys()
     out = tmp_path / "outputs"
     report_uri = f"file://{tmp_path}/reports/run.json"
-    result = cleanup(*seeded.args(), '--prefix=["uploads"]', "--older-than=3d", "--max-deletes=10",
-                     "--dry-run=false", "--json=true", f"--report={report_uri}", f"--outputs-dir={out}")
+    result = cleanup(
+        *seeded.args(),
+        '--prefix=["uploads"]',
+        "--older-than=3d",
+        "--max-deletes=10",
+        "--dry-run=false",
+        "--json=true",
+        f"--report={report_uri}",
+        f"--outputs-dir={out}",
+    )
     assert result.returncode == 0, result.stderr
     report = last_json(result)
     assert {"deleted", "bytes", "dry_run", "per_prefix", "errors", "scanned"} <= set(report)
@@ -63,8 +77,16 @@ def in_process(capsys, *args: str) -> tuple[int, list[str]]:
 def test_dry_run_deletes_nothing_and_lists_what_would_go(seeded, tmp_path, capsys) -> None:
     seed_basic(seeded)
     before = seeded.keys()
-    code, lines = in_process(capsys, *seeded.args(), "--prefix=uploads", "--older-than=3d", "--dry-run", "--json",
-                             "--print-keys", f"--outputs-dir={tmp_path}")
+    code, lines = in_process(
+        capsys,
+        *seeded.args(),
+        "--prefix=uploads",
+        "--older-than=3d",
+        "--dry-run",
+        "--json",
+        "--print-keys",
+        f"--outputs-dir={tmp_path}",
+    )
     assert code == 0
     assert seeded.keys() == before
     report = json.loads(lines[-1])
@@ -76,8 +98,17 @@ def test_dry_run_deletes_nothing_and_lists_what_would_go(seeded, tmp_path, capsy
 def test_max_deletes_aborts_with_nothing_deleted(seeded, tmp_path, capsys) -> None:
     seed_basic(seeded)
     before = seeded.keys()
-    code, lines = in_process(capsys, *seeded.args(), "--prefix=uploads", "--prefix=uploads2", "--older-than=3d",
-                             "--max-deletes=2", "--dry-run=false", "--json=true", f"--outputs-dir={tmp_path}")
+    code, lines = in_process(
+        capsys,
+        *seeded.args(),
+        "--prefix=uploads",
+        "--prefix=uploads2",
+        "--older-than=3d",
+        "--max-deletes=2",
+        "--dry-run=false",
+        "--json=true",
+        f"--outputs-dir={tmp_path}",
+    )
     assert code == 4
     assert seeded.keys() == before
     report = json.loads(lines[-1])
@@ -116,8 +147,19 @@ def test_root_and_sub_hour_need_explicit_flags(tmp_path, capsys) -> None:
     (tmp_path / "store" / "a").write_text("x")
     os.utime(tmp_path / "store" / "a", (0, 0))
     with pytest.raises(SystemExit) as exit_info:
-        cli_main(CleanupParams, run, [f"--store=file://{tmp_path}/store", "--prefix=/", "--allow-bucket-root",
-                                      "--older-than=30m", "--force", "--json", f"--outputs-dir={tmp_path}/out"])
+        cli_main(
+            CleanupParams,
+            run,
+            [
+                f"--store=file://{tmp_path}/store",
+                "--prefix=/",
+                "--allow-bucket-root",
+                "--older-than=30m",
+                "--force",
+                "--json",
+                f"--outputs-dir={tmp_path}/out",
+            ],
+        )
     assert exit_info.value.code == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert list(report["per_prefix"]) == [""] and report["would_delete"] == 1 and report["deleted"] == 0
@@ -135,8 +177,9 @@ class _SkewedStore:
         return datetime.now(UTC) + self.offset
 
 
-@pytest.mark.parametrize(("offset", "refused"), [(timedelta(minutes=6), True), (-timedelta(minutes=6), True),
-                                                 (timedelta(minutes=4), False)])
+@pytest.mark.parametrize(
+    ("offset", "refused"), [(timedelta(minutes=6), True), (-timedelta(minutes=6), True), (timedelta(minutes=4), False)]
+)
 def test_clock_skew_beyond_the_margin_is_refused(offset: timedelta, refused: bool) -> None:
     store = _SkewedStore(offset)
     if refused:
@@ -149,8 +192,9 @@ def test_clock_skew_beyond_the_margin_is_refused(offset: timedelta, refused: boo
 def test_skew_is_checked_before_anything_is_deleted(seeded) -> None:
     seed_basic(seeded)
     before = seeded.keys()
-    params = CleanupParams(store=seeded.uri, s3_endpoint=seeded.endpoint, prefix=["uploads"], older_than="3d",
-                           dry_run=False)
+    params = CleanupParams(
+        store=seeded.uri, s3_endpoint=seeded.endpoint, prefix=["uploads"], older_than="3d", dry_run=False
+    )
     with pytest.raises(StepError, match="clock skew"):
         execute(params, clock=lambda: datetime.now(UTC) - timedelta(hours=1), store=seeded.store)
     assert seeded.keys() == before
@@ -158,8 +202,9 @@ def test_skew_is_checked_before_anything_is_deleted(seeded) -> None:
 
 def test_nested_prefixes_are_counted_once(seeded) -> None:
     seed_basic(seeded)
-    params = CleanupParams(store=seeded.uri, s3_endpoint=seeded.endpoint, prefix=["uploads/b", "uploads"],
-                           older_than="3d", dry_run=False)
+    params = CleanupParams(
+        store=seeded.uri, s3_endpoint=seeded.endpoint, prefix=["uploads/b", "uploads"], older_than="3d", dry_run=False
+    )
     report = execute(params, store=seeded.store).to_dict()
     assert report["deleted"] == 2 and list(report["per_prefix"]) == ["uploads/"]
     assert report["covered_prefixes"] == {"uploads/b/": "uploads/"}

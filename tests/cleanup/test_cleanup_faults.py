@@ -26,8 +26,15 @@ def seed(case: Seeded) -> None:
 
 def params(case: Seeded, endpoint: str, prefixes: list[str], attempts: int = 1) -> CleanupParams:
     # One attempt per request by default, so that the step's own per-key retries are what is tested.
-    return CleanupParams(store=case.uri, s3_endpoint=endpoint, prefix=prefixes, older_than="3d", dry_run=False,
-                         s3_max_attempts=attempts, workers=3)
+    return CleanupParams(
+        store=case.uri,
+        s3_endpoint=endpoint,
+        prefix=prefixes,
+        older_than="3d",
+        dry_run=False,
+        s3_max_attempts=attempts,
+        workers=3,
+    )
 
 
 def converge(case: Seeded, endpoint: str, prefixes: list[str], runs: int = 4, attempts: int = 1) -> list[dict]:

@@ -47,8 +47,9 @@ print(json.dumps({"peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_ma
 
 
 def peak_of_run(root: Path) -> tuple[int, dict]:
-    result = subprocess.run([sys.executable, "-c", RUN, f"file://{root}"], capture_output=True, text=True,
-                            cwd=REPO, timeout=300, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", RUN, f"file://{root}"], capture_output=True, text=True, cwd=REPO, timeout=300, check=True
+    )
     data = json.loads(result.stdout.strip().splitlines()[-1])
     return data["peak_rss_kib"] * 1024, data["report"]
 

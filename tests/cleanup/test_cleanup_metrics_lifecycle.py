@@ -32,8 +32,9 @@ def _free_port() -> int:
 def pushgateway(tmp_path: Path):
     binary = require_tool("prometheus-pushgateway")
     address = f"127.0.0.1:{_free_port()}"
-    process = subprocess.Popen([str(binary), f"--web.listen-address={address}"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [str(binary), f"--web.listen-address={address}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         for _ in range(100):
             try:
@@ -55,8 +56,14 @@ def test_counts_are_pushed(pushgateway: str, tmp_path: Path) -> None:
         for key in ("uploads/a", "uploads/b"):
             case.put(key, timedelta(days=5), b"12345")
         case.put("uploads/c", timedelta(hours=2))
-        params = CleanupParams(store=case.uri, prefix=["uploads"], older_than="3d", dry_run=False,
-                               pushgateway=pushgateway, outputs_dir=str(tmp_path / "out"))
+        params = CleanupParams(
+            store=case.uri,
+            prefix=["uploads"],
+            older_than="3d",
+            dry_run=False,
+            pushgateway=pushgateway,
+            outputs_dir=str(tmp_path / "out"),
+        )
         assert run(params) == 0
     finally:
         case.close()
@@ -68,8 +75,14 @@ def test_counts_are_pushed(pushgateway: str, tmp_path: Path) -> None:
 
 
 def test_unreachable_pushgateway_is_a_warning_not_a_failure(tmp_path: Path, capsys) -> None:
-    params = CleanupParams(store=f"file://{tmp_path}/store", prefix=["uploads"], older_than="3d",
-                           pushgateway=f"127.0.0.1:{_free_port()}", outputs_dir=str(tmp_path / "out"), json=True)
+    params = CleanupParams(
+        store=f"file://{tmp_path}/store",
+        prefix=["uploads"],
+        older_than="3d",
+        pushgateway=f"127.0.0.1:{_free_port()}",
+        outputs_dir=str(tmp_path / "out"),
+        json=True,
+    )
     assert run(params) == 0
     captured = capsys.readouterr()
     assert "pushgateway push failed" in captured.err
@@ -86,12 +99,19 @@ def _config_dir(tmp_path: Path, retention: str, uri: str = "s3://kiosk-lc/root")
 @pytest.mark.parametrize(("older_than", "days"), [("90m", 1), ("24h", 1), ("36h", 2), ("3d", 3)])
 def test_lifecycle_days_round_up(tmp_path: Path, older_than: str, days: int) -> None:
     retention = f"  prefixes: [' uploads ', uploads/sub, other/]\n  older_than: {older_than}\n"
-    bucket, body, got = lifecycle_configuration("test", purge_noncurrent=True, config_dir=_config_dir(tmp_path, retention))
+    bucket, body, got = lifecycle_configuration(
+        "test", purge_noncurrent=True, config_dir=_config_dir(tmp_path, retention)
+    )
     assert (bucket, got) == ("kiosk-lc", days)
     assert body == {
         "Rules": [
-            {"ID": f"kiosk-retention-{name}", "Filter": {"Prefix": f"root/{name}/"}, "Status": "Enabled",
-             "Expiration": {"Days": days}, "NoncurrentVersionExpiration": {"NoncurrentDays": days}}
+            {
+                "ID": f"kiosk-retention-{name}",
+                "Filter": {"Prefix": f"root/{name}/"},
+                "Status": "Enabled",
+                "Expiration": {"Days": days},
+                "NoncurrentVersionExpiration": {"NoncurrentDays": days},
+            }
             for name in ("other", "uploads")
         ]
     }

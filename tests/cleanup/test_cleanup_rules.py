@@ -23,7 +23,12 @@ SEGMENT = st.text(alphabet="abcxyz-_.0129", min_size=1, max_size=6).filter(lambd
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("90m", timedelta(minutes=90)), ("36h", timedelta(hours=36)), ("3d", timedelta(days=3)), (" 7d ", timedelta(days=7))],
+    [
+        ("90m", timedelta(minutes=90)),
+        ("36h", timedelta(hours=36)),
+        ("3d", timedelta(days=3)),
+        (" 7d ", timedelta(days=7)),
+    ],
 )
 def test_durations(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
@@ -92,8 +97,10 @@ def test_nested_and_duplicate_prefixes_collapse() -> None:
     assert covered == {"b/x/": "b/", "a/deep/er/": "a/"}
 
 
-@given(st.lists(st.lists(SEGMENT, min_size=1, max_size=3).map("/".join), min_size=1, max_size=6),
-       st.lists(st.lists(SEGMENT, min_size=1, max_size=4).map("/".join), max_size=20))
+@given(
+    st.lists(st.lists(SEGMENT, min_size=1, max_size=3).map("/".join), min_size=1, max_size=6),
+    st.lists(st.lists(SEGMENT, min_size=1, max_size=4).map("/".join), max_size=20),
+)
 def test_collapsing_keeps_the_same_keys_and_counts_none_twice(raws: list[str], keys: list[str]) -> None:
     kept, covered = normalise_prefixes(raws, allow_bucket_root=False)
     wanted = {k for k in keys if any(in_prefix(k, normalise_prefix(r)) for r in raws)}

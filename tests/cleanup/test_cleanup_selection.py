@@ -59,7 +59,9 @@ def test_deleted_set_is_exactly_the_expected_set(request, kind, objects, prefixe
         expected_bytes = sum(objects[k][1] for k in expected)
 
         matched: list[str] = []
-        dry = execute(params(case, prefixes, older_than, True), on_match=lambda p, t, nc: matched.append(t.key), store=case.store)
+        dry = execute(
+            params(case, prefixes, older_than, True), on_match=lambda p, t, nc: matched.append(t.key), store=case.store
+        )
         assert case.keys() == set(objects), "the dry run deleted something"
         assert sorted(matched) == sorted(expected)  # exactly what would go, each key once
         summary = dry.to_dict()

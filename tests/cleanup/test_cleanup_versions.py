@@ -47,8 +47,14 @@ def versions(case) -> set[tuple[str, int, bool, bool]]:
 
 
 def run(case, purge: bool, dry_run: bool = False) -> dict:
-    params = CleanupParams(store=case.uri, s3_endpoint=case.endpoint, prefix=["uploads"], older_than="3d",
-                           dry_run=dry_run, purge_noncurrent=purge)
+    params = CleanupParams(
+        store=case.uri,
+        s3_endpoint=case.endpoint,
+        prefix=["uploads"],
+        older_than="3d",
+        dry_run=dry_run,
+        purge_noncurrent=purge,
+    )
     return execute(params, store=case.store).to_dict()
 
 
@@ -69,8 +75,12 @@ def test_default_adds_delete_markers_and_says_so(versioned) -> None:
     after = versions(versioned)
     # Nothing was removed: the two old objects became noncurrent under new markers.
     assert {(k, s, m) for k, s, m, _ in before} <= {(k, s, m) for k, s, m, _ in after}
-    assert {v for v in after - before} == {("uploads/a", 0, True, True), ("uploads/c", 0, True, True),
-                                           ("uploads/a", 2, False, False), ("uploads/c", 3, False, False)}
+    assert {v for v in after - before} == {
+        ("uploads/a", 0, True, True),
+        ("uploads/c", 0, True, True),
+        ("uploads/a", 2, False, False),
+        ("uploads/c", 3, False, False),
+    }
 
 
 def test_purge_noncurrent_removes_versions_noncurrent_longer_than_the_threshold(versioned) -> None:
@@ -84,16 +94,25 @@ def test_purge_noncurrent_removes_versions_noncurrent_longer_than_the_threshold(
     assert report["per_prefix"]["uploads/"]["noncurrent_deleted"] == 4
     assert report["per_prefix"]["uploads/"]["noncurrent_bytes"] == 1 + 1 + 2 + 1
     assert versions(versioned) == {
-        ("uploads/a", 2, False, False), ("uploads/a", 0, True, True),
-        ("uploads/b", 1, False, False), ("uploads/b", 2, False, True),
-        ("uploads/c", 3, False, False), ("uploads/c", 0, True, True),
+        ("uploads/a", 2, False, False),
+        ("uploads/a", 0, True, True),
+        ("uploads/b", 1, False, False),
+        ("uploads/b", 2, False, True),
+        ("uploads/c", 3, False, False),
+        ("uploads/c", 0, True, True),
         ("uploads/d", 0, True, True),
         ("uploads/e", 1, False, True),
-        ("uploads-archive/a", 1, False, False), ("uploads-archive/a", 2, False, True),
+        ("uploads-archive/a", 1, False, False),
+        ("uploads-archive/a", 2, False, True),
     }
-    assert before - versions(versioned) == {("uploads/a", 1, False, False), ("uploads/c", 1, False, False),
-                                            ("uploads/c", 2, False, False), ("uploads/d", 1, False, False),
-                                            ("uploads/a", 2, False, True), ("uploads/c", 3, False, True)}
+    assert before - versions(versioned) == {
+        ("uploads/a", 1, False, False),
+        ("uploads/c", 1, False, False),
+        ("uploads/c", 2, False, False),
+        ("uploads/d", 1, False, False),
+        ("uploads/a", 2, False, True),
+        ("uploads/c", 3, False, True),
+    }
     # A rerun finds nothing more: what was current a moment ago is noncurrent only since now.
     assert run(versioned, purge=True)["deleted"] == 0
 

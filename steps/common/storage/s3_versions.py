@@ -109,7 +109,9 @@ def delete_versions(store: S3Store, items: Sequence[tuple[str, str]]) -> list[Ve
                 Delete={"Objects": [{"Key": store._key(k), "VersionId": v} for k, v in batch], "Quiet": True},
             )
         errors.extend(
-            VersionDeleteError(item["Key"][cut:], item.get("VersionId", ""), item.get("Code", ""), item.get("Message", ""))
+            VersionDeleteError(
+                item["Key"][cut:], item.get("VersionId", ""), item.get("Code", ""), item.get("Message", "")
+            )
             for item in response.get("Errors", [])
         )
     return errors
