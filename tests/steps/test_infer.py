@@ -12,7 +12,7 @@ from threading import Thread
 
 import numpy as np
 import pytest
-from conftest import StoreCase, read_outputs, run_step
+from fixtures.stepkit import StoreCase, read_outputs, run_step
 from fixtures import onnx_models as zoo
 from PIL import Image
 
