@@ -59,7 +59,9 @@ def prepare(data: bytes, spec: ModelSpec, *, max_pixels: int = 0) -> Prepared:
             image.load()
     except Exception as error:
         raise ImageError(f"corrupt {header.format}: {' '.join(str(error).split())[:200]}") from None
-    image = image.convert("L" if spec.channels == 1 else "RGB")
+    mode = "L" if spec.channels == 1 else "RGB"
+    if image.mode != mode:
+        image = image.convert(mode)
     if image.size != size:
         image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
     return Prepared(to_tensor(np.asarray(image), spec), header.width, header.height)
@@ -115,13 +117,22 @@ def components(mask: np.ndarray) -> list[tuple[int, int, int, int, int]]:
     Works on horizontal runs (union-find between overlapping runs of adjacent rows): the Python loop
     is over runs, a few hundred for a page of text, not over pixels.
     """
-    height = mask.shape[0]
-    edges = np.diff(mask.astype(np.int8), axis=1, prepend=0, append=0)
-    rows, starts = np.nonzero(edges == 1)
-    _, ends = np.nonzero(edges == -1)
-    if len(starts) == 0:
+    # Crop to the foreground's bounding box, then find run edges in one flat pass.
+    row_hits = np.flatnonzero(mask.any(axis=1))
+    if len(row_hits) == 0:
         return []
-    parent = np.arange(len(starts))
+    col_hits = np.flatnonzero(mask.any(axis=0))
+    r0, c0 = int(row_hits[0]), int(col_hits[0])
+    sub = mask[r0 : row_hits[-1] + 1, c0 : col_hits[-1] + 1]
+    height, width = sub.shape
+    padded = np.zeros((height, width + 2), np.int8)
+    padded[:, 1:-1] = sub
+    edges = np.diff(padded, axis=1).ravel()
+    flat = np.flatnonzero(edges)
+    rising = edges[flat] == 1
+    rows, starts = np.divmod(flat[rising], width + 1)
+    ends = flat[~rising] % (width + 1)
+    parent = list(range(len(starts)))
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -129,22 +140,25 @@ def components(mask: np.ndarray) -> list[tuple[int, int, int, int, int]]:
             i = parent[i]
         return i
 
-    first = np.searchsorted(rows, np.arange(height + 1))
+    # Plain lists: indexing numpy scalars in this loop costs 5x more than list items.
+    first = np.searchsorted(rows, np.arange(height + 1)).tolist()
+    s_list, e_list = starts.tolist(), ends.tolist()
     for row in range(1, height):
         i, i_end, j, j_end = first[row - 1], first[row], first[row], first[row + 1]
         while i < i_end and j < j_end:
-            if starts[i] <= ends[j] and starts[j] <= ends[i]:  # touching diagonally counts
+            if s_list[i] <= e_list[j] and s_list[j] <= e_list[i]:  # touching diagonally counts
                 a, b = find(i), find(j)
                 if a != b:
                     parent[max(a, b)] = min(a, b)
-            if ends[i] < ends[j]:
+            if e_list[i] < e_list[j]:
                 i += 1
             else:
                 j += 1
     labels = np.array([find(i) for i in range(len(starts))])
     roots, inverse = np.unique(labels, return_inverse=True)
     n = len(roots)
-    y0 = np.full(n, height); x0 = np.full(n, mask.shape[1]); y1 = np.zeros(n, int); x1 = np.zeros(n, int)  # noqa: E702
+    rows, starts, ends = rows + r0, starts + c0, ends + c0
+    y0 = np.full(n, mask.shape[0]); x0 = np.full(n, mask.shape[1]); y1 = np.zeros(n, int); x1 = np.zeros(n, int)  # noqa: E702
     area = np.zeros(n, int)
     np.minimum.at(y0, inverse, rows)
     np.minimum.at(x0, inverse, starts)
@@ -181,14 +195,18 @@ def boxes(prob: np.ndarray, spec: ModelSpec, width: int, height: int) -> list[di
 
 
 def mask_png(prob: np.ndarray, threshold: float, width: int, height: int) -> tuple[bytes, float]:
-    """The foreground mask at the original image size as an 8-bit PNG (0/255), and its coverage."""
-    mask = (prob > threshold).astype(np.uint8) * 255
-    image = Image.fromarray(mask, mode="L")
+    """The foreground mask at the original image size as a 1-bit PNG, and its coverage.
+
+    1-bit: a quarter of the encode time of an 8-bit mask and a third of the bytes; readers get
+    0/255 with Image.convert("L").
+    """
+    mask = prob > threshold
+    image = Image.fromarray(mask)
     if image.size != (width, height):
         image = image.resize((width, height), Image.Resampling.NEAREST)
     out = io.BytesIO()
-    image.save(out, format="PNG", compress_level=1)  # masks compress well even at level 1; level 6 costs 5x
-    return out.getvalue(), float(mask.mean() / 255)
+    image.save(out, format="PNG", compress_level=1)
+    return out.getvalue(), float(np.count_nonzero(mask) / mask.size)
 
 
 def top_k(output: np.ndarray, spec: ModelSpec) -> list[dict]:

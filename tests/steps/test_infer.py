@@ -12,7 +12,7 @@ from threading import Thread
 
 import numpy as np
 import pytest
-from conftest import StoreCase, read_outputs, run_step
+from fixtures.stepkit import StoreCase, read_outputs, run_step
 from fixtures import onnx_models as zoo
 from PIL import Image
 
@@ -63,7 +63,7 @@ def test_segmentation_outputs_failures_and_metrics(store_case, blob_model, tmp_p
 
     for key, blobs in BLOBS.items():
         result = json.loads(store.get_bytes(f"out/{key}.json"))
-        mask = np.asarray(Image.open(io.BytesIO(store.get_bytes(f"out/{key}.mask.png"))))
+        mask = np.asarray(Image.open(io.BytesIO(store.get_bytes(f"out/{key}.mask.png"))).convert("L"))
         assert mask.shape == (100, 160) and result["width"] == 160
         assert mask[5, 5] == 0
         for cx, cy, r in blobs:

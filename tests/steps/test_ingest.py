@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import read_outputs, run_step
+from fixtures.stepkit import read_outputs, run_step
 from fixtures import onnx_models as zoo
 from PIL import Image
 

@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import read_outputs, run_step
+from fixtures.stepkit import read_outputs, run_step
 from fixtures import onnx_models as zoo
 
 from steps.common.storage import open_store
