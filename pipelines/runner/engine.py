@@ -293,7 +293,8 @@ class Engine:
                         "status": child.phase, "duration": str(int(time.monotonic() - started)),
                         "message": child.message}
                 env = nested(dict(scope, **{f"lastRetry.{k}": v for k, v in last.items()}))
-                more = bool(evaluate_expr(retry["expression"], env))
+                expression = substitute(str(retry["expression"]), scope, f"template {tname!r} retryStrategy")
+                more = evaluate_expr(expression, env) is True
             wait = min(delay * factor**attempt, cap) if cap is not None else delay * factor**attempt
             if more and max_total is not None and time.monotonic() - first + wait > max_total:
                 more = False
@@ -331,7 +332,9 @@ class Engine:
         node_dir.mkdir(parents=True, exist_ok=True)
         node.log = str(self.run_dir / "logs" / f"{node.id}.log")
         try:
-            body = {k: v for k, v in template.items() if k not in ("outputs", "inputs")}
+            # Only what the process sees is substituted: metrics and outputs may name values that only
+            # exist after the run (`{{outputs.parameters.x}}`).
+            body = {k: v for k, v in template.items() if k in ("name", "container", "script", "volumes")}
             resolved = substitute_all(body, scope, f"template {tname!r}")
             with self.pod_slots:
                 if self.cancelled.is_set():

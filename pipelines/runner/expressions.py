@@ -31,6 +31,7 @@ _BINARY = {
     "||": 2, "or": 2,
     "&&": 3, "and": 3,
     "==": 4, "!=": 4, "<": 4, ">": 4, "<=": 4, ">=": 4, "=~": 4, "!~": 4, "in": 4,
+    "matches": 4, "contains": 4, "startsWith": 4, "endsWith": 4,
     "+": 5, "-": 5,
     "*": 6, "/": 6, "%": 6,
 }
@@ -199,7 +200,13 @@ def _binary(op: str, a: Any, b: Any, source: str) -> Any:
                 raise RunnerError(f"invalid expression {source!r}: cannot compare {a!r} {op} {b!r}")
             na, nb = a, b  # type: ignore[assignment]
         return {"<": na < nb, ">": na > nb, "<=": na <= nb, ">=": na >= nb}[op]  # type: ignore[operator]
-    if op == "=~":
+    if op == "contains":
+        return str(b) in str(a)
+    if op == "startsWith":
+        return str(a).startswith(str(b))
+    if op == "endsWith":
+        return str(a).endswith(str(b))
+    if op in ("=~", "matches"):
         return re.search(str(b), str(a)) is not None
     if op == "!~":
         return re.search(str(b), str(a)) is None
@@ -287,7 +294,10 @@ def _evaluate(node: tuple, env: dict[str, Any], source: str) -> Any:
 
 def evaluate_govaluate(source: str) -> bool:
     """Evaluate an already-substituted `when` the way Argo does; the result must be a boolean."""
-    value = _evaluate(_Parser(source, govaluate=True).parse(), {}, source)
+    try:
+        value = _evaluate(_Parser(source, govaluate=True).parse(), {}, source)
+    except (TypeError, ValueError, ZeroDivisionError) as error:
+        raise RunnerError(f"invalid 'when' expression {source!r}: {error}") from None
     if not isinstance(value, bool):
         raise RunnerError(f"invalid 'when' expression {source!r}: expected a boolean, got {value!r}")
     return value
@@ -295,7 +305,10 @@ def evaluate_govaluate(source: str) -> bool:
 
 def evaluate_expr(source: str, env: dict[str, Any]) -> Any:
     """Evaluate an expr-lang expression (the subset Argo users write) against `env`."""
-    return _evaluate(_Parser(source, govaluate=False).parse(), env, source)
+    try:
+        return _evaluate(_Parser(source, govaluate=False).parse(), env, source)
+    except (TypeError, KeyError, IndexError, ValueError, ZeroDivisionError, AttributeError) as error:
+        raise RunnerError(f"invalid expression {source!r}: {error}") from None
 
 
 def _jsonpath(document: Any, path: str) -> Any:

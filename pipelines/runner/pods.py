@@ -125,6 +125,7 @@ def run_pod(
         script = node_dir / "script"
         source = body.get("source", "")
         script.write_text(isolation.rewrite(source, mounts) if how == isolation.REWRITE else source)
+        script.chmod(0o755)  # `command: [sh, -c]` executes the file itself
         argv.append(str(script))
     argv += [str(a) for a in body.get("args") or []]
     env = dict(os.environ)

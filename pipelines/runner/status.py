@@ -78,6 +78,8 @@ class Status:
         self.order: list[str] = []
         self.lock = threading.RLock()
         self.listeners: list[Any] = []
+        #: ("start"|"finish", node id) in the order they happened, for ordering checks.
+        self.events: list[tuple[str, str]] = []
 
     def node_id(self, name: str) -> str:
         return self.workflow_name if name == self.workflow_name else f"{self.workflow_name}-{fnv32a(name)}"
@@ -99,6 +101,7 @@ class Status:
         with self.lock:
             node.phase = "Running"
             node.started_at = node.started_at or now()
+            self.events.append(("start", node.id))
         self.changed(node)
 
     def finish(self, node: Node, phase: str, message: str = "") -> Node:
@@ -106,6 +109,7 @@ class Status:
             node.phase = phase
             node.started_at = node.started_at or now()
             node.finished_at = now()
+            self.events.append(("finish", node.id))
             if message:
                 node.message = message
         self.changed(node)

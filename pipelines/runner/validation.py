@@ -19,7 +19,7 @@ K8S_ONLY = {
     "podGC", "ttlStrategy", "imagePullSecrets", "podDisruptionBudget", "archiveLogs",
     "podPriorityClassName", "hostNetwork", "dnsPolicy", "dnsConfig", "workflowMetadata", "artifactGC",
     "artifactRepositoryRef", "securityContext", "labels", "annotations", "shutdown", "retryStrategyRef",
-    "workflowTemplateRef", "nodeName", "serviceAccount",
+    "workflowTemplateRef", "nodeName", "serviceAccount", "podResources", "resourceClaims",
 }
 SPEC_HONOURED = {"entrypoint", "templates", "arguments", "onExit", "parallelism", "activeDeadlineSeconds", "volumes"}
 TEMPLATE_HONOURED = {
