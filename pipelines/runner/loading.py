@@ -19,6 +19,7 @@ import yaml
 from pipelines.runner.errors import RunnerError
 from pipelines.tools import REPO_ROOT
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 RUNNABLE = ("Workflow", "WorkflowTemplate", "CronWorkflow")
 LIBRARY_KINDS = ("WorkflowTemplate", "ClusterWorkflowTemplate")
 
@@ -29,7 +30,7 @@ def env_tree(env: str) -> Path:
 
 def read_documents(path: Path) -> list[dict[str, Any]]:
     try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+        docs = [d for d in yaml.load_all(path.read_text(), Loader=_LOADER) if isinstance(d, dict)]
     except yaml.YAMLError as error:
         raise RunnerError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
     for doc in docs:
