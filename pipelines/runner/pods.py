@@ -94,7 +94,7 @@ def mounts_for(template: dict[str, Any], spec_volumes: list[dict], node_dir: Pat
         if mount.get("name") not in volumes:
             raise RunnerError(f"template {template.get('name')!r}: volumeMount {mount.get('name')!r} has no volume")
         path = mount["mountPath"].rstrip("/") or "/"
-        if path != "/tmp":
+        if path != "/tmp" and not path.startswith("/tmp/"):  # anything under /tmp is private already
             mounts[path] = node_dir / "volumes" / mount["name"]
     for host in mounts.values():
         host.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 from rich.console import Console, Group
@@ -19,18 +18,16 @@ ICONS = {"Succeeded": "[green]✔[/]", "Failed": "[red]✖[/]", "Error": "[red]�
 
 
 def _label(node: Node) -> str:
-    seconds = ""
     text = f"{ICONS.get(node.phase, '?')} {node.display_name} [dim]{node.template_name} {node.type}[/]"
     if node.message and node.phase != "Succeeded":
         text += f" [italic]{node.message}[/]"
-    return text + seconds
+    return text
 
 
 def tree(engine: Engine) -> Tree:
     nodes = engine.status.nodes
     with engine.status.lock:
         ids = list(engine.status.order)
-        placed: set[str] = set()
         root_tree = Tree(f"[bold]{engine.name}[/] {engine.phase}")
         branches: dict[str, Tree] = {}
         for node_id in ids:
@@ -41,7 +38,6 @@ def tree(engine: Engine) -> Tree:
                 parent = node.boundary_id
             holder = branches[parent] if parent else root_tree
             branches[node_id] = holder.add(_label(node))
-            placed.add(node_id)
     return root_tree
 
 
@@ -74,6 +70,3 @@ def watch(engine: Engine, console: Console) -> dict[str, Any]:
         raise RuntimeError("the runner stopped without a result")
     return result["workflow"]
 
-
-def elapsed(start: float) -> str:
-    return f"{time.monotonic() - start:.1f}s"

@@ -266,3 +266,37 @@ def test_cli_table_output(tmp_path: Path) -> None:
 def test_rendered_yaml_roundtrip_of_final_object(tmp_path: Path) -> None:
     workflow, _, _ = run(tmp_path, FANOUT)
     assert yaml.safe_load(json.dumps(workflow))["status"]["progress"] == "7/7"
+
+
+OURS = """
+apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+metadata: {name: ours}
+spec:
+  entrypoint: main
+  podGC: {strategy: OnPodCompletion}
+  ttlStrategy: {secondsAfterCompletion: 60}
+  securityContext: {runAsNonRoot: true, runAsUser: 10001}
+  volumes: [{name: tmp, emptyDir: {}}]
+  templates:
+  - name: main
+    synchronization: {mutex: {name: m}}
+    metrics: {prometheus: [{name: x, help: y, gauge: {value: "{{outputs.parameters.n}}"}}]}
+    nodeSelector: {gpu: "true"}
+    container:
+      image: ghcr.io/kiosk/steps:1
+      command: [python, -c]
+      args: ["import os, pathlib; p = pathlib.Path('/tmp/outputs'); p.mkdir(exist_ok=True); (p / 'n').write_text(os.environ['KIOSK_WORKDIR'])"]
+      resources: {limits: {cpu: "1"}}
+      securityContext: {readOnlyRootFilesystem: true}
+      volumeMounts: [{name: tmp, mountPath: /tmp}]
+    outputs: {parameters: [{name: n, valueFrom: {path: /tmp/outputs/n}}]}
+"""
+
+
+def test_kubernetes_only_fields_are_accepted_no_ops(tmp_path: Path) -> None:
+    path = write(tmp_path, OURS)
+    workflow = api.run("ours", env=None, files=[path], workdir=tmp_path / "wd")
+    assert workflow["status"]["phase"] == "Succeeded"
+    node = next(iter(workflow["status"]["nodes"].values()))
+    assert node["outputs"]["parameters"] == [{"name": "n", "value": str((tmp_path / "wd").resolve())}]
