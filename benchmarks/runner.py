@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines.runner import api, isolation  # noqa: E402
+from pipelines.runner import api, isolation
 
 MANIFEST = """
 apiVersion: argoproj.io/v1alpha1

@@ -77,8 +77,9 @@ def run_template(stage: Stage, target: str, wanted: dict[str, str], workdir: Pat
     start = time.monotonic()
     try:
         declared = _declared(target)
-        engine = api.prepare(target, env="local", workdir=workdir,
-                             parameters={k: v for k, v in wanted.items() if k in declared})
+        engine = api.prepare(
+            target, env="local", workdir=workdir, parameters={k: v for k, v in wanted.items() if k in declared}
+        )
     except RunnerError as error:
         if "not found" in str(error) or "no Workflow" in str(error):
             stage.phase = "missing"
@@ -94,8 +95,9 @@ def run_template(stage: Stage, target: str, wanted: dict[str, str], workdir: Pat
         stage.phase = "missing"
         raise Missing("; ".join(missing))
     if stage.phase != "Succeeded":
-        raise RuntimeError(f"{target} {stage.phase}: {workflow['status'].get('message', '')} "
-                           f"(logs: {engine.run_dir / 'logs'})")
+        raise RuntimeError(
+            f"{target} {stage.phase}: {workflow['status'].get('message', '')} (logs: {engine.run_dir / 'logs'})"
+        )
     return workflow
 
 
@@ -104,9 +106,22 @@ def synthesize(stage: Stage, dataset: str, workdir: Path) -> None:
     outputs = workdir / "demo" / "synth-outputs"
     env = dict(os.environ, KIOSK_WORKDIR=str(workdir), PYTHONPATH=str(REPO_ROOT))
     done = subprocess.run(
-        [sys.executable, "-m", "steps.synth", f"--output-uri={dataset}", f"--count={IMAGES}", "--width=128",
-         "--height=128", f"--outputs-dir={outputs}"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
+        [
+            sys.executable,
+            "-m",
+            "steps.synth",
+            f"--output-uri={dataset}",
+            f"--count={IMAGES}",
+            "--width=128",
+            "--height=128",
+            f"--outputs-dir={outputs}",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     stage.seconds = time.monotonic() - start
     if done.returncode == NOT_IMPLEMENTED:
         stage.phase = "missing"
@@ -125,7 +140,8 @@ def _first(outputs: dict[str, str], *names: str) -> str | None:
 def command(
     as_json: Annotated[bool, typer.Option("--json", help="Last line of stdout: one JSON summary object.")] = False,
     workdir: Annotated[Path | None, typer.Option(help="Where the store, logs and reports go (default .kiosk/).")] = (
-        None),
+        None
+    ),
 ) -> None:
     """Run the whole pipeline locally on synthetic data and print where the report is."""
     console = Console(stderr=as_json)
@@ -136,8 +152,12 @@ def command(
     store = os.path.expandvars(config.storage.uri).rstrip("/")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     dataset = f"{store}/uploads/demo-{stamp}"
-    stages = [Stage("synthetic dataset"), Stage("batch-inference"), Stage("benchmark"),
-              Stage("retention-cleanup (dry run)")]
+    stages = [
+        Stage("synthetic dataset"),
+        Stage("batch-inference"),
+        Stage("benchmark"),
+        Stage("retention-cleanup (dry run)"),
+    ]
     code, problem = 0, ""
     try:
         console.print(f"[bold]1/4[/] synthetic dataset: {IMAGES} images -> {dataset}")

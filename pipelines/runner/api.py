@@ -31,8 +31,9 @@ def prepare(
 ) -> Engine:
     """Resolve and check a workflow without running it (errors surface before any process starts)."""
     workflow, library = resolve(target, env, files, parameters)
-    options = Options(workdir=(workdir or default_workdir()).resolve(), command_map=dict(command_map or {}),
-                      max_pods=max_pods)
+    options = Options(
+        workdir=(workdir or default_workdir()).resolve(), command_map=dict(command_map or {}), max_pods=max_pods
+    )
     engine = Engine(workflow, library, options)
     engine.check()
     return engine

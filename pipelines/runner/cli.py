@@ -31,14 +31,20 @@ def parse_parameters(values: list[str]) -> dict[str, str]:
 
 
 def command(
-    target: Annotated[str, typer.Argument(help="WorkflowTemplate/CronWorkflow/Workflow name in the env's rendered "
-                                               "tree, or a manifest file.")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="WorkflowTemplate/CronWorkflow/Workflow name in the env's rendered tree, or a manifest file."
+        ),
+    ],
     parameter: Annotated[list[str], typer.Option("--parameter", "-p", help="Workflow parameter name=value.")] = [],  # noqa: B006
     env: Annotated[str, typer.Option(help="Rendered tree to resolve names in: argocd/workflows/<env>/.")] = "local",
     output: Annotated[Output, typer.Option("--output", "-o", help="table: live tree; json: final Workflow.")] = (
-        Output.table),
+        Output.table
+    ),
     workdir: Annotated[Path | None, typer.Option(help="Logs, node files and the local store (default .kiosk/).")] = (
-        None),
+        None
+    ),
     file: Annotated[list[Path], typer.Option("--file", "-f", help="Extra manifests for templateRef lookups.")] = [],  # noqa: B006
 ) -> None:
     """Run a workflow locally with Argo's semantics; exit 0 when it Succeeded, 1 otherwise."""

@@ -7,12 +7,10 @@ see the same tree.
 from __future__ import annotations
 
 import json
-import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from pipelines.runner import depends as dep
 from pipelines.runner.errors import RunnerError
 from pipelines.runner.expressions import evaluate_expr, evaluate_govaluate, to_text
 from pipelines.runner.status import Node
@@ -136,12 +134,27 @@ def template_outputs(engine: Engine, template: dict[str, Any], scope: dict[str, 
 
 def _exit_hook(engine: Engine, step: dict, owner: Owner, node: Node, parent: Node, boundary: str) -> None:
     if step.get("onExit"):
-        engine.execute({"template": step["onExit"]}, owner, f"{node.name}.onExit", f"{node.display_name}.onExit",
-                       parent, {}, boundary)
+        engine.execute(
+            {"template": step["onExit"]},
+            owner,
+            f"{node.name}.onExit",
+            f"{node.display_name}.onExit",
+            parent,
+            {},
+            boundary,
+        )
 
 
-def _run_one(engine: Engine, step: dict, owner: Owner, scope: dict[str, str], name: str, display: str,
-             parent: Node, boundary: str) -> Node:
+def _run_one(
+    engine: Engine,
+    step: dict,
+    owner: Owner,
+    scope: dict[str, str],
+    name: str,
+    display: str,
+    parent: Node,
+    boundary: str,
+) -> Node:
     """A step/task instance: `when`, then the template (Skipped nodes keep Argo's message)."""
     where = f"step {name!r}"
     try:
@@ -163,8 +176,16 @@ def _continues(step: dict, phase: str) -> bool:
     return (phase == "Failed" and bool(cont.get("failed"))) or (phase == "Error" and bool(cont.get("error")))
 
 
-def run_steps(engine: Engine, template: dict, owner: Owner, scope: dict[str, str], name: str, display: str,
-              parent: Node | None, boundary: str) -> Node:
+def run_steps(
+    engine: Engine,
+    template: dict,
+    owner: Owner,
+    scope: dict[str, str],
+    name: str,
+    display: str,
+    parent: Node | None,
+    boundary: str,
+) -> Node:
     node = engine.status.create(name, display, "Steps", template["name"], parent, boundary)
     engine.status.start(node)
     scope = dict(scope)
@@ -173,8 +194,9 @@ def run_steps(engine: Engine, template: dict, owner: Owner, scope: dict[str, str
     phase, message = "Succeeded", ""
     for index, group in enumerate(template["steps"]):
         group = group if isinstance(group, list) else [group]
-        group_node = engine.status.create(f"{name}[{index}]", f"[{index}]", "StepGroup", template["name"], node,
-                                          node.id)
+        group_node = engine.status.create(
+            f"{name}[{index}]", f"[{index}]", "StepGroup", template["name"], node, node.id
+        )
         engine.status.start(group_node)
         jobs, failed = [], threading.Event()
         for step in group:
@@ -182,22 +204,49 @@ def run_steps(engine: Engine, template: dict, owner: Owner, scope: dict[str, str
             try:
                 fan = expand(step, scope, where)
             except RunnerError as error:
-                bad = engine.status.create(f"{group_node.name}.{step['name']}", step["name"], "Skipped",
-                                           str(step.get("template", "")), group_node, node.id)
+                bad = engine.status.create(
+                    f"{group_node.name}.{step['name']}",
+                    step["name"],
+                    "Skipped",
+                    str(step.get("template", "")),
+                    group_node,
+                    node.id,
+                )
                 engine.status.finish(bad, "Error", str(error))
                 jobs.append((step, None, [bad]))
                 continue
             if fan is None:
                 jobs.append((step, None, [(f"{group_node.name}.{step['name']}", step["name"], scope)]))
             elif not fan:
-                empty = engine.status.create(f"{group_node.name}.{step['name']}", step["name"], "Skipped",
-                                             str(step.get("template", "")), group_node, node.id)
+                empty = engine.status.create(
+                    f"{group_node.name}.{step['name']}",
+                    step["name"],
+                    "Skipped",
+                    str(step.get("template", "")),
+                    group_node,
+                    node.id,
+                )
                 jobs.append((step, None, [engine.status.finish(empty, "Skipped", "Skipped, empty params")]))
             else:
-                jobs.append((step, fan, [(f"{group_node.name}.{step['name']}{sfx}", f"{step['name']}{sfx}",
-                                          dict(scope, **item)) for sfx, item in fan]))
+                jobs.append(
+                    (
+                        step,
+                        fan,
+                        [
+                            (f"{group_node.name}.{step['name']}{sfx}", f"{step['name']}{sfx}", dict(scope, **item))
+                            for sfx, item in fan
+                        ],
+                    )
+                )
 
-        def launch(step: dict, item_name: str, item_display: str, item_scope: dict) -> Node | None:
+        def launch(
+            step: dict,
+            item_name: str,
+            item_display: str,
+            item_scope: dict,
+            failed: threading.Event = failed,
+            group_node: Node = group_node,
+        ) -> Node | None:
             if fail_fast and failed.is_set():
                 return None
             child = _run_one(engine, step, owner, item_scope, item_name, item_display, group_node, node.id)

@@ -82,8 +82,16 @@ def _group_phase(children: list[Node], task: dict) -> str:
     return failed[-1] if failed else "Succeeded"
 
 
-def run_dag(engine: Engine, template: dict, owner: Owner, scope: dict[str, str], name: str, display: str,
-            parent: Node | None, boundary: str) -> Node:
+def run_dag(
+    engine: Engine,
+    template: dict,
+    owner: Owner,
+    scope: dict[str, str],
+    name: str,
+    display: str,
+    parent: Node | None,
+    boundary: str,
+) -> Node:
     node = engine.status.create(name, display, "DAG", template["name"], parent, boundary)
     engine.status.start(node)
     try:
@@ -112,24 +120,28 @@ def run_dag(engine: Engine, template: dict, owner: Owner, scope: dict[str, str],
             try:
                 fan = expand(task, task_scope, f"task {task_name!r} of template {template['name']!r}")
             except RunnerError as error:
-                bad = engine.status.create(full, task_name, "Skipped", str(task.get("template", "")), task_parent,
-                                           node.id)
+                bad = engine.status.create(
+                    full, task_name, "Skipped", str(task.get("template", "")), task_parent, node.id
+                )
                 done.put((task_name, engine.status.finish(bad, "Error", str(error)), None))
                 return
             if fan is None:
                 done.put((task_name, leaf(task, task_scope, full, task_name, task_parent), None))
                 return
-            group = engine.status.create(full, task_name, "TaskGroup", str(task.get("template", "")), task_parent,
-                                         node.id)
+            group = engine.status.create(
+                full, task_name, "TaskGroup", str(task.get("template", "")), task_parent, node.id
+            )
             engine.status.start(group)
             with ThreadPoolExecutor(max_workers=max(1, min(len(fan), 256))) as pool:
-                futures = [pool.submit(leaf, task, dict(task_scope, **item), f"{full}{sfx}", f"{task_name}{sfx}",
-                                       group) for sfx, item in fan]
+                futures = [
+                    pool.submit(leaf, task, dict(task_scope, **item), f"{full}{sfx}", f"{task_name}{sfx}", group)
+                    for sfx, item in fan
+                ]
             children = [f.result() for f in futures]
             phase = _group_phase(children, task)
             engine.status.finish(group, phase, "Skipped, empty params" if not children else "")
             done.put((task_name, group, children))
-        except BaseException as error:  # a bug must not hang the DAG loop waiting for this task
+        except BaseException as error:  # noqa: BLE001 - a bug must not hang the DAG loop waiting for this task
             crash = engine.status.create(f"{full}.crash", task_name, "Skipped", "", node, node.id)
             done.put((task_name, engine.status.finish(crash, "Error", f"runner error: {error!r}"), None))
 
@@ -151,8 +163,14 @@ def run_dag(engine: Engine, template: dict, owner: Owner, scope: dict[str, str],
                     running += 1
                     continue
                 if not go:
-                    omitted = engine.status.create(f"{name}.{task_name}", task_name, "Skipped",
-                                                   str(graph.tasks[task_name].get("template", "")), None, node.id)
+                    omitted = engine.status.create(
+                        f"{name}.{task_name}",
+                        task_name,
+                        "Skipped",
+                        str(graph.tasks[task_name].get("template", "")),
+                        None,
+                        node.id,
+                    )
                     engine.status.finish(omitted, "Omitted", "omitted: depends condition not met")
                     done.put((task_name, omitted, None))
                     running += 1
@@ -171,8 +189,11 @@ def run_dag(engine: Engine, template: dict, owner: Owner, scope: dict[str, str],
             record(scope, f"tasks.{task_name}", task_node, children)
             cont = graph.tasks[task_name].get("continueOn") or {}
             states[task_name] = dep.TaskState(
-                task_node.phase, tuple(c.phase for c in children or []),
-                bool(cont.get("failed")), bool(cont.get("error")))
+                task_node.phase,
+                tuple(c.phase for c in children or []),
+                bool(cont.get("failed")),
+                bool(cont.get("error")),
+            )
             if fail_fast and graph.assess(states) in FAILED:
                 stop = True
     phase = graph.assess(states)

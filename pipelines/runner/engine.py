@@ -129,10 +129,14 @@ class Engine:
     def lookup(self, step: dict[str, Any], owner: Owner) -> tuple[dict[str, Any], Owner]:
         ref = step.get("templateRef")
         if ref:
-            doc = self.library.get(ref["name"], bool(ref.get("clusterScope")), f"templateRef in {owner.name or self.name}")
+            doc = self.library.get(
+                ref["name"], bool(ref.get("clusterScope")), f"templateRef in {owner.name or self.name}"
+            )
             templates = {t["name"]: t for t in doc.get("spec", {}).get("templates") or []}
             if ref["template"] not in templates:
-                raise RunnerError(f"templateRef: template {ref['template']!r} not found in WorkflowTemplate {ref['name']!r}")
+                raise RunnerError(
+                    f"templateRef: template {ref['template']!r} not found in WorkflowTemplate {ref['name']!r}"
+                )
             return templates[ref["template"]], Owner(ref["name"], templates)
         name = step.get("template")
         if name not in owner.templates:
@@ -178,8 +182,9 @@ class Engine:
         arguments = {p["name"]: p.get("value", "") for p in (self.spec.get("arguments") or {}).get("parameters") or []}
         arguments = {k: self.globals[f"workflow.parameters.{k}"] for k in arguments}
         try:
-            root = self.execute({"template": self.spec["entrypoint"]}, self.owner, self.name, self.name, None,
-                                arguments, "")
+            root = self.execute(
+                {"template": self.spec["entrypoint"]}, self.owner, self.name, self.name, None, arguments, ""
+            )
         finally:
             if timer:
                 timer.cancel()
@@ -192,8 +197,15 @@ class Engine:
                 self.globals["workflow.failures"] = json.dumps(self.status.failures(), separators=(",", ":"))
                 self.globals["workflow.duration"] = f"{time.monotonic() - self.started:.6f}"
             self.cancelled.clear()
-            exit_node = self.execute({"template": self.spec["onExit"]}, self.owner, f"{self.name}.onExit",
-                                     f"{self.name}.onExit", None, {}, "")
+            exit_node = self.execute(
+                {"template": self.spec["onExit"]},
+                self.owner,
+                f"{self.name}.onExit",
+                f"{self.name}.onExit",
+                None,
+                {},
+                "",
+            )
             if exit_node.phase in FAILED and phase == "Succeeded":
                 phase, message = exit_node.phase, exit_node.message or "exit handler failed"
         self.phase = "Failed" if phase == "Skipped" else phase
@@ -222,14 +234,27 @@ class Engine:
             status["message"] = self.message
         if self.global_outputs:
             status["outputs"] = {"parameters": [{"name": k, "value": v} for k, v in self.global_outputs.items()]}
-        return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": meta,
-                "spec": self.spec, "status": status}
+        return {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Workflow",
+            "metadata": meta,
+            "spec": self.spec,
+            "status": status,
+        }
 
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
-    def execute(self, step: dict[str, Any], owner: Owner, name: str, display: str, parent: Node | None,
-                arguments: dict[str, str], boundary: str) -> Node:
+    def execute(
+        self,
+        step: dict[str, Any],
+        owner: Owner,
+        name: str,
+        display: str,
+        parent: Node | None,
+        arguments: dict[str, str],
+        boundary: str,
+    ) -> Node:
         """Run the template `step` names as node `name`; never raises for a workflow-level failure."""
         try:
             template, owner = self.lookup(step, owner)
@@ -257,8 +282,9 @@ class Engine:
                 raise RunnerError(f"template {template['name']!r}: inputs.parameters.{pname} was not supplied")
             value = substitute(value, scope, f"template {template['name']!r}")
             if param.get("enum") and value not in [param_text(e) for e in param["enum"]]:
-                raise RunnerError(f"template {template['name']!r}: inputs.parameters.{pname}={value!r} is not one of "
-                                  f"{param['enum']}")
+                raise RunnerError(
+                    f"template {template['name']!r}: inputs.parameters.{pname}={value!r} is not one of {param['enum']}"
+                )
             scope[f"inputs.parameters.{pname}"] = value
             params.append({"name": pname, "value": value})
         scope["inputs.parameters"] = json.dumps(params, separators=(",", ":"))
@@ -283,15 +309,23 @@ class Engine:
         while True:
             child_scope = dict(scope, retries=str(attempt))
             started = time.monotonic()
-            child = self._once(template, owner, child_scope, f"{name}({attempt})", f"{display}({attempt})", node,
-                               boundary)
-            retryable = {"Always": FAILED, "OnFailure": ("Failed",), "OnError": ("Error",),
-                         "OnTransientError": ("Error",)}[policy]
+            child = self._once(
+                template, owner, child_scope, f"{name}({attempt})", f"{display}({attempt})", node, boundary
+            )
+            retryable = {
+                "Always": FAILED,
+                "OnFailure": ("Failed",),
+                "OnError": ("Error",),
+                "OnTransientError": ("Error",),
+            }[policy]
             more = child.phase in retryable and (limit is None or attempt < limit) and not self.cancelled.is_set()
             if more and retry.get("expression"):
-                last = {"exitCode": str(child.exit_code if child.exit_code is not None else -1),
-                        "status": child.phase, "duration": str(int(time.monotonic() - started)),
-                        "message": child.message}
+                last = {
+                    "exitCode": str(child.exit_code if child.exit_code is not None else -1),
+                    "status": child.phase,
+                    "duration": str(int(time.monotonic() - started)),
+                    "message": child.message,
+                }
                 env = nested(dict(scope, **{f"lastRetry.{k}": v for k, v in last.items()}))
                 expression = substitute(str(retry["expression"]), scope, f"template {tname!r} retryStrategy")
                 more = evaluate_expr(expression, env) is True
@@ -341,17 +375,25 @@ class Engine:
                     return self.status.finish(node, "Failed", self.cancel_message or "cancelled")
                 self.status.start(node)
                 result, mounts = pods.run_pod(
-                    resolved, node_dir=node_dir, log_path=Path(node.log), workdir=self.options.workdir,
-                    spec_volumes=self.spec.get("volumes") or [], command_map=self.options.command_map,
-                    deadline_s=self._deadline(template, scope), table=self.table, cancelled=self.cancelled)
+                    resolved,
+                    node_dir=node_dir,
+                    log_path=Path(node.log),
+                    workdir=self.options.workdir,
+                    spec_volumes=self.spec.get("volumes") or [],
+                    command_map=self.options.command_map,
+                    deadline_s=self._deadline(template, scope),
+                    table=self.table,
+                    cancelled=self.cancelled,
+                )
         except RunnerError as error:
             return self.status.finish(node, "Error", str(error))
         node.exit_code = result.exit_code
         outputs: dict[str, Any] = {"result": result.stdout}
         if result.exit_code is not None:
             outputs["exitCode"] = str(result.exit_code)
-        phase, message = ("Succeeded", "") if result.exit_code == 0 and not result.timed_out else ("Failed",
-                                                                                                    result.message)
+        phase, message = (
+            ("Succeeded", "") if result.exit_code == 0 and not result.timed_out else ("Failed", result.message)
+        )
         out_params = []
         for param in (template.get("outputs") or {}).get("parameters") or []:
             value_from = param.get("valueFrom") or {}
@@ -365,8 +407,10 @@ class Engine:
                 value = substitute(param_text(param["value"]), scope, f"template {tname!r}")
             if value is None:
                 if phase == "Succeeded":
-                    phase, message = "Error", f"failed to read output parameter {param['name']!r} from " \
-                                              f"{value_from.get('path')!r}"
+                    phase, message = (
+                        "Error",
+                        (f"failed to read output parameter {param['name']!r} from {value_from.get('path')!r}"),
+                    )
                 continue
             out_params.append({"name": param["name"], "value": value})
             self.publish_global(param, value)

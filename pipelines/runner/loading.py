@@ -137,8 +137,11 @@ def resolve(
     workflow: dict[str, Any] = {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Workflow",
-        "metadata": {"generateName": f"{base}-", "labels": dict(meta.get("labels") or {}),
-                     "annotations": dict(meta.get("annotations") or {})},
+        "metadata": {
+            "generateName": f"{base}-",
+            "labels": dict(meta.get("labels") or {}),
+            "annotations": dict(meta.get("annotations") or {}),
+        },
     }
     if kind == "Workflow":
         workflow["metadata"] = copy.deepcopy(meta)

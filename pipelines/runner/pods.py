@@ -142,17 +142,26 @@ def run_pod(
         if cancelled.is_set():
             return PodResult(None, "", "cancelled before start", cancelled=True), mounts
         try:
-            proc = subprocess.Popen(wrapped, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO_ROOT,
-                                    env=env, start_new_session=True)
+            proc = subprocess.Popen(
+                wrapped,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                cwd=REPO_ROOT,
+                env=env,
+                start_new_session=True,
+            )
         except OSError as error:
             raise RunnerError(f"template {name!r}: cannot start {argv[0]!r}: {error}") from None
         table.add(proc)
         timed_out = threading.Event()
         timer = None
         if deadline_s is not None:
+
             def expire() -> None:
                 timed_out.set()
                 _terminate(proc)
+
             timer = threading.Timer(max(deadline_s, 0.0), expire)
             timer.daemon = True
             timer.start()
@@ -165,11 +174,11 @@ def run_pod(
     stdout = stdout_path.read_bytes().decode(errors="replace")
     with open(log_path, "ab") as err:  # the node log holds stdout too, like `argo logs`
         err.write(stdout.encode())
-    if stdout.endswith("\n"):
-        stdout = stdout[:-1]
+    stdout = stdout.removesuffix("\n")
     if timed_out.is_set():
-        return PodResult(code, stdout, "Pod was active on the node longer than the specified deadline",
-                         timed_out=True), mounts
+        return PodResult(
+            code, stdout, "Pod was active on the node longer than the specified deadline", timed_out=True
+        ), mounts
     if cancelled.is_set() and code != 0:
         return PodResult(code, stdout, "Stopped with strategy 'Terminate'", cancelled=True), mounts
     return PodResult(code, stdout, "" if code == 0 else f"Error (exit code {code})"), mounts
@@ -181,7 +190,7 @@ def read_output(path: str, mounts: dict[str, Path]) -> str | None:
         text = host.read_text(errors="replace")
     except OSError:
         return None
-    return text[:-1] if text.endswith("\n") else text
+    return text.removesuffix("\n")
 
 
 def elapsed_since(start: float) -> float:

@@ -84,8 +84,9 @@ class Status:
     def node_id(self, name: str) -> str:
         return self.workflow_name if name == self.workflow_name else f"{self.workflow_name}-{fnv32a(name)}"
 
-    def create(self, name: str, display: str, type_: str, template: str, parent: Node | None,
-               boundary: str = "") -> Node:
+    def create(
+        self, name: str, display: str, type_: str, template: str, parent: Node | None, boundary: str = ""
+    ) -> Node:
         with self.lock:
             node = Node(self.node_id(name), name, display, type_, template, boundary_id=boundary)
             if node.id in self.nodes:
@@ -122,8 +123,14 @@ class Status:
     def failures(self) -> list[dict[str, Any]]:
         with self.lock:
             return [
-                {"displayName": n.display_name, "message": n.message, "templateName": n.template_name,
-                 "phase": n.phase, "podName": n.id, "finishedAt": n.finished_at}
+                {
+                    "displayName": n.display_name,
+                    "message": n.message,
+                    "templateName": n.template_name,
+                    "phase": n.phase,
+                    "podName": n.id,
+                    "finishedAt": n.finished_at,
+                }
                 for n in (self.nodes[i] for i in self.order)
                 if n.type == "Pod" and n.phase in ("Failed", "Error")
             ]

@@ -13,7 +13,7 @@ from typing import Any
 from pipelines.runner.errors import RunnerError
 from pipelines.runner.expressions import evaluate_expr, to_text
 
-_TAG = re.compile(r"\{\{\s*(=)?(.*?)\s*\}\}", re.S)
+_TAG = re.compile(r"\{\{\s*(=)?(.*?)\s*\}\}", re.DOTALL)
 # Tags with these prefixes must resolve; anything else (e.g. a shell or Helm `{{`) is left alone.
 _STRICT = ("inputs.", "outputs.", "steps.", "tasks.", "item", "workflow.", "pod.", "retries", "node.")
 

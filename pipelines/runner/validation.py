@@ -13,26 +13,90 @@ from typing import Any
 from pipelines.runner.errors import UnsupportedFeature
 
 K8S_ONLY = {
-    "securityContext", "nodeSelector", "tolerations", "affinity", "podSpecPatch", "serviceAccountName",
-    "automountServiceAccountToken", "synchronization", "metrics", "metadata", "archiveLocation",
-    "priorityClassName", "priority", "schedulerName", "hostAliases", "executor", "podMetadata",
-    "podGC", "ttlStrategy", "imagePullSecrets", "podDisruptionBudget", "archiveLogs",
-    "podPriorityClassName", "hostNetwork", "dnsPolicy", "dnsConfig", "workflowMetadata", "artifactGC",
-    "artifactRepositoryRef", "securityContext", "labels", "annotations", "shutdown", "retryStrategyRef",
-    "workflowTemplateRef", "nodeName", "serviceAccount", "podResources", "resourceClaims",
+    "securityContext",
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+    "podSpecPatch",
+    "serviceAccountName",
+    "automountServiceAccountToken",
+    "synchronization",
+    "metrics",
+    "metadata",
+    "archiveLocation",
+    "priorityClassName",
+    "priority",
+    "schedulerName",
+    "hostAliases",
+    "executor",
+    "podMetadata",
+    "podGC",
+    "ttlStrategy",
+    "imagePullSecrets",
+    "podDisruptionBudget",
+    "archiveLogs",
+    "podPriorityClassName",
+    "hostNetwork",
+    "dnsPolicy",
+    "dnsConfig",
+    "workflowMetadata",
+    "artifactGC",
+    "artifactRepositoryRef",
+    "labels",
+    "annotations",
+    "shutdown",
+    "retryStrategyRef",
+    "workflowTemplateRef",
+    "nodeName",
+    "serviceAccount",
+    "podResources",
+    "resourceClaims",
 }
 SPEC_HONOURED = {"entrypoint", "templates", "arguments", "onExit", "parallelism", "activeDeadlineSeconds", "volumes"}
 TEMPLATE_HONOURED = {
-    "name", "inputs", "outputs", "container", "script", "steps", "dag", "retryStrategy",
-    "activeDeadlineSeconds", "timeout", "parallelism", "failFast", "volumes", "daemon",
+    "name",
+    "inputs",
+    "outputs",
+    "container",
+    "script",
+    "steps",
+    "dag",
+    "retryStrategy",
+    "activeDeadlineSeconds",
+    "timeout",
+    "parallelism",
+    "failFast",
+    "volumes",
+    "daemon",
 }
 STEP_HONOURED = {
-    "name", "template", "templateRef", "arguments", "when", "withItems", "withParam", "withSequence",
-    "continueOn", "onExit", "depends", "dependencies", "description",
+    "name",
+    "template",
+    "templateRef",
+    "arguments",
+    "when",
+    "withItems",
+    "withParam",
+    "withSequence",
+    "continueOn",
+    "onExit",
+    "depends",
+    "dependencies",
+    "description",
 }
 CONTAINER_HONOURED = {"image", "command", "args", "env", "source", "volumeMounts", "name", "workingDir"}
-CONTAINER_K8S = {"resources", "imagePullPolicy", "securityContext", "ports", "livenessProbe", "readinessProbe",
-                 "startupProbe", "terminationMessagePath", "terminationMessagePolicy", "lifecycle"}
+CONTAINER_K8S = {
+    "resources",
+    "imagePullPolicy",
+    "securityContext",
+    "ports",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "terminationMessagePath",
+    "terminationMessagePolicy",
+    "lifecycle",
+}
 PARAM_VALUE_FROM = {"path", "default", "parameter", "expression"}
 
 
@@ -56,8 +120,11 @@ def check_spec(spec: dict[str, Any], name: str) -> None:
 def _check_volume(volume: dict[str, Any], template: str) -> None:
     kinds = set(volume) - {"name"}
     if kinds != {"emptyDir"}:
-        raise UnsupportedFeature(f"volumes[{volume.get('name')}] of type {', '.join(sorted(kinds))}", template,
-                                 "only emptyDir volumes run locally")
+        raise UnsupportedFeature(
+            f"volumes[{volume.get('name')}] of type {', '.join(sorted(kinds))}",
+            template,
+            "only emptyDir volumes run locally",
+        )
 
 
 def check_template(template: dict[str, Any]) -> None:
@@ -89,8 +156,9 @@ def check_template(template: dict[str, Any]) -> None:
             if "valueFrom" in env:
                 raise UnsupportedFeature("env.valueFrom", name, "secrets and config maps need a cluster")
         if not body.get("command") and "container" in template:
-            raise UnsupportedFeature("container without command", name,
-                                     "the image's entrypoint is unknown locally: set command")
+            raise UnsupportedFeature(
+                "container without command", name, "the image's entrypoint is unknown locally: set command"
+            )
     retry = template.get("retryStrategy") or {}
     _refuse(set(retry) - {"limit", "retryPolicy", "backoff", "expression", "affinity"}, name, "retryStrategy.")
     steps = [s for group in template.get("steps") or [] for s in (group if isinstance(group, list) else [group])]

@@ -13,8 +13,15 @@ from rich.tree import Tree
 from pipelines.runner.engine import Engine
 from pipelines.runner.status import DONE, Node
 
-ICONS = {"Succeeded": "[green]✔[/]", "Failed": "[red]✖[/]", "Error": "[red]⚠[/]", "Skipped": "[dim]○[/]",
-         "Omitted": "[dim]-[/]", "Running": "[yellow]●[/]", "Pending": "[dim]◷[/]"}
+ICONS = {
+    "Succeeded": "[green]✔[/]",
+    "Failed": "[red]✖[/]",
+    "Error": "[red]⚠[/]",
+    "Skipped": "[dim]○[/]",
+    "Omitted": "[dim]-[/]",
+    "Running": "[yellow]●[/]",
+    "Pending": "[dim]◷[/]",
+}
 
 
 def _label(node: Node) -> str:
@@ -69,4 +76,3 @@ def watch(engine: Engine, console: Console) -> dict[str, Any]:
     if "workflow" not in result:
         raise RuntimeError("the runner stopped without a result")
     return result["workflow"]
-

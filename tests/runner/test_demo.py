@@ -15,8 +15,14 @@ from tests.conftest import REPO_ROOT
 
 
 def test_demo_works_or_names_a_really_missing_part(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "demo", "--json", "--workdir", str(tmp_path)],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "demo", "--json", "--workdir", str(tmp_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert {"processed", "failed", "report", "seconds"} <= set(summary)
     if done.returncode == 0:

@@ -62,7 +62,9 @@ def test_parallel_nodes_get_a_private_tmp(tmp_path: Path, how: str, monkeypatch:
     workflow, nodes, _ = run(tmp_path, FANOUT)
     assert workflow["status"]["phase"] == "Succeeded"
     assert json.loads(nodes["check"]["outputs"]["result"]) == [f"v{i:02d}" for i in range(6)]
-    assert not Path("/tmp/copy").exists() or Path("/tmp/copy").read_text().strip() not in {f"v{i:02d}" for i in range(6)}
+    assert not Path("/tmp/copy").exists() or Path("/tmp/copy").read_text().strip() not in {
+        f"v{i:02d}" for i in range(6)
+    }
 
 
 RETRY = """
@@ -81,7 +83,7 @@ spec:
 
 def test_retry_until_success_with_backoff(tmp_path: Path) -> None:
     start = time.monotonic()
-    workflow, nodes, _ = run(tmp_path, RETRY)
+    workflow, _nodes, _ = run(tmp_path, RETRY)
     assert workflow["status"]["phase"] == "Succeeded"
     root = next(n for n in workflow["status"]["nodes"].values() if n["type"] == "Retry")
     assert [workflow["status"]["nodes"][c]["phase"] for c in root["children"]] == ["Failed", "Failed", "Succeeded"]
@@ -152,8 +154,9 @@ def test_template_deadline_stops_the_process(tmp_path: Path) -> None:
 
 
 def test_workflow_deadline(tmp_path: Path) -> None:
-    text = DEADLINE.replace("    activeDeadlineSeconds: 1\n", "").replace("  entrypoint: main", "  entrypoint: main\n"
-                                                                          "  activeDeadlineSeconds: 1")
+    text = DEADLINE.replace("    activeDeadlineSeconds: 1\n", "").replace(
+        "  entrypoint: main", "  entrypoint: main\n  activeDeadlineSeconds: 1"
+    )
     start = time.monotonic()
     workflow, _, _ = run(tmp_path, text)
     assert time.monotonic() - start < 15
@@ -200,12 +203,15 @@ spec:
 """
 
 
-@pytest.mark.parametrize(("target", "params", "said"), [
-    ("lib", {}, "hello world"),
-    ("lib", {"who": "you"}, "hello you"),
-    ("nightly", {}, "hello cron"),
-    ("caller", {}, "hello ref"),
-])
+@pytest.mark.parametrize(
+    ("target", "params", "said"),
+    [
+        ("lib", {}, "hello world"),
+        ("lib", {"who": "you"}, "hello you"),
+        ("nightly", {}, "hello cron"),
+        ("caller", {}, "hello ref"),
+    ],
+)
 def test_template_kinds_and_refs(tmp_path: Path, target: str, params: dict, said: str) -> None:
     library = write(tmp_path, LIBRARY, "lib.yaml")
     workflow = api.run(target, env=None, files=[library], parameters=params, workdir=tmp_path / "wd")
@@ -219,14 +225,20 @@ def test_unknown_reference_is_an_error(tmp_path: Path) -> None:
         api.prepare("caller", env=None, files=[library], workdir=tmp_path)
 
 
-@pytest.mark.parametrize(("snippet", "feature"), [
-    ("resource: {action: create, manifest: x}", "resource"),
-    ("suspend: {}", "suspend"),
-    ("container: {image: nginx, command: [nginx]}\n    daemon: true", "daemon"),
-    ("container: {image: a, command: [echo]}\n    memoize: {key: k}", "memoize"),
-    ("container: {image: a, command: [echo]}\n    outputs: {artifacts: [{name: a, path: /tmp/a}]}", "outputs.artifacts"),
-    ("container: {image: a}", "container without command"),
-])
+@pytest.mark.parametrize(
+    ("snippet", "feature"),
+    [
+        ("resource: {action: create, manifest: x}", "resource"),
+        ("suspend: {}", "suspend"),
+        ("container: {image: nginx, command: [nginx]}\n    daemon: true", "daemon"),
+        ("container: {image: a, command: [echo]}\n    memoize: {key: k}", "memoize"),
+        (
+            "container: {image: a, command: [echo]}\n    outputs: {artifacts: [{name: a, path: /tmp/a}]}",
+            "outputs.artifacts",
+        ),
+        ("container: {image: a}", "container without command"),
+    ],
+)
 def test_unsupported_features_name_feature_and_template(tmp_path: Path, snippet: str, feature: str) -> None:
     text = f"kind: Workflow\nmetadata: {{name: x}}\nspec:\n  entrypoint: t\n  templates:\n  - name: t\n    {snippet}\n"
     with pytest.raises(UnsupportedFeature) as caught:
@@ -246,12 +258,17 @@ def test_cli_json_shape_and_exit_codes(tmp_path: Path) -> None:
             assert child in workflow["status"]["nodes"]
     logs = list((tmp_path / "w" / "runs" / workflow["metadata"]["name"] / "logs").glob("*.log"))
     assert len(logs) == 3
-    failed = runner.invoke(app, ["run", str(tmp_path / "wf.yaml"), "-p", "pass-at=9", "-o", "json",
-                                 "--workdir", str(tmp_path / "w")])
+    failed = runner.invoke(
+        app, ["run", str(tmp_path / "wf.yaml"), "-p", "pass-at=9", "-o", "json", "--workdir", str(tmp_path / "w")]
+    )
     assert failed.exit_code == 1
     assert json.loads(failed.stdout)["status"]["phase"] == "Failed"
-    bad = write(tmp_path, "kind: Workflow\nmetadata: {name: x}\nspec:\n  entrypoint: t\n  templates:\n"
-                          "  - name: t\n    resource: {action: get}\n", "bad.yaml")
+    bad = write(
+        tmp_path,
+        "kind: Workflow\nmetadata: {name: x}\nspec:\n  entrypoint: t\n  templates:\n"
+        "  - name: t\n    resource: {action: get}\n",
+        "bad.yaml",
+    )
     refused = runner.invoke(app, ["run", str(bad), "--workdir", str(tmp_path / "w")])
     assert refused.exit_code == 2
     assert "'resource'" in refused.output and "'t'" in refused.output

@@ -52,8 +52,7 @@ EXCLUDED = {
     "volumes-existing.yaml": UNSUPPORTED + "persistentVolumeClaim",
     "volumes-pvc.yaml": UNSUPPORTED + "spec.volumeClaimTemplates",
     "global-parameters-from-configmap.yaml": "parameter value comes from a ConfigMap (spec.arguments valueFrom)",
-    "global-parameters-from-configmap-referenced-as-local-variable.yaml":
-        "parameter value comes from a ConfigMap (spec.arguments valueFrom)",
+    "global-parameters-from-configmap-referenced-as-local-variable.yaml": "parameter value comes from a ConfigMap (spec.arguments valueFrom)",
     "expression-reusing-verbose-snippets.yaml": "expr-lang closures (map, #, object literals) are not implemented",
     "expression-destructure-json-complex.yaml": "jsonpath filter/slice expressions are not implemented",
     "default-pdb-support.yaml": "slow (sleeps 10s) and only about PodDisruptionBudgets",
@@ -191,7 +190,8 @@ def _outcome(example_runs: dict[str, Any], rel: str) -> tuple[dict[str, Any], li
 def test_steps_run_groups_in_order(example_runs: dict[str, Any]) -> None:
     _, events, nodes = _outcome(example_runs, "steps.yaml")
     assert {n: nodes[n]["phase"] for n in ("hello1", "hello2a", "hello2b")} == dict.fromkeys(
-        ("hello1", "hello2a", "hello2b"), "Succeeded")
+        ("hello1", "hello2a", "hello2b"), "Succeeded"
+    )
     assert nodes["[0]"]["type"] == "StepGroup"
     assert _before(events, nodes["hello1"]["id"], nodes["hello2a"]["id"])
     assert _before(events, nodes["hello1"]["id"], nodes["hello2b"]["id"])
@@ -204,15 +204,22 @@ def test_dag_diamond_order(example_runs: dict[str, Any]) -> None:
     for first, then in ("AB", "AC", "BD", "CD"):
         assert _before(events, ids[first], ids[then])
     assert nodes["A"]["children"] == [ids["B"], ids["C"]] or sorted(nodes["A"]["children"]) == sorted(
-        [ids["B"], ids["C"]])
+        [ids["B"], ids["C"]]
+    )
 
 
 def test_enhanced_depends(example_runs: dict[str, Any]) -> None:
     workflow, _, nodes = _outcome(example_runs, "dag-enhanced-depends.yaml")
     phases = {k: v["phase"] for k, v in nodes.items() if v["type"] != "DAG"}
-    assert phases == {"A": "Succeeded", "B": "Succeeded", "C": "Failed", "should-execute-1": "Succeeded",
-                      "should-execute-2": "Succeeded", "should-not-execute": "Omitted",
-                      "should-execute-3": "Succeeded"}
+    assert phases == {
+        "A": "Succeeded",
+        "B": "Succeeded",
+        "C": "Failed",
+        "should-execute-1": "Succeeded",
+        "should-execute-2": "Succeeded",
+        "should-not-execute": "Omitted",
+        "should-execute-3": "Succeeded",
+    }
     assert workflow["status"]["phase"] == "Succeeded"
 
 
@@ -243,7 +250,7 @@ def test_parameter_aggregation_and_private_tmp(example_runs: dict[str, Any]) -> 
 
 
 def test_continue_on_failed_step(example_runs: dict[str, Any]) -> None:
-    workflow, events, nodes = _outcome(example_runs, "continue-on-fail.yaml")
+    workflow, _events, nodes = _outcome(example_runs, "continue-on-fail.yaml")
     assert nodes["C"]["phase"] == "Failed"
     assert nodes["D"]["phase"] == "Succeeded"
     assert workflow["status"]["phase"] == "Succeeded"  # upstream TestContinueOnFail
@@ -265,5 +272,8 @@ def test_exit_handler_sees_workflow_status(example_runs: dict[str, Any]) -> None
     assert nodes["cry"]["phase"] == "Succeeded"
     assert nodes["celebrate"]["phase"] == "Skipped"
     assert "Failed" in nodes["notify"]["outputs"]["result"]
-    assert _before(events, nodes["intentional-fail"]["id"] if "intentional-fail" in nodes else
-                   workflow["metadata"]["name"], nodes["notify"]["id"])
+    assert _before(
+        events,
+        nodes["intentional-fail"]["id"] if "intentional-fail" in nodes else workflow["metadata"]["name"],
+        nodes["notify"]["id"],
+    )
