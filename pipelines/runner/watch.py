@@ -69,7 +69,11 @@ def watch(engine: Engine, console: Console) -> dict[str, Any]:
     with Live(render(), console=console, refresh_per_second=4, transient=False) as live:
         thread.start()
         while thread.is_alive():
-            thread.join(0.25)
+            try:
+                thread.join(0.25)
+            except KeyboardInterrupt:
+                # Nodes run in their own sessions, so Ctrl-C must be passed on explicitly.
+                engine.cancel("Stopped with strategy 'Terminate' (interrupted)")
             live.update(render())
         live.update(render())
     console.print()
