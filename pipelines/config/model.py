@@ -48,6 +48,8 @@ class Storage(_Strict):
 class Model(_Strict):
     uri: str = Field(description="ONNX model URI (s3://, file:// or package://).")
     spec: str = Field("", description="Model spec (JSON or URI); empty: from the model's metadata.")
+    name: str = Field("detector", pattern=r"^[a-zA-Z0-9_.-]+$", description="Name in the Triton model repository.")
+    repository_prefix: str = Field("model-repository", description="Triton model repository, under storage.uri.")
 
 
 class Toleration(_Strict):
@@ -151,6 +153,7 @@ class GitOps(_Strict):
     revision: str = "main"
     argocd_namespace: str = "argocd"
     project: str = Field("kiosk", pattern=_DNS1123)
+    automated: bool = Field(True, description="ArgoCD syncs (with prune and self-heal) without a person.")
 
 
 class KioskConfig(_Strict):

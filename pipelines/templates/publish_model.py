@@ -1,0 +1,38 @@
+"""`publish-model` WorkflowTemplate: copy the ONNX model into the Triton model repository."""
+
+from __future__ import annotations
+
+from hera.workflows import WorkflowTemplate
+
+from pipelines.config import KioskConfig
+from pipelines.templates import _common, _params
+from steps.publish_model.params import PublishModelParams
+
+NAME = "publish-model"
+INPUTS = ("model_uri", "repository_uri", "model_name", "model_version", "max_batch_size")
+OUTPUTS = {"model-path": "URI of the published model version directory."}
+
+
+def defaults(cfg: KioskConfig) -> dict[str, object]:
+    return {
+        "model_uri": cfg.model.uri,
+        "repository_uri": f"{cfg.storage.uri}/{cfg.model.repository_prefix}",
+        "model_name": cfg.model.name,
+        "max_batch_size": cfg.inference.batch_size,
+    }
+
+
+def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
+    spec = _common.template_spec(
+        cfg,
+        env,
+        NAME,
+        "Publish model",
+        "Publishes the ONNX model as a new version in the Triton model repository the serving chart reads.",
+    )
+    arguments = _params.parameters(PublishModelParams, INPUTS, defaults(cfg), as_arguments=True)
+    with WorkflowTemplate(entrypoint="publish-model", arguments=arguments, **spec) as wt:
+        _common.step_container(
+            cfg, NAME, _common.StepSpec("publish-model", PublishModelParams, INPUTS, OUTPUTS, defaults(cfg))
+        )
+    return wt

@@ -1,0 +1,34 @@
+"""`synthetic-data` WorkflowTemplate: one `synth` step writing deterministic images (`kiosk demo`)."""
+
+from __future__ import annotations
+
+from hera.workflows import WorkflowTemplate
+
+from pipelines.config import KioskConfig
+from pipelines.templates import _common, _params
+from steps.synth.params import SynthParams
+
+NAME = "synthetic-data"
+INPUTS = ("output_uri", "count", "width", "height", "image_format", "seed")
+OUTPUTS = {"count": "Number of images written.", "uri": "Prefix URI the images were written under."}
+
+
+def defaults(cfg: KioskConfig) -> dict[str, object]:
+    bench = cfg.benchmark
+    return {
+        "output_uri": f"{cfg.storage.uri}/synthetic",
+        "count": bench.images,
+        "width": bench.width,
+        "height": bench.height,
+    }
+
+
+def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
+    spec = _common.template_spec(
+        cfg, env, NAME, "Synthetic data", "Writes deterministic synthetic images with known content (demos, benchmarks)."
+    )
+    arguments = _params.parameters(SynthParams, INPUTS, defaults(cfg), as_arguments=True)
+    # The entrypoint is the step itself: Argo hands the workflow arguments to its inputs by name.
+    with WorkflowTemplate(entrypoint="synth", arguments=arguments, **spec) as wt:
+        _common.step_container(cfg, NAME, _common.StepSpec("synth", SynthParams, INPUTS, OUTPUTS, defaults(cfg)))
+    return wt

@@ -1,0 +1,151 @@
+"""The step images: what their Dockerfiles promise, that their modules exist, and that the rendered
+workflow templates use exactly the images the config names.
+
+No engine runs here, so the Dockerfiles are read, not built; hadolint runs through the lint check.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.lint.base import LintContext
+from pipelines.lint.checks import hadolint
+from tests.conftest import REPO_ROOT, require_tool
+
+DOCKERFILES = sorted((REPO_ROOT / "images").glob("*.Dockerfile"))
+STEP_PACKAGES = sorted(p.parent for p in (REPO_ROOT / "steps").glob("*/params.py"))
+
+
+def instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    joined = re.sub(r"\\\n(\s*#.*\n)*", " ", dockerfile.read_text())
+    out = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            out.append((keyword.upper(), rest.strip()))
+    return out
+
+
+def stages(dockerfile: Path) -> list[list[tuple[str, str]]]:
+    result: list[list[tuple[str, str]]] = []
+    for keyword, rest in instructions(dockerfile):
+        if keyword == "FROM":
+            result.append([])
+        if result:
+            result[-1].append((keyword, rest))
+    return result
+
+
+def arg_defaults(dockerfile: Path) -> dict[str, str]:
+    defaults = {}
+    for keyword, rest in instructions(dockerfile):
+        if keyword == "ARG" and "=" in rest:
+            name, _, value = rest.partition("=")
+            defaults[name] = value.strip('"')
+    return defaults
+
+
+def expand(text: str, args: dict[str, str]) -> str:
+    return re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), ""), text)
+
+
+def test_there_are_cpu_and_gpu_images():
+    assert [p.name for p in DOCKERFILES] == ["steps-gpu.Dockerfile", "steps.Dockerfile"]
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_base_images_are_pinned_with_optional_digest(dockerfile: Path):
+    args = arg_defaults(dockerfile)
+    assert "BASE_DIGEST" in args and args["BASE_DIGEST"] == ""
+    for stage in stages(dockerfile):
+        image = expand(stage[0][1].split()[0], args)
+        repository, _, tag = image.rpartition(":")
+        assert repository and re.fullmatch(r"[\w.-]*\d[\w.-]*", tag), f"{image} has no version tag"
+        assert tag != "latest"
+        raw = stage[0][1].split()[0]
+        if "${UV_VERSION}" not in raw:
+            assert raw.endswith("${BASE_DIGEST}"), f"{raw}: digest pinning by build arg missing"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_final_stage_is_non_root_without_build_tools(dockerfile: Path):
+    all_stages = stages(dockerfile)
+    assert len(all_stages) >= 3, "multi-stage: uv, build and runtime"
+    final = all_stages[-1]
+    users = [rest for keyword, rest in final if keyword == "USER"]
+    assert users, "final stage sets no USER"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit() and int(uid) >= 10000, f"USER {users[-1]}: numeric UID >= 10000 needed"
+    final_text = " ".join(rest for _, rest in final)
+    assert "--from=uv" not in final_text and "/usr/local/bin/uv" not in final_text
+    for tool in ("build-essential", "gcc", "g++", "make", "git", "curl", "wget"):
+        assert not re.search(rf"(?<![\w-]){re.escape(tool)}(?![\w-])", final_text), f"{tool} in final stage"
+    labels = " ".join(rest for keyword, rest in final if keyword == "LABEL")
+    for key in ("title", "source", "licenses", "version", "revision", "created"):
+        assert f"org.opencontainers.image.{key}=" in labels
+    env = " ".join(rest for keyword, rest in final if keyword == "ENV")
+    # Read-only root filesystem: nothing may need to write outside /tmp.
+    assert "PYTHONDONTWRITEBYTECODE=1" in env and "HOME=/tmp" in env
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_entrypoint_runs_an_existing_step_module(dockerfile: Path):
+    final = dict((k, v) for k, v in stages(dockerfile)[-1] if k in {"ENTRYPOINT", "CMD"})
+    entrypoint, cmd = json.loads(final["ENTRYPOINT"]), json.loads(final["CMD"])
+    assert entrypoint == ["python", "-m"]
+    module = cmd[0]
+    assert module.startswith("steps.")
+    assert (REPO_ROOT / module.replace(".", "/") / "__main__.py").is_file()
+
+
+def test_images_carry_every_step_package():
+    """Both images install the whole `steps` package, so every step must be runnable with -m."""
+    assert STEP_PACKAGES, "no step packages found"
+    for package in STEP_PACKAGES:
+        assert (package / "__main__.py").is_file(), f"{package.name}: no __main__.py"
+        assert (package / "main.py").is_file(), f"{package.name}: no main.py"
+    for dockerfile in DOCKERFILES:
+        copies = [rest for keyword, rest in instructions(dockerfile) if keyword == "COPY"]
+        assert "steps/ steps/" in copies
+
+
+def test_gpu_image_swaps_onnxruntime_for_the_gpu_build():
+    text = " ".join(rest for _, rest in instructions(REPO_ROOT / "images" / "steps-gpu.Dockerfile"))
+    assert "--extra gpu" in text and "--no-emit-package onnxruntime" in text
+    assert "uv pip sync" in text and "--require-hashes" in text
+    assert "WITH_TENSORRT" in text
+
+
+def test_dockerignore_admits_only_what_the_build_needs():
+    lines = [ln for ln in (REPO_ROOT / ".dockerignore").read_text().splitlines() if ln and not ln.startswith("#")]
+    assert lines[0] == "*"
+    allowed = {ln[1:].rstrip("/") for ln in lines if ln.startswith("!")}
+    assert allowed == {"pyproject.toml", "uv.lock", "README.md", "pipelines", "steps"}
+    for dockerfile in DOCKERFILES:
+        for keyword, rest in instructions(dockerfile):
+            if keyword == "COPY" and not rest.startswith("--from"):
+                sources = rest.split()[:-1]
+                assert {s.rstrip("/") for s in sources} <= allowed, f"{dockerfile.name}: COPY {rest}"
+
+
+def test_hadolint_check_is_clean_and_catches_problems(tmp_path: Path):
+    if hadolint.hadolint_path() is None:
+        require_tool("hadolint")
+    clean = hadolint.CHECK.run(LintContext(repo=REPO_ROOT, envs=()))
+    assert (clean.checked, clean.findings, clean.missing_tool) == (len(DOCKERFILES), [], None)
+
+    (tmp_path / "images").mkdir()
+    shutil.copy(DOCKERFILES[0], tmp_path / "images" / DOCKERFILES[0].name)
+    (tmp_path / "images" / "bad.Dockerfile").write_text("FROM python\nRUN pip install requests\nCMD python -m x\n")
+    bad = hadolint.CHECK.run(LintContext(repo=tmp_path, envs=()))
+    codes = {f.message.split()[0] for f in bad.findings}
+    assert {f.target.split(":")[0] for f in bad.findings} == {"images/bad.Dockerfile"}
+    assert {"DL3006", "DL3013", "DL3042", "DL3025", "DL3049"} <= codes

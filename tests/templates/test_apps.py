@@ -1,0 +1,73 @@
+"""ArgoCD objects in argocd/apps/: a locked-down AppProject and one Application per synced target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipelines import gitops
+from pipelines.config import ENVIRONMENTS, load_config
+from tests.conftest import REPO_ROOT
+
+APPS = REPO_ROOT / "argocd" / "apps"
+
+
+def docs() -> dict[str, dict[str, Any]]:
+    return {(d := yaml.safe_load(p.read_text()))["metadata"]["name"]: d for p in sorted(APPS.glob("*.yaml"))}
+
+
+def test_project_is_limited_to_this_repo_and_the_target_namespaces() -> None:
+    (project,) = [d for d in docs().values() if d["kind"] == "AppProject"]
+    prod = load_config("prod")
+    assert project["spec"]["sourceRepos"] == [prod.gitops.repo_url]
+    namespaces = {d["namespace"] for d in project["spec"]["destinations"]}
+    expected = {load_config(e).namespace for e in gitops.SYNCED_ENVS} | {s.namespace for s in prod.serving.values()}
+    assert namespaces == expected and "*" not in namespaces
+    assert project["spec"]["clusterResourceWhitelist"] == [{"group": "", "kind": "Namespace"}]
+
+
+def test_one_workflows_app_per_synced_environment_never_local() -> None:
+    apps = {n: d for n, d in docs().items() if n.startswith("workflows-")}
+    assert set(apps) == {f"workflows-{e}" for e in ENVIRONMENTS if e != "local"}
+    for name, app in apps.items():
+        env = name.removeprefix("workflows-")
+        cfg = load_config(env)
+        spec = app["spec"]
+        assert spec["source"]["path"] == f"argocd/workflows/{env}"
+        assert (REPO_ROOT / spec["source"]["path"]).is_dir()
+        assert spec["destination"]["namespace"] == cfg.namespace
+        assert "ServerSideApply=true" in spec["syncPolicy"]["syncOptions"]
+        automated = spec["syncPolicy"].get("automated")
+        assert automated == ({"prune": True, "selfHeal": True} if cfg.gitops.automated else None), name
+
+
+def test_serving_apps_follow_the_workflow_apps() -> None:
+    prod = load_config("prod")
+    all_docs = docs()
+    serving = {n: d for n, d in all_docs.items() if n.startswith("serving-")}
+    assert set(serving) == {f"serving-{s}" for s in prod.serving}
+    last_workflows_wave = max(
+        int(d["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+        for n, d in all_docs.items()
+        if n.startswith("workflows-")
+    )
+    for name, app in serving.items():
+        stage = name.removeprefix("serving-")
+        source = app["spec"]["source"]
+        assert source["path"] == "argocd/charts/serving"
+        assert source["helm"]["valueFiles"] == [f"values-{stage}.yaml"]
+        assert app["spec"]["destination"]["namespace"] == prod.serving[stage].namespace
+        assert int(app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) > last_workflows_wave
+
+
+def test_every_app_belongs_to_the_project() -> None:
+    project = next(n for n, d in docs().items() if d["kind"] == "AppProject")
+    for name, doc in docs().items():
+        if doc["kind"] == "Application":
+            assert doc["spec"]["project"] == project, name
+
+
+def test_apps_dir_holds_only_rendered_files() -> None:
+    assert all(p.suffix == ".yaml" for p in Path(APPS).iterdir())

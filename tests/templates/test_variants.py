@@ -1,0 +1,55 @@
+"""Config branches the committed environments do not exercise: MinIO endpoint, IRSA, Pushgateway."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipelines import render
+from pipelines.config.loader import CONFIG_DIR
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    config_dir = tmp_path_factory.mktemp("config")
+    shutil.copytree(CONFIG_DIR, config_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    overlay = yaml.safe_load((config_dir / "staging.yaml").read_text())
+    overlay["storage"].update(s3_endpoint="http://minio.minio:9000", credentials_secret="")
+    overlay["pushgateway"] = "pushgateway.monitoring:9091"
+    overlay["benchmark"] = {"prometheus_url": "http://prometheus.monitoring:9090"}
+    (config_dir / "staging.yaml").write_text(yaml.safe_dump(overlay))
+    files = render.render_env("staging", config_dir)
+    return {path.name: yaml.safe_load(text) for path, text in files.items()}
+
+
+def containers(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["name"]: t["container"] for t in doc["spec"]["templates"] if "container" in t}
+
+
+def test_endpoint_reaches_every_step_and_no_static_credentials(rendered: dict[str, dict[str, Any]]) -> None:
+    steps = [c for name, doc in rendered.items() if name.startswith("workflowtemplate-") for c in containers(doc).values()]
+    assert steps
+    for container in steps:
+        assert "--s3-endpoint=http://minio.minio:9000" in container["args"]
+        names = {e["name"] for e in container.get("env", [])}
+        assert "AWS_ACCESS_KEY_ID" not in names and "AWS_SECRET_ACCESS_KEY" not in names
+
+
+def test_artifact_repository_uses_the_endpoint_and_pod_identity(rendered: dict[str, dict[str, Any]]) -> None:
+    config_map = rendered["configmap-artifact-repositories.yaml"]
+    s3 = yaml.safe_load(config_map["data"]["default-v1"])["s3"]
+    assert s3["endpoint"] == "minio.minio:9000" and s3["insecure"] is True
+    assert s3["useSDKCreds"] is True and "accessKeySecret" not in s3
+
+
+def test_pushgateway_and_prometheus_are_passed(rendered: dict[str, dict[str, Any]]) -> None:
+    infer = containers(rendered["workflowtemplate-batch-inference.yaml"])["infer"]
+    assert "--pushgateway=pushgateway.monitoring:9091" in infer["args"]
+    cleanup = containers(rendered["workflowtemplate-retention-cleanup.yaml"])["cleanup"]
+    assert "--pushgateway=pushgateway.monitoring:9091" in cleanup["args"]
+    bench = containers(rendered["workflowtemplate-benchmark.yaml"])["benchmark"]
+    assert "--prometheus-url=http://prometheus.monitoring:9090" in bench["args"]
