@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -58,13 +59,23 @@ def _outputs(workflow: dict[str, Any]) -> dict[str, str]:
 
 
 def _missing_steps(workflow: dict[str, Any], run_dir: Path) -> list[str]:
+    """Parts that have not landed: a step answering exit code 3, or a `steps.*` module that is absent."""
     missing = []
     for node in workflow["status"]["nodes"].values():
-        if node["type"] == "Pod" and (node.get("outputs") or {}).get("exitCode") == str(NOT_IMPLEMENTED):
-            log = run_dir / "logs" / f"{node['id']}.log"
-            text = log.read_text(errors="replace") if log.is_file() else ""
+        if node["type"] != "Pod" or node["phase"] == "Succeeded":
+            continue
+        log = run_dir / "logs" / f"{node['id']}.log"
+        text = log.read_text(errors="replace") if log.is_file() else ""
+        absent = re.search(r"No module named '(steps\.[\w.]+)'", text)
+        if (node.get("outputs") or {}).get("exitCode") == str(NOT_IMPLEMENTED):
             step = next((w.rstrip(":") for w in text.split() if w.startswith("steps.")), node["templateName"])
-            missing.append(f"{step} (template {node['templateName']!r}) is not implemented yet")
+            found = f"{step} (template {node['templateName']!r}) is not implemented yet"
+        elif absent:
+            found = f"{absent.group(1)} (needed by template {node['templateName']!r}) has not landed yet"
+        else:
+            continue
+        if found not in missing:
+            missing.append(found)
     return missing
 
 
@@ -102,20 +113,21 @@ def run_template(stage: Stage, target: str, wanted: dict[str, str], workdir: Pat
 
 
 def synthesize(stage: Stage, dataset: str, workdir: Path) -> None:
+    """Step 1 through the rendered `synthetic-data` template; `python -m steps.synth` if none is rendered."""
+    wanted = {"output-uri": dataset, "count": str(IMAGES), "width": "128", "height": "128"}
+    try:
+        run_template(stage, "synthetic-data", wanted, workdir)
+        return
+    except Missing:
+        if stage.phase == "missing" and stage.workflow:  # the template ran: its step is what is missing
+            raise
+    stage.phase = "not run"
     start = time.monotonic()
     outputs = workdir / "demo" / "synth-outputs"
     env = dict(os.environ, KIOSK_WORKDIR=str(workdir), PYTHONPATH=str(REPO_ROOT))
+    args = [f"--{k}={v}" for k, v in wanted.items()] + [f"--outputs-dir={outputs}"]
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "steps.synth",
-            f"--output-uri={dataset}",
-            f"--count={IMAGES}",
-            "--width=128",
-            "--height=128",
-            f"--outputs-dir={outputs}",
-        ],
+        [sys.executable, "-m", "steps.synth", *args],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

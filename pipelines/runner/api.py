@@ -28,11 +28,17 @@ def prepare(
     workdir: Path | None = None,
     command_map: dict[str, str] | None = None,
     max_pods: int = 32,
+    backoff_scale: float | None = None,
 ) -> Engine:
     """Resolve and check a workflow without running it (errors surface before any process starts)."""
     workflow, library = resolve(target, env, files, parameters)
+    if backoff_scale is None:
+        backoff_scale = float(os.environ.get("KIOSK_BACKOFF_SCALE", "1"))
     options = Options(
-        workdir=(workdir or default_workdir()).resolve(), command_map=dict(command_map or {}), max_pods=max_pods
+        workdir=(workdir or default_workdir()).resolve(),
+        command_map=dict(command_map or {}),
+        max_pods=max_pods,
+        backoff_scale=backoff_scale,
     )
     engine = Engine(workflow, library, options)
     engine.check()

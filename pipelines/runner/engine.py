@@ -35,6 +35,8 @@ class Options:
     #: Upper bound on processes running at once, below any `spec.parallelism`.
     max_pods: int = 32
     namespace: str = "kiosk-local"
+    #: Multiplies retry backoff waits; tests and quick local checks shrink minutes-long cluster backoffs.
+    backoff_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -330,7 +332,12 @@ class Engine:
                 expression = substitute(str(retry["expression"]), scope, f"template {tname!r} retryStrategy")
                 more = evaluate_expr(expression, env) is True
             wait = min(delay * factor**attempt, cap) if cap is not None else delay * factor**attempt
-            if more and max_total is not None and time.monotonic() - first + wait > max_total:
+            wait *= self.options.backoff_scale
+            if (
+                more
+                and max_total is not None
+                and time.monotonic() - first + wait > max_total * self.options.backoff_scale
+            ):
                 more = False
             if not more:
                 node.outputs = child.outputs

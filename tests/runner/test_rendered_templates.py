@@ -17,6 +17,8 @@ from pipelines import demo
 from pipelines.runner import api
 from pipelines.runner.loading import RUNNABLE, env_tree
 
+#: Rendered retry backoffs are minutes long (cluster values); the semantics are tested elsewhere.
+BACKOFF = 0.001
 RENDERED = sorted(
     (path, doc["metadata"]["name"])
     for path in env_tree("local").glob("*.yaml")
@@ -34,7 +36,7 @@ def _check(engine: Any, workflow: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(("path", "name"), RENDERED, ids=[n for _, n in RENDERED])
 def test_rendered_template_runs_on_the_file_store(path: Path, name: str, tmp_path: Path) -> None:
-    engine = api.prepare(name, env="local", workdir=tmp_path)
+    engine = api.prepare(name, env="local", workdir=tmp_path, backoff_scale=BACKOFF)
     _check(engine, engine.run())
 
 
@@ -65,5 +67,5 @@ def test_rendered_template_runs_against_s3(path: Path, name: str, tmp_path: Path
             params[param["name"]] = s3_endpoint
     if not params:
         pytest.fail(f"{name}: no storage parameter to point at S3")
-    engine = api.prepare(name, env="local", workdir=tmp_path, parameters=params)
+    engine = api.prepare(name, env="local", workdir=tmp_path, parameters=params, backoff_scale=BACKOFF)
     _check(engine, engine.run())
