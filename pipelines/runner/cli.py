@@ -1,9 +1,67 @@
-"""`kiosk run` (not implemented yet)."""
+"""`kiosk run`: execute our rendered Argo YAML (or any Workflow manifest) on this machine."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.console import Console
+
+from pipelines.runner import api, isolation, watch
+from pipelines.runner.errors import RunnerError
 
 
-def command() -> None:
-    """Not implemented yet."""
-    typer.echo("kiosk run: not implemented", err=True)
-    raise typer.Exit(3)
+class Output(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def parse_parameters(values: list[str]) -> dict[str, str]:
+    out = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"expected name=value, got {item!r}", param_hint="-p")
+        out[name] = value
+    return out
+
+
+def command(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="WorkflowTemplate/CronWorkflow/Workflow name in the env's rendered tree, or a manifest file."
+        ),
+    ],
+    parameter: Annotated[list[str], typer.Option("--parameter", "-p", help="Workflow parameter name=value.")] = [],  # noqa: B006
+    env: Annotated[str, typer.Option(help="Rendered tree to resolve names in: argocd/workflows/<env>/.")] = "local",
+    output: Annotated[Output, typer.Option("--output", "-o", help="table: live tree; json: final Workflow.")] = (
+        Output.table
+    ),
+    workdir: Annotated[Path | None, typer.Option(help="Logs, node files and the local store (default .kiosk/).")] = (
+        None
+    ),
+    file: Annotated[list[Path], typer.Option("--file", "-f", help="Extra manifests for templateRef lookups.")] = [],  # noqa: B006
+) -> None:
+    """Run a workflow locally with Argo's semantics; exit 0 when it Succeeded, 1 otherwise."""
+    try:
+        engine = api.prepare(target, env=env, files=file, parameters=parse_parameters(parameter), workdir=workdir)
+    except RunnerError as error:
+        typer.echo(f"kiosk run: error: {error}", err=True)
+        raise typer.Exit(2) from None
+    if output is Output.json:
+        workflow = engine.run()
+        sys.stdout.write(json.dumps(workflow, indent=2) + "\n")
+    else:
+        console = Console(stderr=False)
+        workflow = watch.watch(engine, console)
+        status = workflow["status"]
+        console.print(f"[bold]{workflow['metadata']['name']}[/] {status['phase']} {status.get('message', '')}")
+        console.print(f"logs: {engine.run_dir / 'logs'}  (isolation: {isolation.method()})")
+        for param in (status.get("outputs") or {}).get("parameters") or []:
+            console.print(f"output {param['name']} = {param['value']}")
+    raise typer.Exit(0 if workflow["status"]["phase"] == "Succeeded" else 1)

@@ -1,0 +1,197 @@
+"""Run one `container` or `script` template as a local process, the way a pod would run it.
+
+The image is ignored: the command runs on this machine (`python`/`python3` become the runner's own
+interpreter so steps see the project's environment, other names can be mapped by the caller).
+Every process runs with cwd = repo root, `PYTHONPATH` = repo root and `KIOSK_WORKDIR` set, with a
+private `/tmp` (see isolation.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines.runner import isolation
+from pipelines.runner.errors import RunnerError
+from pipelines.tools import REPO_ROOT
+
+_PYTHON = re.compile(r"^(?:/usr(?:/local)?/bin/)?python(?:3(?:\.\d+)?)?$")
+#: How long a terminated process gets to clean up before it is killed.
+GRACE_S = 3.0
+
+
+@dataclass
+class PodResult:
+    exit_code: int | None
+    stdout: str
+    message: str = ""
+    timed_out: bool = False
+    cancelled: bool = False
+
+
+class ProcessTable:
+    """Running processes, so a workflow deadline or an interrupt can stop them all."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.procs: set[subprocess.Popen] = set()
+
+    def add(self, proc: subprocess.Popen) -> None:
+        with self.lock:
+            self.procs.add(proc)
+
+    def discard(self, proc: subprocess.Popen) -> None:
+        with self.lock:
+            self.procs.discard(proc)
+
+    def terminate_all(self) -> None:
+        with self.lock:
+            procs = list(self.procs)
+        for proc in procs:
+            _terminate(proc)
+
+
+def _signal(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _terminate(proc: subprocess.Popen) -> None:
+    _signal(proc, signal.SIGTERM)
+    timer = threading.Timer(GRACE_S, _signal, (proc, signal.SIGKILL))
+    timer.daemon = True
+    timer.start()
+
+
+def resolve_command(command: list[str], command_map: dict[str, str], template: str) -> list[str]:
+    if not command:
+        raise RunnerError(f"template {template!r}: no command to run")
+    head = command_map.get(command[0])
+    if head is None and _PYTHON.match(command[0]):
+        head = sys.executable
+    head = head or command[0]
+    if os.sep not in head and shutil.which(head) is None:
+        raise RunnerError(f"template {template!r}: command {head!r} is not installed on this machine")
+    return [head, *command[1:]]
+
+
+def mounts_for(template: dict[str, Any], spec_volumes: list[dict], node_dir: Path) -> dict[str, Path]:
+    body = template.get("container") or template.get("script") or {}
+    volumes = {v["name"]: v for v in [*spec_volumes, *(template.get("volumes") or [])]}
+    mounts = {"/tmp": node_dir / "tmp"}
+    for mount in body.get("volumeMounts") or []:
+        if mount.get("name") not in volumes:
+            raise RunnerError(f"template {template.get('name')!r}: volumeMount {mount.get('name')!r} has no volume")
+        path = mount["mountPath"].rstrip("/") or "/"
+        if path != "/tmp" and not path.startswith("/tmp/"):  # anything under /tmp is private already
+            mounts[path] = node_dir / "volumes" / mount["name"]
+    for host in mounts.values():
+        host.mkdir(parents=True, exist_ok=True)
+    return mounts
+
+
+def run_pod(
+    template: dict[str, Any],
+    *,
+    node_dir: Path,
+    log_path: Path,
+    workdir: Path,
+    spec_volumes: list[dict],
+    command_map: dict[str, str],
+    deadline_s: float | None,
+    table: ProcessTable,
+    cancelled: threading.Event,
+) -> tuple[PodResult, dict[str, Path]]:
+    """Run an already-substituted container/script template; returns the result and its mounts."""
+    name = template.get("name", "?")
+    body = template.get("container") or template.get("script") or {}
+    mounts = mounts_for(template, spec_volumes, node_dir)
+    argv = resolve_command(list(body.get("command") or []), command_map, name)
+    how = isolation.method()
+    if "script" in template:
+        if not body.get("command"):
+            raise RunnerError(f"template {name!r}: script without command")
+        script = node_dir / "script"
+        source = body.get("source", "")
+        script.write_text(isolation.rewrite(source, mounts) if how == isolation.REWRITE else source)
+        script.chmod(0o755)  # `command: [sh, -c]` executes the file itself
+        argv.append(str(script))
+    argv += [str(a) for a in body.get("args") or []]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env["KIOSK_WORKDIR"] = str(workdir)
+    for item in body.get("env") or []:
+        env[item["name"]] = str(item.get("value", ""))
+    if how == isolation.REWRITE:
+        env["TMPDIR"] = str(mounts["/tmp"])
+    keep = [workdir, REPO_ROOT, Path(sys.prefix)]
+    wrapped = isolation.wrap(argv, mounts, keep, how)
+    stdout_path = node_dir / "stdout"
+    with open(stdout_path, "wb") as out, open(log_path, "ab") as err:
+        if cancelled.is_set():
+            return PodResult(None, "", "cancelled before start", cancelled=True), mounts
+        try:
+            proc = subprocess.Popen(
+                wrapped,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                cwd=REPO_ROOT,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as error:
+            raise RunnerError(f"template {name!r}: cannot start {argv[0]!r}: {error}") from None
+        table.add(proc)
+        timed_out = threading.Event()
+        timer = None
+        if deadline_s is not None:
+
+            def expire() -> None:
+                timed_out.set()
+                _terminate(proc)
+
+            timer = threading.Timer(max(deadline_s, 0.0), expire)
+            timer.daemon = True
+            timer.start()
+        try:
+            code = proc.wait()
+        finally:
+            table.discard(proc)
+            if timer:
+                timer.cancel()
+    stdout = stdout_path.read_bytes().decode(errors="replace")
+    with open(log_path, "ab") as err:  # the node log holds stdout too, like `argo logs`
+        err.write(stdout.encode())
+    stdout = stdout.removesuffix("\n")
+    if timed_out.is_set():
+        return PodResult(
+            code, stdout, "Pod was active on the node longer than the specified deadline", timed_out=True
+        ), mounts
+    if cancelled.is_set() and code != 0:
+        return PodResult(code, stdout, "Stopped with strategy 'Terminate'", cancelled=True), mounts
+    return PodResult(code, stdout, "" if code == 0 else f"Error (exit code {code})"), mounts
+
+
+def read_output(path: str, mounts: dict[str, Path]) -> str | None:
+    host = isolation.host_path(path, mounts)
+    try:
+        text = host.read_text(errors="replace")
+    except OSError:
+        return None
+    return text.removesuffix("\n")
+
+
+def elapsed_since(start: float) -> float:
+    return time.monotonic() - start

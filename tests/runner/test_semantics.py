@@ -1,0 +1,319 @@
+"""Argo semantics the upstream examples do not pin down: isolation, retries, deadlines, refs, CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from pipelines.runner import api, isolation
+from pipelines.runner.errors import RunnerError, UnsupportedFeature
+
+
+def write(tmp_path: Path, text: str, name: str = "wf.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def run(tmp_path: Path, text: str, **kwargs: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]], list]:
+    engine = api.prepare(str(write(tmp_path, text)), env=None, workdir=tmp_path / "wd", **kwargs)
+    workflow = engine.run()
+    nodes = {n["displayName"]: n for n in workflow["status"]["nodes"].values()}
+    return workflow, nodes, engine.status.events
+
+
+FANOUT = """
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: fanout-}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    dag:
+      tasks:
+      - {name: w, template: write, arguments: {parameters: [{name: v, value: "{{item}}"}]}, withSequence: {count: "6", format: "v%02d"}}
+      - {name: check, template: echo, depends: w, arguments: {parameters: [{name: v, value: "{{tasks.w.outputs.parameters.out}}"}]}}
+  - name: write
+    inputs: {parameters: [{name: v}]}
+    container:
+      image: busybox
+      command: [sh, -c]
+      args: ["echo {{inputs.parameters.v}} > /tmp/out; sleep 0.3; cat /tmp/out > /tmp/copy"]
+    outputs: {parameters: [{name: out, valueFrom: {path: /tmp/copy}}]}
+  - name: echo
+    inputs: {parameters: [{name: v}]}
+    container: {image: busybox, command: [echo, "{{inputs.parameters.v}}"]}
+"""
+
+
+@pytest.mark.parametrize("how", [isolation.UNSHARE, isolation.REWRITE])
+def test_parallel_nodes_get_a_private_tmp(tmp_path: Path, how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if how == isolation.UNSHARE and isolation.method() != isolation.UNSHARE:
+        pytest.skip("mount namespaces are not available here; the rewrite fallback is tested instead")
+    monkeypatch.setattr(isolation, "method", lambda: how)
+    workflow, nodes, _ = run(tmp_path, FANOUT)
+    assert workflow["status"]["phase"] == "Succeeded"
+    assert json.loads(nodes["check"]["outputs"]["result"]) == [f"v{i:02d}" for i in range(6)]
+    assert not Path("/tmp/copy").exists() or Path("/tmp/copy").read_text().strip() not in {
+        f"v{i:02d}" for i in range(6)
+    }
+
+
+RETRY = """
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: retry-}
+spec:
+  entrypoint: main
+  arguments: {parameters: [{name: pass-at, value: "2"}]}
+  templates:
+  - name: main
+    retryStrategy: {limit: "3", backoff: {duration: "300ms", factor: "2"}}
+    container: {image: busybox, command: [sh, -c, "test {{retries}} -ge {{workflow.parameters.pass-at}}"]}
+"""
+
+
+def test_retry_until_success_with_backoff(tmp_path: Path) -> None:
+    start = time.monotonic()
+    workflow, _nodes, _ = run(tmp_path, RETRY)
+    assert workflow["status"]["phase"] == "Succeeded"
+    root = next(n for n in workflow["status"]["nodes"].values() if n["type"] == "Retry")
+    assert [workflow["status"]["nodes"][c]["phase"] for c in root["children"]] == ["Failed", "Failed", "Succeeded"]
+    assert time.monotonic() - start >= 0.3 + 0.6  # backoff 300ms then 600ms
+
+
+def test_retry_limit_exhausted(tmp_path: Path) -> None:
+    workflow, nodes, _ = run(tmp_path, RETRY, parameters={"pass-at": "9"})
+    assert workflow["status"]["phase"] == "Failed"
+    assert sum(n["type"] == "Pod" for n in nodes.values()) == 4  # first try + limit 3
+
+
+EXIT = """
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: exit-}
+spec:
+  entrypoint: main
+  onExit: report
+  parallelism: 1
+  templates:
+  - name: main
+    steps:
+    - - {name: ok, template: run, arguments: {parameters: [{name: code, value: "0"}]}}
+      - {name: bad, template: run, arguments: {parameters: [{name: code, value: "3"}]}, continueOn: {failed: true}}
+      - {name: other, template: run, arguments: {parameters: [{name: code, value: "0"}]}}
+    - - {name: worse, template: run, arguments: {parameters: [{name: code, value: "4"}]}}
+    - - {name: never, template: run, arguments: {parameters: [{name: code, value: "0"}]}}
+  - name: run
+    inputs: {parameters: [{name: code}]}
+    container: {image: busybox, command: [sh, -c, "exit {{inputs.parameters.code}}"]}
+  - name: report
+    container: {image: busybox, command: [sh, -c, "echo '{{workflow.status}} {{workflow.failures}}'"]}
+"""
+
+
+def test_continue_on_exit_handler_and_parallelism(tmp_path: Path) -> None:
+    workflow, nodes, events = run(tmp_path, EXIT)
+    assert workflow["status"]["phase"] == "Failed"
+    assert nodes["bad"]["phase"] == "Failed" and nodes["worse"]["phase"] == "Failed"
+    assert "never" not in nodes
+    report = nodes[f"{workflow['metadata']['name']}.onExit"]["outputs"]["result"]
+    assert report.startswith("Failed ")
+    assert {f["displayName"] for f in json.loads(report.split(" ", 1)[1])} == {"bad", "worse"}
+    pods = [e for e in events if workflow["status"]["nodes"][e[1]]["type"] == "Pod"]
+    assert all(pods[i][0] != pods[i + 1][0] for i in range(len(pods) - 1))  # parallelism 1: never overlap
+
+
+DEADLINE = """
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: deadline-}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    activeDeadlineSeconds: 1
+    container: {image: busybox, command: [sleep, "30"]}
+"""
+
+
+def test_template_deadline_stops_the_process(tmp_path: Path) -> None:
+    start = time.monotonic()
+    workflow, nodes, _ = run(tmp_path, DEADLINE)
+    assert time.monotonic() - start < 15
+    assert workflow["status"]["phase"] == "Failed"
+    assert "deadline" in nodes["main"]["message"] if "main" in nodes else workflow["status"]["message"]
+
+
+def test_workflow_deadline(tmp_path: Path) -> None:
+    text = DEADLINE.replace("    activeDeadlineSeconds: 1\n", "").replace(
+        "  entrypoint: main", "  entrypoint: main\n  activeDeadlineSeconds: 1"
+    )
+    start = time.monotonic()
+    workflow, _, _ = run(tmp_path, text)
+    assert time.monotonic() - start < 15
+    assert workflow["status"]["phase"] == "Failed"
+    assert "deadline" in workflow["status"]["message"]
+
+
+LIBRARY = """
+apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+metadata: {name: lib}
+spec:
+  entrypoint: main
+  arguments: {parameters: [{name: who, value: world}]}
+  templates:
+  - name: main
+    dag:
+      tasks:
+      - {name: hello, template: say, arguments: {parameters: [{name: m, value: "hello {{workflow.parameters.who}}"}]}}
+    outputs: {parameters: [{name: said, valueFrom: {parameter: "{{tasks.hello.outputs.result}}"}, globalName: said}]}
+  - name: say
+    inputs: {parameters: [{name: m}]}
+    script: {image: python:3, command: [python], source: "print('{{inputs.parameters.m}}')"}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: CronWorkflow
+metadata: {name: nightly}
+spec:
+  schedule: "0 1 * * *"
+  workflowSpec:
+    workflowTemplateRef: {name: lib}
+    arguments: {parameters: [{name: who, value: cron}]}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+metadata: {name: caller}
+spec:
+  entrypoint: main
+  arguments: {parameters: [{name: who, value: ref}]}  # the called template sees the caller's workflow
+  templates:
+  - name: main
+    steps:
+    - - {name: call, templateRef: {name: lib, template: main}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("target", "params", "said"),
+    [
+        ("lib", {}, "hello world"),
+        ("lib", {"who": "you"}, "hello you"),
+        ("nightly", {}, "hello cron"),
+        ("caller", {}, "hello ref"),
+    ],
+)
+def test_template_kinds_and_refs(tmp_path: Path, target: str, params: dict, said: str) -> None:
+    library = write(tmp_path, LIBRARY, "lib.yaml")
+    workflow = api.run(target, env=None, files=[library], parameters=params, workdir=tmp_path / "wd")
+    assert workflow["status"]["phase"] == "Succeeded"
+    assert workflow["status"]["outputs"]["parameters"] == [{"name": "said", "value": said}]
+
+
+def test_unknown_reference_is_an_error(tmp_path: Path) -> None:
+    library = write(tmp_path, LIBRARY.replace("{name: lib, template: main}", "{name: nope, template: main}"), "l.yaml")
+    with pytest.raises(RunnerError, match="'nope' not found"):
+        api.prepare("caller", env=None, files=[library], workdir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("snippet", "feature"),
+    [
+        ("resource: {action: create, manifest: x}", "resource"),
+        ("suspend: {}", "suspend"),
+        ("container: {image: nginx, command: [nginx]}\n    daemon: true", "daemon"),
+        ("container: {image: a, command: [echo]}\n    memoize: {key: k}", "memoize"),
+        (
+            "container: {image: a, command: [echo]}\n    outputs: {artifacts: [{name: a, path: /tmp/a}]}",
+            "outputs.artifacts",
+        ),
+        ("container: {image: a}", "container without command"),
+    ],
+)
+def test_unsupported_features_name_feature_and_template(tmp_path: Path, snippet: str, feature: str) -> None:
+    text = f"kind: Workflow\nmetadata: {{name: x}}\nspec:\n  entrypoint: t\n  templates:\n  - name: t\n    {snippet}\n"
+    with pytest.raises(UnsupportedFeature) as caught:
+        api.prepare(str(write(tmp_path, text)), env=None, workdir=tmp_path)
+    assert caught.value.feature.startswith(feature) and caught.value.template == "t"
+
+
+def test_cli_json_shape_and_exit_codes(tmp_path: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(app, ["run", str(write(tmp_path, RETRY)), "-o", "json", "--workdir", str(tmp_path / "w")])
+    assert ok.exit_code == 0, ok.output
+    workflow = json.loads(ok.stdout)
+    assert workflow["kind"] == "Workflow" and workflow["status"]["phase"] == "Succeeded"
+    for node in workflow["status"]["nodes"].values():
+        assert {"id", "displayName", "templateName", "type", "phase", "startedAt", "finishedAt"} <= set(node)
+        for child in node.get("children", []):
+            assert child in workflow["status"]["nodes"]
+    logs = list((tmp_path / "w" / "runs" / workflow["metadata"]["name"] / "logs").glob("*.log"))
+    assert len(logs) == 3
+    failed = runner.invoke(
+        app, ["run", str(tmp_path / "wf.yaml"), "-p", "pass-at=9", "-o", "json", "--workdir", str(tmp_path / "w")]
+    )
+    assert failed.exit_code == 1
+    assert json.loads(failed.stdout)["status"]["phase"] == "Failed"
+    bad = write(
+        tmp_path,
+        "kind: Workflow\nmetadata: {name: x}\nspec:\n  entrypoint: t\n  templates:\n"
+        "  - name: t\n    resource: {action: get}\n",
+        "bad.yaml",
+    )
+    refused = runner.invoke(app, ["run", str(bad), "--workdir", str(tmp_path / "w")])
+    assert refused.exit_code == 2
+    assert "'resource'" in refused.output and "'t'" in refused.output
+
+
+def test_cli_table_output(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["run", str(write(tmp_path, FANOUT)), "--workdir", str(tmp_path / "w")])
+    assert result.exit_code == 0, result.output
+    assert "Succeeded" in result.output and "check" in result.output
+
+
+def test_rendered_yaml_roundtrip_of_final_object(tmp_path: Path) -> None:
+    workflow, _, _ = run(tmp_path, FANOUT)
+    assert yaml.safe_load(json.dumps(workflow))["status"]["progress"] == "7/7"
+
+
+OURS = """
+apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+metadata: {name: ours}
+spec:
+  entrypoint: main
+  podGC: {strategy: OnPodCompletion}
+  ttlStrategy: {secondsAfterCompletion: 60}
+  securityContext: {runAsNonRoot: true, runAsUser: 10001}
+  volumes: [{name: tmp, emptyDir: {}}]
+  templates:
+  - name: main
+    synchronization: {mutex: {name: m}}
+    metrics: {prometheus: [{name: x, help: y, gauge: {value: "{{outputs.parameters.n}}"}}]}
+    nodeSelector: {gpu: "true"}
+    container:
+      image: ghcr.io/kiosk/steps:1
+      command: [python, -c]
+      args: ["import os, pathlib; p = pathlib.Path('/tmp/outputs'); p.mkdir(exist_ok=True); (p / 'n').write_text(os.environ['KIOSK_WORKDIR'])"]
+      resources: {limits: {cpu: "1"}}
+      securityContext: {readOnlyRootFilesystem: true}
+      volumeMounts: [{name: tmp, mountPath: /tmp}]
+    outputs: {parameters: [{name: n, valueFrom: {path: /tmp/outputs/n}}]}
+"""
+
+
+def test_kubernetes_only_fields_are_accepted_no_ops(tmp_path: Path) -> None:
+    path = write(tmp_path, OURS)
+    workflow = api.run("ours", env=None, files=[path], workdir=tmp_path / "wd")
+    assert workflow["status"]["phase"] == "Succeeded"
+    node = next(iter(workflow["status"]["nodes"].values()))
+    assert node["outputs"]["parameters"] == [{"name": "n", "value": str((tmp_path / "wd").resolve())}]

@@ -1,0 +1,279 @@
+"""Fidelity: run argoproj/argo-workflows' own examples (from the pinned Go module) through the runner.
+
+Oracle (test/e2e/examples_test.go upstream): every example without the
+`workflows.argoproj.io/no-test` label must Succeed. Examples are *discovered* by a rule over the
+parsed YAML (only busybox/alpine/python images running echo/sh/bash/python), minus an explicit
+exclusion list in which every entry gives its reason. Node structure (which nodes ran, were
+Skipped or Omitted, and in which order) is checked against what the manifests say Argo does.
+"""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipelines.runner import api
+from pipelines.runner.errors import RunnerError, UnsupportedFeature
+
+NO_TEST = "workflows.argoproj.io/no-test"
+IMAGE = re.compile(r"^(busybox|alpine|python)(:|$)")
+COMMANDS = {"echo", "sh", "bash", "python", "python3"}
+
+# Every candidate the rule finds but we do not run, with why. Upstream's own no-test label is honoured
+# separately (it marks random, slow or cluster-only examples).
+UNSUPPORTED = "unsupported: "
+EXCLUDED = {
+    "arguments-parameters-from-configmap.yaml": UNSUPPORTED + "inputs.parameters.valueFrom",
+    "artifact-passing-explicit-plugin.yaml": UNSUPPORTED + "arguments.artifacts",
+    "artifact-passing-subpath.yaml": UNSUPPORTED + "arguments.artifacts",
+    "artifact-passing.yaml": UNSUPPORTED + "arguments.artifacts",
+    "artifact-path-placeholders.yaml": UNSUPPORTED + "spec.arguments.artifacts",
+    "artifact-repository-ref.yaml": UNSUPPORTED + "outputs.artifacts",
+    "conditional-artifacts.yaml": UNSUPPORTED + "outputs.artifacts",
+    "container-set-template/outputs-result-workflow.yaml": UNSUPPORTED + "containerSet",
+    "dag-conditional-artifacts.yaml": UNSUPPORTED + "outputs.artifacts",
+    "exit-handler-step-level.yaml": UNSUPPORTED + "hooks",
+    "exit-handler-with-artifacts.yaml": UNSUPPORTED + "hooks",
+    "exit-handler-with-param.yaml": UNSUPPORTED + "hooks",
+    "global-outputs.yaml": UNSUPPORTED + "arguments.artifacts",
+    "init-container.yaml": UNSUPPORTED + "initContainers",
+    "input-artifact-raw.yaml": UNSUPPORTED + "inputs.artifacts",
+    "life-cycle-hooks-tmpl-level.yaml": UNSUPPORTED + "hooks",
+    "life-cycle-hooks-wf-level.yaml": UNSUPPORTED + "spec.hooks",
+    "map-reduce.yaml": UNSUPPORTED + "arguments.artifacts",
+    "memoize-simple.yaml": UNSUPPORTED + "memoize",
+    "pod-resources-template-override.yaml": UNSUPPORTED + "sidecars",
+    "variables-showcase.yaml": UNSUPPORTED + "spec.arguments.artifacts",
+    "volumes-existing.yaml": UNSUPPORTED + "persistentVolumeClaim",
+    "volumes-pvc.yaml": UNSUPPORTED + "spec.volumeClaimTemplates",
+    "global-parameters-from-configmap.yaml": "parameter value comes from a ConfigMap (spec.arguments valueFrom)",
+    "global-parameters-from-configmap-referenced-as-local-variable.yaml": "parameter value comes from a ConfigMap (spec.arguments valueFrom)",
+    "expression-reusing-verbose-snippets.yaml": "expr-lang closures (map, #, object literals) are not implemented",
+    "expression-destructure-json-complex.yaml": "jsonpath filter/slice expressions are not implemented",
+    "default-pdb-support.yaml": "slow (sleeps 10s) and only about PodDisruptionBudgets",
+}
+#: no-test examples we still run, because they assert a useful structure quickly.
+RUN_ANYWAY = {"exit-handlers.yaml", "continue-on-fail.yaml", "dag-continue-on-fail.yaml"}
+
+
+def examples_dir() -> Path:
+    from pipelines.argo_module import ArgoModuleError, module_dir
+
+    try:
+        return module_dir() / "examples"
+    except ArgoModuleError as error:  # require_tool-style: fail in CI, skip locally
+        from tests.conftest import require_tool
+
+        require_tool("go")
+        pytest.skip(str(error))
+
+
+def _bodies(doc: dict[str, Any]):
+    spec = doc.get("spec") or {}
+    spec = spec.get("workflowSpec", spec)
+    for template in spec.get("templates") or []:
+        for key in ("container", "script"):
+            if key in template:
+                yield template[key]
+        yield from template.get("sidecars") or []
+        yield from template.get("initContainers") or []
+        yield from (template.get("containerSet") or {}).get("containers") or []
+
+
+def _library(path: Path) -> list[Path]:
+    """Sibling manifests, only for examples that reference other templates (parsing is not free)."""
+    return list(path.parent.glob("*.yaml")) if "templateRef" in path.read_text() else []
+
+
+def _candidate(path: Path) -> dict[str, Any] | None:
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+    workflows = [d for d in docs if d.get("kind") == "Workflow"]
+    bodies = [b for d in docs for b in _bodies(d)]
+    if not workflows or not bodies:
+        return None
+    for body in bodies:
+        if not IMAGE.match(str(body.get("image", ""))) or (body.get("command") or ["?"])[0] not in COMMANDS:
+            return None
+    return workflows[0]
+
+
+def discover() -> tuple[list[str], dict[str, str]]:
+    """(examples to run, candidates skipped with reason)."""
+    root = examples_dir()
+    run, skipped = [], {}
+    for path in sorted(root.rglob("*.yaml")):
+        rel = path.relative_to(root).as_posix()
+        workflow = _candidate(path)
+        if workflow is None:
+            continue
+        label = (workflow["metadata"].get("labels") or {}).get(NO_TEST)
+        if rel in EXCLUDED:
+            skipped[rel] = EXCLUDED[rel]
+        elif label and rel not in RUN_ANYWAY:
+            skipped[rel] = f"upstream no-test label: {label}"
+        else:
+            run.append(rel)
+    return run, skipped
+
+
+@pytest.fixture(scope="session")
+def example_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every selected example, run once, a few at a time (nodes are processes; threads just wait)."""
+    root = examples_dir()
+    selected, _ = discover()
+    workdir = tmp_path_factory.mktemp("examples")
+
+    def one(rel: str) -> tuple[str, Any]:
+        path = root / rel
+        try:
+            engine = api.prepare(str(path), env=None, files=_library(path), workdir=workdir)
+            return rel, (engine.run(), engine.status.events)
+        except RunnerError as error:
+            return rel, error
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(pool.map(one, selected))
+
+
+def test_rule_selects_enough_examples() -> None:
+    selected, skipped = discover()
+    no_label = [r for r in selected if r not in RUN_ANYWAY]
+    assert len(no_label) >= 15, selected
+    for rel, reason in skipped.items():
+        assert reason.strip(), rel
+    stale = set(EXCLUDED) - set(skipped)
+    assert not stale, f"exclusions that no longer match an example: {stale}"
+
+
+@pytest.mark.parametrize("rel", [r for r, reason in EXCLUDED.items() if reason.startswith(UNSUPPORTED)])
+def test_unsupported_examples_are_refused_naming_the_feature(rel: str, tmp_path: Path) -> None:
+    path = examples_dir() / rel
+    with pytest.raises(UnsupportedFeature) as caught:
+        api.prepare(str(path), env=None, files=_library(path), workdir=tmp_path)
+    feature = EXCLUDED[rel].removeprefix(UNSUPPORTED)
+    assert feature in str(caught.value)
+    assert "template" in str(caught.value)
+
+
+def test_examples_without_no_test_label_succeed(example_runs: dict[str, Any]) -> None:
+    failures = {}
+    for rel, outcome in example_runs.items():
+        if rel in RUN_ANYWAY:
+            continue
+        if isinstance(outcome, Exception):
+            failures[rel] = str(outcome)
+        elif outcome[0]["status"]["phase"] != "Succeeded":
+            failures[rel] = outcome[0]["status"].get("message", "")
+    assert not failures
+
+
+def _by_display(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {n["displayName"]: n for n in workflow["status"]["nodes"].values()}
+
+
+def _before(events: list[tuple[str, str]], first: str, then: str) -> bool:
+    """`first` finished before `then` started."""
+    return events.index(("finish", first)) < events.index(("start", then))
+
+
+def _outcome(example_runs: dict[str, Any], rel: str) -> tuple[dict[str, Any], list, dict[str, dict[str, Any]]]:
+    outcome = example_runs[rel]
+    assert not isinstance(outcome, Exception), outcome
+    return outcome[0], outcome[1], _by_display(outcome[0])
+
+
+def test_steps_run_groups_in_order(example_runs: dict[str, Any]) -> None:
+    _, events, nodes = _outcome(example_runs, "steps.yaml")
+    assert {n: nodes[n]["phase"] for n in ("hello1", "hello2a", "hello2b")} == dict.fromkeys(
+        ("hello1", "hello2a", "hello2b"), "Succeeded"
+    )
+    assert nodes["[0]"]["type"] == "StepGroup"
+    assert _before(events, nodes["hello1"]["id"], nodes["hello2a"]["id"])
+    assert _before(events, nodes["hello1"]["id"], nodes["hello2b"]["id"])
+    assert nodes["hello2a"]["outputs"]["result"] == "hello2a"
+
+
+def test_dag_diamond_order(example_runs: dict[str, Any]) -> None:
+    _, events, nodes = _outcome(example_runs, "dag-diamond.yaml")
+    ids = {k: nodes[k]["id"] for k in "ABCD"}
+    for first, then in ("AB", "AC", "BD", "CD"):
+        assert _before(events, ids[first], ids[then])
+    assert nodes["A"]["children"] == [ids["B"], ids["C"]] or sorted(nodes["A"]["children"]) == sorted(
+        [ids["B"], ids["C"]]
+    )
+
+
+def test_enhanced_depends(example_runs: dict[str, Any]) -> None:
+    workflow, _, nodes = _outcome(example_runs, "dag-enhanced-depends.yaml")
+    phases = {k: v["phase"] for k, v in nodes.items() if v["type"] != "DAG"}
+    assert phases == {
+        "A": "Succeeded",
+        "B": "Succeeded",
+        "C": "Failed",
+        "should-execute-1": "Succeeded",
+        "should-execute-2": "Succeeded",
+        "should-not-execute": "Omitted",
+        "should-execute-3": "Succeeded",
+    }
+    assert workflow["status"]["phase"] == "Succeeded"
+
+
+def test_dag_target_runs_only_what_the_target_needs(example_runs: dict[str, Any]) -> None:
+    _, _, nodes = _outcome(example_runs, "dag-targets.yaml")
+    assert sorted(k for k, v in nodes.items() if v["type"] == "Pod") == ["A", "C", "E"]
+
+
+def test_coinflip_skips_the_other_side(example_runs: dict[str, Any]) -> None:
+    _, _, nodes = _outcome(example_runs, "coinflip.yaml")
+    side = nodes["flip-coin"]["outputs"]["result"]
+    other = {"heads": "tails", "tails": "heads"}[side]
+    assert nodes[side]["phase"] == "Succeeded"
+    assert nodes[other]["phase"] == "Skipped"
+    assert nodes[other]["message"] == f"when '{side} == {other}' evaluated false"
+
+
+def test_parameter_aggregation_and_private_tmp(example_runs: dict[str, Any]) -> None:
+    # Four parallel pods write /tmp/num and /tmp/even: each must read back its own value.
+    _, _, nodes = _outcome(example_runs, "parameter-aggregation-dag.yaml")
+    for index, num in enumerate((1, 2, 3, 4)):
+        outputs = {p["name"]: p["value"] for p in nodes[f"odd-or-even({index}:{num})"]["outputs"]["parameters"]}
+        assert outputs == {"num": str(num), "evenness": "even" if num % 2 == 0 else "odd"}
+    assert nodes["print-nums"]["outputs"]["result"] == '["1","2","3","4"]'
+    assert nodes["divide-by-2(0:evenness:odd,num:1)"]["phase"] == "Skipped"
+    assert nodes["divide-by-2"]["type"] == "TaskGroup"
+    assert sorted(n["outputs"]["result"] for k, n in nodes.items() if k.startswith("print(")) == ["1", "2"]
+
+
+def test_continue_on_failed_step(example_runs: dict[str, Any]) -> None:
+    workflow, _events, nodes = _outcome(example_runs, "continue-on-fail.yaml")
+    assert nodes["C"]["phase"] == "Failed"
+    assert nodes["D"]["phase"] == "Succeeded"
+    assert workflow["status"]["phase"] == "Succeeded"  # upstream TestContinueOnFail
+
+
+def test_dag_failed_branch_omits_and_fails(example_runs: dict[str, Any]) -> None:
+    workflow, _, nodes = _outcome(example_runs, "dag-continue-on-fail.yaml")
+    # failFast (the default) stops scheduling once a target branch failed, so whether D (B.Failed && C)
+    # ran depends on timing, as on a cluster; what ran must be right.
+    assert nodes.get("D", {"phase": "Succeeded"})["phase"] == "Succeeded"
+    assert nodes["B"]["phase"] == nodes["E"]["phase"] == "Failed"
+    assert nodes.get("G", {"phase": "Omitted"})["phase"] == "Omitted"
+    assert workflow["status"]["phase"] == "Failed"
+
+
+def test_exit_handler_sees_workflow_status(example_runs: dict[str, Any]) -> None:
+    workflow, events, nodes = _outcome(example_runs, "exit-handlers.yaml")
+    assert workflow["status"]["phase"] == "Failed"
+    assert nodes["cry"]["phase"] == "Succeeded"
+    assert nodes["celebrate"]["phase"] == "Skipped"
+    assert "Failed" in nodes["notify"]["outputs"]["result"]
+    assert _before(
+        events,
+        nodes["intentional-fail"]["id"] if "intentional-fail" in nodes else workflow["metadata"]["name"],
+        nodes["notify"]["id"],
+    )
