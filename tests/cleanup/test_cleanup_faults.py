@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from cleanup_seed import Seeded, new_seeded
-from keyfault_proxy import KeyFaultProxy
+from .cleanup_seed import Seeded, new_seeded
+from .keyfault_proxy import KeyFaultProxy
 
 from steps.cleanup.main import execute
 from steps.cleanup.params import CleanupParams

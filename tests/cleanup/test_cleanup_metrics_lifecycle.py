@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from cleanup_seed import new_seeded
+from .cleanup_seed import new_seeded
 from typer.testing import CliRunner
 
 from tests.conftest import require_tool

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from steps.cleanup.main import execute
 from steps.cleanup.params import CleanupParams
 
-from cleanup_seed import new_seeded
+from .cleanup_seed import new_seeded
 
 # Names chosen to collide: siblings of `uploads` that a naive startswith("uploads") would take.
 TOPS = ["uploads", "uploads-archive", "uploads2", "upload", "other"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from cleanup_seed import emulator_clock, new_seeded
+from .cleanup_seed import emulator_clock, new_seeded
 
 from steps.cleanup.main import execute
 from steps.cleanup.params import CleanupParams
