@@ -121,3 +121,22 @@ def test_version_pages_carry_history_across_page_boundaries(versioned) -> None:
     whole = [v for page in list_version_pages(versioned.store, "uploads") for v in page]  # type: ignore[arg-type]
     paged = [v for page in list_version_pages(versioned.store, "uploads", page_size=1) for v in page]  # type: ignore[arg-type]
     assert paged == whole and len(whole) == 10
+
+
+def test_versions_written_in_the_same_second_are_never_purged_early(s3_server) -> None:
+    # v1 and v2 share a LastModified second, so the listing cannot tell which replaced which:
+    # v2 (replaced by v3 only 2 days ago) must stay; v1 stays too, until v3 is older than the threshold.
+    case = new_seeded("s3", s3_server, versioned=True)
+    try:
+        same_second = datetime.now(UTC) - 5 * DAY
+        with emulator_clock(same_second):
+            case.store.put_bytes("uploads/t", b"v")
+            case.store.put_bytes("uploads/t", b"vv")
+        with emulator_clock(datetime.now(UTC) - 2 * DAY):
+            case.store.put_bytes("uploads/t", b"vvv")
+        report = run(case, purge=True)
+        assert (report["deleted"], report["exit_code"]) == (0, 0)
+        assert versions(case) == {("uploads/t", 1, False, False), ("uploads/t", 2, False, False),
+                                  ("uploads/t", 3, False, True)}
+    finally:
+        case.close()

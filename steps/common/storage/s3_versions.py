@@ -51,19 +51,27 @@ def list_version_pages(store: S3Store, prefix: str, page_size: int = 1000) -> It
     full = store.prefix + dir_prefix(prefix)
     kwargs = {"Bucket": store.bucket, "Prefix": full, "MaxKeys": min(max(page_size, 1), 1000)}
     cut = len(store.prefix)
-    previous: tuple[str, datetime] | None = None
+    # Per key, the time of the tie group being read and of the strictly newer group above it.
+    # Timestamps have one-second resolution, so versions written in the same second come back in
+    # no reliable order; a noncurrent version's age then counts from the newer group's time,
+    # which is never earlier than its true successor's.
+    current_key, group_time, above, known = "", None, None, False
     while True:
         with store._errors("list versions of"):
             response = store._client.list_object_versions(**kwargs)
         raw = [(item, False) for item in response.get("Versions", [])]
         raw += [(item, True) for item in response.get("DeleteMarkers", [])]
-        # Python's sort is stable: within one key and one second, S3's own order is kept.
-        raw.sort(key=lambda pair: (pair[0]["Key"], -pair[0]["LastModified"].timestamp()))
+        # Newest first per key, and the current one first among those written in the same second.
+        raw.sort(key=lambda p: (p[0]["Key"], -p[0]["LastModified"].timestamp(), not p[0].get("IsLatest")))
         page = []
         for item, marker in raw:
             key, modified = item["Key"], item["LastModified"].astimezone(UTC)
-            since = None if item.get("IsLatest") else (previous[1] if previous and previous[0] == key else None)
-            previous = (key, modified)
+            if key != current_key:
+                current_key, group_time, above = key, modified, None
+                known = bool(item.get("IsLatest"))
+            elif modified != group_time:
+                above, group_time = group_time, modified
+            since = None if item.get("IsLatest") or not known else (above or modified)
             if key.endswith("/"):
                 continue  # console "directory markers", as S3Store.list_pages skips them
             if not item.get("IsLatest") and since is None:
