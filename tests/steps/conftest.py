@@ -1,0 +1,18 @@
+"""Fixtures for the data-plane step tests: the S3 emulator and a store parametrized over file and S3."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.s3 import *  # noqa: F403 - registers s3_server, s3_bucket, faulty_s3
+from fixtures.s3 import S3Bucket
+from fixtures.stepkit import StoreCase
+
+
+@pytest.fixture(params=["file", "s3"])
+def store_case(request: pytest.FixtureRequest, tmp_path) -> StoreCase:
+    """An empty store root, once on the file store and once on the S3 emulator."""
+    if request.param == "file":
+        return StoreCase("file", f"file://{tmp_path}/store")
+    bucket: S3Bucket = request.getfixturevalue("s3_bucket")
+    return StoreCase("s3", bucket.uri, bucket.endpoint)
