@@ -1,8 +1,179 @@
-"""The cleanup step (not implemented yet: it validates its arguments and stops)."""
+"""`python -m steps.cleanup`: delete objects older than a threshold under directory prefixes.
 
-from steps.common.errors import NotImplementedStep
+Refusals (bad duration, whole-bucket prefix, sub-hour threshold, clock skew) are one-line errors
+with exit code 2 before anything is listed. Otherwise the run prints its report and exits with
+the report's code: 0 done, 1 unresolved errors (a rerun is safe and converges), 4 aborted by
+--max-deletes with nothing deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from steps.cleanup import engine
 from steps.cleanup.params import CleanupParams
+from steps.cleanup.report import EXIT_UNRESOLVED, PrefixReport, Report
+from steps.cleanup.rules import check_threshold, cutoff_for, normalise_prefixes, parse_duration
+from steps.cleanup.sources import CurrentObjects, NoncurrentVersions
+from steps.common.errors import StepError
+from steps.common.storage import Store, open_store, split_uri
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def check_clock(store: Store, margin: timedelta, clock: Callable[[], datetime] = _utcnow) -> datetime:
+    """The server's time, after checking that our clock agrees with it within `margin`.
+
+    Ages are measured against LastModified, which the server stamps; a node whose clock runs
+    ahead would see every object as older than it is.
+    """
+    before = clock()
+    server = store.server_time()
+    after = clock()
+    local = before + (after - before) / 2
+    skew = abs(server - local)
+    # The Date header has one-second resolution: that much disagreement is not skew.
+    if skew > margin + timedelta(seconds=1):
+        raise StepError(
+            f"clock skew: local clock {local.isoformat(timespec='seconds')} and {store.uri} "
+            f"({server.isoformat(timespec='seconds')}) differ by {skew}, more than --clock-skew-margin={margin}; "
+            "fix NTP on the node before cleaning"
+        )
+    return server
+
+
+def _versioning(store: Store) -> str:
+    if not store.uri.startswith("s3://"):
+        return "n/a"
+    from steps.common.storage.s3_versions import fast_timestamps, versioning_status  # boto3: S3 stores only
+
+    fast_timestamps(store)  # listing twice makes timestamp parsing a visible cost
+    return versioning_status(store)
+
+
+def execute(
+    params: CleanupParams,
+    *,
+    clock: Callable[[], datetime] = _utcnow,
+    on_match: Callable[[str, engine.Target, bool], None] | None = None,
+    store: Store | None = None,
+) -> Report:
+    """Validate, check the clock, count, and (unless dry run or over --max-deletes) delete.
+
+    `store`: an already open store for `params.store` (tests reuse one; a boto3 client costs ~0.3 s).
+    """
+    started = time.monotonic()
+    age = parse_duration(params.older_than)
+    check_threshold(age, params.force)
+    margin = parse_duration(params.clock_skew_margin, "--clock-skew-margin")
+    prefixes, covered = normalise_prefixes(params.prefix, params.allow_bucket_root)
+    if store is None:
+        store = open_store(
+            params.store,
+            s3_endpoint=params.s3_endpoint,
+            max_attempts=params.s3_max_attempts,
+            max_pool_connections=params.workers + 2,  # the workers, plus the listing
+        )
+        context: contextlib.AbstractContextManager = store
+    else:
+        context = contextlib.nullcontext()
+    with context:
+        cutoff = cutoff_for(check_clock(store, margin, clock), age)
+        report = Report(
+            store=store.uri,
+            older_than=params.older_than,
+            cutoff=cutoff.isoformat(timespec="seconds"),
+            dry_run=params.dry_run,
+            max_deletes=params.max_deletes,
+            per_prefix={p: PrefixReport() for p in prefixes},
+            covered_prefixes=covered,
+            purge_noncurrent=params.purge_noncurrent,
+        )
+        report.versioning = _versioning(store)
+        sources: list[engine.Source] = [CurrentObjects(store)]
+        if report.versioning in {"Enabled", "Suspended"}:
+            report.notes.append(
+                "versioned bucket: deleting adds delete markers; the data stays as noncurrent versions "
+                + (
+                    "and those noncurrent for longer than the threshold are purged (--purge-noncurrent)"
+                    if params.purge_noncurrent
+                    else "until --purge-noncurrent or a lifecycle rule removes them"
+                )
+            )
+        if params.purge_noncurrent:
+            if report.versioning == "n/a":
+                report.notes.append("--purge-noncurrent ignored: this store keeps no versions")
+            else:
+                sources.append(NoncurrentVersions(store))
+        for inner, outer in covered.items():
+            report.notes.append(f"prefix {inner} is inside {outer}: cleaned as part of it")
+        settings = engine.Settings(dry_run=params.dry_run, max_deletes=params.max_deletes, workers=params.workers)
+        engine.run(sources, prefixes, cutoff, settings, report, on_match)
+    report.elapsed_s = time.monotonic() - started
+    return report
+
+
+def _write_report(uri: str, params: CleanupParams, text: str) -> None:
+    parent, key = split_uri(uri)
+    with open_store(parent, s3_endpoint=params.s3_endpoint, max_attempts=params.s3_max_attempts) as store:
+        store.put_bytes(key, text.encode(), content_type="application/json")
+
+
+def _write_outputs(params: CleanupParams, summary: dict) -> None:
+    out = Path(params.outputs_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, value in (("deleted", summary["deleted"]), ("bytes", summary["bytes"]), ("report", params.report)):
+        (out / name).write_text(str(value))
+
+
+def _printer(store_uri: str) -> Callable[[str, engine.Target, bool], None]:
+    def show(prefix: str, target: engine.Target, noncurrent: bool) -> None:
+        version = f" version={target.version_id}" if noncurrent else ""
+        print(f"match {store_uri}/{target.key} size={target.size}{version}", flush=False)
+
+    return show
 
 
 def run(params: CleanupParams) -> int:
-    raise NotImplementedStep("not implemented")
+    report = execute(params, on_match=_printer(params.store.rstrip("/")) if params.print_keys else None)
+    code = report.exit_code
+    if params.pushgateway:
+        from steps.cleanup.metrics import push
+
+        try:
+            push(params.pushgateway, report)
+        except Exception as error:  # metrics must not turn a finished cleanup into a failed one
+            report.notes.append(f"pushgateway {params.pushgateway}: push failed: {error}")
+            print(f"steps.cleanup: warning: pushgateway push failed: {error}", file=sys.stderr)
+    summary = report.to_dict()
+    text = json.dumps(summary, sort_keys=False)
+    if params.report:
+        try:
+            _write_report(params.report, params, text)
+        except StepError as error:
+            print(f"steps.cleanup: error: --report: {error}", file=sys.stderr)
+            code = max(code, EXIT_UNRESOLVED)
+    _write_outputs(params, summary)
+    if params.json_report:
+        print(text, flush=True)
+    else:
+        _summary_line(summary)
+    return code
+
+
+def _summary_line(summary: dict) -> None:
+    verb = "would delete" if summary["dry_run"] else "deleted"
+    count = summary["would_delete"] if summary["dry_run"] else summary["deleted"]
+    print(
+        f"steps.cleanup: {verb} {count} objects ({summary['scanned']} scanned, {summary['error_count']} errors)"
+        + (f"; ABORTED: {summary['notes'][-1]}" if summary["aborted"] else ""),
+        file=sys.stderr,
+    )

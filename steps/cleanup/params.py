@@ -1,15 +1,45 @@
-"""Parameters of `python -m steps.cleanup` (retention: delete objects older than a threshold)."""
+"""Parameters of `python -m steps.cleanup` (retention: delete objects older than a threshold).
 
-from typing import ClassVar, Literal
+The duration and prefix rules live here too (pure stdlib) because `kiosk lifecycle` must derive the
+native S3 Lifecycle rule from exactly the same reading of the config, and `pipelines` may import
+only params modules.
+"""
+
+import re
+from datetime import timedelta
+from typing import ClassVar
 
 from pydantic import Field
 
 from steps.common.params_base import OutputsParams, StorageParams
 
+_DURATION = re.compile(r"^\s*([1-9][0-9]{0,6})\s*([mhd])\s*$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90m`, `36h`, `3d` -> timedelta; ValueError for anything else (`0d`, `1.5h`, `3 days`, `-1h`)."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"expected a positive whole number followed by m, h or d, e.g. 90m, 36h, 3d (got {text!r})")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def normalise_prefix(raw: str) -> str:
+    """A prefix as a directory: stripped, no leading '/', exactly one trailing '/'; '' is the bucket root.
+
+    `uploads` becomes `uploads/`, so it can never match `uploads-archive/x`, `uploads2/x` or `uploads.png`.
+    ValueError for `.`/`..` segments, which the file store and S3 would read differently.
+    """
+    parts = [p for p in raw.strip().split("/") if p != ""]
+    if any(p in {".", ".."} for p in parts):
+        raise ValueError(f"{raw!r} contains a '.' or '..' path segment")
+    return "/".join(parts) + "/" if parts else ""
+
 
 class CleanupParams(StorageParams, OutputsParams):
     step_module: ClassVar[str] = "steps.cleanup"
-    store: str = Field(description="Store URI: s3://bucket or file:///dir.")
+    store: str = Field(description="Store URI: s3://bucket[/prefix] or file:///dir.")
     prefix: list[str] = Field(
         description="Prefix to clean, always treated as a directory; repeat the flag or pass a JSON list."
     )
@@ -20,9 +50,12 @@ class CleanupParams(StorageParams, OutputsParams):
     )
     allow_bucket_root: bool = Field(False, description="Allow an empty or '/' prefix (the whole bucket).")
     force: bool = Field(False, description="Allow a threshold under one hour.")
-    purge_noncurrent: bool = Field(False, description="Also delete noncurrent versions older than the threshold.")
+    purge_noncurrent: bool = Field(
+        False, description="Also delete versions that have been noncurrent for longer than the threshold."
+    )
     clock_skew_margin: str = Field("5m", description="Refuse to run when the server clock differs by more.")
     workers: int = Field(4, ge=1, le=64, description="Concurrent DeleteObjects calls.")
     json_report: bool = Field(False, alias="json", description="Print one JSON report on stdout's last line.")
     report: str = Field("", description="URI where the JSON report is also written; empty: none.")
     pushgateway: str = Field("", description="Prometheus Pushgateway address; empty disables pushing.")
+    print_keys: bool = Field(False, description="Print one line per matching object (URI and size) before the report.")

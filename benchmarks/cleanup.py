@@ -1,0 +1,214 @@
+"""Cleanup benchmark: batched two-pass cleanup against the old monitor's one-DELETE-per-key loop.
+
+    uv run python benchmarks/cleanup.py --json
+
+prints one JSON line. Everything is measured in this run against one S3 server: moto (an
+*emulator*) on 127.0.0.1, in its own process so that its memory is not ours. Latency (~30 ms per
+request) is added by the HTTP delay proxy of tests/fixtures/fault_proxy.py in front of it.
+
+- batched: `python -m steps.cleanup` as Argo runs it (count pass, delete pass, DeleteObjects of
+  1000 keys, 4 workers). Its rate is deleted / the report's elapsed_s (clock check, both listings
+  and the deletes; interpreter start-up excluded). Peak RSS is that process's ru_maxrss.
+- one_by_one: the old monitor's shape, in its own process: list everything, then one DeleteObject
+  per key, sequentially. Both sides include listing.
+
+The one-by-one side deletes fewer objects (at ~30 ms per request, 100k sequential DELETEs would
+take ~an hour): rates are compared, and each count is printed. Buckets are seeded straight into
+the emulator's memory (setup, not measured): 100k PUTs over HTTP would take minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+AGE_S = 3 * 86_400  # seeded objects are 3 days old; the run deletes those older than 1 day
+
+
+# -- the emulator process --------------------------------------------------------------------------
+def serve() -> None:
+    """Run moto on a free port; read `seed <bucket> <count>` lines on stdin, answer `ok`."""
+    from datetime import UTC, datetime, timedelta
+
+    from moto.s3.models import s3_backends
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    print(f"http://{host}:{port}", flush=True)
+    backend = s3_backends["123456789012"]["global"]
+    old = (datetime.now(UTC) - timedelta(seconds=AGE_S)).replace(tzinfo=None)
+    for line in sys.stdin:
+        command, bucket, count = line.split()
+        assert command == "seed"
+        backend.create_bucket(bucket, "us-east-1")
+        for i in range(int(count)):
+            key = backend.put_object(bucket, f"uploads/{i // 1000:04d}/{i % 1000:04d}.png", b"0123456789")
+            key.last_modified = old
+        # Siblings and young objects, so that the rule has something to leave alone.
+        backend.put_object(bucket, "uploads-archive/keep.png", b"k").last_modified = old
+        backend.put_object(bucket, "uploads/young.png", b"y")
+        print("ok", flush=True)
+    server.stop()
+
+
+class Emulator:
+    def __init__(self) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        self.endpoint = self.process.stdout.readline().strip()  # type: ignore[union-attr]
+        self.buckets = 0
+
+    def seed(self, count: int) -> str:
+        self.buckets += 1
+        bucket = f"bench-{self.buckets}-{count}"
+        self.process.stdin.write(f"seed {bucket} {count}\n")  # type: ignore[union-attr]
+        self.process.stdin.flush()  # type: ignore[union-attr]
+        assert self.process.stdout.readline().strip() == "ok"  # type: ignore[union-attr]
+        return bucket
+
+    def close(self) -> None:
+        self.process.stdin.close()  # type: ignore[union-attr]
+        self.process.wait(timeout=60)
+
+
+# -- the one-by-one baseline process ---------------------------------------------------------------
+def baseline(store_uri: str, endpoint: str) -> None:
+    from steps.cleanup.rules import cutoff_for, in_prefix
+    from steps.common.storage import open_store
+    from steps.common.storage.s3_versions import delete_object
+
+    started = time.monotonic()
+    store = open_store(store_uri, s3_endpoint=endpoint)
+    from datetime import timedelta
+
+    cutoff = cutoff_for(store.server_time(), timedelta(days=1))
+    # The old monitor: list everything first, then delete one key per request.
+    doomed = [o.key for o in store.list("uploads") if in_prefix(o.key, "uploads/") and o.last_modified < cutoff]
+    for key in doomed:
+        delete_object(store, key)  # type: ignore[arg-type]
+    print(json.dumps({"deleted": len(doomed), "elapsed_s": time.monotonic() - started}))
+
+
+# -- measuring -------------------------------------------------------------------------------------
+def _child(command: list[str]) -> tuple[dict, float]:
+    """Run a child; its last stdout line (JSON) and its own peak RSS in MiB."""
+    with tempfile.TemporaryFile("w+") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.PIPE, cwd=REPO, text=True)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        err = process.stderr.read()  # type: ignore[union-attr]
+        out.seek(0)
+        lines = out.read().strip().splitlines()
+    if process.returncode != 0 or not lines:
+        raise SystemExit(f"{' '.join(command[:4])}... failed ({process.returncode}): {err.strip()[-2000:]}")
+    return json.loads(lines[-1]), usage.ru_maxrss / 1024
+
+
+def batched(emulator: Emulator, endpoint: str, count: int) -> tuple[float, float, dict]:
+    bucket = emulator.seed(count)
+    report, rss = _child(
+        [
+            sys.executable,
+            "-m",
+            "steps.cleanup",
+            f"--store=s3://{bucket}",
+            f"--s3-endpoint={endpoint}",
+            "--prefix=uploads",
+            "--older-than=1d",
+            "--dry-run=false",
+            f"--max-deletes={count}",
+            "--json=true",
+            "--workers=4",
+            f"--outputs-dir={tempfile.mkdtemp()}",
+        ]
+    )
+    assert report["deleted"] == count and report["exit_code"] == 0, report
+    return count / report["elapsed_s"], rss, report
+
+
+def one_by_one(emulator: Emulator, endpoint: str, count: int) -> float:
+    bucket = emulator.seed(count)
+    result, _ = _child([sys.executable, __file__, "--baseline", f"s3://{bucket}", endpoint])
+    assert result["deleted"] == count, result
+    return count / result["elapsed_s"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true", help="print one JSON line (the only output)")
+    parser.add_argument("--objects", type=int, default=100_000, help="objects the batched run deletes")
+    parser.add_argument("--small-objects", type=int, default=10_000, help="the batched run compared for RSS")
+    parser.add_argument("--one-by-one-objects", type=int, default=3_000)
+    parser.add_argument("--latency-objects", type=int, default=20_000, help="batched objects with latency")
+    parser.add_argument("--one-by-one-latency-objects", type=int, default=400)
+    parser.add_argument("--latency-ms", type=float, default=30.0)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--baseline", nargs=2, metavar=("STORE", "ENDPOINT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        return serve()
+    if args.baseline:
+        return baseline(*args.baseline)
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    from fixtures.fault_proxy import FaultProxy
+
+    emulator = Emulator()
+    try:
+        small_dps, small_rss, _ = batched(emulator, emulator.endpoint, args.small_objects)
+        batched_dps, peak_rss, big = batched(emulator, emulator.endpoint, args.objects)
+        single_dps = one_by_one(emulator, emulator.endpoint, args.one_by_one_objects)
+        with FaultProxy(emulator.endpoint) as proxy:
+            proxy.delay(args.latency_ms / 1000)
+            batched_latency, _, _ = batched(emulator, proxy.url, args.latency_objects)
+            single_latency = one_by_one(emulator, proxy.url, args.one_by_one_latency_objects)
+    finally:
+        emulator.close()
+    result = {
+        "objects": args.objects,
+        "batched_dps": round(batched_dps, 1),
+        "one_by_one_dps": round(single_dps, 1),
+        "speedup": round(batched_dps / single_dps, 1),
+        "peak_rss_mb": round(peak_rss, 1),
+        "peak_rss_mb_small": round(small_rss, 1),
+        "small_objects": args.small_objects,
+        "batched_dps_small": round(small_dps, 1),
+        "speedup_small": round(small_dps / single_dps, 1),
+        # Where the batched run's time goes: the count pass is a pure listing.
+        "batched_count_pass_s": big["count_s"],
+        "batched_delete_pass_s": big["delete_s"],
+        "one_by_one_objects": args.one_by_one_objects,
+        "latency_ms": args.latency_ms,
+        "objects_latency": args.latency_objects,
+        "one_by_one_objects_latency": args.one_by_one_latency_objects,
+        "batched_dps_latency": round(batched_latency, 1),
+        "one_by_one_dps_latency": round(single_latency, 1),
+        "speedup_latency": round(batched_latency / single_latency, 1),
+        "server": "moto S3 emulator on 127.0.0.1 (separate process)",
+    }
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
