@@ -1,0 +1,83 @@
+"""Object storage for steps: `file:///dir` and `s3://bucket/prefix` behind one small interface.
+
+Only this package imports boto3/botocore. A Store is rooted at the URI's prefix; keys are relative.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from steps.common.storage.base import DeleteError, NotFound, ObjectInfo, Store, StorageError, dir_prefix
+from steps.common.storage.file import FileStore
+
+__all__ = [
+    "DeleteError",
+    "FileStore",
+    "NotFound",
+    "ObjectInfo",
+    "Store",
+    "StorageError",
+    "dir_prefix",
+    "open_store",
+    "split_uri",
+]
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,254}$")
+_UNSET = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _expand(uri: str) -> str:
+    expanded = os.path.expandvars(uri)
+    missing = _UNSET.search(expanded)
+    if missing:
+        raise StorageError(f"invalid storage URI {uri!r}: environment variable ${missing.group(1)} is not set")
+    return expanded
+
+
+def open_store(
+    uri: str, *, s3_endpoint: str = "", max_attempts: int = 5, max_pool_connections: int = 10
+) -> Store:
+    """Open `file:///abs/dir` (env vars expanded) or `s3://bucket[/prefix]`.
+
+    `max_pool_connections` should be at least the caller's number of concurrent workers, otherwise
+    urllib3 discards connections and every request pays a new TCP handshake.
+    """
+    expanded = _expand(uri.strip())
+    if expanded.startswith("file://"):
+        path = expanded[len("file://") :]
+        if path.startswith("localhost/"):
+            path = path[len("localhost") :]
+        if not path.startswith("/"):
+            raise StorageError(f"invalid storage URI {uri!r}: file URIs need an absolute path (file:///dir)")
+        return FileStore(os.path.normpath(path))
+    if expanded.startswith("s3://"):
+        bucket, _, prefix = expanded[len("s3://") :].partition("/")
+        if not _BUCKET.match(bucket):
+            raise StorageError(f"invalid storage URI {uri!r}: bad bucket name {bucket!r}")
+        if any(part in (".", "..") for part in prefix.strip("/").split("/")):
+            raise StorageError(f"invalid storage URI {uri!r}: '.' and '..' are not allowed in a prefix")
+        from steps.common.storage.s3 import S3Store  # boto3 costs ~0.3 s to import: only when needed
+
+        return S3Store(
+            bucket,
+            prefix,
+            endpoint=s3_endpoint,
+            max_attempts=max_attempts,
+            max_pool_connections=max_pool_connections,
+        )
+    raise StorageError(f"unsupported storage URI {uri!r}: expected file:///abs/dir or s3://bucket/prefix")
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """Split an object URI into (parent URI, key): open_store(parent).get_bytes(key) reads it."""
+    expanded = _expand(uri.strip())
+    scheme_end = expanded.find("://") + 3
+    if scheme_end < 3:
+        raise StorageError(f"unsupported storage URI {uri!r}: expected file:///path or s3://bucket/key")
+    parent, sep, key = expanded[scheme_end:].rstrip("/").rpartition("/")
+    if not sep or not key or (expanded.startswith("s3://") and not parent):
+        raise StorageError(f"invalid object URI {uri!r}: no object key")
+    if expanded.startswith("file://") and not parent:
+        parent = "/"
+    return expanded[:scheme_end] + parent, key

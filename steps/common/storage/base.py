@@ -1,0 +1,104 @@
+"""Storage types shared by the file and S3 stores: object info, errors and the Store interface."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from steps.common.errors import StepError
+
+
+class StorageError(StepError):
+    """Storage is unreachable, the bucket is missing, access is denied, or a URI/key is invalid."""
+
+
+class NotFound(StorageError):
+    """The object does not exist (callers that expect this catch it, e.g. per-item failures)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str  # relative to the store's root
+    size: int
+    etag: str
+    last_modified: datetime  # timezone-aware, UTC
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteError:
+    key: str
+    code: str
+    message: str
+
+
+def dir_prefix(prefix: str) -> str:
+    """Normalise a listing prefix to a directory: 'uploads' must never match 'uploads2/x' or 'uploads.png'."""
+    prefix = prefix.strip("/")
+    return f"{prefix}/" if prefix else ""
+
+
+def check_key(key: str) -> str:
+    """Reject keys that would escape the store root or name a directory."""
+    parts = key.split("/")
+    if not key or key.startswith("/") or key.endswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise StorageError(f"invalid object key {key!r}: must be a relative path without '.', '..' or '//'")
+    return key
+
+
+class Store(abc.ABC):
+    """A prefix of a bucket or a directory. Keys are relative to it, '/'-separated."""
+
+    uri: str
+
+    @abc.abstractmethod
+    def list_pages(self, prefix: str = "", page_size: int = 1000) -> Iterator[list[ObjectInfo]]:
+        """Objects under the directory `prefix`, in key order, one page (≤ page_size) at a time."""
+
+    def list(self, prefix: str = "", *, page_size: int = 1000) -> Iterator[ObjectInfo]:
+        for page in self.list_pages(prefix, page_size):
+            yield from page
+
+    @abc.abstractmethod
+    def get_bytes(self, key: str) -> bytes:
+        """The object's content; NotFound when it does not exist."""
+
+    @abc.abstractmethod
+    def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        """Write atomically: readers see the old object or the whole new one, never a part."""
+
+    @abc.abstractmethod
+    def download_file(self, key: str, path: str) -> None:
+        """Copy the object to a local file (multipart/concurrent for large S3 objects)."""
+
+    @abc.abstractmethod
+    def head(self, key: str) -> ObjectInfo | None:
+        """Metadata of one object, None when it does not exist."""
+
+    def exists(self, key: str) -> bool:
+        return self.head(key) is not None
+
+    @abc.abstractmethod
+    def delete_many(self, keys: Sequence[str]) -> list[DeleteError]:
+        """Delete keys (missing ones count as deleted); per-key failures are returned, not raised."""
+
+    @abc.abstractmethod
+    def uri_for(self, key: str) -> str:
+        """The absolute URI of `key` (what a later `open_store(uri)` would read)."""
+
+    @abc.abstractmethod
+    def server_time(self) -> datetime:
+        """The storage's clock (UTC): retention compares object ages against it, not ours."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri!r})"

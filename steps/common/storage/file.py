@@ -1,0 +1,145 @@
+"""A Store on a local (or mounted) directory: the local runner's default."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from steps.common.storage.base import DeleteError, NotFound, ObjectInfo, Store, StorageError, check_key, dir_prefix
+
+#: Temporary files of in-flight writes: hidden from listings so readers never see partial objects.
+TMP_PREFIX = ".kiosk-tmp-"
+
+
+def _info(key: str, st: os.stat_result) -> ObjectInfo:
+    # A content hash would read every file on each listing; size+mtime is what rsync trusts too.
+    return ObjectInfo(
+        key=key,
+        size=st.st_size,
+        etag=f"{st.st_size:x}-{st.st_mtime_ns:x}",
+        last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
+    )
+
+
+class FileStore(Store):
+    def __init__(self, root: str) -> None:
+        self.root = Path(root)
+        self.uri = "file://" + root.rstrip("/")
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def _error(self, error: OSError, what: str) -> StorageError:
+        return StorageError(f"cannot {what} {self.uri}: {error.strerror or error}")
+
+    def _walk(self, directory: Path, rel: str) -> Iterator[ObjectInfo]:
+        try:
+            entries = list(os.scandir(directory))
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            raise self._error(error, "list") from None
+        # Sorting on name + '/' for directories yields exactly S3's key order over the full keys.
+        named = []
+        for entry in entries:
+            if entry.name.startswith(TMP_PREFIX):
+                continue
+            is_dir = entry.is_dir(follow_symlinks=False)
+            named.append((entry.name + "/" if is_dir else entry.name, entry, is_dir))
+        for name, entry, is_dir in sorted(named, key=lambda item: item[0]):
+            if is_dir:
+                yield from self._walk(Path(entry.path), rel + name)
+            elif entry.is_file():
+                try:
+                    yield _info(rel + name, entry.stat())
+                except FileNotFoundError:  # deleted while listing, as S3 would not show it either
+                    continue
+
+    def list_pages(self, prefix: str = "", page_size: int = 1000) -> Iterator[list[ObjectInfo]]:
+        prefix = dir_prefix(prefix)
+        if prefix:
+            check_key(prefix[:-1])
+        page: list[ObjectInfo] = []
+        for info in self._walk(self.root / prefix if prefix else self.root, prefix):
+            page.append(info)
+            if len(page) >= page_size:
+                yield page
+                page = []
+        if page:
+            yield page
+
+    def get_bytes(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFound(f"object not found: {self.uri_for(key)}") from None
+        except OSError as error:
+            raise self._error(error, f"read {key!r} from") from None
+
+    def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+        except OSError as error:
+            raise self._error(error, f"write {key!r} to") from None
+
+    def download_file(self, key: str, path: str) -> None:
+        try:
+            shutil.copyfile(self._path(key), path)
+        except FileNotFoundError:
+            raise NotFound(f"object not found: {self.uri_for(key)}") from None
+        except OSError as error:
+            raise self._error(error, f"read {key!r} from") from None
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            st = self._path(key).stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as error:
+            raise self._error(error, f"stat {key!r} in") from None
+        return _info(key, st) if stat.S_ISREG(st.st_mode) else None
+
+    def delete_many(self, keys: Sequence[str]) -> list[DeleteError]:
+        errors = []
+        for key in keys:
+            try:
+                path = self._path(key)
+                path.unlink(missing_ok=True)
+            except StorageError as error:
+                errors.append(DeleteError(key, "InvalidKey", str(error)))
+                continue
+            except OSError as error:
+                errors.append(DeleteError(key, type(error).__name__, error.strerror or str(error)))
+                continue
+            self._prune(path.parent)
+        return errors
+
+    def _prune(self, directory: Path) -> None:
+        # Empty directories are invisible in S3; removing them keeps both stores listing the same.
+        while directory != self.root and self.root in directory.parents:
+            try:
+                directory.rmdir()
+            except OSError:
+                return
+            directory = directory.parent
+
+    def uri_for(self, key: str) -> str:
+        return f"{self.uri}/{check_key(key)}"
+
+    def server_time(self) -> datetime:
+        return datetime.now(UTC)

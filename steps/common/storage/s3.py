@@ -1,0 +1,206 @@
+"""A Store on an S3 bucket prefix (AWS, MinIO, Ceph, moto). The only module that imports boto3."""
+
+from __future__ import annotations
+
+import io
+import random
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError as BotoConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
+    NoCredentialsError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+
+from steps.common.storage.base import DeleteError, NotFound, ObjectInfo, Store, StorageError, check_key, dir_prefix
+
+#: Above this size a PUT goes through the transfer manager (parallel multipart, per-part retries).
+MULTIPART_THRESHOLD = 64 * 1024 * 1024
+_DELETE_BATCH = 1000  # the DeleteObjects limit
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+_DENIED = {"403", "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
+
+
+class S3Store(Store):
+    def __init__(
+        self, bucket: str, prefix: str, *, endpoint: str = "", max_attempts: int = 5, max_pool_connections: int = 10
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = dir_prefix(prefix)
+        self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        self.max_attempts = max_attempts
+        options: dict = {
+            "retries": {"mode": "standard", "total_max_attempts": max_attempts},
+            "max_pool_connections": max_pool_connections,
+            "connect_timeout": 10,
+            "read_timeout": 60,
+        }
+        if endpoint:
+            # MinIO/Ceph/moto serve buckets as paths, and several reject the CRC checksums (aws-chunked
+            # trailers) boto3 >= 1.36 sends by default: https://github.com/boto/boto3/issues/4398
+            options["s3"] = {"addressing_style": "path"}
+            options["request_checksum_calculation"] = "when_required"
+            options["response_checksum_validation"] = "when_required"
+        # A session per store: boto3's default session is shared module state and not thread-safe.
+        session = boto3.session.Session()
+        self._client = session.client("s3", endpoint_url=endpoint or None, config=Config(**options))
+        self._transfer = TransferConfig(
+            multipart_threshold=MULTIPART_THRESHOLD, max_concurrency=max(1, min(max_pool_connections, 10))
+        )
+        self._where = f"{self.uri}" + (f" (endpoint {endpoint})" if endpoint else "")
+
+    @property
+    def multipart_threshold(self) -> int:
+        return self._transfer.multipart_threshold
+
+    @multipart_threshold.setter
+    def multipart_threshold(self, size: int) -> None:
+        """Tests lower it to S3's 5 MiB minimum part size; parts are then that size too."""
+        self._transfer.multipart_threshold = size
+        self._transfer.multipart_chunksize = size
+
+    # -- errors ---------------------------------------------------------------------------------------
+    @contextmanager
+    def _errors(self, what: str, key: str = ""):
+        target = self.uri_for(key) if key else self._where
+        try:
+            yield
+        except ClientError as error:
+            err = error.response.get("Error", {})
+            code = str(err.get("Code", "")) or str(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
+            # Requests without a key (list, HEAD bucket) answer a missing bucket with a bare 404.
+            if code == "NoSuchBucket" or (code in _NOT_FOUND and not key):
+                raise StorageError(f"bucket does not exist: s3://{self.bucket} ({self._where})") from None
+            if code in _NOT_FOUND and key:
+                raise NotFound(f"object not found: {target}") from None
+            if code in _DENIED:
+                raise StorageError(f"access denied: cannot {what} {target} ({code})") from None
+            raise StorageError(f"cannot {what} {target}: {code}: {err.get('Message', '')}".rstrip(": ")) from None
+        except NoCredentialsError:
+            raise StorageError(
+                f"no S3 credentials for {self._where}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile"
+            ) from None
+        except (BotoConnectionError, HTTPClientError) as error:
+            raise StorageError(f"storage unreachable: cannot {what} {target}: {error}") from None
+        except BotoCoreError as error:
+            raise StorageError(f"cannot {what} {target}: {error}") from None
+
+    def _key(self, key: str) -> str:
+        return self.prefix + check_key(key)
+
+    # -- Store ----------------------------------------------------------------------------------------
+    def list_pages(self, prefix: str = "", page_size: int = 1000) -> Iterator[list[ObjectInfo]]:
+        full = self.prefix + dir_prefix(prefix)
+        kwargs = {"Bucket": self.bucket, "Prefix": full, "MaxKeys": min(max(page_size, 1), 1000)}
+        cut = len(self.prefix)
+        while True:
+            with self._errors("list"):
+                response = self._client.list_objects_v2(**kwargs)
+            page = [
+                ObjectInfo(
+                    key=item["Key"][cut:],
+                    size=item["Size"],
+                    etag=item.get("ETag", "").strip('"'),
+                    last_modified=item["LastModified"].astimezone(UTC),
+                )
+                for item in response.get("Contents", [])
+                if not item["Key"].endswith("/")  # "directory marker" objects made by consoles
+            ]
+            if page:
+                yield page
+            if not response.get("IsTruncated"):
+                return
+            kwargs["ContinuationToken"] = response["NextContinuationToken"]
+
+    def get_bytes(self, key: str) -> bytes:
+        full = self._key(key)
+        # botocore retries the request but not the body read: a reset mid-body surfaces here, so the
+        # whole GET is retried with the same attempt budget, backing off like botocore's standard mode.
+        for attempt in range(1, self.max_attempts + 1):
+            with self._errors("read", key):
+                response = self._client.get_object(Bucket=self.bucket, Key=full)
+                try:
+                    return response["Body"].read()
+                except _STREAM_ERRORS as error:
+                    if attempt == self.max_attempts:
+                        raise StorageError(f"cannot read {self.uri_for(key)}: {error}") from None
+            time.sleep(min(20.0, random.uniform(0, 0.1 * 2**attempt)))
+        raise AssertionError("unreachable")
+
+    def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        full = self._key(key)
+        extra = {"ContentType": content_type} if content_type else {}
+        with self._errors("write", key):
+            if len(data) < self._transfer.multipart_threshold:
+                self._client.put_object(Bucket=self.bucket, Key=full, Body=data, **extra)
+            else:
+                self._client.upload_fileobj(
+                    io.BytesIO(data), self.bucket, full, ExtraArgs=extra or None, Config=self._transfer
+                )
+
+    def download_file(self, key: str, path: str) -> None:
+        with self._errors("read", key):
+            self._client.download_file(self.bucket, self._key(key), path, Config=self._transfer)
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            with self._errors("stat", key):
+                response = self._client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except NotFound:
+            return None
+        return ObjectInfo(
+            key=key,
+            size=response["ContentLength"],
+            etag=response.get("ETag", "").strip('"'),
+            last_modified=response["LastModified"].astimezone(UTC),
+        )
+
+    def delete_many(self, keys: Sequence[str]) -> list[DeleteError]:
+        errors: list[DeleteError] = []
+        valid = []
+        for key in keys:
+            try:
+                valid.append(self._key(key))
+            except StorageError as error:
+                errors.append(DeleteError(key, "InvalidKey", str(error)))
+        cut = len(self.prefix)
+        for start in range(0, len(valid), _DELETE_BATCH):
+            batch = valid[start : start + _DELETE_BATCH]
+            with self._errors("delete from"):
+                response = self._client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+                )
+            errors.extend(
+                DeleteError(item["Key"][cut:], item.get("Code", ""), item.get("Message", ""))
+                for item in response.get("Errors", [])
+            )
+        return errors
+
+    def uri_for(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def server_time(self) -> datetime:
+        with self._errors("reach"):
+            response = self._client.head_bucket(Bucket=self.bucket)
+        date = response["ResponseMetadata"]["HTTPHeaders"].get("date")
+        if not date:
+            raise StorageError(f"{self._where} sent no Date header")
+        return parsedate_to_datetime(date).astimezone(UTC)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+_STREAM_ERRORS = (ResponseStreamingError, IncompleteReadError, ReadTimeoutError, BotoConnectionError, HTTPClientError)
