@@ -10,7 +10,7 @@ import pandas as pd
 
 from steps.benchmark.runs import best
 from steps.common.errors import StepError
-from steps.common.storage import open_store
+from steps.common.storage import open_store, split_uri
 
 _NEEDED = {"config", "images_per_second", "failed", "processed", "cost_per_1k_images"}
 
@@ -40,17 +40,12 @@ class Regression:
         }
 
 
-def split_uri(uri: str) -> tuple[str, str]:
-    """`scheme://a/b/file` -> (`scheme://a/b`, `file`)."""
-    head, slash, name = uri.rstrip("/").rpartition("/")
-    if not slash or not name or head.endswith(":/") or head.endswith(":"):
-        raise StepError(f"--baseline {uri!r}: expected the URI of a runs.parquet file")
-    return head, name
-
-
 def load_baseline(uri: str, **store_args: Any) -> pd.DataFrame:
-    root, name = split_uri(uri)
-    data = open_store(root, **store_args).get_bytes(name)
+    try:
+        root, name = split_uri(uri)
+        data = open_store(root, **store_args).get_bytes(name)
+    except StepError as error:
+        raise StepError(f"--baseline: {error}") from None
     try:
         frame = pd.read_parquet(io.BytesIO(data))
     except Exception as error:  # pyarrow raises several types for "not parquet"
