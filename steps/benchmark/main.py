@@ -45,11 +45,17 @@ def _verdict(top: pd.Series, frame: pd.DataFrame) -> str:
     if math.isfinite(top["latency_p95_ms"]):
         text += f", p95 latency {top['latency_p95_ms']:.1f} ms"
     if math.isfinite(top["cost_per_1k_images"]):
-        text += f", ${top['cost_per_1k_images']:.4f} per 1k images"
+        text += f", ${top['cost_per_1k_images']:.4g} per 1k images"
     if "gpu_util_mean" in frame.columns and math.isfinite(top.get("gpu_util_mean", math.nan)):
         text += f", GPU utilisation {top['gpu_util_mean']:.0f}%"
     if top["failed"]:
         text += f" (every run had failures; this one {int(top['failed'])})"
+    costs = frame[frame["cost_per_1k_images"].notna() & (frame["processed"] > 0)]
+    if len(costs):
+        cheapest = costs.loc[costs["cost_per_1k_images"].idxmin()]
+        if cheapest["config"] != top["config"] and cheapest["cost_per_1k_images"] < top["cost_per_1k_images"]:
+            text += (f"; cheapest is {cheapest['config']} at ${cheapest['cost_per_1k_images']:.4g} per 1k images "
+                     f"({cheapest['images_per_second']:.2f} images/s)")
     return text + f" ({len(frame)} configurations)."
 
 
@@ -148,7 +154,7 @@ def run(params: BenchmarkParams) -> int:
         "best": {k: _clean(top[k]) for k in
                  ("config", "batch_size", "shard_size", "parallelism", "images_per_second", "latency_p95_ms",
                   "cost_per_1k_images")},
-        "report_uri": out.uri_for(""),
+        "report_uri": out.uri,
         "report_html": out.uri_for("report.html"),
         "prometheus": {"available": prom.available, "note": prom.note, "queries": prom.queries},
         "regression": regression.as_dict() if regression else None,

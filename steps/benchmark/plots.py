@@ -19,7 +19,7 @@ def _png(figure: plt.Figure) -> bytes:
     out = io.BytesIO()
     figure.tight_layout()
     # metadata={"Software": None}: no matplotlib version in the bytes, so equal data gives equal files.
-    figure.savefig(out, format="png", dpi=100, metadata={"Software": None})
+    figure.savefig(out, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
     plt.close(figure)
     return out.getvalue()
 
@@ -60,7 +60,7 @@ def latency_cdf(frame: pd.DataFrame, latencies: dict[str, np.ndarray]) -> bytes:
 
 
 def stages(frame: pd.DataFrame) -> bytes:
-    figure, axes = plt.subplots(figsize=(7, 0.6 * len(frame) + 1.8))
+    figure, axes = plt.subplots(figsize=(7, 0.5 * len(frame) + 2.2))
     per_image = {
         stage: (frame[f"stage_{stage}_seconds"] * 1000 / frame["processed"].where(frame["processed"] > 0)).fillna(0)
         for stage in STAGES
@@ -72,7 +72,8 @@ def stages(frame: pd.DataFrame) -> bytes:
     axes.set_xlabel("ms per image (stage time / images processed)")
     axes.set_title("Stage-time breakdown")
     axes.invert_yaxis()
-    axes.legend(fontsize="small", ncols=4, loc="lower right")
+    # Below the axes: inside, it would hide the end of the longest bar.
+    axes.legend(fontsize="small", ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.25))
     return _png(figure)
 
 

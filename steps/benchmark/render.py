@@ -28,7 +28,7 @@ _COLUMNS = [
     ("gpu_util_mean", "GPU util % (mean)", "{:.1f}"),
     ("gpu_mem_mib_max", "GPU mem MiB (max)", "{:.0f}"),
     ("cpu_cores_mean", "CPU cores (mean)", "{:.2f}"),
-    ("cost_per_1k_images", "$ per 1k images", "{:.4f}"),
+    ("cost_per_1k_images", "$ per 1k images", "{:.4g}"),
     ("providers", "provider", "{}"),
 ]
 

@@ -117,7 +117,7 @@ def load_runs(store: Any) -> list[Run]:
     keys = [_key(k) for k in store.list("")]
     names = sorted({k[: -len(SUMMARY) - 1] for k in keys if k.endswith("/" + SUMMARY)})
     if not names:
-        raise StepError(f"--runs-uri {store.uri_for('')!r}: no runs found (expected <run>/{SUMMARY})")
+        raise StepError(f"--runs-uri {store.uri!r}: no runs found (expected <run>/{SUMMARY})")
     runs = []
     for name in names:
         where = store.uri_for(f"{name}/{SUMMARY}")

@@ -55,19 +55,20 @@ class Pusher:
 
     def __post_init__(self) -> None:
         import psutil
-        from prometheus_client import CollectorRegistry, Gauge
+        from prometheus_client import CollectorRegistry, Counter, Gauge
 
         self._process = psutil.Process()
         self._process.cpu_percent()  # first call primes the counter
         self.registry = CollectorRegistry()
         self._util = Gauge("kiosk_test_accel_util_percent", "CPU % of the inference process", registry=self.registry)
         self._mem = Gauge("kiosk_test_accel_mem_mib", "RSS of the inference process, MiB", registry=self.registry)
-        self._images = Gauge("kiosk_infer_images_total", "Images processed so far", registry=self.registry)
+        self._images = Counter("kiosk_infer_images", "Images processed", registry=self.registry)
         self._lock = threading.Lock()
 
     def count(self, n: int) -> None:
         with self._lock:
             self.processed += n
+            self._images.inc(n)
 
     def push(self) -> None:
         from prometheus_client import push_to_gateway
@@ -79,7 +80,6 @@ class Pusher:
         }
         self._util.set(sample["util"])
         self._mem.set(sample["mem"])
-        self._images.set(sample["images"])
         push_to_gateway(self.gateway, job=self.job, registry=self.registry, timeout=5)
         self.pushed.append(sample)
 
@@ -157,7 +157,7 @@ def run_sweep_point(
     finished = datetime.now(timezone.utc)
     p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
     summary = {
-        "run_uri": run_store.uri_for("").rstrip("/"),
+        "run_uri": run_store.uri,
         "processed": len(latencies),
         "failed": 0,
         "rejected": 0,
