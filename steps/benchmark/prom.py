@@ -11,7 +11,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 import requests
@@ -70,6 +70,14 @@ def _error_text(error: Exception) -> str:
     return " ".join(text.split())
 
 
+def window(started: pd.Timestamp, finished: pd.Timestamp) -> tuple[datetime, datetime]:
+    """The run's window widened to whole seconds (the API client rounds to the nearest second,
+    which could cut a sub-second run down to one instant before it started)."""
+    start = started.floor("s").to_pydatetime()
+    end = finished.ceil("s").to_pydatetime()
+    return start, max(end, start + timedelta(seconds=1))
+
+
 def _step_seconds(window: float) -> float:
     return max(1.0, math.ceil(window / _POINTS))
 
@@ -92,9 +100,7 @@ def collect(url: str, frame: pd.DataFrame, queries: dict[str, str], timeout: flo
     per_run: dict[str, dict[str, float]] = {}
     points = []
     for _, run in frame.iterrows():
-        start, end = run["started_at"].to_pydatetime(), run["finished_at"].to_pydatetime()
-        if end <= start:
-            end = start + timedelta(seconds=1)
+        start, end = window(run["started_at"], run["finished_at"])
         step = _step_seconds((end - start).total_seconds())
         values: dict[str, float] = {}
         for name, query in queries.items():
