@@ -1,8 +1,150 @@
-"""The infer step (not implemented yet: it validates its arguments and stops)."""
+"""The infer step: run one shard through the model and write per-item outputs and shard metrics."""
 
-from steps.common.errors import NotImplementedStep
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from steps.common import runlayout
+from steps.common.errors import StepError
+from steps.common.outputs import write_outputs
+from steps.common.storage import NotFound, Store, open_store, split_uri
+from steps.infer.metrics import Metrics, summary
+from steps.infer.model import load_model, warm_up
 from steps.infer.params import InferParams
+from steps.infer.pipeline import Item, Pipeline
+
+
+def read_shard(store: Store, key: str, uri: str) -> list[Item]:
+    try:
+        text = store.get_bytes(key).decode()
+    except NotFound:
+        raise StepError(f"shard not found: {uri}") from None
+    items = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            items.append(Item(row["key"], row["input_uri"], int(row.get("size", 0)), str(row.get("etag", ""))))
+        except (ValueError, KeyError, TypeError) as error:
+            raise StepError(f"bad shard {uri} line {number}: {error}") from None
+    return items
+
+
+def _warm_size(model) -> tuple[int, int]:
+    r = model.spec.resize
+    if r.mode == "fixed" or (r.mode == "none" and r.width):
+        return r.height, r.width
+    return 2 * r.multiple if r.multiple > 16 else 64, 2 * r.multiple if r.multiple > 16 else 64
 
 
 def run(params: InferParams) -> int:
-    raise NotImplementedStep("not implemented")
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    workers = params.prefetch_workers + params.upload_workers
+    storage = {"s3_endpoint": params.s3_endpoint, "max_attempts": params.s3_max_attempts}
+
+    shard_parent, shard_file = split_uri(params.shard_uri)
+    shard_store = open_store(shard_parent, **storage)
+    shard_info = shard_store.head(shard_file)
+    if shard_info is None:
+        raise StepError(f"shard not found: {params.shard_uri}")
+    items = read_shard(shard_store, shard_file, params.shard_uri)
+
+    run_uri = params.run_uri or runlayout.run_uri_of(params.shard_uri) or shard_parent
+    run_store = open_store(run_uri, **storage)
+    name = runlayout.shard_name(params.shard_uri)
+
+    model = load_model(
+        params.model_uri,
+        params.model_spec,
+        device=params.device,
+        allow_cpu_fallback=params.allow_cpu_fallback,
+        trt_cache_dir=params.trt_cache_dir,
+        threads=params.ort_threads,
+        **storage,
+    )
+    warm_up(model, *_warm_size(model))
+
+    # A shard that started before may have finished items: those whose result is newer than the
+    # shard file were written by this run and are skipped. First attempts skip the lookups.
+    attempt_key = f"{runlayout.ATTEMPTS_DIR}/{name}.json"
+    previous = run_store.head(attempt_key)
+    resume_after = shard_info.last_modified if previous is not None else None
+    run_store.put_bytes(attempt_key, json.dumps({"started_at": started.isoformat(), "pid": os.getpid()}).encode())
+
+    outputs = open_store(params.output_uri, max_pool_connections=workers + 2, **storage)
+
+    @lru_cache(maxsize=16)
+    def inputs(uri: str) -> Store:
+        return open_store(uri, max_pool_connections=workers + 2, **storage)
+
+    metrics = Metrics(name, model.providers)
+    pipeline = Pipeline(
+        model,
+        inputs,
+        outputs,
+        batch_size=params.batch_size,
+        prefetch_workers=params.prefetch_workers,
+        upload_workers=params.upload_workers,
+        queue_depth=params.queue_depth,
+        resume_after=resume_after,
+        max_pixels=params.max_pixels,
+        on_result=metrics.record,
+        on_batch=metrics.record_batch,
+    )
+    run_t0 = time.perf_counter()
+    results = pipeline.run(items)
+    wall = time.perf_counter() - run_t0
+    finished = datetime.now(UTC)
+
+    doc = summary(
+        results,
+        started=started,
+        finished=finished,
+        wall_s=wall,
+        shard=name,
+        shard_uri=params.shard_uri,
+        output_uri=params.output_uri,
+        model_uri=params.model_uri,
+        postprocess=model.spec.postprocess.kind,
+        device=params.device,
+        providers=model.providers,
+        batch_size=params.batch_size,
+        batches=pipeline.batches,
+        startup_seconds=round(run_t0 - t0, 4),
+    )
+    metrics.ips.set(doc["images_per_second"])
+    lines = "".join(
+        json.dumps({"key": r.key, "status": r.status, "reason": r.reason, "latency_ms": round(r.latency_s * 1000, 2),
+                    "stages_ms": {k: round(v * 1000, 2) for k, v in r.stages.items()}, "outputs": r.outputs}) + "\n"
+        for r in sorted(results, key=lambda r: r.key)
+    )
+    run_store.put_bytes(f"{runlayout.RESULTS_DIR}/{name}.jsonl", lines.encode(), content_type="application/x-ndjson")
+    run_store.put_bytes(
+        f"{runlayout.METRICS_DIR}/{name}.json", json.dumps(doc, indent=1).encode(), content_type="application/json"
+    )
+    write_outputs(params.outputs_dir, {"processed": str(doc["processed"]), "failed": str(doc["failed"])})
+    if params.pushgateway:
+        metrics.push(params.pushgateway)
+
+    ratio = doc["failed"] / len(items) if items else 0.0
+    print(
+        f"steps.infer: {name}: {doc['processed']} processed ({doc['resumed']} resumed), {doc['failed']} failed, "
+        f"{doc['images_per_second']} images/s on {', '.join(model.providers)}",
+        file=sys.stderr,
+    )
+    if ratio > params.max_failure_ratio:
+        print(
+            f"steps.infer: error: {doc['failed']}/{len(items)} items failed in {params.shard_uri} "
+            f"({ratio:.1%} > --max-failure-ratio={params.max_failure_ratio}); first: {doc['failures'][0]['key']}: "
+            f"{doc['failures'][0]['reason']}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

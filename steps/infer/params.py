@@ -34,3 +34,12 @@ class InferParams(StorageParams, OutputsParams):
         0.05, ge=0.0, le=1.0, description="Exit non-zero when the failed fraction of the shard exceeds this."
     )
     pushgateway: str = Field("", description="Prometheus Pushgateway address; empty disables pushing.")
+    run_uri: str = Field(
+        "",
+        description="Prefix URI of the run (metrics/, results/ go there); empty: the shard URI's "
+        "<run>/shards/ parent.",
+    )
+    max_pixels: int = Field(
+        100_000_000, ge=1, description="Fail items with more pixels than this (decompression bombs)."
+    )
+    ort_threads: int = Field(0, ge=0, le=256, description="ONNX Runtime intra-op threads; 0: one per core.")

@@ -1,8 +1,126 @@
-"""The ingest step (not implemented yet: it validates its arguments and stops)."""
+"""The ingest step: list and check the inputs, write the run manifest, rejects and shard files.
 
-from steps.common.errors import NotImplementedStep
+The Argo output `shards` holds shard URIs only (Argo caps output parameters); the item lists stay
+in storage.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+from steps.common import runlayout
+from steps.common.errors import StepError
+from steps.common.images import HEADER_BYTES, ImageError, decode, read_header
+from steps.common.outputs import write_outputs
+from steps.common.storage import NotFound, ObjectInfo, Store, dir_prefix, open_store
 from steps.ingest.params import IngestParams
+
+#: Run artifacts of an earlier ingest into the same --run-uri (an Argo retry, a rerun): stale shards
+#: or metrics would otherwise be fanned out or reported again.
+_RUN_DIRS = (runlayout.SHARDS_DIR, runlayout.METRICS_DIR, runlayout.RESULTS_DIR, runlayout.ATTEMPTS_DIR,
+             runlayout.REPORT_DIR)
+
+
+def check(store: Store, info: ObjectInfo, params: IngestParams) -> str:
+    """'' when the object is a usable image, else the reason it is rejected."""
+    if info.size == 0:
+        return "empty object"
+    if info.size > params.max_bytes:
+        return f"too large: {info.size} bytes > --max-bytes={params.max_bytes}"
+    if params.verify == "none":
+        return ""
+    try:
+        if params.verify == "decode":
+            decode(store.get_bytes(info.key), max_pixels=params.max_pixels)
+            return ""
+        head = store.get_bytes(info.key, length=HEADER_BYTES)
+        try:
+            read_header(head, max_pixels=params.max_pixels)
+        except ImageError:
+            if len(head) < info.size:  # e.g. a JPEG whose EXIF block hides the frame header further on
+                read_header(store.get_bytes(info.key), max_pixels=params.max_pixels)
+            else:
+                raise
+    except ImageError as error:
+        return str(error)
+    except NotFound:
+        return "deleted while ingesting"
+    return ""
+
+
+def _outputs_done(store: Store) -> set[str]:
+    # One listing (1 request per 1000 keys) instead of a HEAD per input.
+    suffix = runlayout.result_key("")
+    return {o.key[: -len(suffix)] for o in store.list() if o.key.endswith(suffix)}
+
+
+def _pages(store: Store, skip_prefix: str) -> Iterator[list[ObjectInfo]]:
+    for page in store.list_pages(""):
+        yield [o for o in page if not (skip_prefix and o.key.startswith(skip_prefix))]
 
 
 def run(params: IngestParams) -> int:
-    raise NotImplementedStep("not implemented")
+    storage = {"s3_endpoint": params.s3_endpoint, "max_attempts": params.s3_max_attempts,
+               "max_pool_connections": params.workers + 2}
+    inputs = open_store(params.input_uri, **storage)
+    outputs = open_store(params.output_uri, **storage)
+    run_store = open_store(params.run_uri, **storage)
+    input_uri = params.input_uri.rstrip("/")
+
+    # Outputs written inside the input prefix must not come back as inputs.
+    out_uri = params.output_uri.rstrip("/")
+    skip_prefix = dir_prefix(out_uri[len(input_uri) :]) if out_uri.startswith(input_uri + "/") else ""
+    done = set() if params.force else _outputs_done(outputs)
+
+    stale = [o.key for d in _RUN_DIRS for o in run_store.list(d)]
+    errors = run_store.delete_many(stale)
+    if errors:
+        raise StepError(f"cannot clear earlier run files under {params.run_uri}: {errors[0].key}: {errors[0].message}")
+
+    manifest: list[str] = []
+    rejected: list[str] = []
+    shard: list[str] = []
+    shard_uris: list[str] = []
+    skipped = 0
+
+    def flush() -> None:
+        key = runlayout.shard_key(len(shard_uris))
+        run_store.put_bytes(key, "".join(shard).encode(), content_type="application/x-ndjson")
+        shard_uris.append(run_store.uri_for(key))
+        shard.clear()
+
+    with ThreadPoolExecutor(params.workers, thread_name_prefix="ingest") as pool:
+        for page in _pages(inputs, skip_prefix):
+            todo = [o for o in page if o.key not in done]
+            skipped += len(page) - len(todo)
+            for info in page:
+                if info.key in done:
+                    manifest.append(json.dumps({"key": info.key, "size": info.size, "etag": info.etag,
+                                                "status": "done"}) + "\n")
+            for info, reason in zip(todo, pool.map(lambda o: check(inputs, o, params), todo), strict=True):
+                row = {"key": info.key, "size": info.size, "etag": info.etag}
+                if reason:
+                    rejected.append(json.dumps({**row, "reason": reason}) + "\n")
+                    continue
+                manifest.append(json.dumps({**row, "status": "pending"}) + "\n")
+                shard.append(json.dumps({**row, "input_uri": input_uri}) + "\n")
+                if len(shard) >= params.shard_size:
+                    flush()
+    if shard:
+        flush()
+
+    run_store.put_bytes(runlayout.MANIFEST, "".join(manifest).encode(), content_type="application/x-ndjson")
+    run_store.put_bytes(runlayout.REJECTED, "".join(rejected).encode(), content_type="application/x-ndjson")
+    count = sum(1 for line in manifest if line.endswith('"pending"}\n'))
+    write_outputs(params.outputs_dir, {"shards": shard_uris, "count": str(count), "rejected": str(len(rejected))})
+    print(
+        f"steps.ingest: {count} to process in {len(shard_uris)} shards, {skipped} already done, "
+        f"{len(rejected)} rejected ({params.input_uri} -> {params.run_uri})",
+        file=sys.stderr,
+    )
+    print(json.dumps(shard_uris))
+    return 0
+

@@ -17,5 +17,8 @@ class IngestParams(StorageParams, OutputsParams):
         "header", description="How deeply to check each image: magic bytes + header, full decode, or not at all."
     )
     max_bytes: int = Field(64 * 1024 * 1024, ge=1, description="Reject images larger than this many bytes.")
+    max_pixels: int = Field(
+        100_000_000, ge=1, description="Reject images with more pixels than this (checked from the header)."
+    )
     force: bool = Field(False, description="Re-process inputs whose outputs already exist.")
     workers: int = Field(8, ge=1, le=256, description="Concurrent storage requests.")

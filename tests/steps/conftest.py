@@ -24,3 +24,20 @@ def store_case(request: pytest.FixtureRequest, tmp_path) -> StoreCase:
         return StoreCase("file", f"file://{tmp_path}/store")
     bucket: S3Bucket = request.getfixturevalue("s3_bucket")
     return StoreCase("s3", bucket.uri, bucket.endpoint)
+
+
+def run_step(module: str, model: type, run, args: list[str]) -> int:
+    """Run a step in-process through its real CLI entry (argv parsing, one-line errors); the exit code."""
+    from steps.common.cli import main
+
+    try:
+        main(model, run, args)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    raise AssertionError(f"{module} did not exit")
+
+
+def read_outputs(directory) -> dict[str, str]:
+    from pathlib import Path
+
+    return {p.name: p.read_text() for p in Path(directory).iterdir() if not p.name.startswith(".")}

@@ -61,8 +61,8 @@ class Store(abc.ABC):
             yield from page
 
     @abc.abstractmethod
-    def get_bytes(self, key: str) -> bytes:
-        """The object's content; NotFound when it does not exist."""
+    def get_bytes(self, key: str, *, length: int | None = None) -> bytes:
+        """The object's content (only its first `length` bytes if given); NotFound when missing."""
 
     @abc.abstractmethod
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:

@@ -73,9 +73,12 @@ class FileStore(Store):
         if page:
             yield page
 
-    def get_bytes(self, key: str) -> bytes:
+    def get_bytes(self, key: str, *, length: int | None = None) -> bytes:
         path = self._path(key)
         try:
+            if length is not None:
+                with open(path, "rb") as handle:
+                    return handle.read(length)
             return path.read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise NotFound(f"object not found: {self.uri_for(key)}") from None

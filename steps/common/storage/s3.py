@@ -124,13 +124,21 @@ class S3Store(Store):
                 return
             kwargs["ContinuationToken"] = response["NextContinuationToken"]
 
-    def get_bytes(self, key: str) -> bytes:
+    def get_bytes(self, key: str, *, length: int | None = None) -> bytes:
         full = self._key(key)
+        extra = {"Range": f"bytes=0-{length - 1}"} if length else {}
+        if length == 0:
+            return b""
         # botocore retries the request but not the body read: a reset mid-body surfaces here, so the
         # whole GET is retried with the same attempt budget, backing off like botocore's standard mode.
         for attempt in range(1, self.max_attempts + 1):
             with self._errors("read", key):
-                response = self._client.get_object(Bucket=self.bucket, Key=full)
+                try:
+                    response = self._client.get_object(Bucket=self.bucket, Key=full, **extra)
+                except ClientError as error:
+                    if error.response.get("Error", {}).get("Code") == "InvalidRange":  # an empty object
+                        return b""
+                    raise
                 try:
                     return response["Body"].read()
                 except _STREAM_ERRORS as error:

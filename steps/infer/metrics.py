@@ -1,0 +1,90 @@
+"""Per-shard metrics: a JSON document for the report step and Prometheus metrics for dashboards.
+
+Pods of a fan-out live for seconds, so nothing would scrape them: with --pushgateway the registry
+is pushed once at the end, grouped by shard so parallel shards do not overwrite each other.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+from datetime import datetime
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, push_to_gateway
+
+from steps.infer.pipeline import ItemResult
+
+STAGES = ("download", "decode", "infer", "upload")
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    def __init__(self, shard: str, providers: list[str]) -> None:
+        self.shard = shard
+        self.registry = CollectorRegistry()
+        self.items = Counter("kiosk_infer_items", "Items by outcome.", ["status"], registry=self.registry)
+        self.latency = Histogram(
+            "kiosk_infer_item_latency_seconds", "Download to upload, per item.", buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.stage = Counter("kiosk_infer_stage_seconds", "Busy time per stage.", ["stage"], registry=self.registry)
+        self.batch = Histogram(
+            "kiosk_infer_batch_size", "Images per ONNX Runtime call.", buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=self.registry,
+        )
+        self.ips = Gauge("kiosk_infer_images_per_second", "Shard throughput.", registry=self.registry)
+        self.provider = Gauge(
+            "kiosk_infer_provider_active", "Execution providers the session runs on.", ["provider"],
+            registry=self.registry,
+        )
+        for name in providers:
+            self.provider.labels(name).set(1)
+
+    def record(self, result: ItemResult) -> None:
+        self.items.labels(result.status).inc()
+        if result.status == "ok":
+            self.latency.observe(result.latency_s)
+        for stage, seconds in result.stages.items():
+            self.stage.labels(stage).inc(seconds)
+
+    def record_batch(self, size: int, seconds: float) -> None:
+        self.batch.observe(size)
+
+    def push(self, gateway: str) -> None:
+        try:
+            push_to_gateway(gateway, job="kiosk_infer", grouping_key={"shard": self.shard}, registry=self.registry,
+                            timeout=10)
+        except Exception as error:  # metrics are best effort: never fail a finished shard on them
+            print(f"steps.infer: warning: cannot push metrics to {gateway}: {error}", file=sys.stderr)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def summary(
+    results: list[ItemResult], *, started: datetime, finished: datetime, wall_s: float, **extra: object
+) -> dict:
+    ok = [r for r in results if r.status == "ok"]
+    failed = [r for r in results if r.status == "failed"]
+    resumed = sum(r.status == "resumed" for r in results)
+    latencies = np.array([r.latency_s for r in ok]) * 1000
+    pct = (lambda q: round(float(np.percentile(latencies, q)), 2)) if len(latencies) else (lambda q: None)
+    return {
+        **extra,
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "wall_seconds": round(wall_s, 4),
+        "items": len(results),
+        "processed": len(ok) + resumed,
+        "processed_now": len(ok),
+        "resumed": resumed,
+        "failed": len(failed),
+        "images_per_second": round(len(ok) / wall_s, 3) if wall_s > 0 else 0.0,
+        "stage_seconds": {s: round(sum(r.stages.get(s, 0.0) for r in results), 4) for s in STAGES},
+        "latency_ms": {"p50": pct(50), "p95": pct(95), "p99": pct(99),
+                       "mean": round(float(latencies.mean()), 2) if len(latencies) else None},
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "failures": [{"key": r.key, "reason": r.reason} for r in failed],
+    }

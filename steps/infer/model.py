@@ -1,0 +1,195 @@
+"""Load an ONNX model from a URI, resolve its spec and run it on the requested execution provider.
+
+ONNX Runtime silently falls back to CPU when CUDA cannot start (missing libraries, no device): a
+broken GPU image would then run 50x slower and look healthy. So the active providers are checked
+after the session starts, and a GPU request without an active CUDA provider fails the step.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from steps.common.errors import StepError
+from steps.common.storage import NotFound, StorageError, open_store, split_uri
+from steps.infer import spec as specs
+
+CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
+
+
+class ModelError(StepError):
+    """The model is missing, corrupt or incompatible with its spec: the whole step fails at once."""
+
+
+def _package_path(uri: str) -> Path:
+    """package://<dist>/<path>: a file inside an installed package, located without importing it
+    (importing rapidocr_onnxruntime would pull in OpenCV just to find a file)."""
+    package, _, inner = uri[len("package://") :].partition("/")
+    found = importlib.util.find_spec(package) if package.isidentifier() else None
+    if found is None or not found.submodule_search_locations:
+        raise ModelError(f"cannot load model {uri}: package {package!r} is not installed")
+    return Path(next(iter(found.submodule_search_locations))) / inner
+
+
+def read_uri(uri: str, *, s3_endpoint: str = "", max_attempts: int = 5, what: str = "model") -> bytes | None:
+    """Bytes at a file://, s3:// or package:// URI; None when the object does not exist."""
+    if uri.startswith("package://"):
+        path = _package_path(uri)
+        return path.read_bytes() if path.is_file() else None
+    parent, key = split_uri(uri)
+    try:
+        return open_store(parent, s3_endpoint=s3_endpoint, max_attempts=max_attempts).get_bytes(key)
+    except NotFound:
+        return None
+    except StorageError as error:
+        raise ModelError(f"cannot load {what} {uri}: {error}") from None
+
+
+def _sidecar(uri: str) -> str:
+    return (uri[: -len(".onnx")] if uri.endswith(".onnx") else uri) + ".spec.json"
+
+
+@dataclass
+class LoadedModel:
+    uri: str
+    session: ort.InferenceSession
+    spec: specs.ModelSpec
+    providers: list[str]  # what the session actually runs on
+    io_binding: bool
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        if not self.io_binding:
+            return self.session.run([self.spec.output_name], {self.spec.input_name: batch})[0]
+        # On CUDA, bind the input once and let ORT allocate the output on the device, so there is one
+        # host->device and one device->host copy per batch and no per-call allocations.
+        binding = self.session.io_binding()
+        binding.bind_ortvalue_input(self.spec.input_name, ort.OrtValue.ortvalue_from_numpy(batch, "cuda", 0))
+        binding.bind_output(self.spec.output_name, "cuda")
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
+
+
+def _providers(device: str, trt_cache_dir: str) -> list:
+    chain: list = []
+    if device == "tensorrt":
+        os.makedirs(trt_cache_dir, exist_ok=True)
+        chain.append(
+            (
+                TRT,
+                {
+                    "trt_engine_cache_enable": True,
+                    "trt_engine_cache_path": trt_cache_dir,
+                    "trt_timing_cache_enable": True,
+                    "trt_timing_cache_path": trt_cache_dir,
+                },
+            )
+        )
+    if device in ("tensorrt", "cuda"):
+        chain.append((CUDA, {"cudnn_conv_algo_search": "HEURISTIC"}))
+    chain.append(CPU)
+    return chain
+
+
+def _gpu_missing(device: str, active: list[str], uri: str) -> str:
+    return (
+        f"--device={device} requested for {uri} but CUDA is not active (session providers: "
+        f"{', '.join(active)}; installed: {', '.join(ort.get_available_providers())}); "
+        f"fix the GPU image/node or pass --allow-cpu-fallback=true"
+    )
+
+
+def load_model(
+    uri: str,
+    spec_text: str = "",
+    *,
+    device: str = "cpu",
+    allow_cpu_fallback: bool = False,
+    trt_cache_dir: str = "/tmp/trt-cache",
+    threads: int = 0,
+    s3_endpoint: str = "",
+    max_attempts: int = 5,
+) -> LoadedModel:
+    def read(u: str, what: str) -> bytes | None:
+        return read_uri(u, s3_endpoint=s3_endpoint, max_attempts=max_attempts, what=what)
+
+    if device != "cpu" and CUDA not in ort.get_available_providers() and not allow_cpu_fallback:
+        raise ModelError(_gpu_missing(device, [], uri))  # before downloading anything
+    data = read(uri, "model")
+    if data is None:
+        raise ModelError(f"cannot load model {uri}: not found")
+
+    layers: list[tuple[str, dict]] = []
+    if spec_text.strip():
+        text = spec_text.strip()
+        if not text.startswith("{"):
+            spec_bytes = read(text, "model spec")
+            if spec_bytes is None:
+                raise ModelError(f"model spec {text} for {uri} not found")
+            text = spec_bytes.decode()
+        layers.append(("--model-spec", specs.parse_json(text, "--model-spec")))
+    sidecar = read(_sidecar(uri), "model spec")
+    if sidecar is not None:
+        layers.append((_sidecar(uri), specs.parse_json(sidecar.decode(), _sidecar(uri))))
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # ORT's own fallback warnings are replaced by our check below
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        session = ort.InferenceSession(data, options, providers=_providers(device, trt_cache_dir))
+    except Exception as error:  # ORT raises InvalidProtobuf, Fail, InvalidGraph, ...
+        raise ModelError(f"cannot load model {uri}: {' '.join(str(error).split())[:300]}") from None
+
+    active = session.get_providers()
+    if device != "cpu" and CUDA not in active:
+        if not allow_cpu_fallback:
+            raise ModelError(_gpu_missing(device, active, uri))
+        print(f"steps.infer: warning: {_gpu_missing(device, active, uri)}; running on CPU", file=sys.stderr)
+    if device == "tensorrt" and TRT not in active and CUDA in active:
+        print(f"steps.infer: warning: TensorRT not active for {uri}; running on CUDA", file=sys.stderr)
+
+    metadata = session.get_modelmeta().custom_metadata_map.get(specs.METADATA_KEY)
+    if metadata:
+        layers.append((f"{uri} metadata {specs.METADATA_KEY}", specs.parse_json(metadata, uri)))
+    builtin = specs.BUILTIN.get(uri.rstrip("/").rsplit("/", 1)[-1])
+    if builtin:
+        layers.append(("built-in spec", builtin))
+    layers.append(("model signature", specs.from_signature(session.get_inputs(), session.get_outputs())))
+    spec = specs.resolve(uri, layers)
+    _check_compatible(uri, session, spec)
+    return LoadedModel(uri, session, spec, active, io_binding=CUDA in active)
+
+
+def _check_compatible(uri: str, session: ort.InferenceSession, spec: specs.ModelSpec) -> None:
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = {o.name for o in session.get_outputs()}
+    if spec.input_name not in inputs:
+        raise ModelError(f"incompatible model {uri}: no input {spec.input_name!r} (has {sorted(inputs)})")
+    if spec.output_name not in outputs:
+        raise ModelError(f"incompatible model {uri}: no output {spec.output_name!r} (has {sorted(outputs)})")
+    shape = inputs[spec.input_name].shape
+    if len(shape) != 4:
+        raise ModelError(f"incompatible model {uri}: input {spec.input_name!r} has rank {len(shape)}, want 4")
+    channels = shape[3] if spec.layout == "NHWC" else shape[1]
+    if isinstance(channels, int) and channels != spec.channels:
+        raise ModelError(
+            f"incompatible model {uri}: input has {channels} channels, spec color {spec.color} gives {spec.channels}"
+        )
+
+
+def warm_up(model: LoadedModel, height: int, width: int) -> np.ndarray:
+    """One dummy batch, so an incompatible model fails before any image is read (and TensorRT
+    builds its engine before the clock starts)."""
+    s = model.spec
+    shape = (1, s.channels, height, width) if s.layout == "NCHW" else (1, height, width, s.channels)
+    try:
+        return model.run(np.zeros(shape, dtype=s.dtype))
+    except Exception as error:
+        raise ModelError(f"incompatible model {model.uri}: a {shape} {s.dtype} batch fails: "
+                         f"{' '.join(str(error).split())[:300]}") from None

@@ -1,0 +1,245 @@
+"""The infer pipeline: prefetch pool (download + decode) -> batcher -> ONNX Runtime -> upload pool
+(post-process + write). Queues are bounded, so memory follows queue depth, not shard size.
+
+ONNX Runtime runs on the calling thread; while it computes a batch, the prefetch threads fetch and
+decode the next ones and the upload threads encode and write the previous ones.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from steps.common.images import ImageError
+from steps.common.runlayout import mask_key, result_key
+from steps.common.storage import NotFound, StorageError, Store
+from steps.infer.model import LoadedModel
+from steps.infer.process import Prepared, postprocess, prepare
+
+_END = object()
+
+
+@dataclass(frozen=True)
+class Item:
+    key: str
+    input_uri: str
+    size: int = 0
+    etag: str = ""
+
+
+@dataclass
+class ItemResult:
+    key: str
+    status: str  # ok | failed | resumed
+    reason: str = ""
+    latency_s: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _InFlight:
+    item: Item
+    started: float
+    prepared: Prepared | None = None
+    stages: dict[str, float] = field(default_factory=dict)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        model: LoadedModel,
+        inputs: Callable[[str], Store],
+        outputs: Store,
+        *,
+        batch_size: int,
+        prefetch_workers: int,
+        upload_workers: int,
+        queue_depth: int,
+        resume_after: datetime | None = None,
+        max_pixels: int = 0,
+        on_result: Callable[[ItemResult], None] = lambda r: None,
+        on_batch: Callable[[int, float], None] = lambda n, s: None,
+    ) -> None:
+        self.model = model
+        self.inputs = inputs
+        self.outputs = outputs
+        self.batch_size = batch_size
+        self.prefetch_workers = prefetch_workers
+        self.upload_workers = upload_workers
+        self.depth = max(queue_depth, batch_size)
+        self.resume_after = resume_after
+        self.max_pixels = max_pixels
+        self.on_result = on_result
+        self.on_batch = on_batch
+        self.results: list[ItemResult] = []
+        self.batches = 0
+        self._lock = threading.Lock()
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def _finish(self, result: ItemResult) -> None:
+        with self._lock:
+            self.results.append(result)
+        self.on_result(result)
+
+    def _fail(self, flight: _InFlight, reason: str) -> None:
+        self._finish(
+            ItemResult(flight.item.key, "failed", reason, time.perf_counter() - flight.started, flight.stages)
+        )
+
+    def _already_done(self, item: Item) -> bool:
+        if self.resume_after is None:
+            return False
+        info = self.outputs.head(result_key(item.key))
+        return info is not None and info.last_modified >= self.resume_after
+
+    # -- stages ----------------------------------------------------------------------------------------
+    def _prefetch(self, todo: queue.Queue, ready: queue.Queue) -> None:
+        try:
+            while (item := todo.get()) is not _END:
+                flight = _InFlight(item, time.perf_counter())
+                try:
+                    if self._already_done(item):
+                        self._finish(ItemResult(item.key, "resumed", outputs=[result_key(item.key)]))
+                        continue
+                    data = self.inputs(item.input_uri).get_bytes(item.key)
+                    t1 = time.perf_counter()
+                    flight.stages["download"] = t1 - flight.started
+                    flight.prepared = prepare(data, self.model.spec, max_pixels=self.max_pixels)
+                    flight.stages["decode"] = time.perf_counter() - t1
+                    del data
+                except NotFound:
+                    self._fail(flight, "input not found")
+                    continue
+                except ImageError as error:
+                    self._fail(flight, str(error))
+                    continue
+                except StorageError as error:
+                    self._fail(flight, f"download failed: {error}")
+                    continue
+                except Exception as error:  # a bug must cost one item, not hang the shard
+                    self._fail(flight, f"{type(error).__name__}: {error}")
+                    continue
+                ready.put(flight)
+        finally:
+            ready.put(_END)
+
+    def _upload(self, done: queue.Queue) -> None:
+        spec = self.model.spec
+        while (job := done.get()) is not _END:
+            flight, output = job
+            item, prepared = flight.item, flight.prepared
+            t0 = time.perf_counter()
+            try:
+                fields, png = postprocess(output, spec, prepared.width, prepared.height)
+                written = []
+                record = {
+                    "key": item.key,
+                    "input": self.inputs(item.input_uri).uri_for(item.key),
+                    "etag": item.etag,
+                    "model": self.model.uri,
+                    "kind": spec.postprocess.kind,
+                    "width": prepared.width,
+                    "height": prepared.height,
+                }
+                if png is not None:
+                    self.outputs.put_bytes(mask_key(item.key), png, content_type="image/png")
+                    written.append(mask_key(item.key))
+                    record["mask"] = self.outputs.uri_for(mask_key(item.key))
+                record.update(fields)
+                # The result JSON goes last: a crash before it leaves the item to the next attempt.
+                self.outputs.put_bytes(
+                    result_key(item.key), json.dumps(record).encode(), content_type="application/json"
+                )
+                written.append(result_key(item.key))
+            except StorageError as error:
+                flight.stages["upload"] = time.perf_counter() - t0
+                self._fail(flight, f"upload failed: {error}")
+                continue
+            except Exception as error:
+                flight.stages["upload"] = time.perf_counter() - t0
+                self._fail(flight, f"post-processing failed: {type(error).__name__}: {error}")
+                continue
+            flight.stages["upload"] = time.perf_counter() - t0
+            self._finish(ItemResult(item.key, "ok", "", time.perf_counter() - flight.started, flight.stages, written))
+
+    def _infer(self, group: list[_InFlight], done: queue.Queue) -> None:
+        t0 = time.perf_counter()
+        try:
+            batch = np.stack([f.prepared.tensor for f in group])
+            outputs = self.model.run(batch)
+        except Exception as error:
+            for flight in group:
+                self._fail(flight, f"inference failed: {' '.join(str(error).split())[:200]}")
+            return
+        elapsed = time.perf_counter() - t0
+        self.batches += 1
+        self.on_batch(len(group), elapsed)
+        for i, flight in enumerate(group):
+            flight.stages["infer"] = elapsed / len(group)
+            flight.prepared.tensor = None  # the batch holds a copy: free the per-item one now
+            done.put((flight, outputs[i]))
+
+    # -- driver ----------------------------------------------------------------------------------------
+    def run(self, items: Iterable[Item]) -> list[ItemResult]:
+        todo: queue.Queue = queue.Queue(self.depth)
+        ready: queue.Queue = queue.Queue(self.depth)
+        done: queue.Queue = queue.Queue(self.depth)
+
+        def feed() -> None:
+            for item in items:
+                todo.put(item)
+            for _ in range(self.prefetch_workers):
+                todo.put(_END)
+
+        threads = [threading.Thread(target=feed, name="feed", daemon=True)]
+        threads += [
+            threading.Thread(target=self._prefetch, args=(todo, ready), name=f"prefetch-{i}", daemon=True)
+            for i in range(self.prefetch_workers)
+        ]
+        uploaders = [
+            threading.Thread(target=self._upload, args=(done,), name=f"upload-{i}", daemon=True)
+            for i in range(self.upload_workers)
+        ]
+        for thread in threads + uploaders:
+            thread.start()
+
+        # Items are grouped by tensor shape (a batch needs one shape). A partial group is flushed
+        # when the inputs stall, so the accelerator never idles waiting for a full batch, and the
+        # largest group is flushed when too many wait, so odd shapes cannot pile up.
+        pending: dict[tuple, list[_InFlight]] = {}
+        waiting = 0
+        open_workers = self.prefetch_workers
+        while open_workers or waiting:
+            try:
+                flight = ready.get(timeout=0.05) if open_workers else None
+            except queue.Empty:
+                flight = None
+            if flight is _END:
+                open_workers -= 1
+                continue
+            if flight is not None:
+                shape = flight.prepared.tensor.shape
+                pending.setdefault(shape, []).append(flight)
+                waiting += 1
+                if len(pending[shape]) >= self.batch_size:
+                    waiting -= len(group := pending.pop(shape))
+                    self._infer(group, done)
+                if waiting <= self.depth:
+                    continue
+            if waiting:
+                waiting -= len(group := pending.pop(max(pending, key=lambda s: len(pending[s]))))
+                self._infer(group, done)
+
+        for _ in uploaders:
+            done.put(_END)
+        for thread in threads + uploaders:
+            thread.join()
+        return self.results

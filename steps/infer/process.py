@@ -1,0 +1,207 @@
+"""Pre-processing (decode, resize, normalise) and post-processing (mask PNG, boxes, top-k).
+
+Both run in worker threads beside ONNX Runtime; Pillow and numpy release the GIL for the heavy parts.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from steps.common.images import ImageError, read_header
+from steps.infer.spec import ModelSpec
+
+#: Pixel formats that convert to RGB/L without inventing data; 16-bit, float and CMYK images are
+#: rejected rather than silently squashed into 8 bits or the wrong colours.
+_CONVERTIBLE = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX"}
+MIN_SIDE = 8
+
+
+@dataclass
+class Prepared:
+    tensor: np.ndarray  # one item, without the batch axis
+    width: int  # original image size
+    height: int
+
+
+def target_size(spec: ModelSpec, width: int, height: int) -> tuple[int, int]:
+    r = spec.resize
+    if r.mode == "fixed":
+        return r.width, r.height
+    if r.mode == "none":
+        if (r.width and r.height and (width, height) != (r.width, r.height)) or width % r.multiple or height % r.multiple:
+            want = f"{r.width}x{r.height}" if r.width else f"multiples of {r.multiple}"
+            raise ImageError(f"wrong size {width}x{height}: the model needs {want}")
+        return width, height
+    scale = min(1.0, r.max_side / max(width, height))
+    m = r.multiple
+    return max(m, round(width * scale / m) * m), max(m, round(height * scale / m) * m)
+
+
+def prepare(data: bytes, spec: ModelSpec, *, max_pixels: int = 0) -> Prepared:
+    header = read_header(data, max_pixels=max_pixels)
+    if header.mode not in _CONVERTIBLE:
+        raise ImageError(f"unsupported pixel format {header.mode} ({header.format}); the model takes 8-bit {spec.color}")
+    if min(header.width, header.height) < MIN_SIDE:
+        raise ImageError(f"image too small: {header.width}x{header.height} (minimum side {MIN_SIDE})")
+    size = target_size(spec, header.width, header.height)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image = Image.open(io.BytesIO(data))
+            # JPEG can decode at 1/2..1/8 scale directly: megapixel inputs shrink for almost free.
+            image.draft("RGB" if spec.channels == 3 else "L", size)
+            image.load()
+    except Exception as error:
+        raise ImageError(f"corrupt {header.format}: {' '.join(str(error).split())[:200]}") from None
+    image = image.convert("L" if spec.channels == 1 else "RGB")
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return Prepared(to_tensor(np.asarray(image), spec), header.width, header.height)
+
+
+def to_tensor(pixels: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """HWC (or HW) uint8 -> the model's layout and dtype, normalised as (x*scale - mean) / std."""
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    if spec.color == "BGR":
+        pixels = pixels[:, :, ::-1]
+    if spec.dtype == "uint8":
+        out = pixels
+    else:
+        std = np.asarray(spec.std, dtype=np.float32)
+        gain = np.float32(spec.scale) / std
+        bias = -np.asarray(spec.mean, dtype=np.float32) / std
+        out = pixels.astype(np.float32)
+        out *= gain
+        out += bias
+        if spec.dtype == "float16":
+            out = out.astype(np.float16)
+    return np.ascontiguousarray(out.transpose(2, 0, 1) if spec.layout == "NCHW" else out)
+
+
+# --- post-processing -----------------------------------------------------------------------------
+
+
+def probability_map(output: np.ndarray) -> np.ndarray:
+    """One item's output as an HxW foreground probability."""
+    if output.ndim == 3:
+        # (1,H,W) a probability; (2,H,W) background/foreground scores: take the foreground.
+        output = output[0] if output.shape[0] == 1 else output[1]
+    if output.ndim != 2:
+        raise ValueError(f"cannot read a probability map from an output of shape {output.shape}")
+    return output
+
+
+def components(mask: np.ndarray) -> list[tuple[int, int, int, int, int]]:
+    """8-connected components of a boolean mask as (y0, x0, y1, x1, area), end-exclusive.
+
+    Works on horizontal runs (union-find between overlapping runs of adjacent rows): the Python loop
+    is over runs, a few hundred for a page of text, not over pixels.
+    """
+    height = mask.shape[0]
+    edges = np.diff(mask.astype(np.int8), axis=1, prepend=0, append=0)
+    rows, starts = np.nonzero(edges == 1)
+    _, ends = np.nonzero(edges == -1)
+    if len(starts) == 0:
+        return []
+    parent = np.arange(len(starts))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first = np.searchsorted(rows, np.arange(height + 1))
+    for row in range(1, height):
+        i, i_end, j, j_end = first[row - 1], first[row], first[row], first[row + 1]
+        while i < i_end and j < j_end:
+            if starts[i] <= ends[j] and starts[j] <= ends[i]:  # touching diagonally counts
+                a, b = find(i), find(j)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+            if ends[i] < ends[j]:
+                i += 1
+            else:
+                j += 1
+    labels = np.array([find(i) for i in range(len(starts))])
+    roots, inverse = np.unique(labels, return_inverse=True)
+    n = len(roots)
+    y0 = np.full(n, height); x0 = np.full(n, mask.shape[1]); y1 = np.zeros(n, int); x1 = np.zeros(n, int)  # noqa: E702
+    area = np.zeros(n, int)
+    np.minimum.at(y0, inverse, rows)
+    np.minimum.at(x0, inverse, starts)
+    np.maximum.at(y1, inverse, rows + 1)
+    np.maximum.at(x1, inverse, ends)
+    np.add.at(area, inverse, ends - starts)
+    return list(zip(y0.tolist(), x0.tolist(), y1.tolist(), x1.tolist(), area.tolist(), strict=True))
+
+
+def boxes(prob: np.ndarray, spec: ModelSpec, width: int, height: int) -> list[dict]:
+    """Boxes of connected foreground regions, DB-style: scored by mean probability, expanded by
+    area*unclip_ratio/perimeter, and scaled to the original image."""
+    post = spec.postprocess
+    sx, sy = width / prob.shape[1], height / prob.shape[0]
+    found = []
+    for y0, x0, y1, x1, area in components(prob > post.threshold):
+        if min(y1 - y0, x1 - x0) < post.min_box_side:
+            continue
+        score = float(prob[y0:y1, x0:x1].mean())
+        if score < post.box_threshold:
+            continue
+        grow = area * post.unclip_ratio / (2 * ((y1 - y0) + (x1 - x0))) if post.unclip_ratio > 0 else 0.0
+        found.append(
+            {
+                "x0": max(0, math.floor((x0 - grow) * sx)),
+                "y0": max(0, math.floor((y0 - grow) * sy)),
+                "x1": min(width, math.ceil((x1 + grow) * sx)),
+                "y1": min(height, math.ceil((y1 + grow) * sy)),
+                "score": round(score, 4),
+            }
+        )
+    found.sort(key=lambda b: -b["score"])
+    return found[: post.max_boxes]
+
+
+def mask_png(prob: np.ndarray, threshold: float, width: int, height: int) -> tuple[bytes, float]:
+    """The foreground mask at the original image size as an 8-bit PNG (0/255), and its coverage."""
+    mask = (prob > threshold).astype(np.uint8) * 255
+    image = Image.fromarray(mask, mode="L")
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.NEAREST)
+    out = io.BytesIO()
+    image.save(out, format="PNG", compress_level=1)  # masks compress well even at level 1; level 6 costs 5x
+    return out.getvalue(), float(mask.mean() / 255)
+
+
+def top_k(output: np.ndarray, spec: ModelSpec) -> list[dict]:
+    scores = output.reshape(-1).astype(np.float64)
+    if spec.postprocess.softmax:
+        scores = np.exp(scores - scores.max())
+        scores /= scores.sum()
+    labels = spec.postprocess.labels
+    order = np.argsort(-scores, kind="stable")[: spec.postprocess.top_k]
+    return [
+        {"index": int(i), "label": labels[i] if i < len(labels) else str(int(i)), "score": round(float(scores[i]), 6)}
+        for i in order
+    ]
+
+
+def postprocess(output: np.ndarray, spec: ModelSpec, width: int, height: int) -> tuple[dict, bytes | None]:
+    """(result fields, mask PNG or None) for one item's output."""
+    kind = spec.postprocess.kind
+    if kind == "classification":
+        return {"top_k": top_k(output, spec)}, None
+    prob = probability_map(output)
+    result: dict = {"boxes": boxes(prob, spec, width, height)}
+    if kind == "detection":
+        return result, None
+    png, coverage = mask_png(prob, spec.postprocess.threshold, width, height)
+    result["foreground_fraction"] = round(coverage, 6)
+    return result, png
