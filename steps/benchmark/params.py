@@ -25,7 +25,7 @@ class BenchmarkParams(StorageParams, OutputsParams):
         description="PromQL for pod CPU in cores ($namespace is substituted).",
     )
     step_queries: list[str] = Field(
-        default_factory=lambda: ["infer_images_per_second=sum(rate(kiosk_infer_images_total[1m]))"],
+        default_factory=lambda: ["infer_images_per_second=sum(kiosk_infer_images_per_second)"],
         description="Our own step metrics as NAME=PromQL ($namespace is substituted); each is reported "
         "as NAME_mean and NAME_max per run.",
     )

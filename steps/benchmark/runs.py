@@ -21,6 +21,9 @@ from steps.common.errors import StepError
 SUMMARY = "report/summary.json"
 STAGES = ("download", "decode", "infer", "upload")
 _NAME = re.compile(r"(?:^|[^a-z])bs(?P<batch_size>\d+)-ss(?P<shard_size>\d+)-p(?P<parallelism>\d+)$")
+# infer writes one line per item to results/shard-*.jsonl (with latency_ms); older or other
+# producers may put a latencies_ms list into metrics/shard-*.json instead. Either feeds the CDF.
+_SHARD_RESULTS = re.compile(r"^results/shard-[^/]*\.jsonl$")
 _SHARD_METRICS = re.compile(r"^metrics/shard-[^/]*\.json$")
 
 
@@ -64,19 +67,36 @@ def _number(summary: dict, key: str, where: str, default: float | None = None) -
         raise StepError(f"{where}: {key!r} is not a number: {value!r}") from None
 
 
-def _latencies(shard_metrics: list[dict]) -> np.ndarray:
-    """Per-item latencies from shard metrics, in whichever of the shapes we know; empty if none."""
-    values: list[float] = []
-    for metrics in shard_metrics:
-        for key in ("latencies_ms", "latency_ms", "item_latencies_ms"):
-            if isinstance(metrics.get(key), list):
-                values.extend(float(v) for v in metrics[key] if v is not None)
-                break
-        else:
-            for item in metrics.get("items", []) if isinstance(metrics.get("items"), list) else []:
-                if isinstance(item, dict) and item.get("latency_ms") is not None:
-                    values.append(float(item["latency_ms"]))
-    return np.asarray(values, dtype=float)
+def _result_latencies(text: str) -> list[float]:
+    values = []
+    for line in text.splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue  # a torn line only costs the CDF a point
+        # "resumed" items were done by an earlier attempt: their latency is not this run's.
+        if isinstance(item, dict) and item.get("status") == "ok" and item.get("latency_ms") is not None:
+            values.append(float(item["latency_ms"]))
+    return values
+
+
+def _metrics_latencies(text: str) -> list[float]:
+    try:
+        metrics = json.loads(text)
+    except ValueError:
+        return []
+    values = metrics.get("latencies_ms") if isinstance(metrics, dict) else None
+    return [float(v) for v in values if v is not None] if isinstance(values, list) else []
+
+
+def _latencies(store: Any, name: str, keys: list[str]) -> np.ndarray:
+    """Per-item latencies of a run, from its shard results (preferred) or shard metrics; empty if none."""
+    mine = [k[len(name) + 1 :] for k in keys if k.startswith(name + "/")]
+    for pattern, parse in ((_SHARD_RESULTS, _result_latencies), (_SHARD_METRICS, _metrics_latencies)):
+        values = [v for k in mine if pattern.match(k) for v in parse(store.get_bytes(f"{name}/{k}").decode("utf-8", "replace"))]
+        if values:
+            return np.asarray(values, dtype=float)
+    return np.empty(0)
 
 
 def _row(name: str, uri: str, summary: dict, where: str) -> dict[str, Any]:
@@ -127,14 +147,7 @@ def load_runs(store: Any) -> list[Run]:
             raise StepError(f"{where}: not valid JSON: {error}") from None
         if not isinstance(summary, dict):
             raise StepError(f"{where}: expected a JSON object")
-        metrics = []
-        for key in keys:
-            if key.startswith(name + "/") and _SHARD_METRICS.match(key[len(name) + 1 :]):
-                try:
-                    metrics.append(json.loads(store.get_bytes(key)))
-                except ValueError:
-                    continue  # a broken shard metrics file only costs the CDF some points
-        runs.append(Run(_row(name, store.uri_for(name), summary, where), _latencies(metrics)))
+        runs.append(Run(_row(name, store.uri_for(name), summary, where), _latencies(store, name, keys)))
     runs.sort(key=lambda r: (r.row["shard_size"], r.row["parallelism"], r.row["batch_size"], r.row["run_name"]))
     return runs
 

@@ -55,20 +55,21 @@ class Pusher:
 
     def __post_init__(self) -> None:
         import psutil
-        from prometheus_client import CollectorRegistry, Counter, Gauge
+        from prometheus_client import CollectorRegistry, Gauge
 
         self._process = psutil.Process()
         self._process.cpu_percent()  # first call primes the counter
         self.registry = CollectorRegistry()
         self._util = Gauge("kiosk_test_accel_util_percent", "CPU % of the inference process", registry=self.registry)
         self._mem = Gauge("kiosk_test_accel_mem_mib", "RSS of the inference process, MiB", registry=self.registry)
-        self._images = Counter("kiosk_infer_images", "Images processed", registry=self.registry)
+        # The name steps.infer pushes: shard throughput so far.
+        self._ips = Gauge("kiosk_infer_images_per_second", "Throughput so far", registry=self.registry)
+        self._started = time.perf_counter()
         self._lock = threading.Lock()
 
     def count(self, n: int) -> None:
         with self._lock:
             self.processed += n
-            self._images.inc(n)
 
     def push(self) -> None:
         from prometheus_client import push_to_gateway
@@ -77,7 +78,9 @@ class Pusher:
             "util": self._process.cpu_percent(),
             "mem": self._process.memory_info().rss / 2**20,
             "images": float(self.processed),
+            "ips": self.processed / (time.perf_counter() - self._started),
         }
+        self._ips.set(sample["ips"])
         self._util.set(sample["util"])
         self._mem.set(sample["mem"])
         push_to_gateway(self.gateway, job=self.job, registry=self.registry, timeout=5)
@@ -107,7 +110,7 @@ def run_sweep_point(
     input_name = model.get_inputs()[0].name
 
     def shard(index: int, shard_keys: list[str]) -> list[float]:
-        latencies, spent = [], dict.fromkeys(stages, 0.0)
+        latencies, spent, lines = [], dict.fromkeys(stages, 0.0), []
         for start in range(0, len(shard_keys), batch_size):
             batch, begun = [], []
             for key in shard_keys[start : start + batch_size]:
@@ -130,10 +133,12 @@ def run_sweep_point(
                 t5 = time.perf_counter()
                 spent["upload"] += t5 - t4
                 latencies.append((t5 - t0) * 1000.0)
+                lines.append(json.dumps({"key": key, "status": "ok", "latency_ms": latencies[-1]}) + "\n")
             if pusher:
                 pusher.count(len(batch))
-        metrics = {"shard": index, "processed": len(latencies), "failed": 0, "latencies_ms": latencies,
-                   "stage_seconds": spent}
+        # The layout steps.infer writes: per-item lines in results/, the shard's aggregate in metrics/.
+        metrics = {"shard": f"shard-{index:05d}", "processed": len(latencies), "failed": 0, "stage_seconds": spent}
+        run_store.put_bytes(f"results/shard-{index:05d}.jsonl", "".join(lines).encode())
         run_store.put_bytes(f"metrics/shard-{index:05d}.json", json.dumps(metrics).encode())
         with lock:
             for name, value in spent.items():

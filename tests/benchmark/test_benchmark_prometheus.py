@@ -1,8 +1,8 @@
 """The benchmark step against a real Prometheus that scrapes a Pushgateway fed by a real run.
 
 No GPU on the CI machine, so the "accelerator" metrics are the inference process' own CPU % and
-RSS, sampled with psutil while PP-OCRv4 runs and pushed under configurable names; the images
-counter uses the name our infer step exports. The report's numbers must be exactly what
+RSS, sampled with psutil while PP-OCRv4 runs and pushed under configurable names; the throughput
+gauge uses the name steps.infer pushes. The report's numbers must be exactly what
 prometheus-api-client returns for the same queries and windows.
 """
 
@@ -16,7 +16,7 @@ import pytest
 from prometheus_api_client import PrometheusConnect
 
 from bench_workload import Pusher
-from conftest import PromStack, Sweep, make_sweep
+from bench_fixtures import PromStack, Sweep, make_sweep
 from steps.benchmark.main import run
 from steps.benchmark.params import BenchmarkParams
 from steps.common.cli import main
@@ -25,7 +25,7 @@ QUERIES = {
     "gpu_util": "avg(kiosk_test_accel_util_percent)",
     "gpu_mem_mib": "sum(kiosk_test_accel_mem_mib)",
     "cpu_cores": "sum(kiosk_test_accel_util_percent) / 100",
-    "infer_images_per_second": "sum(rate(kiosk_infer_images_total[1m]))",
+    "infer_images_per_second": "sum(kiosk_infer_images_per_second)",
 }
 
 
@@ -37,7 +37,7 @@ def pushed_sweep(prom_stack: PromStack, tmp_path_factory) -> tuple[Sweep, Pusher
     # Bigger than the plain sweep: each run should span a few 1 s scrapes.
     sweep = make_sweep(tmp_path_factory.mktemp("pushed"), points=[(2, 16, 1), (8, 16, 2)], pusher=pusher,
                        count=40, size=192)
-    prom_stack.wait_for("kiosk_infer_images_total", float(pusher.processed))
+    prom_stack.wait_for("kiosk_infer_images_per_second", pusher.pushed[-1]["ips"])
     prom_stack.wait_for("kiosk_test_accel_mem_mib", pusher.pushed[-1]["mem"])
     return sweep, pusher
 
@@ -84,7 +84,7 @@ def test_report_has_what_prometheus_returns(prom_stack: PromStack, pushed_sweep,
 
 def test_malformed_query_fails_naming_it(prom_stack: PromStack, pushed_sweep, tmp_path, capsys):
     sweep, _ = pushed_sweep
-    bad = "sum(rate(kiosk_infer_images_total[1m])"
+    bad = "sum(rate(container_cpu_usage_seconds_total[1m])"
     with pytest.raises(SystemExit) as exit_info:
         main(BenchmarkParams, run, [
             f"--runs-uri={sweep.runs_uri}", f"--report-uri=file://{tmp_path}/report",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import Sweep, free_port, make_sweep
+from bench_fixtures import Sweep, free_port, make_sweep
 from steps.benchmark.main import run
 from steps.benchmark.params import BenchmarkParams
 from steps.benchmark.runs import load_runs
@@ -91,7 +91,7 @@ def test_report_matches_the_runs(sweep: Sweep, first_report: Path):
         assert f"| {name} | {sweep.summaries[name]['processed']} | 0 |" in markdown
 
 
-def test_latencies_come_from_shard_metrics(sweep: Sweep):
+def test_latencies_come_from_shard_results(sweep: Sweep):
     runs = load_runs(open_store(sweep.runs_uri))
     for run_ in runs:
         assert len(run_.latencies_ms) == sweep.summaries[run_.row["config"]]["processed"]
