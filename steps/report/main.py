@@ -1,8 +1,169 @@
-"""The report step (not implemented yet: it validates its arguments and stops)."""
+"""The report step: aggregate a run's shard metrics into summary.json/csv/md and Argo outputs."""
 
-from steps.common.errors import NotImplementedStep
+from __future__ import annotations
+
+import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from steps.common import runlayout
+from steps.common.outputs import write_outputs
+from steps.common.storage import NotFound, Store, open_store
 from steps.report.params import ReportParams
+
+STAGES = ("download", "decode", "infer", "upload")
+MAX_LISTED = 1000  # failures listed in summary.json; failures.csv has them all
+
+
+def _read_all(store: Store, folder: str, suffix: str, workers: int = 8) -> dict[str, bytes]:
+    keys = [o.key for o in store.list(folder) if o.key.endswith(suffix)]
+
+    def get(key: str) -> bytes | None:
+        try:
+            return store.get_bytes(key)
+        except NotFound:
+            return None
+
+    with ThreadPoolExecutor(workers) as pool:
+        return {k: v for k, v in zip(keys, pool.map(get, keys), strict=True) if v is not None}
+
+
+def _jsonl(data: bytes) -> list[dict]:
+    return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+
+
+def _percentiles(values: np.ndarray) -> dict[str, float | None]:
+    if not len(values):
+        return {"p50": None, "p95": None, "p99": None}
+    return {f"p{q}": round(float(np.percentile(values, q)), 2) for q in (50, 95, 99)}
+
+
+def summarize(store: Store, run_uri: str, output_uri: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """(summary, per-shard table, failures table) of the run under `store`."""
+    docs = [json.loads(v) for v in _read_all(store, runlayout.METRICS_DIR, ".json").values()]
+    shards = pd.DataFrame(docs)
+    results = [row for v in _read_all(store, runlayout.RESULTS_DIR, ".jsonl").values() for row in _jsonl(v)]
+    try:
+        rejects = _jsonl(store.get_bytes(runlayout.REJECTED))
+    except NotFound:
+        rejects = []
+    expected = sorted(runlayout.shard_name(o.key) for o in store.list(runlayout.SHARDS_DIR))
+    missing = sorted(set(expected) - set(shards["shard"] if len(shards) else []))
+
+    failures = pd.DataFrame(
+        [{"key": r["key"], "stage": "infer", "reason": r["reason"]} for r in results if r["status"] == "failed"]
+        + [{"key": r["key"], "stage": "ingest", "reason": r["reason"]} for r in rejects],
+        columns=["key", "stage", "reason"],
+    )
+    latencies = np.array([r["latency_ms"] for r in results if r["status"] == "ok"], dtype=float)
+    now = datetime.now(UTC)
+    if len(shards):
+        started = pd.to_datetime(shards["started_at"], utc=True).min().to_pydatetime()
+        finished = pd.to_datetime(shards["finished_at"], utc=True).max().to_pydatetime()
+        stage_seconds = {s: round(float(sum(d["stage_seconds"].get(s, 0.0) for d in docs)), 4) for s in STAGES}
+        providers = sorted({p for d in docs for p in d.get("providers", [])})
+        batch_size = int(shards["batch_size"].mode().iloc[0])
+        processed, failed = int(shards["processed"].sum()), int(shards["failed"].sum())
+        processed_now, resumed = int(shards["processed_now"].sum()), int(shards["resumed"].sum())
+    else:
+        started = finished = now
+        stage_seconds = dict.fromkeys(STAGES, 0.0)
+        providers, batch_size, processed, failed, processed_now, resumed = [], 0, 0, 0, 0, 0
+    wall = max((finished - started).total_seconds(), 0.0)
+    infer_failures = failures[failures["stage"] == "infer"]
+    summary = {
+        "run_uri": run_uri,
+        "output_uri": output_uri,
+        "processed": processed,
+        "failed": failed,
+        "rejected": len(rejects),
+        "resumed": resumed,
+        "images_per_second": round(processed_now / wall, 3) if wall > 0 else 0.0,
+        "wall_seconds": round(wall, 3),
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "latency_ms": _percentiles(latencies),
+        "stage_seconds": stage_seconds,
+        "providers": providers,
+        "shards": len(docs),
+        "shards_expected": len(expected),
+        "missing_shards": missing,
+        "batch_size": batch_size,
+        "failures": infer_failures[["key", "reason"]].head(MAX_LISTED).to_dict("records"),
+        "failures_truncated": len(infer_failures) > MAX_LISTED,
+        # The old kiosk's benchmark names, kept for its dashboards.
+        "time_elapsed": round(wall, 3),
+        "num_jobs": processed + failed,
+        "generated_at": now.isoformat(),
+    }
+    rows = [
+        {
+            **{k: d.get(k) for k in ("shard", "items", "processed", "processed_now", "resumed", "failed",
+                                     "wall_seconds", "images_per_second", "batch_size", "started_at", "finished_at")},
+            **{f"{s}_seconds": d["stage_seconds"].get(s, 0.0) for s in STAGES},
+            "latency_p50_ms": d["latency_ms"]["p50"],
+            "latency_p95_ms": d["latency_ms"]["p95"],
+            "providers": " ".join(d.get("providers", [])),
+        }
+        for d in sorted(docs, key=lambda d: d["shard"])
+    ]
+    table = pd.DataFrame(rows)
+    return summary, table, failures
+
+
+def markdown(summary: dict, table: pd.DataFrame, failures: pd.DataFrame, listed: int = 20) -> str:
+    lat = summary["latency_ms"]
+    lines = [
+        f"# Inference run `{summary['run_uri']}`",
+        "",
+        f"- **{summary['processed']} processed**, {summary['failed']} failed, {summary['rejected']} rejected at "
+        f"ingest ({summary['resumed']} resumed after a retry)",
+        f"- {summary['images_per_second']} images/s over {summary['wall_seconds']} s "
+        f"({summary['started_at']} .. {summary['finished_at']}), {summary['shards']} shards, "
+        f"batch size {summary['batch_size']}, on {', '.join(summary['providers']) or 'n/a'}",
+        f"- latency p50/p95/p99: {lat['p50']} / {lat['p95']} / {lat['p99']} ms",
+        "- busy seconds per stage: " + ", ".join(f"{k} {v}" for k, v in summary["stage_seconds"].items()),
+    ]
+    if summary["missing_shards"]:
+        lines.append(f"- **shards without metrics** (crashed or still running): {', '.join(summary['missing_shards'])}")
+    if len(failures):
+        lines += ["", f"## Failures ({len(failures)})", "", "| key | stage | reason |", "|---|---|---|"]
+        for row in failures.head(listed).itertuples():
+            lines.append(f"| `{row.key}` | {row.stage} | {str(row.reason).replace('|', '/')} |")
+        if len(failures) > listed:
+            lines.append(f"| ... | | {len(failures) - listed} more in failures.csv |")
+    return "\n".join(lines) + "\n"
 
 
 def run(params: ReportParams) -> int:
-    raise NotImplementedStep("not implemented")
+    storage = {"s3_endpoint": params.s3_endpoint, "max_attempts": params.s3_max_attempts}
+    store = open_store(params.run_uri, max_pool_connections=10, **storage)
+    target = open_store(params.summary_uri, **storage) if params.summary_uri else store
+    prefix = "" if params.summary_uri else f"{runlayout.REPORT_DIR}/"
+
+    summary, table, failures = summarize(store, params.run_uri.rstrip("/"), params.output_uri.rstrip("/"))
+    target.put_bytes(f"{prefix}summary.csv", table.to_csv(index=False).encode(), content_type="text/csv")
+    target.put_bytes(f"{prefix}failures.csv", failures.to_csv(index=False).encode(), content_type="text/csv")
+    target.put_bytes(f"{prefix}summary.md", markdown(summary, table, failures).encode(), content_type="text/markdown")
+    # summary.json last: its presence means the report is complete.
+    target.put_bytes(f"{prefix}summary.json", json.dumps(summary, indent=1).encode(), content_type="application/json")
+    summary_uri = target.uri_for(f"{prefix}summary.json")
+    write_outputs(
+        params.outputs_dir,
+        {
+            "processed": str(summary["processed"]),
+            "failed": str(summary["failed"]),
+            "throughput": str(summary["images_per_second"]),
+            "summary-uri": summary_uri,
+        },
+    )
+    print(
+        f"steps.report: {summary['processed']} processed, {summary['failed']} failed, {summary['rejected']} rejected, "
+        f"{summary['images_per_second']} images/s -> {summary_uri}",
+        file=sys.stderr,
+    )
+    return 0
