@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -20,6 +19,7 @@ from steps.benchmark.prom import build_queries, collect
 from steps.benchmark.regression import Regression, compare, load_baseline
 from steps.benchmark.render import Report, html_page, markdown, summary_table
 from steps.benchmark.runs import add_costs, best, load_runs
+from steps.common.outputs import write_outputs
 from steps.common.storage import open_store
 
 REGRESSION_EXIT = 1
@@ -83,13 +83,6 @@ def _legacy(frame: pd.DataFrame) -> dict[str, Any]:
         "total_node_and_networking_costs": float(frame["total_cost"].sum()),
         "job_data": _records(frame[["config", "num_jobs", "time_elapsed", "processed", "failed", "total_cost"]]),
     }
-
-
-def _write_outputs(outputs_dir: str, values: dict[str, str]) -> None:
-    directory = Path(outputs_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, value in values.items():
-        (directory / name).write_text(value)
 
 
 def run(params: BenchmarkParams) -> int:
@@ -165,7 +158,7 @@ def run(params: BenchmarkParams) -> int:
     out.put_bytes("summary.json", json.dumps(summary, indent=2).encode(), content_type="application/json")
 
     report_uri = params.report_uri.rstrip("/")
-    _write_outputs(params.outputs_dir, {
+    write_outputs(params.outputs_dir, {
         "best-config": str(top["config"]),
         "images-per-second": f"{top['images_per_second']:.3f}",
         "cost-per-1k-images": f"{top['cost_per_1k_images']:.6f}" if math.isfinite(top["cost_per_1k_images"]) else "",

@@ -99,6 +99,14 @@ def _latencies(store: Any, name: str, keys: list[str]) -> np.ndarray:
     return np.empty(0)
 
 
+def _float(value: Any) -> float:
+    """A number from a summary field that may be null (e.g. latency of a run with no images)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def _row(name: str, uri: str, summary: dict, where: str) -> dict[str, Any]:
     config = _config(name, summary, where)
     processed = _number(summary, "processed", where)
@@ -116,10 +124,10 @@ def _row(name: str, uri: str, summary: dict, where: str) -> dict[str, Any]:
         "rejected": int(_number(summary, "rejected", where, 0)),
         "wall_seconds": wall,
         "images_per_second": _number(summary, "images_per_second", where, processed / wall if wall > 0 else 0.0),
-        "latency_p50_ms": float(latency.get("p50", math.nan)),
-        "latency_p95_ms": float(latency.get("p95", math.nan)),
-        "latency_p99_ms": float(latency.get("p99", math.nan)),
-        **{f"stage_{s}_seconds": float(stages.get(s, math.nan)) for s in STAGES},
+        "latency_p50_ms": _float(latency.get("p50")),
+        "latency_p95_ms": _float(latency.get("p95")),
+        "latency_p99_ms": _float(latency.get("p99")),
+        **{f"stage_{s}_seconds": _float(stages.get(s)) for s in STAGES},
         "providers": ",".join(str(p) for p in providers) if isinstance(providers, list) else str(providers),
         "shards": int(_number(summary, "shards", where, 0)),
         "num_jobs": int(_number(summary, "num_jobs", where, processed)),

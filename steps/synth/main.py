@@ -10,9 +10,9 @@ import multiprocessing
 import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from pathlib import Path
 
 from steps.common.errors import StepError
+from steps.common.outputs import write_outputs
 from steps.common.storage import open_store
 from steps.synth.params import SynthParams
 from steps.synth.render import render
@@ -58,13 +58,6 @@ def _rendered(params: SynthParams, workers: int) -> Iterator[tuple[int, bytes, d
                 yield index, data, truth
 
 
-def _write_outputs(outputs_dir: str, values: dict[str, str]) -> None:
-    directory = Path(outputs_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, value in values.items():
-        (directory / name).write_text(value)
-
-
 def run(params: SynthParams) -> int:
     truth_uri = params.truth_uri or default_truth_uri(params.output_uri)
     _check_truth_outside(params.output_uri, truth_uri)
@@ -98,6 +91,6 @@ def run(params: SynthParams) -> int:
         "seed": params.seed,
     }
     truths.put_bytes("manifest.json", json.dumps(manifest, indent=2).encode(), content_type="application/json")
-    _write_outputs(params.outputs_dir, {"count": str(params.count), "uri": params.output_uri})
+    write_outputs(params.outputs_dir, {"count": str(params.count), "uri": params.output_uri})
     print(f"synth: wrote {params.count} images to {params.output_uri} and their truth to {truth_uri}")
     return 0
