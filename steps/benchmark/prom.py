@@ -116,7 +116,9 @@ def collect(url: str, frame: pd.DataFrame, queries: dict[str, str], timeout: flo
             points.extend((run["config"], name, t - t0, v) for t, v in samples)
         per_run[run["config"]] = values
     series = pd.DataFrame(points, columns=["config", "name", "seconds", "value"])
-    found = series["value"].notna().any() if len(series) else False
-    note = f"Prometheus at {url}" + ("" if found else ": queries returned no samples in the runs' windows")
+    empty = [n for n in queries if all(math.isnan(v[f"{n}_mean"]) for v in per_run.values())]
+    note = f"Prometheus at {url}."
+    if empty:
+        note += f" No samples in the runs' windows for: {', '.join(empty)}."
     client.close()
     return PromData(True, note, queries, per_run, series)

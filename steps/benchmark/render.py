@@ -56,11 +56,20 @@ def _cell(value: object, fmt: str) -> str:
         return str(value)
 
 
+# Filled from Prometheus: left out of the table when no run has a value (e.g. no DCGM exporter).
+_PROMETHEUS_COLUMNS = {"gpu_util_mean", "gpu_mem_mib_max", "cpu_cores_mean"}
+
+
 def summary_table(report: Report) -> tuple[list[str], list[list[str]]]:
-    columns = [c for c in _COLUMNS if c[0] in report.runs.columns]
-    columns += [(c, c, "{:.3g}") for c in report.step_columns if c in report.runs.columns]
+    runs = report.runs
+    columns = [(c, c.removesuffix("_mean") + " (mean)", "{:.3g}") for c in report.step_columns]
+    columns = [
+        c for c in _COLUMNS[:-1] + columns + _COLUMNS[-1:]
+        if c[0] in runs.columns
+        and not ((c[0] in _PROMETHEUS_COLUMNS or c[0] in report.step_columns) and runs[c[0]].isna().all())
+    ]
     headers = [header for _, header, _ in columns]
-    rows = [[_cell(run[name], fmt) for name, _, fmt in columns] for _, run in report.runs.iterrows()]
+    rows = [[_cell(run[name], fmt) for name, _, fmt in columns] for _, run in runs.iterrows()]
     return headers, rows
 
 
