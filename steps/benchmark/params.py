@@ -24,10 +24,11 @@ class BenchmarkParams(StorageParams, OutputsParams):
         'sum(rate(container_cpu_usage_seconds_total{namespace="$namespace"}[1m]))',
         description="PromQL for pod CPU in cores ($namespace is substituted).",
     )
-    step_queries: list[str] = Field(
-        default_factory=lambda: ["infer_images_per_second=sum(kiosk_infer_images_per_second)"],
-        description="Our own step metrics as NAME=PromQL ($namespace is substituted); each is reported "
-        "as NAME_mean and NAME_max per run.",
+    step_queries: str = Field(
+        '{"infer_images_per_second": "sum(kiosk_infer_images_per_second)"}',
+        description="Our own step metrics: a JSON object NAME -> PromQL ($namespace is substituted); each "
+        "is reported as NAME_mean and NAME_max per run. A JSON string, not a list flag: PromQL has commas "
+        "and quotes.",
     )
     namespace: str = Field("", description="Kubernetes namespace the runs used (for queries).")
     gpu_price_per_hour: float = Field(0.0, ge=0, description="GPU price, $/hour per GPU.")

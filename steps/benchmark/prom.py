@@ -37,7 +37,7 @@ class PromData:
 
 
 def build_queries(
-    gpu_metric: str, gpu_memory_metric: str, cpu_query: str, step_queries: list[str], namespace: str
+    gpu_metric: str, gpu_memory_metric: str, cpu_query: str, step_queries: str, namespace: str
 ) -> dict[str, str]:
     """NAME -> PromQL. A bare metric name is aggregated over its series; anything else is used as given."""
 
@@ -49,11 +49,16 @@ def build_queries(
         "gpu_mem_mib": wrap(gpu_memory_metric, "sum"),
         "cpu_cores": cpu_query,
     }
-    for entry in step_queries:
-        name, sep, query = entry.partition("=")
-        if not sep or not _BARE_NAME.match(name.strip()) or not query.strip():
-            raise StepError(f"--step-queries: expected NAME=PromQL, got {entry!r}")
-        queries[name.strip()] = query.strip()
+    try:
+        extra = json.loads(step_queries) if step_queries.strip() else {}
+    except ValueError as error:
+        raise StepError(f"--step-queries: not JSON ({error}): {step_queries!r}") from None
+    if not isinstance(extra, dict) or not all(isinstance(q, str) for q in extra.values()):
+        raise StepError(f'--step-queries: expected a JSON object {{"NAME": "PromQL"}}, got {step_queries!r}')
+    for name, query in extra.items():
+        if not _BARE_NAME.match(name) or name in queries:
+            raise StepError(f"--step-queries: {name!r} is not a free metric-style name")
+        queries[name] = query
     return {name: query.replace("$namespace", namespace) for name, query in queries.items() if query.strip()}
 
 

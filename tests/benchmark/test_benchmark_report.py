@@ -12,7 +12,8 @@ from bench_fixtures import Sweep, free_port, make_sweep
 from steps.benchmark.main import run
 from steps.benchmark.params import BenchmarkParams
 from steps.benchmark.runs import load_runs
-from steps.common.cli import main
+from steps.benchmark.prom import build_queries
+from steps.common.cli import main, parse_args
 from steps.common.storage import open_store
 
 PRICES = {"gpu": 2.48, "cpu": 0.19, "gpus_per_task": 1}
@@ -144,3 +145,19 @@ def test_regression_gate(tmp_path, capsys, sweep: Sweep, first_report: Path):
     code, _, err = bench(capsys, sweep.runs_uri, tmp_path / "missing", f"--baseline=file://{tmp_path}/nope.parquet")
     assert code == 2 and err.count("\n") == 1 and "--baseline" in err
     assert not (tmp_path / "missing" / "report").exists()
+
+
+def test_promql_with_commas_and_quotes_survives_the_cli():
+    queries = {"p95": 'histogram_quantile(0.95, sum by (le) (x_bucket{job="a",ns="$namespace"}))'}
+    params = parse_args(BenchmarkParams, ["--runs-uri=file:///r", "--report-uri=file:///o",
+                                          f"--step-queries={json.dumps(queries)}", "--namespace=kiosk"])
+    built = build_queries(params.gpu_metric, params.gpu_memory_metric, params.cpu_query, params.step_queries,
+                          params.namespace)
+    assert built["p95"] == queries["p95"].replace("$namespace", "kiosk")
+    assert built["gpu_util"] == "avg(DCGM_FI_DEV_GPU_UTIL)" and 'namespace="kiosk"' in built["cpu_cores"]
+
+
+def test_bad_step_queries_is_a_one_line_error(tmp_path, capsys, sweep: Sweep):
+    code, _, err = bench(capsys, sweep.runs_uri, tmp_path, "--step-queries=[1]")
+    assert code == 2 and err.count("\n") == 1 and "--step-queries" in err
+    assert not (tmp_path / "report").exists()
