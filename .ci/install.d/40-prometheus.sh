@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Prometheus server for the benchmark step's tests (started on loopback by tests/benchmark fixtures).
-# Debian package `prometheus` (needs root). Idempotent: exits at once when `prometheus` is already on PATH.
+# Debian package, needs root; exits at once when the binary is already on PATH.
 set -euo pipefail
 if command -v prometheus >/dev/null 2>&1; then
   echo "prometheus already installed: $(command -v prometheus)"
   exit 0
 fi
-command -v apt-get >/dev/null 2>&1 || { echo "$(basename "$0"): needs Debian/Ubuntu apt-get; install prometheus yourself" >&2; exit 1; }
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "$(basename "$0"): needs Debian/Ubuntu apt-get; install prometheus yourself" >&2
+  exit 1
+fi
 export DEBIAN_FRONTEND=noninteractive
 # Several install scripts may need apt: refresh the index only when no script did in the last hour.
 stamp=/var/lib/apt/lists/.kiosk-updated

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Prometheus Pushgateway: the benchmark tests push step metrics to it and Prometheus scrapes it.
-# Debian package `prometheus-pushgateway` (needs root). Idempotent: exits at once when `prometheus-pushgateway` is already on PATH.
+# Prometheus Pushgateway: the benchmark tests push step metrics to it, Prometheus scrapes it.
+# Debian package, needs root; exits at once when the binary is already on PATH.
 set -euo pipefail
 if command -v prometheus-pushgateway >/dev/null 2>&1; then
   echo "prometheus-pushgateway already installed: $(command -v prometheus-pushgateway)"
   exit 0
 fi
-command -v apt-get >/dev/null 2>&1 || { echo "$(basename "$0"): needs Debian/Ubuntu apt-get; install prometheus-pushgateway yourself" >&2; exit 1; }
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "$(basename "$0"): needs Debian/Ubuntu apt-get; install prometheus-pushgateway yourself" >&2
+  exit 1
+fi
 export DEBIAN_FRONTEND=noninteractive
 # Several install scripts may need apt: refresh the index only when no script did in the last hour.
 stamp=/var/lib/apt/lists/.kiosk-updated

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Headless Chromium: the benchmark tests open report.html and screenshot it.
-# Debian package `chromium` (needs root). Idempotent: exits at once when `chromium` is already on PATH.
+# Debian package, needs root; exits at once when the binary is already on PATH.
 set -euo pipefail
 if command -v chromium >/dev/null 2>&1; then
   echo "chromium already installed: $(command -v chromium)"
   exit 0
 fi
-command -v apt-get >/dev/null 2>&1 || { echo "$(basename "$0"): needs Debian/Ubuntu apt-get; install chromium yourself" >&2; exit 1; }
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "$(basename "$0"): needs Debian/Ubuntu apt-get; install chromium yourself" >&2
+  exit 1
+fi
 export DEBIAN_FRONTEND=noninteractive
 # Several install scripts may need apt: refresh the index only when no script did in the last hour.
 stamp=/var/lib/apt/lists/.kiosk-updated

@@ -28,7 +28,8 @@ def throughput(frame: pd.DataFrame) -> bytes:
     figure, axes = plt.subplots(figsize=(7, 4))
     for (shard, parallelism), group in frame.groupby(["shard_size", "parallelism"], sort=True):
         group = group.sort_values("batch_size")
-        axes.plot(group["batch_size"], group["images_per_second"], marker="o", label=f"shard {shard}, parallelism {parallelism}")
+        label = f"shard {shard}, parallelism {parallelism}"
+        axes.plot(group["batch_size"], group["images_per_second"], marker="o", label=label)
     axes.set_xscale("log", base=2)
     axes.set_xticks(sorted(frame["batch_size"].unique()), labels=[str(b) for b in sorted(frame["batch_size"].unique())])
     axes.set_xlabel("batch size")

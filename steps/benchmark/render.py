@@ -131,7 +131,8 @@ def html_page(report: Report) -> str:
         "<h2>Prometheus</h2>", f"<p class='note'>{esc(report.prometheus_note)}</p>",
     ]
     if report.queries:
-        parts.append("<ul>" + "".join(f"<li>{esc(n)}: <code>{esc(q)}</code></li>" for n, q in report.queries.items()) + "</ul>")
+        items = "".join(f"<li>{esc(n)}: <code>{esc(q)}</code></li>" for n, q in report.queries.items())
+        parts.append(f"<ul>{items}</ul>")
     parts.append("<h2>Regression</h2>")
     if report.regression is not None:
         parts += [f"<p>{esc(report.regression_note)}</p>", _html_table(*_regression_rows(report.regression))]

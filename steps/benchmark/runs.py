@@ -93,7 +93,8 @@ def _latencies(store: Any, name: str, keys: list[str]) -> np.ndarray:
     """Per-item latencies of a run, from its shard results (preferred) or shard metrics; empty if none."""
     mine = [k[len(name) + 1 :] for k in keys if k.startswith(name + "/")]
     for pattern, parse in ((_SHARD_RESULTS, _result_latencies), (_SHARD_METRICS, _metrics_latencies)):
-        values = [v for k in mine if pattern.match(k) for v in parse(store.get_bytes(f"{name}/{k}").decode("utf-8", "replace"))]
+        texts = [store.get_bytes(f"{name}/{k}").decode("utf-8", "replace") for k in mine if pattern.match(k)]
+        values = [v for text in texts for v in parse(text)]
         if values:
             return np.asarray(values, dtype=float)
     return np.empty(0)

@@ -101,4 +101,5 @@ def render(seed: int, index: int, width: int, height: int, image_format: str) ->
         image.save(out, format="PNG", compress_level=1)
     else:
         image.save(out, format="JPEG", quality=90)
-    return out.getvalue(), {"width": width, "height": height, "seed": seed, "index": index, "text": text, "blobs": blobs}
+    truth = {"width": width, "height": height, "seed": seed, "index": index, "text": text, "blobs": blobs}
+    return out.getvalue(), truth
