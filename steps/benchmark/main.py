@@ -100,8 +100,8 @@ def run(params: BenchmarkParams) -> int:
     if prom.available:
         metrics = pd.DataFrame.from_dict(prom.per_run, orient="index")
         frame = frame.merge(metrics, left_on="config", right_index=True, how="left")
-        step_columns = [c for c in metrics.columns if c.endswith("_mean") and c.split("_mean")[0] not in
-                        {"gpu_util", "gpu_mem_mib", "cpu_cores"}]
+        builtin = {"gpu_util_mean", "gpu_mem_mib_mean", "cpu_cores_mean"}
+        step_columns = [c for c in metrics.columns if c.endswith("_mean") and c not in builtin]
 
     top = best(frame)
     regression = compare(frame, baseline, params.baseline) if baseline is not None else None
@@ -133,6 +133,8 @@ def run(params: BenchmarkParams) -> int:
     )
 
     out = open_store(params.report_uri, **store_args)
+    if gpu_chart is None:  # a rerun into the same prefix must not leave an earlier run's GPU plot behind
+        out.delete_many(["plots/gpu_util.png"])
     for name, png in charts.items():
         out.put_bytes(f"plots/{name}", png, content_type="image/png")
     out.put_bytes("runs.csv", frame.to_csv(index=False).encode(), content_type="text/csv")
