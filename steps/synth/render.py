@@ -19,17 +19,21 @@ from PIL import Image, ImageDraw, ImageFont
 _ALPHABET = np.array(list("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"))
 
 
-@lru_cache(maxsize=1)
-def _font_path() -> str:
+def _find_font() -> str:
     # Shipped with matplotlib, so nothing is downloaded and every machine draws the same glyphs.
     from matplotlib import font_manager
 
     return font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"), fallback_to_default=True)
 
 
+# Resolved at import (matplotlib's font manager takes ~1 s to load): the synth step preloads this
+# module in its forkserver, so worker processes inherit the answer instead of each paying for it.
+_FONT_PATH = _find_font()
+
+
 @lru_cache(maxsize=64)
 def _font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(_font_path(), size)
+    return ImageFont.truetype(_FONT_PATH, size)
 
 
 def _words(rng: np.random.Generator, count: int) -> list[str]:
