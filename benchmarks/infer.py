@@ -1,0 +1,251 @@
+"""Infer-step benchmark: our pipeline's overhead against ONNX Runtime alone, on the file store and
+the S3 emulator, with and without ~30 ms per-request latency, against a naive per-image loop.
+
+    uv run python benchmarks/infer.py --json
+
+prints one JSON line. Every number comes from this run, measured side by side. The S3 server is
+moto (an emulator) on 127.0.0.1; latency is added by an HTTP delay proxy in front of it
+(tests/fixtures/fault_proxy.py). The pipeline runs as `python -m steps.infer` subprocesses, as Argo
+would run it; its throughput is the metrics JSON's images_per_second (model load excluded, as for
+the raw number).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+import numpy as np  # noqa: E402
+from PIL import Image, ImageDraw, ImageFont  # noqa: E402
+
+DEFAULT_MODEL = "package://rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"
+WORDS = "kiosk batch inference microscopy cell nucleus sample plate well field argo onnx runtime".split()
+
+
+def make_images(count: int, size: int, unique: int = 16) -> list[bytes]:
+    """Text lines and bright blobs on a noisy background; `unique` distinct images, cycled."""
+    rng = np.random.default_rng(0)
+    font = ImageFont.load_default(size=max(12, size // 20))
+    distinct = []
+    for _ in range(min(unique, count)):
+        pixels = rng.integers(200, 256, (size, size, 3), dtype=np.uint8)
+        image = Image.fromarray(pixels)
+        draw = ImageDraw.Draw(image)
+        for line in range(4):
+            text = " ".join(rng.choice(WORDS, 3))
+            draw.text((size // 16, size // 10 + line * size // 5), text, fill=(0, 0, 0), font=font)
+        for _ in range(3):
+            cx, cy, r = rng.integers(size // 8, size - size // 8, 2).tolist() + [int(rng.integers(8, size // 12))]
+            draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(30, 120, 200))
+        out = io.BytesIO()
+        image.save(out, format="PNG")
+        distinct.append(out.getvalue())
+    return [distinct[i % len(distinct)] for i in range(count)]
+
+
+def put_inputs(uri: str, endpoint: str, images: list[bytes], prefix: str) -> str:
+    from steps.common.storage import open_store
+
+    store = open_store(uri, s3_endpoint=endpoint, max_pool_connections=16)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: store.put_bytes(f"{prefix}/in/{i:06d}.png", images[i]), range(len(images))))
+    lines = "".join(
+        json.dumps({"key": f"{i:06d}.png", "input_uri": f"{uri}/{prefix}/in", "size": len(images[i])}) + "\n"
+        for i in range(len(images))
+    )
+    store.put_bytes(f"{prefix}/run/shards/shard-00000.jsonl", lines.encode())
+    return store.uri_for(f"{prefix}/run/shards/shard-00000.jsonl")
+
+
+def run_step(shard: str, out: str, endpoint: str, args: argparse.Namespace, spec: str) -> dict:
+    command = [
+        sys.executable, "-m", "steps.infer", f"--shard-uri={shard}", f"--model-uri={args.model}",
+        f"--model-spec={spec}", f"--output-uri={out}", f"--s3-endpoint={endpoint}", "--device=cpu",
+        f"--batch-size={args.batch_size}", f"--outputs-dir={tempfile.mkdtemp()}",
+        f"--prefetch-workers={args.prefetch_workers}", f"--upload-workers={args.upload_workers}",
+    ]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        raise SystemExit(f"infer failed: {done.stderr.strip()}")
+    from steps.common.storage import open_store, split_uri
+
+    parent, _ = split_uri(shard.rsplit("/shards/", 1)[0] + "/metrics/shard-00000.json")
+    return json.loads(open_store(parent, s3_endpoint=endpoint).get_bytes("shard-00000.json"))
+
+
+def naive_worker(args: argparse.Namespace) -> None:
+    """The classic queue consumer: one image at a time, download -> decode -> infer (batch 1) -> upload."""
+    from steps.common.storage import open_store
+    from steps.infer.model import load_model, warm_up
+    from steps.infer.process import postprocess, prepare
+
+    model = load_model(args.model, args.spec)
+    warm_up(model, 64, 64)
+    store = open_store(args.naive_store, s3_endpoint=args.naive_endpoint)
+    keys = [f"{args.naive_prefix}/in/{i:06d}.png" for i in range(args.images)]
+    start = time.perf_counter()
+    for key in keys:
+        prepared = prepare(store.get_bytes(key), model.spec)
+        output = model.run(prepared.tensor[None])[0]
+        fields, png = postprocess(output, model.spec, prepared.width, prepared.height)
+        if png is not None:
+            store.put_bytes(f"{args.naive_prefix}/naive/{key}.mask.png", png)
+        store.put_bytes(f"{args.naive_prefix}/naive/{key}.json", json.dumps(fields).encode())
+    print(json.dumps({"ips": len(keys) / (time.perf_counter() - start)}))
+
+
+def raw_ort(args: argparse.Namespace, images: list[bytes]) -> tuple[float, list[str], str]:
+    """Throughput of the session alone on pre-decoded, pre-batched tensors (the compute limit)."""
+    from steps.infer.model import load_model, warm_up
+    from steps.infer.process import prepare
+
+    model = load_model(args.model, args.spec)
+    tensors = [prepare(data, model.spec).tensor for data in images]
+    batches = [np.stack(tensors[i : i + args.batch_size]) for i in range(0, len(tensors), args.batch_size)]
+    warm_up(model, *tensors[0].shape[-2:])
+    model.run(batches[0])
+    start = time.perf_counter()
+    for batch in batches:
+        model.run(batch)
+    shape = "x".join(map(str, tensors[0].shape))
+    return len(tensors) / (time.perf_counter() - start), model.providers, shape
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true", help="print one JSON line (the default output)")
+    parser.add_argument("--images", type=int, default=48)
+    parser.add_argument("--size", type=int, default=512, help="image side in pixels (>= 512)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--working-size", type=int, default=0,
+                        help="the model spec's resize max_side (0: the model's own spec)")
+    # Sized for 2 cores: more threads only add GIL contention (profiled: 8 prefetch threads spent 7x
+    # longer per download than 2, for the same throughput).
+    parser.add_argument("--prefetch-workers", type=int, default=4)
+    parser.add_argument("--upload-workers", type=int, default=4)
+    parser.add_argument("--latency-ms", type=float, default=30.0)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each config keeps its best")
+    parser.add_argument("--rss-factor", type=int, default=10, help="grow the image count this much for RSS")
+    parser.add_argument("--naive-store", help=argparse.SUPPRESS)
+    parser.add_argument("--naive-endpoint", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--naive-prefix", help=argparse.SUPPRESS)
+    parser.add_argument("--spec", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.working_size and not args.spec:
+        args.spec = json.dumps({"resize": {"mode": "max_side", "max_side": args.working_size, "multiple": 32}})
+    if args.naive_store:
+        naive_worker(args)
+        return
+
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every request
+    from fixtures.fault_proxy import FaultProxy
+    from moto.server import ThreadedMotoServer
+
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+    log = lambda message: print(f"[bench] {message}", file=sys.stderr, flush=True)  # noqa: E731
+    work = Path(tempfile.mkdtemp(prefix="kiosk-bench-"))
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/bench", method="PUT"), timeout=10).close()
+    proxy = FaultProxy(endpoint).start()
+    proxy.delay(args.latency_ms / 1000)
+
+    images = make_images(args.images, args.size)
+    log(f"{len(images)} images {args.size}x{args.size}, {sum(map(len, images)) / len(images) / 1024:.0f} KiB each")
+    log(f"model {args.model} spec {args.spec or '(its own)'}; work dir {work}")
+    file_uri = f"file://{work}/store"
+
+    # Neighbours share these cores, so each configuration runs once per round, the rounds interleave,
+    # and each keeps its best round: the least disturbed measurement of the same code.
+    best: dict[str, float] = {}
+    runs: dict[str, list[float]] = {}
+    rss_small = 0.0
+    providers: list[str] = []
+    tensor_shape = ""
+
+    def keep(name: str, ips: float) -> None:
+        runs.setdefault(name, []).append(round(ips, 3))
+        best[name] = max(best.get(name, 0.0), ips)
+        log(f"round {len(runs[name])}: {name} {ips:.2f} images/s")
+
+    for round_ in range(args.rounds):
+        ips, providers, tensor_shape = raw_ort(args, images)
+        keep("raw", ips)
+        shard = put_inputs(file_uri, "", images, f"file{round_}")
+        metrics = run_step(shard, f"{file_uri}/file{round_}/out", "", args, args.spec)
+        keep("file", metrics["images_per_second"])
+        rss_small = max(rss_small, metrics["peak_rss_mb"])
+        shard = put_inputs("s3://bench", endpoint, images, f"s3-{round_}")
+        keep("s3", run_step(shard, f"s3://bench/s3-{round_}/out", endpoint, args, args.spec)["images_per_second"])
+        shard = put_inputs("s3://bench", endpoint, images, f"lat{round_}")
+        keep("s3_latency", run_step(shard, f"s3://bench/lat{round_}/out", proxy.url, args, args.spec)
+             ["images_per_second"])
+        naive = subprocess.run(
+            [sys.executable, __file__, f"--images={args.images}", f"--model={args.model}", f"--spec={args.spec}",
+             "--naive-store=s3://bench", f"--naive-endpoint={proxy.url}", f"--naive-prefix=lat{round_}"],
+            cwd=REPO, capture_output=True, text=True, timeout=1800,
+        )
+        if naive.returncode != 0:
+            raise SystemExit(f"naive loop failed: {naive.stderr.strip()}")
+        keep("naive_latency", json.loads(naive.stdout.strip().splitlines()[-1])["ips"])
+
+    many = images * args.rss_factor
+    big_shard = put_inputs(file_uri, "", many, "large")
+    big_run = run_step(big_shard, f"{file_uri}/large/out", "", args, args.spec)
+    log(f"pipeline file x{args.rss_factor}: {big_run['images_per_second']} images/s, {big_run['peak_rss_mb']} MB")
+    proxy.stop()
+    moto.stop()
+
+    raw, pipeline, pipeline_s3, pipeline_lat, naive_ips = (
+        best[k] for k in ("raw", "file", "s3", "s3_latency", "naive_latency")
+    )
+    result = {
+        "raw_ort_ips": round(raw, 3),
+        "pipeline_ips": round(pipeline, 3),
+        "ratio_vs_raw": round(pipeline / raw, 3),
+        "pipeline_ips_s3": round(pipeline_s3, 3),
+        "ratio_vs_raw_s3": round(pipeline_s3 / raw, 3),
+        "pipeline_ips_s3_latency": round(pipeline_lat, 3),
+        "latency_hiding": round(pipeline_lat / pipeline_s3, 3),
+        "naive_ips_latency": round(naive_ips, 3),
+        "speedup_vs_naive": round(pipeline_lat / naive_ips, 3),
+        "peak_rss_mb": rss_small,
+        "peak_rss_mb_10x": big_run["peak_rss_mb"],
+        "rss_growth_10x": round(big_run["peak_rss_mb"] / rss_small, 3),
+        "images": args.images,
+        "images_10x": len(many),
+        "image_size": f"{args.size}x{args.size}",
+        "model_input": tensor_shape,
+        "batch_size": args.batch_size,
+        "workers": {"prefetch": args.prefetch_workers, "upload": args.upload_workers},
+        "latency_ms_added": args.latency_ms,
+        "model": args.model,
+        "providers": providers,
+        "rounds": runs,
+        "cpu_count": os.cpu_count(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
