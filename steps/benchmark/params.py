@@ -14,21 +14,23 @@ class BenchmarkParams(StorageParams, OutputsParams):
     prometheus_url: str = Field("", description="Prometheus base URL; empty: no Prometheus data.")
     gpu_metric: str = Field(
         "DCGM_FI_DEV_GPU_UTIL",
-        description="GPU utilisation (%): a metric name (averaged over series) or a whole PromQL query.",
+        description="GPU utilisation (%): a metric name (averaged over series) or a whole PromQL query "
+        "($namespace and $run are substituted).",
     )
     gpu_memory_metric: str = Field(
         "DCGM_FI_DEV_FB_USED",
-        description="GPU memory used (MiB): a metric name (summed over series) or a whole PromQL query.",
+        description="GPU memory used (MiB): a metric name (summed over series) or a whole PromQL query "
+        "($namespace and $run are substituted).",
     )
     cpu_query: str = Field(
         'sum(rate(container_cpu_usage_seconds_total{namespace="$namespace"}[1m]))',
-        description="PromQL for pod CPU in cores ($namespace is substituted).",
+        description="PromQL for pod CPU in cores ($namespace and $run are substituted).",
     )
     step_queries: str = Field(
         '{"infer_images_per_second": "sum(kiosk_infer_images_per_second)"}',
-        description="Our own step metrics: a JSON object NAME -> PromQL ($namespace is substituted); each "
-        "is reported as NAME_mean and NAME_max per run. A JSON string, not a list flag: PromQL has commas "
-        "and quotes.",
+        description="Our own step metrics: a JSON object NAME -> PromQL ($namespace and $run, the run's "
+        "directory name, are substituted), each reported as NAME_mean and NAME_max per run. A JSON string, "
+        "not a list flag: PromQL has commas and quotes.",
     )
     namespace: str = Field("", description="Kubernetes namespace the runs used (for queries).")
     gpu_price_per_hour: float = Field(0.0, ge=0, description="GPU price, $/hour per GPU.")

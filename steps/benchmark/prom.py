@@ -108,7 +108,9 @@ def collect(url: str, frame: pd.DataFrame, queries: dict[str, str], timeout: flo
         start, end = window(run["started_at"], run["finished_at"])
         step = _step_seconds((end - start).total_seconds())
         values: dict[str, float] = {}
-        for name, query in queries.items():
+        for name, template in queries.items():
+            # $run: the run's directory name, for metrics pushed with a per-run grouping key.
+            query = template.replace("$run", str(run["run_name"]))
             try:
                 result = client.custom_query_range(query, start_time=start, end_time=end, step=f"{step:g}")
             except (PrometheusApiClientException, requests.RequestException) as error:

@@ -64,8 +64,13 @@ class Pusher:
         self._mem = Gauge("kiosk_test_accel_mem_mib", "RSS of the inference process, MiB", registry=self.registry)
         # The name steps.infer pushes: shard throughput so far.
         self._ips = Gauge("kiosk_infer_images_per_second", "Throughput so far", registry=self.registry)
+        # Labelled by run, like a per-run grouping key would be: lets a query pick one run ($run).
+        self._batch = Gauge("kiosk_test_batch_size", "Batch size of the run", ["run"], registry=self.registry)
         self._started = time.perf_counter()
         self._lock = threading.Lock()
+
+    def start_run(self, run: str, batch_size: int) -> None:
+        self._batch.labels(run).set(batch_size)
 
     def count(self, n: int) -> None:
         with self._lock:
@@ -150,6 +155,7 @@ def run_sweep_point(
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
     if sampler:
+        pusher.start_run(run_store.uri.rstrip("/").rsplit("/", 1)[-1], batch_size)
         pusher.push()
         sampler.start()
     with ThreadPoolExecutor(max_workers=parallelism) as pool:

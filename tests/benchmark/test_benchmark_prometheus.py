@@ -27,6 +27,7 @@ QUERIES = {
     "cpu_cores": "sum(kiosk_test_accel_util_percent) / 100",
     "infer_images_per_second": "sum(kiosk_infer_images_per_second)",
 }
+RUN_QUERY = 'max(kiosk_test_batch_size{run="$run"})'  # per run: $run is the run's directory name
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,8 @@ def test_report_has_what_prometheus_returns(prom_stack: PromStack, pushed_sweep,
         prometheus_url=prom_stack.url, gpu_metric="kiosk_test_accel_util_percent",
         gpu_memory_metric="kiosk_test_accel_mem_mib", cpu_query=QUERIES["cpu_cores"],
         gpu_price_per_hour=1.0, cpu_price_per_hour=0.1,
+        step_queries=json.dumps({"infer_images_per_second": QUERIES["infer_images_per_second"],
+                                 "run_batch_size": RUN_QUERY}),
     ))
     assert code == 0
     runs = pd.read_parquet(out / "runs.parquet").set_index("config")
@@ -68,10 +71,11 @@ def test_report_has_what_prometheus_returns(prom_stack: PromStack, pushed_sweep,
         # Whatever Prometheus held in the window was pushed by the real run, not made up on the way.
         assert min(pushed_util) <= runs.loc[name, "gpu_util_mean"] <= max(pushed_util)
         assert runs.loc[name, "infer_images_per_second_max"] > 0
+        assert runs.loc[name, "run_batch_size_max"] == runs.loc[name, "batch_size"]
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["prometheus"]["available"] is True
-    assert summary["prometheus"]["queries"] == QUERIES
+    assert summary["prometheus"]["queries"] == {**QUERIES, "run_batch_size": RUN_QUERY}
     assert (out / "plots" / "gpu_util.png").stat().st_size > 0
     markdown = (out / "report.md").read_text()
     assert "no Prometheus data" not in markdown
