@@ -50,7 +50,10 @@ def _config(name: str, summary: dict, where: str) -> dict[str, int]:
     parsed = {k: int(v) for k, v in match.groupdict().items()} if match else {}
     config = {}
     for key in ("batch_size", "shard_size", "parallelism"):
-        value = summary.get(key, parsed.get(key))
+        value = summary.get(key)
+        # The report step writes batch_size 0 for a run without shards: the name knows better then.
+        if not isinstance(value, int) or value <= 0:
+            value = parsed.get(key)
         if value is None:
             raise StepError(f"{where}: no {key}: name the run bs<N>-ss<N>-p<N> or put {key} in the summary")
         config[key] = int(value)
@@ -157,6 +160,12 @@ def load_runs(store: Any) -> list[Run]:
         if not isinstance(summary, dict):
             raise StepError(f"{where}: expected a JSON object")
         runs.append(Run(_row(name, store.uri_for(name), summary, where), _latencies(store, name, keys)))
+    seen: dict[str, str] = {}
+    for run in runs:
+        other = seen.setdefault(run.row["config"], run.row["run_name"])
+        if other != run.row["run_name"]:
+            raise StepError(f"--runs-uri {store.uri!r}: runs {other!r} and {run.row['run_name']!r} are both "
+                            f"configuration {run.row['config']}: one report compares distinct configurations")
     runs.sort(key=lambda r: (r.row["shard_size"], r.row["parallelism"], r.row["batch_size"], r.row["run_name"]))
     return runs
 

@@ -161,3 +161,11 @@ def test_bad_step_queries_is_a_one_line_error(tmp_path, capsys, sweep: Sweep):
     code, _, err = bench(capsys, sweep.runs_uri, tmp_path, "--step-queries=[1]")
     assert code == 2 and err.count("\n") == 1 and "--step-queries" in err
     assert not (tmp_path / "report").exists()
+
+
+def test_two_runs_of_one_configuration_are_refused(tmp_path, capsys, sweep: Sweep):
+    source, target = open_store(sweep.runs_uri), open_store(f"file://{tmp_path}/runs")
+    for name in ("a/bs2-ss6-p1", "b/bs2-ss6-p1"):
+        target.put_bytes(f"{name}/report/summary.json", source.get_bytes("bs2-ss6-p1/report/summary.json"))
+    code, _, err = bench(capsys, f"file://{tmp_path}/runs", tmp_path)
+    assert code == 2 and "'a/bs2-ss6-p1' and 'b/bs2-ss6-p1'" in err
