@@ -131,7 +131,7 @@ def raw_ort(args: argparse.Namespace, images: list[bytes]) -> tuple[float, list[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print one JSON line (the default output)")
-    parser.add_argument("--images", type=int, default=48)
+    parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--size", type=int, default=512, help="image side in pixels (>= 512)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--model", default=DEFAULT_MODEL)
@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--prefetch-workers", type=int, default=4)
     parser.add_argument("--upload-workers", type=int, default=4)
     parser.add_argument("--latency-ms", type=float, default=30.0)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each config keeps its best")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; each config keeps its best")
     parser.add_argument("--rss-factor", type=int, default=10, help="grow the image count this much for RSS")
     parser.add_argument("--naive-store", help=argparse.SUPPRESS)
     parser.add_argument("--naive-endpoint", default="", help=argparse.SUPPRESS)

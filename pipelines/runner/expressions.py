@@ -8,19 +8,21 @@ identifiers up in the environment instead.
 
 from __future__ import annotations
 
-import json
+import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pipelines.runner.errors import RunnerError
+from pipelines.runner.expr_builtins import FUNCTIONS, PREDICATE_SYNTAX, PREDICATES, to_text
+
+__all__ = ["evaluate_expr", "evaluate_govaluate", "to_text"]
 
 _TOKEN = re.compile(
     r"""\s*(?:
-    (?P<num>\d+\.\d*|\.\d+|\d+)
+    (?P<num>(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)
   | (?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
-  | (?P<op>==|!=|>=|<=|=~|!~|&&|\|\||\?\?|[()\[\],.?:!<>+\-*/%])
+  | (?P<op>==|!=|>=|<=|=~|!~|&&|\|\||\?\?|[()\[\]{},.?:!<>+\-*/%\#])
   | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
     )""",
     re.VERBOSE,
@@ -75,13 +77,16 @@ def tokenize(source: str) -> list[Tok]:
 
 class _Parser:
     """Builds a tiny AST of tuples: ('lit', v) ('var', name) ('un', op, a) ('bin', op, a, b)
-    ('get', obj, key) ('call', name, args) ('if', cond, a, b) ('list', items)."""
+    ('get', obj, key) ('call', name, args) ('if', cond, a, b) ('list', items) ('map', pairs)
+    ('ptr', name) for `#`/`#index`/`#acc`, ('pred', builtin, args, closure) for `filter(xs, {...})`."""
 
     def __init__(self, source: str, govaluate: bool) -> None:
         self.source = source
         self.tokens = tokenize(source)
         self.i = 0
         self.govaluate = govaluate
+        # Pointers each enclosing predicate defines, innermost last (expr-lang's predicate scopes).
+        self.pointers: list[frozenset[str]] = []
 
     def fail(self, what: str) -> RunnerError:
         return RunnerError(f"invalid expression {self.source!r}: {what}")
@@ -120,7 +125,10 @@ class _Parser:
             if prec is None or prec < min_prec:
                 return node
             self.take()
-            node = ("bin", {"and": "&&", "or": "||"}.get(tok.text, tok.text), node, self.expr(prec + 1))
+            op = {"and": "&&", "or": "||"}.get(tok.text, tok.text)
+            if op == "%" and self.govaluate:
+                op = "fmod"  # govaluate computes on float64 with math.Mod
+            node = ("bin", op, node, self.expr(prec + 1))
 
     def unary(self) -> tuple:
         tok = self.peek()
@@ -130,9 +138,12 @@ class _Parser:
         return self.postfix(self.primary())
 
     def primary(self) -> tuple:
+        if self.pointers and self.peek().text in ("#", "."):
+            return self.pointer()
         tok = self.take()
         if tok.kind == "num":
-            return ("lit", float(tok.text) if "." in tok.text or self.govaluate else int(tok.text))
+            text = tok.text.replace("_", "")
+            return ("lit", float(text) if self.govaluate or any(c in text for c in ".eE") else int(text))
         if tok.kind == "str":
             return ("lit", _unquote(tok.text))
         if tok.text == "(":
@@ -143,10 +154,12 @@ class _Parser:
             items = []
             while self.peek().text != "]":
                 items.append(self.expr(0))
-                if self.peek().text == ",":
-                    self.take()
+                if self.peek().text != "]":
+                    self.take(",")
             self.take("]")
             return ("list", items)
+        if tok.text == "{" and not self.govaluate:
+            return self.map_literal()
         if tok.kind == "word":
             if tok.text in ("true", "false"):
                 return ("lit", tok.text == "true")
@@ -159,8 +172,71 @@ class _Parser:
                     self.take()
                     text += "." + self.take().text
                 return ("lit", text)
+            if tok.text in PREDICATE_SYNTAX and self.peek().text == "(":
+                return self.predicate_call(tok.text)
             return ("var", tok.text)
         raise self.fail(f"unexpected {tok.text or 'end'!r}")
+
+    def pointer(self) -> tuple:
+        """`#`, `#index`, `#acc`; a bare `.name` means `#.name` (the `.` is left for postfix)."""
+        name = ""
+        if self.take().text == "#":
+            nxt = self.peek()
+            if nxt.kind == "word" and nxt.text not in _BINARY and nxt.text != "not":
+                name = self.take().text
+        else:
+            self.i -= 1
+        if name not in self.pointers[-1]:
+            hint = " (expr-lang v1.17 defines #index only in map and reduce)" if name == "index" else ""
+            raise self.fail(f"unknown pointer #{name}{hint}")
+        return ("ptr", name)
+
+    def predicate_call(self, name: str) -> tuple:
+        """`name(xs, predicate[, extra])`; the predicate is `{ body }` or a bare expression."""
+        pointers, extras = PREDICATE_SYNTAX[name]
+        self.take("(")
+        args, closure = [self.expr(0)], None
+        if self.peek().text == "," and self.tokens[self.i + 1].text != ")":
+            self.take()
+            braced = self.peek().text == "{"
+            if braced:
+                self.take()
+            self.pointers.append(pointers)
+            closure = self.expr(0)
+            self.pointers.pop()
+            if braced:
+                self.take("}")
+            while self.peek().text == "," and self.tokens[self.i + 1].text != ")":
+                self.take()
+                args.append(self.expr(0))
+        if self.peek().text == ",":
+            self.take()
+        self.take(")")
+        given = len(args) - 1 + (closure is not None)
+        if given not in extras:
+            raise self.fail(f"{name} takes {' or '.join(str(1 + n) for n in extras)} arguments, got {given + 1}")
+        return ("pred", name, args, closure)
+
+    def map_literal(self) -> tuple:
+        """`{key: value, ...}`; keys are names, strings, numbers or a parenthesised expression."""
+        pairs = []
+        while self.peek().text != "}":
+            if pairs:
+                self.take(",")
+                if self.peek().text == "}":
+                    break
+            tok = self.peek()
+            if tok.text == "(":
+                key = self.expr(0)
+            elif tok.kind in ("word", "num", "str"):
+                self.take()
+                key = ("lit", _unquote(tok.text) if tok.kind == "str" else tok.text)
+            else:
+                raise self.fail(f"a map key must be a name, string, number or (expression), got {tok.text!r}")
+            self.take(":")
+            pairs.append((key, self.expr(0)))
+        self.take("}")
+        return ("map", pairs)
 
     def postfix(self, node: tuple) -> tuple:
         if self.govaluate:
@@ -183,8 +259,8 @@ class _Parser:
                 args = []
                 while self.peek().text != ")":
                     args.append(self.expr(0))
-                    if self.peek().text == ",":
-                        self.take()
+                    if self.peek().text != ")":
+                        self.take(",")
                 self.take(")")
                 node = ("call", node, args)
             else:
@@ -241,8 +317,13 @@ def _binary(op: str, a: Any, b: Any, source: str) -> Any:
         return na * nb
     if op == "/":
         return na / nb
+    if op == "fmod":
+        return math.fmod(na, nb)
     if op == "%":
-        return na % nb
+        if not (isinstance(na, int) and isinstance(nb, int)):
+            raise RunnerError(f"invalid expression {source!r}: % needs integers, got {a!r} and {b!r}")
+        remainder = abs(na) % abs(nb)  # Go truncates toward zero: -7 % 3 == -1
+        return -remainder if na < 0 else remainder
     raise RunnerError(f"invalid expression {source!r}: unknown operator {op!r}")
 
 
@@ -259,7 +340,7 @@ def _truth(value: Any, source: str) -> bool:
     return value
 
 
-def _evaluate(node: tuple, env: dict[str, Any], source: str) -> Any:
+def _evaluate(node: tuple, env: dict[str, Any], source: str, frame: dict[str, Any] | None = None) -> Any:
     kind = node[0]
     if kind == "lit":
         return node[1]
@@ -270,9 +351,9 @@ def _evaluate(node: tuple, env: dict[str, Any], source: str) -> Any:
             return FUNCTIONS[node[1]]
         raise RunnerError(f"invalid expression {source!r}: unknown name {node[1]!r}")
     if kind == "list":
-        return [_evaluate(item, env, source) for item in node[1]]
+        return [_evaluate(item, env, source, frame) for item in node[1]]
     if kind == "un":
-        value = _evaluate(node[2], env, source)
+        value = _evaluate(node[2], env, source, frame)
         if node[1] == "!":
             return not _truth(value, source)
         if _num(value) is None:
@@ -281,18 +362,18 @@ def _evaluate(node: tuple, env: dict[str, Any], source: str) -> Any:
     if kind == "bin":
         op = node[1]
         if op in ("&&", "||"):
-            left = _truth(_evaluate(node[2], env, source), source)
+            left = _truth(_evaluate(node[2], env, source, frame), source)
             if (op == "&&" and not left) or (op == "||" and left):
                 return left
-            return _truth(_evaluate(node[3], env, source), source)
+            return _truth(_evaluate(node[3], env, source, frame), source)
         if op == "??":
-            left = _evaluate(node[2], env, source)
-            return left if left is not None else _evaluate(node[3], env, source)
-        return _binary(op, _evaluate(node[2], env, source), _evaluate(node[3], env, source), source)
+            left = _evaluate(node[2], env, source, frame)
+            return left if left is not None else _evaluate(node[3], env, source, frame)
+        return _binary(op, _evaluate(node[2], env, source, frame), _evaluate(node[3], env, source, frame), source)
     if kind == "if":
-        return _evaluate(node[2] if _truth(_evaluate(node[1], env, source), source) else node[3], env, source)
+        return _evaluate(node[2] if _truth(_evaluate(node[1], env, source, frame), source) else node[3], env, source, frame)
     if kind == "get":
-        obj, key = _evaluate(node[1], env, source), _evaluate(node[2], env, source)
+        obj, key = _evaluate(node[1], env, source, frame), _evaluate(node[2], env, source, frame)
         if isinstance(obj, dict):
             if key not in obj:
                 raise RunnerError(f"invalid expression {source!r}: no key {key!r}")
@@ -301,10 +382,33 @@ def _evaluate(node: tuple, env: dict[str, Any], source: str) -> Any:
             return obj[key]
         raise RunnerError(f"invalid expression {source!r}: cannot index {obj!r} with {key!r}")
     if kind == "call":
-        function = _evaluate(node[1], env, source)
+        function = _evaluate(node[1], env, source, frame)
         if not callable(function):
             raise RunnerError(f"invalid expression {source!r}: {function!r} is not a function")
-        return function(*[_evaluate(arg, env, source) for arg in node[2]])
+        return function(*[_evaluate(arg, env, source, frame) for arg in node[2]])
+    if kind == "ptr":
+        return frame[node[1]]  # type: ignore[index]  # the parser only allows pointers inside predicates
+    if kind == "map":
+        result = {}
+        for key_node, value_node in node[1]:
+            key = _evaluate(key_node, env, source, frame)
+            if not isinstance(key, str):
+                raise RunnerError(f"invalid expression {source!r}: map keys must be strings here, got {key!r}")
+            result[key] = _evaluate(value_node, env, source, frame)
+        return result
+    if kind == "pred":
+        items = _evaluate(node[2][0], env, source, frame)
+        if not isinstance(items, list):
+            raise RunnerError(f"invalid expression {source!r}: builtin {node[1]} takes only array, got {items!r}")
+        extra = [_evaluate(arg, env, source, frame) for arg in node[2][1:]]
+        closure = node[3]
+        if closure is None:
+            return PREDICATES[node[1]](items, *extra)
+
+        def call(item: Any, index: int, acc: Any = None) -> Any:
+            return _evaluate(closure, env, source, {"": item, "index": index, "acc": acc})
+
+        return PREDICATES[node[1]](items, call, *extra)
     raise AssertionError(kind)
 
 
@@ -327,60 +431,3 @@ def evaluate_expr(source: str, env: dict[str, Any]) -> Any:
         raise RunnerError(f"invalid expression {source!r}: {error}") from None
 
 
-def _jsonpath(document: Any, path: str) -> Any:
-    data = json.loads(document) if isinstance(document, str) else document
-    if not path.startswith("$"):
-        raise RunnerError(f"jsonpath {path!r}: must start with '$'")
-    for match in re.finditer(r"\.([A-Za-z0-9_\-]+)|\[(\d+)\]|\['([^']*)'\]", path[1:]):
-        key = match.group(1) or match.group(3)
-        data = data[int(match.group(2))] if key is None else data[key]
-    return data
-
-
-def _as_int(value: Any) -> int:
-    return int(float(value)) if isinstance(value, str) and "." in value else int(value)
-
-
-def _string(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"))
-    return "" if value is None else str(value)
-
-
-FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "jsonpath": _jsonpath,
-    "asInt": _as_int,
-    "int": _as_int,
-    "asFloat": float,
-    "float": float,
-    "string": _string,
-    "toJson": lambda v: json.dumps(v, separators=(",", ":")),
-    "fromJson": json.loads,
-    "len": len,
-    "lower": lambda s: str(s).lower(),
-    "upper": lambda s: str(s).upper(),
-    "trim": lambda s: str(s).strip(),
-    "split": lambda s, sep: str(s).split(sep),
-    "join": lambda items, sep="": sep.join(_string(i) for i in items),
-    "sprig": {
-        "trim": lambda s: str(s).strip(),
-        "upper": lambda s: str(s).upper(),
-        "lower": lambda s: str(s).lower(),
-        "toString": _string,
-        "atoi": _as_int,
-        "int": _as_int,
-        "add": lambda a, b: _as_int(a) + _as_int(b),
-        "sub": lambda a, b: _as_int(a) - _as_int(b),
-        "mul": lambda a, b: _as_int(a) * _as_int(b),
-        "default": lambda d, v=None: v if v not in (None, "") else d,
-    },
-}
-
-
-def to_text(value: Any) -> str:
-    """How a `{{= }}` result lands in a manifest string."""
-    return _string(value)

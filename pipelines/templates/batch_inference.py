@@ -105,9 +105,11 @@ def _add_pipeline(cfg: KioskConfig) -> None:
         _params.extra_parameter("lanes", "Number of lanes (the run's parallelism)."),
         *_params.parameters(InferParams, ("output_uri", *INFER_INPUTS), _infer_defaults(cfg)),
     ]
+    # expr-lang (v1.17, Argo's `{{= }}`) binds `#index` only inside map/reduce, not filter, so each
+    # shard is paired with its index first. `{ {` keeps a literal `}}` from closing the Argo tag.
     mine = (
-        "{{=toJson(filter(fromJSON(inputs.parameters.shards), "
-        "{#index % asInt(inputs.parameters.lanes) == asInt(inputs.parameters.lane)}))}}"
+        "{{=toJson(map(filter(map(fromJSON(inputs.parameters.shards), { {i: #index, s: #} }), "
+        "{.i % asInt(inputs.parameters.lanes) == asInt(inputs.parameters.lane)}), {.s}))}}"
     )
     with Steps(name=LANE, inputs=lane_inputs, parallelism=1):
         Step(

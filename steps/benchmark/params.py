@@ -1,6 +1,6 @@
 """Parameters of `python -m steps.benchmark` (collects a sweep's runs into a report)."""
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -12,15 +12,32 @@ class BenchmarkParams(StorageParams, OutputsParams):
     runs_uri: str = Field(description="Prefix URI under which each sweep configuration's run wrote its report.")
     report_uri: str = Field(description="Prefix URI where the benchmark report is written.")
     prometheus_url: str = Field("", description="Prometheus base URL; empty: no Prometheus data.")
-    gpu_metric: str = Field("DCGM_FI_DEV_GPU_UTIL", description="GPU utilisation metric name.")
-    gpu_memory_metric: str = Field("DCGM_FI_DEV_FB_USED", description="GPU memory metric name.")
+    gpu_metric: str = Field(
+        "DCGM_FI_DEV_GPU_UTIL",
+        description="GPU utilisation (%): a metric name (averaged over series) or a whole PromQL query "
+        "($namespace and $run are substituted).",
+    )
+    gpu_memory_metric: str = Field(
+        "DCGM_FI_DEV_FB_USED",
+        description="GPU memory used (MiB): a metric name (summed over series) or a whole PromQL query "
+        "($namespace and $run are substituted).",
+    )
     cpu_query: str = Field(
         'sum(rate(container_cpu_usage_seconds_total{namespace="$namespace"}[1m]))',
-        description="PromQL for pod CPU ($namespace is substituted).",
+        description="PromQL for pod CPU in cores ($namespace and $run are substituted).",
+    )
+    step_queries: str = Field(
+        '{"infer_images_per_second": "sum(kiosk_infer_images_per_second)"}',
+        description="Our own step metrics: a JSON object NAME -> PromQL ($namespace and $run, the run's "
+        "directory name, are substituted), each reported as NAME_mean and NAME_max per run. A JSON string, "
+        "not a list flag: PromQL has commas and quotes.",
     )
     namespace: str = Field("", description="Kubernetes namespace the runs used (for queries).")
-    gpu_price_per_hour: float = Field(0.0, ge=0, description="GPU node price, $/hour.")
-    cpu_price_per_hour: float = Field(0.0, ge=0, description="CPU node price, $/hour.")
+    gpu_price_per_hour: float = Field(0.0, ge=0, description="GPU price, $/hour per GPU.")
+    cpu_price_per_hour: float = Field(0.0, ge=0, description="CPU node price, $/hour per inference task's node.")
+    gpus_per_task: int = Field(
+        1, ge=0, le=16, description="GPUs each inference task holds (0: CPU-only runs, no GPU cost)."
+    )
     baseline: str = Field("", description="URI of a previous runs.parquet to compare with; empty: none.")
     fail_on_regression: float = Field(
         0.0, ge=0, le=100, description="Exit non-zero when best throughput drops by more than this percent (0: off)."

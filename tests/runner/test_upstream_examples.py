@@ -9,6 +9,8 @@ Skipped or Omitted, and in which order) is checked against what the manifests sa
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -53,7 +55,6 @@ EXCLUDED = {
     "volumes-pvc.yaml": UNSUPPORTED + "spec.volumeClaimTemplates",
     "global-parameters-from-configmap.yaml": "parameter value comes from a ConfigMap (spec.arguments valueFrom)",
     "global-parameters-from-configmap-referenced-as-local-variable.yaml": "parameter value comes from a ConfigMap (spec.arguments valueFrom)",
-    "expression-reusing-verbose-snippets.yaml": "expr-lang closures (map, #, object literals) are not implemented",
     "expression-destructure-json-complex.yaml": "jsonpath filter/slice expressions are not implemented",
     "default-pdb-support.yaml": "slow (sleeps 10s) and only about PodDisruptionBudgets",
 }
@@ -276,4 +277,17 @@ def test_exit_handler_sees_workflow_status(example_runs: dict[str, Any]) -> None
         events,
         nodes["intentional-fail"]["id"] if "intentional-fail" in nodes else workflow["metadata"]["name"],
         nodes["notify"]["id"],
+    )
+
+
+def test_expression_closures_reuse_a_verbose_snippet(example_runs: dict[str, Any]) -> None:
+    # map(...) over a one-element list aliases the decoded temperatures as `#` (expr-lang closures).
+    _, _, nodes = _outcome(example_runs, "expression-reusing-verbose-snippets.yaml")
+    (pod,) = [n for n in nodes.values() if n["type"] == "Pod"]
+    doc = yaml.safe_load((examples_dir() / "expression-reusing-verbose-snippets.yaml").read_text())
+    weather = json.loads(doc["spec"]["arguments"]["parameters"][0]["value"])
+    temps = json.loads(base64.b64decode(weather["weekWeather"]))["temps"]
+    average = sum(temps) / len(temps)
+    assert pod["outputs"]["result"] == (
+        f"The week's average temperature was {average:g} with a minimum of {min(temps)} and a maximum of {max(temps)}."
     )

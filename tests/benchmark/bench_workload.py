@@ -1,0 +1,189 @@
+"""A real, small inference workload that writes run directories in the shape the report step does.
+
+The benchmark step's tests need run reports with realistic numbers. Instead of typing results, this
+times PP-OCRv4 text detection (rapidocr's ONNX model, CPU) over synth images: download, decode,
+infer and upload are measured per item, shards run `parallelism` at a time, and the run writes
+`report/summary.json` and `metrics/shard-*.json` like the report/infer steps. Optionally it pushes
+live metrics to a Pushgateway while it runs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from steps.common.storage import Store
+
+MODEL = Path(__import__("rapidocr_onnxruntime").__file__).parent / "models" / "ch_PP-OCRv4_det_infer.onnx"
+
+
+def session() -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # the CI machine is shared: one core per task
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(MODEL), options, providers=["CPUExecutionProvider"])
+
+
+def decode(data: bytes) -> np.ndarray:
+    """NCHW float32 input as rapidocr prepares it: sides rounded to multiples of 32, (x/255-0.5)/0.5."""
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    width, height = (max(32, round(s / 32) * 32) for s in image.size)
+    if (width, height) != image.size:
+        image = image.resize((width, height), Image.BILINEAR)
+    array = np.asarray(image, dtype=np.float32)[:, :, ::-1]  # BGR, as PaddleOCR models are trained
+    return ((array / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)
+
+
+@dataclass
+class Pusher:
+    """Samples this process (CPU %, RSS) and a processed-images counter and pushes them every 0.25 s."""
+
+    gateway: str
+    job: str = "kiosk-benchmark-test"
+    pushed: list[dict[str, float]] = field(default_factory=list)
+    processed: int = 0
+
+    def __post_init__(self) -> None:
+        import psutil
+        from prometheus_client import CollectorRegistry, Gauge
+
+        self._process = psutil.Process()
+        self._process.cpu_percent()  # first call primes the counter
+        self.registry = CollectorRegistry()
+        self._util = Gauge("kiosk_test_accel_util_percent", "CPU % of the inference process", registry=self.registry)
+        self._mem = Gauge("kiosk_test_accel_mem_mib", "RSS of the inference process, MiB", registry=self.registry)
+        # The name steps.infer pushes: shard throughput so far.
+        self._ips = Gauge("kiosk_infer_images_per_second", "Throughput so far", registry=self.registry)
+        # Labelled by run, like a per-run grouping key would be: lets a query pick one run ($run).
+        self._batch = Gauge("kiosk_test_batch_size", "Batch size of the run", ["run"], registry=self.registry)
+        self._started = time.perf_counter()
+        self._lock = threading.Lock()
+
+    def start_run(self, run: str, batch_size: int) -> None:
+        self._batch.labels(run).set(batch_size)
+
+    def count(self, n: int) -> None:
+        with self._lock:
+            self.processed += n
+
+    def push(self) -> None:
+        from prometheus_client import push_to_gateway
+
+        sample = {
+            "util": self._process.cpu_percent(),
+            "mem": self._process.memory_info().rss / 2**20,
+            "images": float(self.processed),
+            "ips": self.processed / (time.perf_counter() - self._started),
+        }
+        self._ips.set(sample["ips"])
+        self._util.set(sample["util"])
+        self._mem.set(sample["mem"])
+        push_to_gateway(self.gateway, job=self.job, registry=self.registry, timeout=5)
+        self.pushed.append(sample)
+
+    def sample_while(self, stop: threading.Event) -> None:
+        while not stop.wait(0.25):
+            self.push()
+
+
+def run_sweep_point(
+    images: Store,
+    keys: list[str],
+    run_store: Store,
+    out_store: Store,
+    model: ort.InferenceSession,
+    batch_size: int,
+    shard_size: int,
+    parallelism: int,
+    extra_infer_seconds: float = 0.0,
+    pusher: Pusher | None = None,
+) -> dict:
+    """Process `keys` like one batch-inference run and write its report; returns the summary."""
+    stages = {"download": 0.0, "decode": 0.0, "infer": 0.0, "upload": 0.0}
+    lock = threading.Lock()
+    shards = [keys[i : i + shard_size] for i in range(0, len(keys), shard_size)]
+    input_name = model.get_inputs()[0].name
+
+    def shard(index: int, shard_keys: list[str]) -> list[float]:
+        latencies, spent, lines = [], dict.fromkeys(stages, 0.0), []
+        for start in range(0, len(shard_keys), batch_size):
+            batch, begun = [], []
+            for key in shard_keys[start : start + batch_size]:
+                begun.append(time.perf_counter())
+                data = images.get_bytes(key)
+                t1 = time.perf_counter()
+                batch.append(decode(data))
+                t2 = time.perf_counter()
+                spent["download"] += t1 - begun[-1]
+                spent["decode"] += t2 - t1
+            t3 = time.perf_counter()
+            probabilities = model.run(None, {input_name: np.stack(batch)})[0]
+            if extra_infer_seconds:
+                time.sleep(extra_infer_seconds)  # a simulated slower change, for regression tests
+            spent["infer"] += time.perf_counter() - t3
+            for key, probability, t0 in zip(shard_keys[start:], probabilities, begun, strict=False):
+                t4 = time.perf_counter()
+                text_fraction = float((probability[0] > 0.3).mean())
+                out_store.put_bytes(key + ".json", json.dumps({"text_fraction": text_fraction}).encode())
+                t5 = time.perf_counter()
+                spent["upload"] += t5 - t4
+                latencies.append((t5 - t0) * 1000.0)
+                lines.append(json.dumps({"key": key, "status": "ok", "latency_ms": latencies[-1]}) + "\n")
+            if pusher:
+                pusher.count(len(batch))
+        # The layout steps.infer writes: per-item lines in results/, the shard's aggregate in metrics/.
+        metrics = {"shard": f"shard-{index:05d}", "processed": len(latencies), "failed": 0, "stage_seconds": spent}
+        run_store.put_bytes(f"results/shard-{index:05d}.jsonl", "".join(lines).encode())
+        run_store.put_bytes(f"metrics/shard-{index:05d}.json", json.dumps(metrics).encode())
+        with lock:
+            for name, value in spent.items():
+                stages[name] += value
+        return latencies
+
+    stop = threading.Event()
+    sampler = threading.Thread(target=pusher.sample_while, args=(stop,), daemon=True) if pusher else None
+    started = datetime.now(timezone.utc)
+    clock = time.perf_counter()
+    if sampler:
+        pusher.start_run(run_store.uri.rstrip("/").rsplit("/", 1)[-1], batch_size)
+        pusher.push()
+        sampler.start()
+    with ThreadPoolExecutor(max_workers=parallelism) as pool:
+        latencies = [v for part in pool.map(shard, range(len(shards)), shards) for v in part]
+    wall = time.perf_counter() - clock
+    if sampler:
+        stop.set()
+        sampler.join()
+        pusher.push()  # the final values, after the last image
+    finished = datetime.now(timezone.utc)
+    p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
+    summary = {
+        "run_uri": run_store.uri,
+        "processed": len(latencies),
+        "failed": 0,
+        "rejected": 0,
+        "images_per_second": len(latencies) / wall,
+        "wall_seconds": wall,
+        "started_at": started.isoformat().replace("+00:00", "Z"),
+        "finished_at": finished.isoformat().replace("+00:00", "Z"),
+        "latency_ms": {"p50": p50, "p95": p95, "p99": p99},
+        "stage_seconds": stages,
+        "providers": model.get_providers()[:1],
+        "shards": len(shards),
+        "batch_size": batch_size,
+        "failures": [],
+        "time_elapsed": wall,
+        "num_jobs": len(shards),
+    }
+    run_store.put_bytes("report/summary.json", json.dumps(summary, indent=2).encode())
+    return summary
