@@ -145,8 +145,13 @@ def synthesize(stage: Stage, dataset: str, workdir: Path) -> None:
     stage.outputs = {p.name: p.read_text().strip() for p in outputs.glob("*") if p.is_file()}
 
 
-def _first(outputs: dict[str, str], *names: str) -> str | None:
-    return next((outputs[n] for n in names if n in outputs), None)
+def _uri(value: str | None) -> str | None:
+    """Output parameters carry URIs as configured (`file://$KIOSK_WORKDIR/...`); show them resolved."""
+    return os.path.expandvars(value) if value else value
+
+
+def _int(value: str | None) -> int | None:
+    return int(float(value)) if value not in (None, "") else None
 
 
 def command(
@@ -163,7 +168,10 @@ def command(
     config = load_config("local")
     store = os.path.expandvars(config.storage.uri).rstrip("/")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    dataset = f"{store}/uploads/demo-{stamp}"
+    dataset = f"{store}/{config.inference.input_prefix}/demo-{stamp}"
+    # Outputs mirror the dataset's own prefix: output keys are relative to the input prefix, so two
+    # demo datasets sharing one output prefix would look already processed to the second run.
+    outputs = f"{store}/{config.inference.output_prefix}/demo-{stamp}"
     stages = [
         Stage("synthetic dataset"),
         Stage("batch-inference"),
@@ -175,7 +183,7 @@ def command(
         console.print(f"[bold]1/4[/] synthetic dataset: {IMAGES} images -> {dataset}")
         synthesize(stages[0], dataset, workdir)
         console.print("[bold]2/4[/] batch-inference (local runner)")
-        run_template(stages[1], "batch-inference", {"input-uri": dataset}, workdir)
+        run_template(stages[1], "batch-inference", {"input-uri": dataset, "output-uri": outputs}, workdir)
         console.print("[bold]3/4[/] benchmark sweep (local runner)")
         run_template(stages[2], "benchmark", {}, workdir)
         console.print("[bold]4/4[/] retention-cleanup, dry run (local runner)")
@@ -185,18 +193,33 @@ def command(
     except (RuntimeError, RunnerError) as error:
         code, problem = 1, str(error)
     seconds = time.monotonic() - start
-    table = Table("stage", "phase", "seconds", "workflow", title="kiosk demo")
+    inference, bench, cleanup = stages[1].outputs, stages[2].outputs, stages[3].outputs
+    results = {
+        "synthetic dataset": f"{stages[0].outputs.get('count', '?')} images",
+        "batch-inference": f"{inference.get('processed', '?')} processed, {inference.get('failed', '?')} failed",
+        "benchmark": (
+            f"best {bench['best-config']}: {bench.get('images-per-second', '?')} images/s, "
+            f"${bench.get('cost-per-1k-images', '?')} per 1k images"
+            if "best-config" in bench
+            else ""
+        ),
+        "retention-cleanup (dry run)": (
+            f"would delete {cleanup['deleted']} objects ({cleanup.get('bytes', '?')} bytes)" if "deleted" in cleanup else ""
+        ),
+    }
+    table = Table("stage", "phase", "seconds", "result", "workflow", title="kiosk demo")
     for stage in stages:
-        table.add_row(stage.name, stage.phase, f"{stage.seconds:.1f}", stage.workflow)
+        table.add_row(stage.name, stage.phase, f"{stage.seconds:.1f}", results.get(stage.name, ""), stage.workflow)
     console.print(table)
-    inference = stages[1].outputs
     summary = {
         "ok": code == 0,
-        "processed": _first(inference, "processed", "items-processed", "succeeded"),
-        "failed": _first(inference, "failed", "items-failed"),
-        "report": _first(inference, "report-uri", "summary-uri", "report"),
-        "benchmark_report": _first(stages[2].outputs, "report-uri", "report"),
-        "outputs": _first(inference, "output-uri", "outputs-uri"),
+        "processed": _int(inference.get("processed")),
+        "failed": _int(inference.get("failed")),
+        "report": _uri(inference.get("summary-uri")),
+        "benchmark_report": _uri(bench.get("report-uri")),
+        "best_config": bench.get("best-config"),
+        "cleanup_report": _uri(cleanup.get("report")),
+        "outputs": outputs,
         "dataset": dataset,
         "workdir": str(workdir),
         "seconds": round(seconds, 1),
@@ -205,12 +228,12 @@ def command(
         summary["error"] = problem
         console.print(f"[red]{problem}[/]")
     if code == 0 and (summary["processed"] is None or summary["report"] is None):
-        code, summary["error"] = 1, "batch-inference did not publish processed/report output parameters"
+        code, summary["error"] = 1, "batch-inference did not publish processed/summary-uri output parameters"
         summary["ok"] = False
         console.print(f"[red]{summary['error']}[/]")
-    for key in ("report", "benchmark_report", "outputs", "dataset"):
+    for key in ("report", "benchmark_report", "cleanup_report", "outputs", "dataset"):
         if summary[key]:
-            console.print(f"{key}: {summary[key]}")
+            console.print(f"{key}: {summary[key]}", soft_wrap=True)
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
     raise typer.Exit(code)

@@ -10,7 +10,7 @@ from steps.publish_model.params import PublishModelParams
 
 NAME = "publish-model"
 INPUTS = ("model_uri", "repository_uri", "model_name", "model_version", "max_batch_size")
-OUTPUTS = {"model-path": "URI of the published model version directory."}
+OUTPUTS = {"model-version-uri": "URI of the published model version directory."}
 
 
 def defaults(cfg: KioskConfig) -> dict[str, object]:

@@ -7,17 +7,16 @@ after the session starts, and a GPU request without an active CUDA provider fail
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
 from steps.common.errors import StepError
-from steps.common.storage import NotFound, StorageError, open_store, split_uri
+from steps.common import storage
+from steps.common.storage import StorageError
 from steps.infer import spec as specs
 
 CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
@@ -27,26 +26,10 @@ class ModelError(StepError):
     """The model is missing, corrupt or incompatible with its spec: the whole step fails at once."""
 
 
-def _package_path(uri: str) -> Path:
-    """package://<dist>/<path>: a file inside an installed package, located without importing it
-    (importing rapidocr_onnxruntime would pull in OpenCV just to find a file)."""
-    package, _, inner = uri[len("package://") :].partition("/")
-    found = importlib.util.find_spec(package) if package.isidentifier() else None
-    if found is None or not found.submodule_search_locations:
-        raise ModelError(f"cannot load model {uri}: package {package!r} is not installed")
-    return Path(next(iter(found.submodule_search_locations))) / inner
-
-
 def read_uri(uri: str, *, s3_endpoint: str = "", max_attempts: int = 5, what: str = "model") -> bytes | None:
     """Bytes at a file://, s3:// or package:// URI; None when the object does not exist."""
-    if uri.startswith("package://"):
-        path = _package_path(uri)
-        return path.read_bytes() if path.is_file() else None
-    parent, key = split_uri(uri)
     try:
-        return open_store(parent, s3_endpoint=s3_endpoint, max_attempts=max_attempts).get_bytes(key)
-    except NotFound:
-        return None
+        return storage.read_uri(uri, s3_endpoint=s3_endpoint, max_attempts=max_attempts)
     except StorageError as error:
         raise ModelError(f"cannot load {what} {uri}: {error}") from None
 

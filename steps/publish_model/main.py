@@ -9,13 +9,12 @@ was. config.pbtxt is written last: Triton's repository poller only loads a model
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from urllib.parse import urlparse
 
 import onnx
 
 from steps.common.errors import StepError
+from steps.common.storage import open_store, read_uri
 from steps.publish_model.params import PublishModelParams
 from steps.publish_model.triton_config import ModelConfigError, render_config
 
@@ -24,46 +23,22 @@ class PublishError(StepError):
     """Bad input: the message names the input and what is wrong (the CLI prints it, exit 2)."""
 
 
-# --- storage seam: the only place that reads or writes. steps.common.storage owns S3; local paths
-# are handled here so the step works (and is tested) before and without it.
-
-
-def _local_path(uri: str) -> Path | None:
-    parsed = urlparse(os.path.expandvars(uri))
-    if parsed.scheme == "file":
-        return Path(parsed.path)
-    if parsed.scheme == "":
-        return Path(parsed.path).resolve()
-    return None
-
-
 def read_object(uri: str, s3_endpoint: str) -> bytes:
-    path = _local_path(uri)
-    if path is not None:
-        return path.read_bytes()
-    from steps.common.storage import open_store  # boto3 stays out of local runs
-
-    parent, _, key = uri.rpartition("/")
-    return open_store(parent, s3_endpoint=s3_endpoint or None).get_bytes(key)
+    data = read_uri(uri, s3_endpoint=s3_endpoint)
+    if data is None:
+        raise PublishError(f"--model-uri {uri}: no such object")
+    return data
 
 
 def write_objects(root_uri: str, objects: dict[str, bytes], s3_endpoint: str) -> None:
-    """Write `objects` (relative key -> bytes) under `root_uri` in the dict's order."""
-    root = _local_path(root_uri)
-    if root is None:
-        from steps.common.storage import open_store
+    """Write `objects` (relative key -> bytes) under `root_uri` in the dict's order.
 
-        store = open_store(root_uri, s3_endpoint=s3_endpoint or None)
-        for key, data in objects.items():
-            store.put_bytes(key, data)
-        return
+    Each write is atomic (rename on the file store, a single PUT on S3), so a polling Triton never
+    reads a partial file.
+    """
+    store = open_store(root_uri, s3_endpoint=s3_endpoint)
     for key, data in objects.items():
-        target = root / key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Rename within the directory so a concurrently polling Triton never reads a partial file.
-        partial = target.with_name(f".{target.name}.partial")
-        partial.write_bytes(data)
-        partial.replace(target)
+        store.put_bytes(key, data)
 
 
 # --- the work
@@ -93,10 +68,7 @@ def build_objects(params: PublishModelParams, data: bytes) -> dict[str, bytes]:
 
 def main(params: PublishModelParams) -> str:
     """Publish and return the URI of the published version directory."""
-    try:
-        data = read_object(params.model_uri, params.s3_endpoint)
-    except FileNotFoundError as exc:
-        raise PublishError(f"--model-uri {params.model_uri}: no such object") from exc
+    data = read_object(params.model_uri, params.s3_endpoint)
     objects = build_objects(params, data)
     write_objects(params.repository_uri, objects, params.s3_endpoint)
     version_uri = f"{params.repository_uri.rstrip('/')}/{params.model_name}/{params.model_version}"

@@ -5,8 +5,10 @@ Only this package imports boto3/botocore. A Store is rooted at the URI's prefix;
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
+from pathlib import Path
 
 from steps.common.storage.base import DeleteError, NotFound, ObjectInfo, Store, StorageError, dir_prefix
 from steps.common.storage.file import FileStore
@@ -20,6 +22,7 @@ __all__ = [
     "StorageError",
     "dir_prefix",
     "open_store",
+    "read_uri",
     "split_uri",
 ]
 
@@ -81,3 +84,25 @@ def split_uri(uri: str) -> tuple[str, str]:
     if expanded.startswith("file://") and not parent:
         parent = "/"
     return expanded[:scheme_end] + parent, key
+
+
+def _package_path(uri: str) -> Path:
+    """package://<package>/<path>: a file inside an installed package, found without importing it
+    (importing rapidocr_onnxruntime would pull in OpenCV just to find a file)."""
+    package, _, inner = uri[len("package://") :].partition("/")
+    found = importlib.util.find_spec(package) if package.isidentifier() else None
+    if found is None or not found.submodule_search_locations:
+        raise StorageError(f"invalid URI {uri!r}: package {package!r} is not installed")
+    return Path(next(iter(found.submodule_search_locations))) / inner
+
+
+def read_uri(uri: str, *, s3_endpoint: str = "", max_attempts: int = 5) -> bytes | None:
+    """Bytes of one object at a file://, s3:// or package:// URI; None when it does not exist."""
+    if uri.startswith("package://"):
+        path = _package_path(uri)
+        return path.read_bytes() if path.is_file() else None
+    parent, key = split_uri(uri)
+    try:
+        return open_store(parent, s3_endpoint=s3_endpoint, max_attempts=max_attempts).get_bytes(key)
+    except NotFound:
+        return None
