@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench_workload import run_sweep_point, session
+from tests.benchmark.bench_workload import run_sweep_point, session
 from tests.conftest import require_tool
 from steps.common.storage import open_store
 from steps.synth.main import run as synth

@@ -8,8 +8,8 @@ import json
 import pandas as pd
 import pytest
 
-from bench_e2e import sweep
-from bench_fixtures import PromStack
+from tests.benchmark.bench_e2e import sweep
+from tests.benchmark.bench_fixtures import PromStack
 
 
 @pytest.mark.slow

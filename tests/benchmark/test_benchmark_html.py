@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench_fixtures import Sweep
+from tests.benchmark.bench_fixtures import Sweep
 from tests.conftest import require_tool
 
 WIDTH, HEIGHT = 1280, 2400

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from prometheus_api_client import PrometheusConnect
 
-from bench_workload import Pusher
-from bench_fixtures import PromStack, Sweep, make_sweep
+from tests.benchmark.bench_workload import Pusher
+from tests.benchmark.bench_fixtures import PromStack, Sweep, make_sweep
 from steps.benchmark.main import run
 from steps.benchmark.params import BenchmarkParams
 from steps.common.cli import main

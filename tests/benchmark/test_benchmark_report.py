@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench_fixtures import Sweep, free_port, make_sweep
+from tests.benchmark.bench_fixtures import Sweep, free_port, make_sweep
 from steps.benchmark.main import run
 from steps.benchmark.params import BenchmarkParams
 from steps.benchmark.runs import load_runs

@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from bench_fixtures import Sweep
+from tests.benchmark.bench_fixtures import Sweep
 from steps.benchmark.main import run
 from steps.benchmark.params import BenchmarkParams
 from steps.common.storage import open_store

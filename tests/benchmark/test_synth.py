@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from bench_workload import decode, session
+from tests.benchmark.bench_workload import decode, session
 from steps.common.errors import StepError
 from steps.common.storage import open_store
 from steps.synth.main import default_truth_uri, run

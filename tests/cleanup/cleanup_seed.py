@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from fixtures.s3 import S3Server
+from tests.fixtures.s3 import S3Server
 from steps.common.storage import Store, open_store
 
 

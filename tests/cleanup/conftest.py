@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from .cleanup_seed import Seeded, new_seeded
 
-from fixtures.s3 import *  # noqa: F403 - registers s3_server, s3_bucket, faulty_s3
+from tests.fixtures.s3 import *  # noqa: F403 - registers s3_server, s3_bucket, faulty_s3
 
 
 @pytest.fixture(params=["file", "s3"])

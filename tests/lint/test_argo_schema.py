@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import require_tool
-from lint_helpers import cron_workflow, good_repo, workflow_template, write_docs
+from tests.conftest import require_tool
+from tests.lint.lint_helpers import cron_workflow, good_repo, workflow_template, write_docs
 
 from pipelines import argo_module
 from pipelines.lint.base import LintContext

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import require_tool
-from lint_helpers import caller_template, cron_workflow, good_repo, role, workflow_template, write_docs
+from tests.conftest import require_tool
+from tests.lint.lint_helpers import caller_template, cron_workflow, good_repo, role, workflow_template, write_docs
 
 from pipelines import argo_module
 from pipelines.lint.base import LintContext

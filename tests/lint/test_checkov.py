@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import REPO_ROOT, require_tool
-from lint_helpers import good_repo, workflow_template, write_docs
+from tests.conftest import REPO_ROOT, require_tool
+from tests.lint.lint_helpers import good_repo, workflow_template, write_docs
 
 from pipelines.lint.base import LintContext
 from pipelines.lint.checks import checkov

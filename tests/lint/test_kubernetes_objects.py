@@ -6,8 +6,8 @@ import os
 import stat
 
 import pytest
-from conftest import require_tool
-from lint_helpers import app_project, application, good_repo, role, service_account, write_docs
+from tests.conftest import require_tool
+from tests.lint.lint_helpers import app_project, application, good_repo, role, service_account, write_docs
 
 from pipelines.lint import crds
 from pipelines.lint.base import LintContext

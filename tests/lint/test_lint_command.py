@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ast
 
-from conftest import REPO_ROOT
-from lint_helpers import cron_workflow, good_repo, write_docs
+from tests.conftest import REPO_ROOT
+from tests.lint.lint_helpers import cron_workflow, good_repo, write_docs
 from typer.testing import CliRunner
 
 from pipelines import lint

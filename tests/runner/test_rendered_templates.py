@@ -55,7 +55,11 @@ def s3_endpoint() -> Any:
 
 
 @pytest.mark.parametrize(("path", "name"), RENDERED[:1], ids=[n for _, n in RENDERED[:1]])
-def test_rendered_template_runs_against_s3(path: Path, name: str, tmp_path: Path, s3_endpoint: str) -> None:
+def test_rendered_template_runs_against_s3(
+    path: Path, name: str, tmp_path: Path, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The local env renders no endpoint; botocore's standard variable points every step at the emulator.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
     probe = api.prepare(name, env="local", workdir=tmp_path)
     params = {}
     for param in (probe.spec.get("arguments") or {}).get("parameters") or []:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.s3 import *  # noqa: F403 - registers s3_server, s3_bucket, faulty_s3
-from fixtures.s3 import S3Bucket
-from fixtures.stepkit import StoreCase
+from tests.fixtures.s3 import *  # noqa: F403 - registers s3_server, s3_bucket, faulty_s3
+from tests.fixtures.s3 import S3Bucket
+from tests.fixtures.stepkit import StoreCase
 
 
 @pytest.fixture(params=["file", "s3"])

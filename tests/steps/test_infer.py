@@ -12,8 +12,8 @@ from threading import Thread
 
 import numpy as np
 import pytest
-from fixtures.stepkit import StoreCase, read_outputs, run_step
-from fixtures import onnx_models as zoo
+from tests.fixtures.stepkit import StoreCase, read_outputs, run_step
+from tests.fixtures import onnx_models as zoo
 from PIL import Image
 
 from steps.common.storage import open_store

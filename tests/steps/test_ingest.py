@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from fixtures.stepkit import read_outputs, run_step
-from fixtures import onnx_models as zoo
+from tests.fixtures.stepkit import read_outputs, run_step
+from tests.fixtures import onnx_models as zoo
 from PIL import Image
 
 from steps.common.storage import open_store

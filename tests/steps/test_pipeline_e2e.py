@@ -7,8 +7,8 @@ import json
 
 import pandas as pd
 import pytest
-from fixtures.stepkit import read_outputs, run_step
-from fixtures import onnx_models as zoo
+from tests.fixtures.stepkit import read_outputs, run_step
+from tests.fixtures import onnx_models as zoo
 
 from steps.common.storage import open_store
 from steps.infer.main import run as infer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -47,6 +48,9 @@ class S3Store(Store):
             "connect_timeout": 10,
             "read_timeout": 60,
         }
+        # botocore's own variables, so a local run can point rendered templates (whose endpoint is
+        # fixed from config) at another server without re-rendering; read here so path-style applies.
+        endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL", "")
         if endpoint:
             # MinIO/Ceph/moto serve buckets as paths, and several reject the CRC checksums (aws-chunked
             # trailers) boto3 >= 1.36 sends by default: https://github.com/boto/boto3/issues/4398
