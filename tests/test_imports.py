@@ -29,3 +29,52 @@ def test_pipelines_imports_no_heavy_library() -> None:
     assert "pipelines.render" in report["modules"] and "pipelines.templates.batch_inference" in report["modules"]
     heavy = [m for m in report["loaded"] if m.split(".")[0] in FORBIDDEN]
     assert heavy == [], f"pipelines imports {sorted({m.split('.')[0] for m in heavy})}"
+
+
+def _imports(package: str) -> list[tuple[str, str]]:
+    """(file, imported module) for every import statement under `package`, read statically."""
+    import ast
+
+    found = []
+    for path in sorted((REPO_ROOT / package).rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found.extend((str(path.relative_to(REPO_ROOT)), alias.name) for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.append((str(path.relative_to(REPO_ROOT)), node.module))
+    return found
+
+
+def test_steps_never_import_pipelines_or_hera() -> None:
+    bad = [(f, m) for f, m in _imports("steps") if m.split(".")[0] in {"pipelines", "hera"}]
+    assert bad == []
+
+
+def test_only_the_storage_package_touches_boto3() -> None:
+    bad = [
+        (f, m)
+        for f, m in _imports("steps") + _imports("pipelines") + _imports("benchmarks")
+        if m.split(".")[0] in {"boto3", "botocore", "s3transfer"} and not f.startswith("steps/common/storage/")
+    ]
+    assert bad == []
+
+
+def test_pipelines_use_steps_only_through_params_models() -> None:
+    allowed = ("steps.common.params_base",)
+    bad = [
+        (f, m)
+        for f, m in _imports("pipelines")
+        if m.split(".")[0] == "steps" and not (m.endswith(".params") or m in allowed)
+    ]
+    assert bad == []
+
+
+def test_params_models_import_only_light_modules() -> None:
+    light = {"__future__", "typing", "pydantic", "steps", "re", "datetime", "json", "enum", "collections"}
+    for path in sorted((REPO_ROOT / "steps").glob("*/params.py")) + [REPO_ROOT / "steps/common/params_base.py"]:
+        rel = str(path.relative_to(REPO_ROOT))
+        heavy = [m for f, m in _imports("steps") if f == rel and m.split(".")[0] not in light]
+        assert heavy == [], rel
+        steps_imports = [m for f, m in _imports("steps") if f == rel and m.split(".")[0] == "steps"]
+        assert all(m == "steps.common.params_base" for m in steps_imports), rel

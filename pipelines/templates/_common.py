@@ -16,9 +16,10 @@ from steps.common.params_base import StepParams
 PART_OF = "kiosk-pipelines"
 OUTPUTS_DIR = "/tmp/outputs"
 TMP_VOLUME = "tmp"
-# Exit codes the steps use for permanent problems: 2 bad input (StepError), 3 not implemented.
-# Retrying those only burns GPU time; everything else (evictions, OOM, storage hiccups) may pass.
-PERMANENT_EXIT_CODES = (2, 3)
+# Exit codes the steps use for permanent problems: 2 bad input (StepError), 3 not implemented,
+# 4 cleanup's --max-deletes abort (the same listing gives the same count). Retrying those only burns
+# time; everything else (evictions, OOM, storage hiccups) may pass on a retry.
+PERMANENT_EXIT_CODES = (2, 3, 4)
 DURATION_BUCKETS = [10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0]
 
 
