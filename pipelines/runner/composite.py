@@ -176,6 +176,14 @@ def _continues(step: dict, phase: str) -> bool:
     return (phase == "Failed" and bool(cont.get("failed"))) or (phase == "Error" and bool(cont.get("error")))
 
 
+def _unexpanded(engine: Engine, step: dict, group: Node, steps: Node, phase: str, message: str) -> Node:
+    """The node of a step whose loop could not expand (Error) or expanded to nothing (Skipped)."""
+    node = engine.status.create(
+        f"{group.name}.{step['name']}", step["name"], "Skipped", str(step.get("template", "")), group, steps.id
+    )
+    return engine.status.finish(node, phase, message)
+
+
 def run_steps(
     engine: Engine,
     template: dict,
@@ -204,29 +212,12 @@ def run_steps(
             try:
                 fan = expand(step, scope, where)
             except RunnerError as error:
-                bad = engine.status.create(
-                    f"{group_node.name}.{step['name']}",
-                    step["name"],
-                    "Skipped",
-                    str(step.get("template", "")),
-                    group_node,
-                    node.id,
-                )
-                engine.status.finish(bad, "Error", str(error))
-                jobs.append((step, None, [bad]))
+                jobs.append((step, None, [_unexpanded(engine, step, group_node, node, "Error", str(error))]))
                 continue
             if fan is None:
                 jobs.append((step, None, [(f"{group_node.name}.{step['name']}", step["name"], scope)]))
             elif not fan:
-                empty = engine.status.create(
-                    f"{group_node.name}.{step['name']}",
-                    step["name"],
-                    "Skipped",
-                    str(step.get("template", "")),
-                    group_node,
-                    node.id,
-                )
-                jobs.append((step, None, [engine.status.finish(empty, "Skipped", "Skipped, empty params")]))
+                jobs.append((step, None, [_unexpanded(engine, step, group_node, node, "Skipped", "Skipped, empty params")]))
             else:
                 jobs.append(
                     (
