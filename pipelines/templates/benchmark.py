@@ -68,6 +68,8 @@ def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
         "namespace": "{{workflow.namespace}}",
         "gpu_price_per_hour": cfg.benchmark.gpu_price_per_hour,
         "cpu_price_per_hour": cfg.benchmark.cpu_price_per_hour,
+        # Each infer pod holds this many GPUs: a CPU-only environment must not be charged for one.
+        "gpus_per_task": cfg.gpu.count,
     }
     if cfg.benchmark.prometheus_url:
         literals["prometheus_url"] = cfg.benchmark.prometheus_url
