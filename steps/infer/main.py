@@ -147,5 +147,7 @@ def run(params: InferParams) -> int:
             f"{doc['failures'][0]['reason']}",
             file=sys.stderr,
         )
-        return 1
+        # Exit 1 lets Argo retry (a rerun resumes and retries only the failed items); when every
+        # failure is a bad image, a retry gives the same answer, so exit 2 (permanent) instead.
+        return 1 if any(r.transient for r in results if r.status == "failed") else 2
     return 0

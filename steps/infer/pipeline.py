@@ -42,6 +42,8 @@ class ItemResult:
     latency_s: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
+    #: A storage failure may pass on a retry; a bad image or a model error will not.
+    transient: bool = False
 
 
 @dataclass
@@ -89,9 +91,16 @@ class Pipeline:
             self.results.append(result)
         self.on_result(result)
 
-    def _fail(self, flight: _InFlight, reason: str) -> None:
+    def _fail(self, flight: _InFlight, reason: str, *, transient: bool = False) -> None:
         self._finish(
-            ItemResult(flight.item.key, "failed", reason, time.perf_counter() - flight.started, flight.stages)
+            ItemResult(
+                flight.item.key,
+                "failed",
+                reason,
+                time.perf_counter() - flight.started,
+                flight.stages,
+                transient=transient,
+            )
         )
 
     def _already_done(self, item: Item) -> bool:
@@ -122,7 +131,7 @@ class Pipeline:
                     self._fail(flight, str(error))
                     continue
                 except StorageError as error:
-                    self._fail(flight, f"download failed: {error}")
+                    self._fail(flight, f"download failed: {error}", transient=True)
                     continue
                 except Exception as error:  # a bug must cost one item, not hang the shard
                     self._fail(flight, f"{type(error).__name__}: {error}")
@@ -161,7 +170,7 @@ class Pipeline:
                 written.append(result_key(item.key))
             except StorageError as error:
                 flight.stages["upload"] = time.perf_counter() - t0
-                self._fail(flight, f"upload failed: {error}")
+                self._fail(flight, f"upload failed: {error}", transient=True)
                 continue
             except Exception as error:
                 flight.stages["upload"] = time.perf_counter() - t0

@@ -58,7 +58,7 @@ def test_segmentation_outputs_failures_and_metrics(store_case, blob_model, tmp_p
     shard = _shard(store, keys, f"{store_case.uri}/in")
 
     code = run_step("steps.infer", InferParams, run, _args(store_case, shard, blob_model, tmp_path / "o1"))
-    assert code == 1  # 4 of 7 failed > 5%
+    assert code == 2  # 4 of 7 failed > 5%, all bad inputs: a retry cannot help (permanent exit code)
     assert read_outputs(tmp_path / "o1") == {"processed": "3", "failed": "4"}
 
     for key, blobs in BLOBS.items():
@@ -125,7 +125,7 @@ def test_classification_top_k_and_wrong_size(tmp_path):
     spec = '{"resize": {"mode": "none", "width": 32, "height": 32}}'
     code = run_step("steps.infer", InferParams, run,
                     _args(case, shard, f"file://{tmp_path}/clf.onnx", tmp_path / "o", f"--model-spec={spec}"))
-    assert code == 1
+    assert code == 2
     for key, label in zip(colours, zoo.CLASSIFIER_LABELS, strict=True):
         top = json.loads(store.get_bytes(f"out/{key}.json"))["top_k"]
         assert [t["label"] for t in top][0] == label and len(top) == 2 and top[0]["score"] > 0.9
@@ -256,3 +256,19 @@ def test_metrics_are_pushed_to_a_pushgateway(tmp_path, blob_model):
     body = received[0][2].decode()
     assert 'kiosk_infer_items_total{status="ok"} 1.0' in body
     assert 'kiosk_infer_provider_active{provider="CPUExecutionProvider"} 1.0' in body
+
+
+def test_failure_ratio_exit_code_says_whether_a_retry_can_help(faulty_s3, blob_model, tmp_path):
+    """Storage failures exit 1 (Argo retries; the rerun resumes); bad images alone exit 2 (permanent)."""
+    inputs = open_store(faulty_s3.uri, s3_endpoint=faulty_s3.endpoint)
+    keys = [f"t{i}.png" for i in range(3)]
+    for key in keys:
+        inputs.put_bytes(f"in/{key}", zoo.blob_image((48, 48), [(24, 24, 6)]))
+    # Shard and outputs on the file store, inputs behind the faulty proxy: only downloads fail.
+    local = StoreCase("file", f"file://{tmp_path}/store", faulty_s3.endpoint)
+    shard = _shard(open_store(local.uri), keys, f"{faulty_s3.uri}/in")
+    faulty_s3.proxy.fail_every(1)
+    args = _args(local, shard, blob_model, tmp_path / "o", "--s3-max-attempts=1")
+    assert run_step("steps.infer", InferParams, run, args) == 1
+    faulty_s3.proxy.clear()
+    assert run_step("steps.infer", InferParams, run, args) == 0  # the retry Argo makes succeeds
