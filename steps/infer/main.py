@@ -84,7 +84,7 @@ def run(params: InferParams) -> int:
     def inputs(uri: str) -> Store:
         return open_store(uri, max_pool_connections=workers + 2, **storage)
 
-    metrics = Metrics(name, model.providers)
+    metrics = Metrics(name, model.providers, run=run_uri.rstrip("/").rsplit("/", 1)[-1])
     pipeline = Pipeline(
         model,
         inputs,

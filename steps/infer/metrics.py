@@ -20,8 +20,9 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
 class Metrics:
-    def __init__(self, shard: str, providers: list[str]) -> None:
+    def __init__(self, shard: str, providers: list[str], run: str = "") -> None:
         self.shard = shard
+        self.run = run
         self.registry = CollectorRegistry()
         self.items = Counter("kiosk_infer_items", "Items by outcome.", ["status"], registry=self.registry)
         self.latency = Histogram(
@@ -53,8 +54,10 @@ class Metrics:
 
     def push(self, gateway: str) -> None:
         try:
-            push_to_gateway(gateway, job="kiosk_infer", grouping_key={"shard": self.shard}, registry=self.registry,
-                            timeout=10)
+            # Shard names repeat across runs (shard-00000 in every run): without the run in the key,
+            # concurrent runs, such as a benchmark sweep's, would overwrite each other's series.
+            grouping = {"run": self.run, "shard": self.shard} if self.run else {"shard": self.shard}
+            push_to_gateway(gateway, job="kiosk_infer", grouping_key=grouping, registry=self.registry, timeout=10)
         except Exception as error:  # metrics are best effort: never fail a finished shard on them
             print(f"steps.infer: warning: cannot push metrics to {gateway}: {error}", file=sys.stderr)
 

@@ -252,7 +252,7 @@ def test_metrics_are_pushed_to_a_pushgateway(tmp_path, blob_model):
         assert run_step("steps.infer", InferParams, run, args) == 0
     finally:
         server.shutdown()
-    assert [(m, p) for m, p, _ in received] == [("PUT", "/metrics/job/kiosk_infer/shard/shard-00000")]
+    assert [(m, p) for m, p, _ in received] == [("PUT", "/metrics/job/kiosk_infer/run/run/shard/shard-00000")]
     body = received[0][2].decode()
     assert 'kiosk_infer_items_total{status="ok"} 1.0' in body
     assert 'kiosk_infer_provider_active{provider="CPUExecutionProvider"} 1.0' in body
