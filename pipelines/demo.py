@@ -207,9 +207,9 @@ def command(
             f"would delete {cleanup['deleted']} objects ({cleanup.get('bytes', '?')} bytes)" if "deleted" in cleanup else ""
         ),
     }
-    table = Table("stage", "phase", "seconds", "result", "workflow", title="kiosk demo")
+    table = Table("stage", "phase", "seconds", "result", title="kiosk demo")
     for stage in stages:
-        table.add_row(stage.name, stage.phase, f"{stage.seconds:.1f}", results.get(stage.name, ""), stage.workflow)
+        table.add_row(stage.name, stage.phase, f"{stage.seconds:.1f}", results.get(stage.name, ""))
     console.print(table)
     summary = {
         "ok": code == 0,
@@ -234,6 +234,7 @@ def command(
     for key in ("report", "benchmark_report", "cleanup_report", "outputs", "dataset"):
         if summary[key]:
             console.print(f"{key}: {summary[key]}", soft_wrap=True)
+    console.print(f"logs: {workdir / 'runs'}/<workflow>/logs/ ({', '.join(s.workflow for s in stages if s.workflow)})", soft_wrap=True)
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
     raise typer.Exit(code)
