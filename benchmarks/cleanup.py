@@ -1,10 +1,19 @@
 """Cleanup benchmark: batched two-pass cleanup against the old monitor's one-DELETE-per-key loop.
 
-    uv run python benchmarks/cleanup.py --json
+    uv run python benchmarks/cleanup.py --json [--server gofakes3|moto]
 
-prints one JSON line. Everything is measured in this run against one S3 server: moto (an
-*emulator*) on 127.0.0.1, in its own process so that its memory is not ours. Latency (~30 ms per
-request) is added by the HTTP delay proxy of tests/fixtures/fault_proxy.py in front of it.
+prints one JSON line. Everything is measured in this run against one S3 server on 127.0.0.1, in
+its own process so that its memory is not ours; `"server"` in the JSON says which:
+
+- gofakes3 (the default when `.ci/install.d/25-gofakes3.sh` has built `.tools/bin/gofakes3`): an
+  S3-protocol server in Go with an in-memory backend (tools/gofakes3). Listing a 1000-key page
+  seeks a skip list, so the server's cost per page does not grow with the bucket.
+- moto (the fallback): a Python *emulator* whose ListObjectsV2 rescans and sorts the whole bucket
+  for every 1000-key page (~0.3 s per page at 100k objects), so against it listing the emulator
+  dominates the run rather than our code.
+
+Latency (~30 ms per request) is added by the HTTP delay proxy of tests/fixtures/fault_proxy.py in
+front of the server.
 
 - batched: `python -m steps.cleanup` as Argo runs it (count pass, delete pass, DeleteObjects of
   1000 keys, 4 workers). Its rate is deleted / the report's elapsed_s (clock check, both listings
@@ -14,7 +23,7 @@ request) is added by the HTTP delay proxy of tests/fixtures/fault_proxy.py in fr
 
 The one-by-one side deletes fewer objects (at ~30 ms per request, 100k sequential DELETEs would
 take ~an hour): rates are compared, and each count is printed. Buckets are seeded straight into
-the emulator's memory (setup, not measured): 100k PUTs over HTTP would take minutes.
+the server's memory (setup, not measured): 100k PUTs over HTTP would take minutes.
 """
 
 from __future__ import annotations
@@ -29,13 +38,21 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# The repository root only: tests/ is a package tree (tests/steps/...), so putting tests/ itself on
+# the path would shadow the real `steps` package.
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 
 AGE_S = 3 * 86_400  # seeded objects are 3 days old; the run deletes those older than 1 day
 
 
-# -- the emulator process --------------------------------------------------------------------------
+# -- the servers ----------------------------------------------------------------------------------
+SIBLING, YOUNG = "uploads-archive/keep.png", "uploads/young.png"
+
+
+def _key(i: int) -> str:
+    return f"uploads/{i // 1000:04d}/{i % 1000:04d}.png"
+
+
 def serve() -> None:
     """Run moto on a free port; read `seed <bucket> <count>` lines on stdin, answer `ok`."""
     from datetime import UTC, datetime, timedelta
@@ -54,16 +71,21 @@ def serve() -> None:
         assert command == "seed"
         backend.create_bucket(bucket, "us-east-1")
         for i in range(int(count)):
-            key = backend.put_object(bucket, f"uploads/{i // 1000:04d}/{i % 1000:04d}.png", b"0123456789")
+            key = backend.put_object(bucket, _key(i), b"0123456789")
             key.last_modified = old
         # Siblings and young objects, so that the rule has something to leave alone.
-        backend.put_object(bucket, "uploads-archive/keep.png", b"k").last_modified = old
-        backend.put_object(bucket, "uploads/young.png", b"y")
+        backend.put_object(bucket, SIBLING, b"k").last_modified = old
+        backend.put_object(bucket, YOUNG, b"y")
         print("ok", flush=True)
     server.stop()
 
 
-class Emulator:
+class Moto:
+    """moto's ThreadedMotoServer in a child process, seeded through its in-memory backend."""
+
+    name = "moto"
+    detail = "moto S3 emulator on 127.0.0.1 (separate process)"
+
     def __init__(self) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
@@ -88,6 +110,57 @@ class Emulator:
     def close(self) -> None:
         self.process.stdin.close()  # type: ignore[union-attr]
         self.process.wait(timeout=60)
+
+
+class GoFakeS3:
+    """tools/gofakes3 (gofakes3's in-memory backend) in a child process, seeded through its
+    /_kiosk/seed route, which stamps the objects' LastModified `age` in the past."""
+
+    name = "gofakes3"
+    detail = "gofakes3 v1.2.0 S3 server (Go, in-memory backend) on 127.0.0.1 (separate process)"
+
+    def __init__(self, binary: Path) -> None:
+        self.process = subprocess.Popen(
+            [str(binary), "-host", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        self.endpoint = self.process.stdout.readline().strip()  # type: ignore[union-attr]
+        if not self.endpoint.startswith("http://"):
+            raise SystemExit(f"{binary} did not start (exit {self.process.poll()})")
+        self.buckets = 0
+
+    def _put(self, bucket: str, age_s: int, keys: list[str], size: int) -> None:
+        from urllib.request import Request, urlopen
+
+        query = f"bucket={bucket}&age={age_s}s&size={size}"
+        request = Request(f"{self.endpoint}/_kiosk/seed?{query}", data="\n".join(keys).encode(), method="POST")
+        with urlopen(request, timeout=600) as response:
+            assert int(response.read()) == len(keys)
+
+    def seed(self, count: int) -> str:
+        self.buckets += 1
+        bucket = f"bench-{self.buckets}-{count}"
+        self._put(bucket, AGE_S, [_key(i) for i in range(count)], 10)
+        # Siblings and young objects, so that the rule has something to leave alone.
+        self._put(bucket, AGE_S, [SIBLING], 1)
+        self._put(bucket, 0, [YOUNG], 1)
+        return bucket
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
+def start_server(name: str) -> Moto | GoFakeS3:
+    from pipelines.tools import find_tool
+
+    binary = find_tool("gofakes3")
+    if name == "auto":
+        name = "gofakes3" if binary else "moto"
+    if name == "moto":
+        return Moto()
+    if binary is None:
+        raise SystemExit("gofakes3 is not installed: run bash .ci/install.d/25-gofakes3.sh (or --server moto)")
+    return GoFakeS3(binary)
 
 
 # -- the one-by-one baseline process ---------------------------------------------------------------
@@ -124,8 +197,8 @@ def _child(command: list[str]) -> tuple[dict, float]:
     return json.loads(lines[-1]), usage.ru_maxrss / 1024
 
 
-def batched(emulator: Emulator, endpoint: str, count: int) -> tuple[float, float, dict]:
-    bucket = emulator.seed(count)
+def batched(server: Moto | GoFakeS3, endpoint: str, count: int) -> tuple[float, float, dict]:
+    bucket = server.seed(count)
     report, rss = _child(
         [
             sys.executable,
@@ -146,8 +219,8 @@ def batched(emulator: Emulator, endpoint: str, count: int) -> tuple[float, float
     return count / report["elapsed_s"], rss, report
 
 
-def one_by_one(emulator: Emulator, endpoint: str, count: int) -> float:
-    bucket = emulator.seed(count)
+def one_by_one(server: Moto | GoFakeS3, endpoint: str, count: int) -> float:
+    bucket = server.seed(count)
     result, _ = _child([sys.executable, __file__, "--baseline", f"s3://{bucket}", endpoint])
     assert result["deleted"] == count, result
     return count / result["elapsed_s"]
@@ -162,6 +235,12 @@ def main() -> None:
     parser.add_argument("--latency-objects", type=int, default=20_000, help="batched objects with latency")
     parser.add_argument("--one-by-one-latency-objects", type=int, default=400)
     parser.add_argument("--latency-ms", type=float, default=30.0)
+    parser.add_argument(
+        "--server",
+        choices=("auto", "gofakes3", "moto"),
+        default="auto",
+        help="S3 server for both sides (auto: gofakes3 when .tools/bin/gofakes3 or PATH has it, else moto)",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--baseline", nargs=2, metavar=("STORE", "ENDPOINT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -173,19 +252,19 @@ def main() -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    from fixtures.fault_proxy import FaultProxy
+    from tests.fixtures.fault_proxy import FaultProxy
 
-    emulator = Emulator()
+    server = start_server(args.server)
     try:
-        small_dps, small_rss, _ = batched(emulator, emulator.endpoint, args.small_objects)
-        batched_dps, peak_rss, big = batched(emulator, emulator.endpoint, args.objects)
-        single_dps = one_by_one(emulator, emulator.endpoint, args.one_by_one_objects)
-        with FaultProxy(emulator.endpoint) as proxy:
+        small_dps, small_rss, _ = batched(server, server.endpoint, args.small_objects)
+        batched_dps, peak_rss, big = batched(server, server.endpoint, args.objects)
+        single_dps = one_by_one(server, server.endpoint, args.one_by_one_objects)
+        with FaultProxy(server.endpoint) as proxy:
             proxy.delay(args.latency_ms / 1000)
-            batched_latency, _, _ = batched(emulator, proxy.url, args.latency_objects)
-            single_latency = one_by_one(emulator, proxy.url, args.one_by_one_latency_objects)
+            batched_latency, _, _ = batched(server, proxy.url, args.latency_objects)
+            single_latency = one_by_one(server, proxy.url, args.one_by_one_latency_objects)
     finally:
-        emulator.close()
+        server.close()
     result = {
         "objects": args.objects,
         "batched_dps": round(batched_dps, 1),
@@ -206,7 +285,8 @@ def main() -> None:
         "batched_dps_latency": round(batched_latency, 1),
         "one_by_one_dps_latency": round(single_latency, 1),
         "speedup_latency": round(batched_latency / single_latency, 1),
-        "server": "moto S3 emulator on 127.0.0.1 (separate process)",
+        "server": server.name,
+        "server_detail": server.detail,
     }
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
 
