@@ -17,7 +17,8 @@ front of the server.
 
 - batched: `python -m steps.cleanup` as Argo runs it (count pass, delete pass, DeleteObjects of
   1000 keys, 4 workers). Its rate is deleted / the report's elapsed_s (clock check, both listings
-  and the deletes; interpreter start-up excluded). Peak RSS is that process's ru_maxrss.
+  and the deletes; interpreter start-up and the boto3 import excluded, as on the baseline side).
+  Peak RSS is that process's ru_maxrss.
 - one_by_one: the old monitor's shape, in its own process: list everything, then one DeleteObject
   per key, sequentially. Both sides include listing.
 
@@ -202,8 +203,10 @@ def batched(server: Moto | GoFakeS3, endpoint: str, count: int) -> tuple[float, 
     report, rss = _child(
         [
             sys.executable,
-            "-m",
-            "steps.cleanup",
+            "-c",
+            # `python -m steps.cleanup`, with boto3 imported first: the step imports it lazily
+            # inside its timed span, the baseline before its clock starts; both now exclude it.
+            "import runpy, steps.common.storage.s3_versions; runpy.run_module('steps.cleanup', run_name='__main__')",
             f"--store=s3://{bucket}",
             f"--s3-endpoint={endpoint}",
             "--prefix=uploads",
