@@ -43,6 +43,8 @@ REPO = Path(__file__).resolve().parent.parent
 # the path would shadow the real `steps` package.
 sys.path.insert(0, str(REPO))
 
+from benchmarks import s3server  # noqa: E402
+
 AGE_S = 3 * 86_400  # seeded objects are 3 days old; the run deletes those older than 1 day
 
 
@@ -118,15 +120,11 @@ class GoFakeS3:
     /_kiosk/seed route, which stamps the objects' LastModified `age` in the past."""
 
     name = "gofakes3"
-    detail = "gofakes3 v1.2.0 S3 server (Go, in-memory backend) on 127.0.0.1 (separate process)"
+    detail = s3server.DETAIL
 
     def __init__(self, binary: Path) -> None:
-        self.process = subprocess.Popen(
-            [str(binary), "-host", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-        )
-        self.endpoint = self.process.stdout.readline().strip()  # type: ignore[union-attr]
-        if not self.endpoint.startswith("http://"):
-            raise SystemExit(f"{binary} did not start (exit {self.process.poll()})")
+        self.server = s3server.GoFakeS3Process(binary)
+        self.endpoint = self.server.endpoint
         self.buckets = 0
 
     def _put(self, bucket: str, age_s: int, keys: list[str], size: int) -> None:
@@ -147,14 +145,11 @@ class GoFakeS3:
         return bucket
 
     def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=60)
+        self.server.close()
 
 
 def start_server(name: str) -> Moto | GoFakeS3:
-    from pipelines.tools import find_tool
-
-    binary = find_tool("gofakes3")
+    binary = s3server.gofakes3_binary()
     if name == "auto":
         name = "gofakes3" if binary else "moto"
     if name == "moto":

@@ -4,7 +4,8 @@ the S3 emulator, with and without ~30 ms per-request latency, against a naive pe
     uv run python benchmarks/infer.py --json
 
 prints one JSON line. Every number comes from this run, measured side by side. The S3 server is
-moto (an emulator) on 127.0.0.1; latency is added by an HTTP delay proxy in front of it
+gofakes3 in its own process on 127.0.0.1 when installed (benchmarks/s3server.py), else moto (an
+emulator, in this process); latency is added by an HTTP delay proxy in front of it
 (tests/fixtures/fault_proxy.py). The pipeline runs as `python -m steps.infer` subprocesses, as Argo
 would run it; its throughput is the metrics JSON's images_per_second (model load excluded, as for
 the raw number).
@@ -127,6 +128,38 @@ def raw_ort(args: argparse.Namespace, images: list[bytes]) -> tuple[float, list[
     return len(tensors) / (time.perf_counter() - start), model.providers, shape
 
 
+class _Moto:
+    """moto's ThreadedMotoServer, an S3 emulator in this process (the fallback)."""
+
+    def __init__(self) -> None:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every request
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server.start()
+        host, port = self.server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+
+    def close(self) -> None:
+        self.server.stop()
+
+
+def start_s3(name: str) -> tuple[object, str]:
+    """(server with .endpoint and .close(), its name): gofakes3 when installed, else moto."""
+    from benchmarks import s3server
+
+    binary = s3server.gofakes3_binary()
+    if name == "auto":
+        name = "gofakes3" if binary else "moto"
+    if name == "moto":
+        return _Moto(), "moto S3 emulator, in the benchmark process"
+    if binary is None:
+        raise SystemExit("gofakes3 is not installed: run bash .ci/install.d/25-gofakes3.sh (or --server moto)")
+    return s3server.GoFakeS3Process(binary), s3server.DETAIL
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print one JSON line (the default output)")
@@ -143,6 +176,8 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=30.0)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; each config keeps its best")
     parser.add_argument("--rss-factor", type=int, default=10, help="grow the image count this much for RSS")
+    parser.add_argument("--server", choices=("auto", "gofakes3", "moto"), default="auto",
+                        help="S3 server (auto: gofakes3 when .ci/install.d/25-gofakes3.sh built it, else moto)")
     parser.add_argument("--naive-store", help=argparse.SUPPRESS)
     parser.add_argument("--naive-endpoint", default="", help=argparse.SUPPRESS)
     parser.add_argument("--naive-prefix", help=argparse.SUPPRESS)
@@ -154,19 +189,13 @@ def main() -> None:
         naive_worker(args)
         return
 
-    import logging
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every request
     from tests.fixtures.fault_proxy import FaultProxy
-    from moto.server import ThreadedMotoServer
 
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
     log = lambda message: print(f"[bench] {message}", file=sys.stderr, flush=True)  # noqa: E731
     work = Path(tempfile.mkdtemp(prefix="kiosk-bench-"))
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    server, server_name = start_s3(args.server)
+    endpoint = server.endpoint
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/bench", method="PUT"), timeout=10).close()
     proxy = FaultProxy(endpoint).start()
     proxy.delay(args.latency_ms / 1000)
@@ -217,7 +246,7 @@ def main() -> None:
     big_run = run_step(big_shard, f"{file_uri}/large/out", "", args, args.spec)
     log(f"pipeline file x{args.rss_factor}: {big_run['images_per_second']} images/s, {big_run['peak_rss_mb']} MB")
     proxy.stop()
-    moto.stop()
+    server.close()
 
     raw, pipeline, pipeline_s3, pipeline_lat, naive_ips = (
         best[k] for k in ("raw", "file", "s3", "s3_latency", "naive_latency")
@@ -245,6 +274,7 @@ def main() -> None:
         "latency_ms_added": args.latency_ms,
         "model": args.model,
         "providers": providers,
+        "server": server_name,
         "rounds": runs,
         # Neighbours change wall-clock numbers from one second to the next; CPU time barely moves.
         # Images per CPU-second of the pipeline (all its threads) over that of the bare session:

@@ -1,0 +1,41 @@
+"""The S3 server the benchmarks run against: gofakes3 (tools/gofakes3) in a child process.
+
+moto's ThreadedMotoServer is an emulator in the benchmark's own process: at 100k objects its
+ListObjectsV2 rescans the bucket for every page, and per request it burns more CPU than the code
+under test, on the same 2 cores. A Go server in its own process measures our code instead.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from pipelines.tools import find_tool  # noqa: E402
+
+DETAIL = "gofakes3 v1.2.0 S3 server (Go, in-memory backend) on 127.0.0.1 (separate process)"
+
+
+def gofakes3_binary() -> Path | None:
+    """.tools/bin/gofakes3 (built by .ci/install.d/25-gofakes3.sh) or PATH, else None."""
+    return find_tool("gofakes3")
+
+
+class GoFakeS3Process:
+    """Start the server on a free loopback port; `endpoint` is its http:// URL."""
+
+    def __init__(self, binary: Path) -> None:
+        self.process = subprocess.Popen(
+            [str(binary), "-host", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        self.endpoint = self.process.stdout.readline().strip()  # type: ignore[union-attr]
+        if not self.endpoint.startswith("http://"):
+            raise SystemExit(f"{binary} did not start (exit {self.process.poll()})")
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)
