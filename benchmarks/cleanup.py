@@ -163,11 +163,10 @@ def start_server(name: str) -> Moto | GoFakeS3:
 def baseline(store_uri: str, endpoint: str) -> None:
     from steps.cleanup.rules import cutoff_for, in_prefix
     from steps.common.storage import open_store
-    from steps.common.storage.s3_versions import delete_object, fast_timestamps
+    from steps.common.storage.s3_versions import delete_object
 
     started = time.monotonic()
     store = open_store(store_uri, s3_endpoint=endpoint)
-    fast_timestamps(store)  # the same listing cost as the batched side
     from datetime import timedelta
 
     cutoff = cutoff_for(store.server_time(), timedelta(days=1))

@@ -53,9 +53,8 @@ def check_clock(store: Store, margin: timedelta, clock: Callable[[], datetime] =
 def _versioning(store: Store) -> str:
     if not store.uri.startswith("s3://"):
         return "n/a"
-    from steps.common.storage.s3_versions import fast_timestamps, versioning_status  # boto3: S3 stores only
+    from steps.common.storage.s3_versions import versioning_status  # boto3: S3 stores only
 
-    fast_timestamps(store)  # listing twice makes timestamp parsing a visible cost
     return versioning_status(store)
 
 

@@ -203,3 +203,26 @@ def test_large_objects_go_through_the_transfer_manager(faulty_s3):
     assert faulty_s3.proxy.requests - before == 4  # create, 2 parts, complete
     assert store.get_bytes("big.bin") == data
     assert "-" in store.head("big.bin").etag  # multipart ETags end in -<parts>
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2026-01-02T03:04:05.000Z", "2026-01-02T03:04:05Z", "2026-01-02T03:04:05.123456+00:00",
+     "Fri, 02 Jan 2026 03:04:05 GMT", "1767323045"],
+)
+def test_fast_timestamp_parser_agrees_with_botocore(value):
+    from botocore.utils import parse_timestamp
+
+    from steps.common.storage.s3 import _timestamp
+
+    assert _timestamp(value) == parse_timestamp(value)
+    assert _timestamp(value).utcoffset() is not None
+
+
+def test_s3_listing_and_head_times_are_aware_and_agree(s3_bucket):
+    store = open_store(s3_bucket.uri, s3_endpoint=s3_bucket.endpoint)
+    store.put_bytes("t/a.bin", b"x")
+    (listed,) = list(store.list("t"))
+    head = store.head("t/a.bin")
+    assert listed.last_modified.utcoffset() is not None and head.last_modified.utcoffset() is not None
+    assert abs((listed.last_modified - head.last_modified).total_seconds()) < 1

@@ -12,8 +12,10 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import boto3
+import botocore.session
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
+from botocore.utils import parse_timestamp
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -33,6 +35,21 @@ _DELETE_BATCH = 1000  # the DeleteObjects limit
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _DENIED = {"403", "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 
+
+
+def _timestamp(value: object) -> datetime:
+    """S3 listings carry ISO-8601 times ("2026-01-02T03:04:05.000Z"): fromisoformat reads them ~20x
+    faster than botocore's dateutil-based default, which costs ~0.2 ms per object of a listing.
+    Anything else (RFC 1123 headers such as Last-Modified) goes to botocore's own parser."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is not None:
+                return parsed
+    return parse_timestamp(value)
 
 class S3Store(Store):
     def __init__(
@@ -58,7 +75,10 @@ class S3Store(Store):
             options["request_checksum_calculation"] = "when_required"
             options["response_checksum_validation"] = "when_required"
         # A session per store: boto3's default session is shared module state and not thread-safe.
-        session = boto3.session.Session()
+        # Its response parsers read listing timestamps with fromisoformat (see _timestamp).
+        core = botocore.session.get_session()
+        core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp)
+        session = boto3.session.Session(botocore_session=core)
         self._client = session.client("s3", endpoint_url=endpoint or None, config=Config(**options))
         self._transfer = TransferConfig(
             multipart_threshold=MULTIPART_THRESHOLD, max_concurrency=max(1, min(max_pool_connections, 10))

@@ -11,7 +11,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from botocore.utils import parse_timestamp
 
 from steps.common.storage.base import Store, dir_prefix
 from steps.common.storage.s3 import S3Store
@@ -129,27 +128,3 @@ def delete_object(store: S3Store, key: str) -> None:
     """One DeleteObject request: the old monitor's one-request-per-key shape (benchmark baseline)."""
     with store._errors("delete", key):
         store._client.delete_object(Bucket=store.bucket, Key=store._key(key))
-
-
-def _timestamp(value: object) -> datetime:
-    # S3 listings carry ISO-8601 times ("2026-01-02T03:04:05.000Z"); fromisoformat reads them ~20x
-    # faster than botocore's dateutil-based default, which costs ~0.2 ms per object on a listing.
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            if parsed.tzinfo is not None:
-                return parsed
-    return parse_timestamp(value)
-
-
-def fast_timestamps(store: Store) -> None:
-    """Make the store's client parse listing timestamps quickly (a hook S3Store could take over).
-
-    Response parsers are created per response from the endpoint's factory, so setting its
-    defaults affects this client only (each S3Store has its own botocore session).
-    """
-    if isinstance(store, S3Store):
-        store._client._endpoint._response_parser_factory.set_parser_defaults(timestamp_parser=_timestamp)
