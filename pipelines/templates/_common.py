@@ -83,45 +83,37 @@ def retry_strategy(cfg: KioskConfig) -> m.RetryStrategy:
     )
 
 
-def step_metrics(workflow_template: str, step: str) -> list[m.Prometheus]:
-    common = {"workflow_template": workflow_template, "step": step}
+def _outcome_metrics(scope: str, what: str, labels: dict[str, str], prefix: str) -> list[m.Prometheus]:
+    """A duration histogram by outcome and a failure counter for `scope` (step or workflow).
+
+    `prefix` is where Argo exposes the outcome: `{{status}}` for a template, `{{workflow.status}}` for
+    the whole workflow.
+    """
+    status, duration = f"{{{{{prefix}status}}}}", f"{{{{{prefix}duration}}}}"
     return [
         m.Prometheus(
-            name="kiosk_step_duration_seconds",
-            help="Duration of a kiosk step attempt, by outcome.",
-            labels=_labels({**common, "status": "{{status}}"}),
-            histogram=m.Histogram(value="{{duration}}", buckets=[m.Amount(b) for b in DURATION_BUCKETS]),
+            name=f"kiosk_{scope}_duration_seconds",
+            help=f"Duration of a kiosk {what}, by outcome.",
+            labels=_labels({**labels, "status": status}),
+            histogram=m.Histogram(value=duration, buckets=[m.Amount(b) for b in DURATION_BUCKETS]),
         ),
         m.Prometheus(
-            name="kiosk_step_failures_total",
-            help="kiosk step attempts that ended Failed or Error.",
-            labels=_labels(common),
-            when="{{status}} != Succeeded",
+            name=f"kiosk_{scope}_failures_total",
+            help=f"kiosk {what}s that ended Failed or Error.",
+            labels=_labels(labels),
+            when=f"{status} != Succeeded",
             counter=m.Counter(value="1"),
         ),
     ]
 
 
+def step_metrics(workflow_template: str, step: str) -> list[m.Prometheus]:
+    return _outcome_metrics("step", "step attempt", {"workflow_template": workflow_template, "step": step}, "")
+
+
 def workflow_metrics(workflow_template: str) -> m.Metrics:
-    common = {"workflow_template": workflow_template}
     return m.Metrics(
-        prometheus=[
-            m.Prometheus(
-                name="kiosk_workflow_duration_seconds",
-                help="Duration of a kiosk workflow, by outcome.",
-                labels=_labels({**common, "status": "{{workflow.status}}"}),
-                histogram=m.Histogram(
-                    value="{{workflow.duration}}", buckets=[m.Amount(b) for b in DURATION_BUCKETS]
-                ),
-            ),
-            m.Prometheus(
-                name="kiosk_workflow_failures_total",
-                help="kiosk workflows that ended Failed or Error.",
-                labels=_labels(common),
-                when="{{workflow.status}} != Succeeded",
-                counter=m.Counter(value="1"),
-            ),
-        ]
+        prometheus=_outcome_metrics("workflow", "workflow", {"workflow_template": workflow_template}, "workflow.")
     )
 
 
