@@ -16,9 +16,12 @@ Latency (~30 ms per request) is added by the HTTP delay proxy of tests/fixtures/
 front of the server.
 
 - batched: `python -m steps.cleanup` as Argo runs it (count pass, delete pass, DeleteObjects of
-  1000 keys, 4 workers). Its rate is deleted / the report's elapsed_s (clock check, both listings
-  and the deletes; interpreter start-up and the boto3 import excluded, as on the baseline side).
-  Peak RSS is that process's ru_maxrss.
+  1000 keys, 4 threads per process, `--processes` 0: one process per CPU, each listing and
+  deleting key ranges). Its rate is deleted / the report's elapsed_s (clock check, range
+  planning, worker start-up, both listings and the deletes; interpreter start-up and the boto3
+  import excluded, as on the baseline side). Peak RSS is the report's `peak_rss_mb`: the step's
+  own peak plus each worker's, summed (an upper bound; wait4's ru_maxrss would give only the
+  largest process of the tree).
 - one_by_one: the old monitor's shape, in its own process: list everything, then one DeleteObject
   per key, sequentially. Both sides include listing.
 
@@ -32,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -192,9 +196,9 @@ def _child(command: list[str]) -> tuple[dict, float]:
     return json.loads(lines[-1]), usage.ru_maxrss / 1024
 
 
-def batched(server: Moto | GoFakeS3, endpoint: str, count: int) -> tuple[float, float, dict]:
+def batched(server: Moto | GoFakeS3, endpoint: str, count: int, processes: int = 0) -> tuple[float, float, dict]:
     bucket = server.seed(count)
-    report, rss = _child(
+    report, _ = _child(
         [
             sys.executable,
             "-c",
@@ -209,11 +213,12 @@ def batched(server: Moto | GoFakeS3, endpoint: str, count: int) -> tuple[float, 
             f"--max-deletes={count}",
             "--json=true",
             "--workers=4",
+            f"--processes={processes}",
             f"--outputs-dir={tempfile.mkdtemp()}",
         ]
     )
     assert report["deleted"] == count and report["exit_code"] == 0, report
-    return count / report["elapsed_s"], rss, report
+    return count / report["elapsed_s"], report["peak_rss_mb"], report
 
 
 def one_by_one(server: Moto | GoFakeS3, endpoint: str, count: int) -> float:
@@ -232,6 +237,7 @@ def main() -> None:
     parser.add_argument("--latency-objects", type=int, default=20_000, help="batched objects with latency")
     parser.add_argument("--one-by-one-latency-objects", type=int, default=400)
     parser.add_argument("--latency-ms", type=float, default=30.0)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds without latency; medians are printed")
     parser.add_argument(
         "--server",
         choices=("auto", "gofakes3", "moto"),
@@ -252,26 +258,47 @@ def main() -> None:
     from tests.fixtures.fault_proxy import FaultProxy
 
     server = start_server(args.server)
+    rounds: list[dict] = []
     try:
         small_dps, small_rss, _ = batched(server, server.endpoint, args.small_objects)
-        batched_dps, peak_rss, big = batched(server, server.endpoint, args.objects)
-        single_dps = one_by_one(server, server.endpoint, args.one_by_one_objects)
+        # Interleaved rounds: both sides are CPU-bound, and this machine's speed drifts by up to 2x
+        # between minutes (other tenants), so each round pairs the two sides in time.
+        for _ in range(args.rounds):
+            dps, rss, report = batched(server, server.endpoint, args.objects)
+            one_dps, _, _ = batched(server, server.endpoint, args.objects, processes=1)
+            single = one_by_one(server, server.endpoint, args.one_by_one_objects)
+            rounds.append({"batched_dps": dps, "one_process_dps": one_dps, "one_by_one_dps": single, "rss": rss, "report": report})
         with FaultProxy(server.endpoint) as proxy:
             proxy.delay(args.latency_ms / 1000)
             batched_latency, _, _ = batched(server, proxy.url, args.latency_objects)
             single_latency = one_by_one(server, proxy.url, args.one_by_one_latency_objects)
     finally:
         server.close()
+
+    def median(name: str) -> float:
+        return statistics.median(r[name] for r in rounds)
+
+    batched_dps, single_dps, one_process_dps = median("batched_dps"), median("one_by_one_dps"), median("one_process_dps")
+    big = rounds[-1]["report"]
     result = {
         "objects": args.objects,
+        "rounds": args.rounds,
         "batched_dps": round(batched_dps, 1),
         "one_by_one_dps": round(single_dps, 1),
         "speedup": round(batched_dps / single_dps, 1),
-        "peak_rss_mb": round(peak_rss, 1),
+        "peak_rss_mb": round(max(r["rss"] for r in rounds), 1),
         "peak_rss_mb_small": round(small_rss, 1),
         "small_objects": args.small_objects,
         "batched_dps_small": round(small_dps, 1),
         "speedup_small": round(small_dps / single_dps, 1),
+        # Each round's own ratio, and the one-process figures (--processes=1) beside them.
+        "speedup_per_round": [round(r["batched_dps"] / r["one_by_one_dps"], 1) for r in rounds],
+        "batched_dps_per_round": [round(r["batched_dps"], 1) for r in rounds],
+        "one_by_one_dps_per_round": [round(r["one_by_one_dps"], 1) for r in rounds],
+        "one_process_dps": round(one_process_dps, 1),
+        "speedup_one_process": round(one_process_dps / single_dps, 1),
+        "processes": big["processes"],
+        "ranges": big["ranges"],
         # Where the batched run's time goes: the count pass is a pure listing.
         "batched_count_pass_s": big["count_s"],
         "batched_delete_pass_s": big["delete_s"],

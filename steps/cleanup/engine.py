@@ -3,10 +3,14 @@
 Why two passes: `--max-deletes` must abort *before anything is deleted*, and a single streaming
 pass cannot know the total until it has already deleted most of it. Remembering the matches
 instead would make memory O(bucket). So pass 1 lists and counts (O(page) memory), and pass 2
-lists again and deletes as it goes. The price is listing twice (one LIST per 1000 objects, so a
-small fraction of the work next to the deletes) and a window between the passes; pass 2 applies
-the same cutoff again, so an object rewritten in between is younger than the cutoff and stays,
-and `--max-deletes` stays a hard cap in pass 2 as well.
+lists again and deletes as it goes. The price is listing twice and a window between the passes;
+pass 2 applies the same cutoff again, so an object rewritten in between is younger than the
+cutoff and stays. In pass 2 no task deletes more than pass 1 counted in it, so `--max-deletes`
+stays a hard cap.
+
+The work comes as tasks: a prefix, or a key range of one (steps.cleanup.ranges). Each task
+returns a Tally that the caller merges into the Report, so the same functions run in this
+process or in worker processes (steps.cleanup.workers).
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from steps.cleanup.report import Report
+from steps.cleanup.ranges import WHOLE, KeyRange
+from steps.cleanup.report import Report, Tally
 from steps.cleanup.rules import in_prefix, is_expired
 
 #: DeleteObjects takes at most 1000 keys per request (S3 API limit).
@@ -55,8 +60,8 @@ class Source(Protocol):
 
     noncurrent: bool
 
-    def pages(self, prefix: str, cutoff: datetime) -> Iterator[tuple[int, list[Target]]]:
-        """(how many entries the page listed, the expired ones among them), page by page."""
+    def pages(self, prefix: str, cutoff: datetime, span: KeyRange = WHOLE) -> Iterator[tuple[int, list[Target]]]:
+        """(how many entries of `span` the page listed, the expired ones among them), page by page."""
         ...
 
     def delete(self, targets: Sequence[Target]) -> list[Failure]:
@@ -93,19 +98,46 @@ class Settings:
     retry_base_s: float = 0.2
 
 
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One unit of listing work: a prefix, or a key range of it.
+
+    `noncurrent`: which sources it covers; None: all of them.
+    """
+
+    prefix: str
+    span: KeyRange = WHOLE
+    noncurrent: bool | None = None
+
+    def covers(self, source: Source) -> bool:
+        return self.noncurrent is None or self.noncurrent == source.noncurrent
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """How many objects pass 2 may delete in a task: what pass 1 counted there."""
+
+    current: int
+    noncurrent: int
+
+    def of(self, source: Source) -> int:
+        return self.noncurrent if source.noncurrent else self.current
+
+
 class _Deleter:
     """Sends batches to a few worker threads, with a bounded number in flight (memory O(workers*batch))."""
 
-    def __init__(self, settings: Settings, report: Report) -> None:
+    def __init__(self, settings: Settings, tally: Tally) -> None:
         self.settings = settings
-        self.report = report
+        self.tally = tally
+        self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="cleanup-delete")
         self.slots = threading.BoundedSemaphore(settings.workers * 2)
         self.futures: list[Future[None]] = []
 
-    def submit(self, source: Source, prefix: str, batch: list[Target]) -> None:
+    def submit(self, source: Source, batch: list[Target]) -> None:
         self.slots.acquire()
-        future = self.pool.submit(self._run, source, prefix, batch)
+        future = self.pool.submit(self._run, source, batch)
         future.add_done_callback(lambda _: self.slots.release())
         # Only keep unfinished futures: the list stays O(in flight), not O(batches).
         self.futures = [f for f in self.futures if not f.done()] + [future]
@@ -115,7 +147,11 @@ class _Deleter:
         for future in self.futures:
             future.result()  # a bug in _run must not pass silently
 
-    def _run(self, source: Source, prefix: str, batch: list[Target]) -> None:
+    def _error(self, target: Target, failure: Failure) -> None:
+        with self.lock:
+            self.tally.add_error(target.key, failure.code, failure.message, target.version_id)
+
+    def _run(self, source: Source, batch: list[Target]) -> None:
         pending = batch
         failures: dict[tuple[str, str], Failure] = {}
         for round_ in range(self.settings.retry_rounds + 1):
@@ -129,7 +165,8 @@ class _Deleter:
                 transient = False
             failures = {(f.key, f.version_id): f for f in result}
             done = [t for t in pending if (t.key, t.version_id) not in failures]
-            self.report.add_deleted(prefix, len(done), sum(t.size for t in done), source.noncurrent)
+            with self.lock:
+                self.tally.add_deleted(len(done), sum(t.size for t in done), source.noncurrent)
             retry: list[Target] = []
             for target in pending:
                 failure = failures.get((target.key, target.version_id))
@@ -138,7 +175,7 @@ class _Deleter:
                 if transient or failure.code in TRANSIENT_CODES:
                     retry.append(target)
                 else:
-                    self.report.add_error(prefix, target.key, failure.code, failure.message, target.version_id)
+                    self._error(target, failure)
             if not retry:
                 return
             pending = retry
@@ -146,95 +183,115 @@ class _Deleter:
                 # Full jitter, so that workers that failed together do not retry together.
                 time.sleep(random.uniform(0, self.settings.retry_base_s * 2**round_))
         for target in pending:
-            failure = failures[(target.key, target.version_id)]
-            self.report.add_error(prefix, target.key, failure.code, failure.message, target.version_id)
+            self._error(target, failures[(target.key, target.version_id)])
 
 
-def _listing_failed(report: Report, prefix: str, error: Exception) -> None:
-    report.per_prefix[prefix].listing_failed = f"{type(error).__name__}: {' '.join(str(error).split())}"[:300]
+def _listing_failed(tally: Tally, task: Task, error: Exception) -> None:
+    where = "" if task.span == WHOLE else f" (keys {task.span})"
+    tally.counts.listing_failed = f"{type(error).__name__}: {' '.join(str(error).split())}{where}"[:300]
 
 
 def count(
     sources: Sequence[Source],
-    prefixes: Sequence[str],
+    task: Task,
     cutoff: datetime,
-    report: Report,
     on_match: Callable[[str, Target, bool], None] | None = None,
-) -> None:
-    """Pass 1: list every prefix and count what matches. A prefix that fails is recorded and skipped."""
-    for prefix in prefixes:
-        entry = report.per_prefix[prefix]
-        try:
-            for source in sources:
-                for scanned, selected in source.pages(prefix, cutoff):
-                    size = sum(t.size for t in selected)
-                    if source.noncurrent:
-                        entry.versions_scanned += scanned
-                        entry.noncurrent_matched += len(selected)
-                        entry.noncurrent_matched_bytes += size
-                    else:
-                        entry.scanned += scanned
-                        entry.matched += len(selected)
-                        entry.matched_bytes += size
-                    if on_match is not None:
-                        for target in selected:
-                            on_match(prefix, target, source.noncurrent)
-        except Exception as error:  # one bad prefix must not stop the others
-            _listing_failed(report, prefix, error)
-
-
-def delete(
-    sources: Sequence[Source], prefixes: Sequence[str], cutoff: datetime, settings: Settings, report: Report
-) -> None:
-    """Pass 2: list again and delete what (still) matches, in batches, never more than max_deletes."""
-    budget = settings.max_deletes
-    deleter = _Deleter(settings, report)
+) -> Tally:
+    """Pass 1 for one task: list and count what matches. A listing failure is recorded, not raised."""
+    tally = Tally(task.prefix)
+    entry = tally.counts
     try:
-        for prefix in prefixes:
-            if report.per_prefix[prefix].listing_failed:
-                continue  # its count is unknown, so --max-deletes could not vouch for it
+        for source in filter(task.covers, sources):
+            for scanned, selected in source.pages(task.prefix, cutoff, task.span):
+                size = sum(t.size for t in selected)
+                if source.noncurrent:
+                    entry.versions_scanned += scanned
+                    entry.noncurrent_matched += len(selected)
+                    entry.noncurrent_matched_bytes += size
+                else:
+                    entry.scanned += scanned
+                    entry.matched += len(selected)
+                    entry.matched_bytes += size
+                if on_match is not None:
+                    for target in selected:
+                        on_match(task.prefix, target, source.noncurrent)
+    except Exception as error:  # one bad prefix must not stop the others
+        _listing_failed(tally, task, error)
+    return tally
+
+
+def budget(tally: Tally) -> Budget:
+    return Budget(tally.counts.matched, tally.counts.noncurrent_matched)
+
+
+def delete(sources: Sequence[Source], task: Task, cutoff: datetime, settings: Settings, limit: Budget) -> Tally:
+    """Pass 2 for one task: list again and delete what (still) matches, in batches, within `limit`."""
+    tally = Tally(task.prefix)
+    deleter = _Deleter(settings, tally)
+    try:
+        for source in filter(task.covers, sources):
+            left = limit.of(source)
+            batch: list[Target] = []
             try:
-                for source in sources:
-                    batch: list[Target] = []
-                    for _, selected in source.pages(prefix, cutoff):
-                        for target in selected:
-                            if budget == 0:
-                                report.notes.append(
-                                    f"{prefix}: more objects matched in the delete pass than --max-deletes "
-                                    "allowed; stopped at the cap (they were written between the passes)"
-                                )
-                                raise _BudgetSpent
-                            budget -= 1
-                            batch.append(target)
-                            if len(batch) >= settings.batch_size:
-                                deleter.submit(source, prefix, batch)
-                                batch = []
-                    if batch:
-                        deleter.submit(source, prefix, batch)
+                for _, selected in source.pages(task.prefix, cutoff, task.span):
+                    for target in selected:
+                        if left == 0:
+                            tally.notes.append(
+                                f"{task.prefix}: more objects matched in the delete pass than the count pass "
+                                "found; stopped at that count (they were written between the passes)"
+                            )
+                            raise _BudgetSpent
+                        left -= 1
+                        batch.append(target)
+                        if len(batch) >= settings.batch_size:
+                            deleter.submit(source, batch)
+                            batch = []
             except _BudgetSpent:
-                if batch:
-                    deleter.submit(source, prefix, batch)
-                break
+                pass
             except Exception as error:
-                _listing_failed(report, prefix, error)
+                _listing_failed(tally, task, error)
+                break
+            finally:
+                if batch:
+                    deleter.submit(source, batch)
     finally:
         deleter.close()
+    return tally
 
 
 class _BudgetSpent(Exception):
     pass
 
 
-def run(
-    sources: Sequence[Source],
-    prefixes: Sequence[str],
-    cutoff: datetime,
-    settings: Settings,
-    report: Report,
-    on_match: Callable[[str, Target, bool], None] | None = None,
-) -> Report:
+class Runner(Protocol):
+    """Runs the tasks of a pass, here or in worker processes; tallies come back in task order."""
+
+    def count(self, tasks: Sequence[Task], cutoff: datetime) -> Iterable[Tally]: ...
+
+    def delete(self, jobs: Sequence[tuple[Task, Budget]], cutoff: datetime, settings: Settings) -> Iterable[Tally]: ...
+
+
+@dataclass
+class InProcess:
+    """The tasks one after another in this process; the only runner that can call `on_match`."""
+
+    sources: Sequence[Source]
+    on_match: Callable[[str, Target, bool], None] | None = None
+    processes: int = field(default=1, init=False)
+
+    def count(self, tasks: Sequence[Task], cutoff: datetime) -> Iterator[Tally]:
+        return (count(self.sources, task, cutoff, self.on_match) for task in tasks)
+
+    def delete(self, jobs: Sequence[tuple[Task, Budget]], cutoff: datetime, settings: Settings) -> Iterator[Tally]:
+        return (delete(self.sources, task, cutoff, settings, limit) for task, limit in jobs)
+
+
+def run(tasks: Sequence[Task], runner: Runner, cutoff: datetime, settings: Settings, report: Report) -> Report:
     started = time.monotonic()
-    count(sources, prefixes, cutoff, report, on_match)
+    counted = []
+    for task, tally in zip(tasks, runner.count(tasks, cutoff), strict=True):
+        report.merge(tally)
+        counted.append((task, budget(tally)))
     report.count_s = time.monotonic() - started
     if report.would_delete > settings.max_deletes:
         report.aborted = "max-deletes"
@@ -245,6 +302,10 @@ def run(
         return report
     if not settings.dry_run:
         started = time.monotonic()
-        delete(sources, prefixes, cutoff, settings, report)
+        # A prefix whose count is incomplete is left alone: --max-deletes could not vouch for it.
+        jobs = [(task, limit) for task, limit in counted if not report.per_prefix[task.prefix].listing_failed]
+        jobs = [(task, limit) for task, limit in jobs if limit.current or limit.noncurrent]
+        for tally in runner.delete(jobs, cutoff, settings):
+            report.merge(tally)
         report.delete_s = time.monotonic() - started
     return report

@@ -16,13 +16,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from steps.cleanup import engine
+from steps.cleanup import engine, ranges, workers
 from steps.cleanup.params import CleanupParams
 from steps.cleanup.report import EXIT_UNRESOLVED, PrefixReport, Report
 from steps.cleanup.rules import check_threshold, cutoff_for, normalise_prefixes, parse_duration
-from steps.cleanup.sources import CurrentObjects, NoncurrentVersions
+from steps.cleanup.sources import sources_for
 from steps.common.errors import StepError
-from steps.common.storage import Store, open_store, split_uri
+from steps.common.storage import StorageError, Store, open_store, split_uri
 
 
 def _utcnow() -> datetime:
@@ -97,7 +97,6 @@ def execute(
             purge_noncurrent=params.purge_noncurrent,
         )
         report.versioning = _versioning(store)
-        sources: list[engine.Source] = [CurrentObjects(store)]
         if report.versioning in {"Enabled", "Suspended"}:
             report.notes.append(
                 "versioned bucket: deleting adds delete markers; the data stays as noncurrent versions "
@@ -107,17 +106,47 @@ def execute(
                     else "until --purge-noncurrent or a lifecycle rule removes them"
                 )
             )
-        if params.purge_noncurrent:
-            if report.versioning == "n/a":
-                report.notes.append("--purge-noncurrent ignored: this store keeps no versions")
-            else:
-                sources.append(NoncurrentVersions(store))
+        purge = params.purge_noncurrent and report.versioning != "n/a"
+        if params.purge_noncurrent and not purge:
+            report.notes.append("--purge-noncurrent ignored: this store keeps no versions")
         for inner, outer in covered.items():
             report.notes.append(f"prefix {inner} is inside {outer}: cleaned as part of it")
         settings = engine.Settings(dry_run=params.dry_run, max_deletes=params.max_deletes, workers=params.workers)
-        engine.run(sources, prefixes, cutoff, settings, report, on_match)
+        # --print-keys (on_match) prints from this process, so it lists here too.
+        processes = 1 if on_match is not None else workers.resolve_processes(params.processes)
+        tasks = _tasks(store, prefixes, processes, purge)
+        report.ranges = len(tasks)
+        if processes > 1 and len(tasks) > 1:
+            spec = workers.StoreSpec(
+                params.store, params.s3_endpoint, params.s3_max_attempts, params.workers + 2, purge
+            )
+            with workers.ProcessPool(spec, min(processes, len(tasks))) as pool:
+                report.processes = pool.processes
+                engine.run(tasks, pool, cutoff, settings, report)
+        else:
+            engine.run(tasks, engine.InProcess(sources_for(store, purge), on_match), cutoff, settings, report)
     report.elapsed_s = time.monotonic() - started
+    report.peak_rss_mb = workers.peak_rss_mb() + sum(report.worker_rss_mb.values())
     return report
+
+
+def _tasks(store: Store, prefixes: list[str], processes: int, purge: bool) -> list[engine.Task]:
+    """Each prefix, cut into key ranges of current objects when several processes share the work.
+
+    Noncurrent versions stay one task per prefix: their listing is not split (sources.py says why).
+    """
+    if processes == 1:
+        return [engine.Task(prefix) for prefix in prefixes]
+    tasks = []
+    for prefix in prefixes:
+        try:
+            spans = ranges.plan(store, prefix, processes * workers.RANGES_PER_PROCESS)
+        except StorageError:  # the count pass meets the same error and records it for this prefix
+            spans = [ranges.WHOLE]
+        tasks += [engine.Task(prefix, span, noncurrent=False) for span in spans]
+        if purge:
+            tasks.append(engine.Task(prefix, ranges.WHOLE, noncurrent=True))
+    return tasks
 
 
 def _write_report(uri: str, params: CleanupParams, text: str) -> None:

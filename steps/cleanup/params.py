@@ -54,7 +54,13 @@ class CleanupParams(StorageParams, OutputsParams):
         False, description="Also delete versions that have been noncurrent for longer than the threshold."
     )
     clock_skew_margin: str = Field("5m", description="Refuse to run when the server clock differs by more.")
-    workers: int = Field(4, ge=1, le=64, description="Concurrent DeleteObjects calls.")
+    workers: int = Field(4, ge=1, le=64, description="Concurrent DeleteObjects calls per process.")
+    processes: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Processes that list and delete key ranges side by side; 0: one per CPU the container may use.",
+    )
     json_report: bool = Field(False, alias="json", description="Print one JSON report on stdout's last line.")
     report: str = Field("", description="URI where the JSON report is also written; empty: none.")
     pushgateway: str = Field("", description="Prometheus Pushgateway address; empty disables pushing.")

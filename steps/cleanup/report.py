@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 EXIT_OK = 0
@@ -31,6 +30,39 @@ class PrefixReport:
     listing_failed: str = ""  # why the prefix could not be listed, if it could not
 
 
+_COUNTS = tuple(f.name for f in fields(PrefixReport) if isinstance(f.default, int))
+
+
+@dataclass
+class Tally:
+    """What one task did, merged into the Report by the parent. Plain data, so that a worker
+    process can send it back; the caller serialises updates from threads."""
+
+    prefix: str
+    counts: PrefixReport = field(default_factory=PrefixReport)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    error_count: int = 0
+    notes: list[str] = field(default_factory=list)
+    worker: tuple[int, float] = (0, 0.0)  # (pid, peak RSS in MiB) of the process that ran it
+
+    def add_error(self, key: str, code: str, message: str, version_id: str = "") -> None:
+        self.error_count += 1
+        self.counts.errors += 1
+        if len(self.errors) < MAX_LISTED_ERRORS:
+            entry = {"prefix": self.prefix, "key": key, "code": code, "message": message[:300]}
+            if version_id:
+                entry["version_id"] = version_id
+            self.errors.append(entry)
+
+    def add_deleted(self, count: int, size: int, noncurrent: bool) -> None:
+        if noncurrent:
+            self.counts.noncurrent_deleted += count
+            self.counts.noncurrent_bytes += size
+        else:
+            self.counts.deleted += count
+            self.counts.bytes += size
+
+
 @dataclass
 class Report:
     store: str
@@ -49,27 +81,25 @@ class Report:
     elapsed_s: float = 0.0
     count_s: float = 0.0  # the listing (count) pass
     delete_s: float = 0.0  # the delete pass (its listing included)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    processes: int = 1  # processes that listed and deleted (key ranges side by side when > 1)
+    ranges: int = 0  # the tasks they shared: prefixes, or key ranges of them
+    #: This process plus every worker's own peak, summed: an upper bound of the run's memory.
+    peak_rss_mb: float = 0.0
+    worker_rss_mb: dict[int, float] = field(default_factory=dict, repr=False)  # pid -> its peak
 
-    def add_error(self, prefix: str, key: str, code: str, message: str, version_id: str = "") -> None:
-        with self._lock:
-            self.error_count += 1
-            self.per_prefix[prefix].errors += 1
-            if len(self.errors) < MAX_LISTED_ERRORS:
-                entry = {"prefix": prefix, "key": key, "code": code, "message": message[:300]}
-                if version_id:
-                    entry["version_id"] = version_id
-                self.errors.append(entry)
-
-    def add_deleted(self, prefix: str, count: int, size: int, noncurrent: bool) -> None:
-        with self._lock:
-            entry = self.per_prefix[prefix]
-            if noncurrent:
-                entry.noncurrent_deleted += count
-                entry.noncurrent_bytes += size
-            else:
-                entry.deleted += count
-                entry.bytes += size
+    def merge(self, tally: Tally) -> None:
+        """Add what one task did (a prefix, or a key range of it, maybe in a worker process)."""
+        entry = self.per_prefix[tally.prefix]
+        for name in _COUNTS:
+            setattr(entry, name, getattr(entry, name) + getattr(tally.counts, name))
+        if tally.counts.listing_failed and not entry.listing_failed:
+            entry.listing_failed = tally.counts.listing_failed
+        self.error_count += tally.error_count
+        self.errors.extend(tally.errors[: MAX_LISTED_ERRORS - len(self.errors)])
+        self.notes.extend(n for n in tally.notes if n not in self.notes)
+        pid, rss = tally.worker
+        if pid:
+            self.worker_rss_mb[pid] = max(rss, self.worker_rss_mb.get(pid, 0.0))
 
     def _sum(self, name: str) -> int:
         return sum(getattr(p, name) for p in self.per_prefix.values())
@@ -109,5 +139,8 @@ class Report:
             "elapsed_s": round(self.elapsed_s, 3),
             "count_s": round(self.count_s, 3),
             "delete_s": round(self.delete_s, 3),
+            "processes": self.processes,
+            "ranges": self.ranges,
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
             "exit_code": self.exit_code,
         }

@@ -53,8 +53,22 @@ class Store(abc.ABC):
     uri: str
 
     @abc.abstractmethod
-    def list_pages(self, prefix: str = "", page_size: int = 1000) -> Iterator[list[ObjectInfo]]:
-        """Objects under the directory `prefix`, in key order, one page (≤ page_size) at a time."""
+    def list_pages(
+        self, prefix: str = "", page_size: int = 1000, *, start_after: str = ""
+    ) -> Iterator[list[ObjectInfo]]:
+        """Objects under the directory `prefix`, in key order, one page (≤ page_size) at a time.
+
+        `start_after`: only keys that sort after it (S3's StartAfter), so that key ranges of one
+        prefix can be listed side by side.
+        """
+
+    def list_dirs(self, prefix: str = "", limit: int = 1000) -> list[str]:
+        """Up to `limit` of the first sub-directories of `prefix` ('uploads/a/'), in key order.
+
+        A hint for splitting a listing into key ranges, so it may be partial; a store without
+        directories returns none.
+        """
+        return []
 
     def list(self, prefix: str = "", *, page_size: int = 1000) -> Iterator[ObjectInfo]:
         for page in self.list_pages(prefix, page_size):

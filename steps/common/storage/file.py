@@ -37,41 +37,60 @@ class FileStore(Store):
     def _error(self, error: OSError, what: str) -> StorageError:
         return StorageError(f"cannot {what} {self.uri}: {error.strerror or error}")
 
-    def _walk(self, directory: Path, rel: str) -> Iterator[ObjectInfo]:
+    def _entries(self, directory: Path) -> list[tuple[str, os.DirEntry, bool]]:
+        """(name, entry, is_dir) in S3's key order: sorting on name + '/' for directories yields
+        exactly the order of the full keys."""
         try:
             entries = list(os.scandir(directory))
         except FileNotFoundError:
-            return
+            return []
         except OSError as error:
             raise self._error(error, "list") from None
-        # Sorting on name + '/' for directories yields exactly S3's key order over the full keys.
         named = []
         for entry in entries:
             if entry.name.startswith(TMP_PREFIX):
                 continue
             is_dir = entry.is_dir(follow_symlinks=False)
             named.append((entry.name + "/" if is_dir else entry.name, entry, is_dir))
-        for name, entry, is_dir in sorted(named, key=lambda item: item[0]):
+        return sorted(named, key=lambda item: item[0])
+
+    def _walk(self, directory: Path, rel: str, after: str = "") -> Iterator[ObjectInfo]:
+        for name, entry, is_dir in self._entries(directory):
+            key = rel + name
             if is_dir:
-                yield from self._walk(Path(entry.path), rel + name)
+                # Every key inside sorts after `key`; if `after` is beyond `key` without lying
+                # inside it, it is beyond all of them, and the directory is skipped unread.
+                if after <= key or after.startswith(key):
+                    yield from self._walk(Path(entry.path), key, after)
+            elif key <= after:
+                continue
             elif entry.is_file():
                 try:
                     yield _info(rel + name, entry.stat())
                 except FileNotFoundError:  # deleted while listing, as S3 would not show it either
                     continue
 
-    def list_pages(self, prefix: str = "", page_size: int = 1000) -> Iterator[list[ObjectInfo]]:
+    def list_pages(
+        self, prefix: str = "", page_size: int = 1000, *, start_after: str = ""
+    ) -> Iterator[list[ObjectInfo]]:
         prefix = dir_prefix(prefix)
         if prefix:
             check_key(prefix[:-1])
         page: list[ObjectInfo] = []
-        for info in self._walk(self.root / prefix if prefix else self.root, prefix):
+        for info in self._walk(self.root / prefix if prefix else self.root, prefix, start_after):
             page.append(info)
             if len(page) >= page_size:
                 yield page
                 page = []
         if page:
             yield page
+
+    def list_dirs(self, prefix: str = "", limit: int = 1000) -> list[str]:
+        prefix = dir_prefix(prefix)
+        if prefix:
+            check_key(prefix[:-1])
+        entries = self._entries(self.root / prefix if prefix else self.root)
+        return [prefix + name for name, _, is_dir in entries if is_dir][:limit]
 
     def get_bytes(self, key: str, *, length: int | None = None) -> bytes:
         path = self._path(key)

@@ -125,9 +125,13 @@ class S3Store(Store):
         return self.prefix + check_key(key)
 
     # -- Store ----------------------------------------------------------------------------------------
-    def list_pages(self, prefix: str = "", page_size: int = 1000) -> Iterator[list[ObjectInfo]]:
+    def list_pages(
+        self, prefix: str = "", page_size: int = 1000, *, start_after: str = ""
+    ) -> Iterator[list[ObjectInfo]]:
         full = self.prefix + dir_prefix(prefix)
         kwargs = {"Bucket": self.bucket, "Prefix": full, "MaxKeys": min(max(page_size, 1), 1000)}
+        if start_after:
+            kwargs["StartAfter"] = self.prefix + start_after
         cut = len(self.prefix)
         while True:
             with self._errors("list"):
@@ -147,6 +151,16 @@ class S3Store(Store):
             if not response.get("IsTruncated"):
                 return
             kwargs["ContinuationToken"] = response["NextContinuationToken"]
+
+    def list_dirs(self, prefix: str = "", limit: int = 1000) -> list[str]:
+        # One request: the first page of a delimited listing is enough for a hint.
+        full = self.prefix + dir_prefix(prefix)
+        with self._errors("list"):
+            response = self._client.list_objects_v2(
+                Bucket=self.bucket, Prefix=full, Delimiter="/", MaxKeys=min(max(limit, 1), 1000)
+            )
+        cut = len(self.prefix)
+        return [item["Prefix"][cut:] for item in response.get("CommonPrefixes", [])][:limit]
 
     def get_bytes(self, key: str, *, length: int | None = None) -> bytes:
         full = self._key(key)
