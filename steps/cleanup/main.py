@@ -64,10 +64,12 @@ def execute(
     clock: Callable[[], datetime] = _utcnow,
     on_match: Callable[[str, engine.Target, bool], None] | None = None,
     store: Store | None = None,
+    settle_heap: bool = False,
 ) -> Report:
     """Validate, check the clock, count, and (unless dry run or over --max-deletes) delete.
 
     `store`: an already open store for `params.store` (tests reuse one; a boto3 client costs ~0.3 s).
+    `settle_heap`: this process exists to run the step (workers.settle_heap); not for an embedding one.
     """
     started = time.monotonic()
     age = parse_duration(params.older_than)
@@ -86,6 +88,8 @@ def execute(
         context = contextlib.nullcontext()
     with context:
         cutoff = cutoff_for(check_clock(store, margin, clock), age)
+        if settle_heap:
+            workers.settle_heap()
         report = Report(
             store=store.uri,
             older_than=params.older_than,
@@ -171,7 +175,9 @@ def _printer(store_uri: str) -> Callable[[str, engine.Target, bool], None]:
 
 
 def run(params: CleanupParams) -> int:
-    report = execute(params, on_match=_printer(params.store.rstrip("/")) if params.print_keys else None)
+    report = execute(
+        params, on_match=_printer(params.store.rstrip("/")) if params.print_keys else None, settle_heap=True
+    )
     code = report.exit_code
     if params.pushgateway:
         from steps.cleanup.metrics import push
