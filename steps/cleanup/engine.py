@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -220,10 +220,6 @@ def count(
     return tally
 
 
-def budget(tally: Tally) -> Budget:
-    return Budget(tally.counts.matched, tally.counts.noncurrent_matched)
-
-
 def delete(sources: Sequence[Source], task: Task, cutoff: datetime, settings: Settings, limit: Budget) -> Tally:
     """Pass 2 for one task: list again and delete what (still) matches, in batches, within `limit`."""
     tally = Tally(task.prefix)
@@ -277,7 +273,6 @@ class InProcess:
 
     sources: Sequence[Source]
     on_match: Callable[[str, Target, bool], None] | None = None
-    processes: int = field(default=1, init=False)
 
     def count(self, tasks: Sequence[Task], cutoff: datetime) -> Iterator[Tally]:
         return (count(self.sources, task, cutoff, self.on_match) for task in tasks)
@@ -291,7 +286,7 @@ def run(tasks: Sequence[Task], runner: Runner, cutoff: datetime, settings: Setti
     counted = []
     for task, tally in zip(tasks, runner.count(tasks, cutoff), strict=True):
         report.merge(tally)
-        counted.append((task, budget(tally)))
+        counted.append((task, Budget(tally.counts.matched, tally.counts.noncurrent_matched)))
     report.count_s = time.monotonic() - started
     if report.would_delete > settings.max_deletes:
         report.aborted = "max-deletes"

@@ -15,11 +15,12 @@ import os
 import resource
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from steps.cleanup import engine
@@ -103,11 +104,11 @@ def _signed(tally: Tally) -> Tally:
     return tally
 
 
-def _count(task: engine.Task, cutoff: datetime) -> Tally:
+def _count(cutoff: datetime, task: engine.Task) -> Tally:
     return _signed(engine.count(_worker["sources"], task, cutoff))  # type: ignore[arg-type]
 
 
-def _delete(job: tuple[engine.Task, engine.Budget], cutoff: datetime, settings: engine.Settings) -> Tally:
+def _delete(cutoff: datetime, settings: engine.Settings, job: tuple[engine.Task, engine.Budget]) -> Tally:
     task, limit = job
     return _signed(engine.delete(_worker["sources"], task, cutoff, settings, limit))  # type: ignore[arg-type]
 
@@ -140,19 +141,19 @@ class ProcessPool:
     def __exit__(self, *exc: object) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def _map(self, function, items: Sequence, *extra) -> Iterator[Tally]:
+    def _map(self, function: Callable[..., Tally], items: Sequence) -> Iterator[Tally]:
         try:
             # map submits everything up front: a few tasks per process, each O(1) to hold.
-            yield from self.pool.map(function, items, *[[value] * len(items) for value in extra])
+            yield from self.pool.map(function, items)
         except BrokenProcessPool:
             raise RuntimeError(
-                "a cleanup worker process died (killed for memory?); nothing is lost: rerun to finish"
+                "a cleanup worker process died (killed for memory?); the run stopped part way, and a rerun is safe and finishes it"
             ) from None
 
     def count(self, tasks: Sequence[engine.Task], cutoff: datetime) -> Iterator[Tally]:
-        return self._map(_count, tasks, cutoff)
+        return self._map(partial(_count, cutoff), tasks)
 
     def delete(
         self, jobs: Sequence[tuple[engine.Task, engine.Budget]], cutoff: datetime, settings: engine.Settings
     ) -> Iterator[Tally]:
-        return self._map(_delete, jobs, cutoff, settings)
+        return self._map(partial(_delete, cutoff, settings), jobs)
