@@ -147,7 +147,8 @@ class ProcessPool:
             yield from self.pool.map(function, items)
         except BrokenProcessPool:
             raise RuntimeError(
-                "a cleanup worker process died (killed for memory?); the run stopped part way, and a rerun is safe and finishes it"
+                "a cleanup worker process died (killed for memory?); "
+                "the run stopped part way, and a rerun is safe and finishes it"
             ) from None
 
     def count(self, tasks: Sequence[engine.Task], cutoff: datetime) -> Iterator[Tally]:
