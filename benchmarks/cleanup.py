@@ -267,7 +267,9 @@ def main() -> None:
             dps, rss, report = batched(server, server.endpoint, args.objects)
             one_dps, _, _ = batched(server, server.endpoint, args.objects, processes=1)
             single = one_by_one(server, server.endpoint, args.one_by_one_objects)
-            rounds.append({"batched_dps": dps, "one_process_dps": one_dps, "one_by_one_dps": single, "rss": rss, "report": report})
+            rounds.append(
+                {"batched_dps": dps, "one_process_dps": one_dps, "one_by_one_dps": single, "rss": rss, "report": report}
+            )
         with FaultProxy(server.endpoint) as proxy:
             proxy.delay(args.latency_ms / 1000)
             batched_latency, _, _ = batched(server, proxy.url, args.latency_objects)
@@ -278,7 +280,11 @@ def main() -> None:
     def median(name: str) -> float:
         return statistics.median(r[name] for r in rounds)
 
-    batched_dps, single_dps, one_process_dps = median("batched_dps"), median("one_by_one_dps"), median("one_process_dps")
+    batched_dps, single_dps, one_process_dps = (
+        median("batched_dps"),
+        median("one_by_one_dps"),
+        median("one_process_dps"),
+    )
     big = rounds[-1]["report"]
     result = {
         "objects": args.objects,

@@ -75,10 +75,19 @@ def put_inputs(uri: str, endpoint: str, images: list[bytes], prefix: str) -> str
 
 def run_step(shard: str, out: str, endpoint: str, args: argparse.Namespace, spec: str) -> dict:
     command = [
-        sys.executable, "-m", "steps.infer", f"--shard-uri={shard}", f"--model-uri={args.model}",
-        f"--model-spec={spec}", f"--output-uri={out}", f"--s3-endpoint={endpoint}", "--device=cpu",
-        f"--batch-size={args.batch_size}", f"--outputs-dir={tempfile.mkdtemp()}",
-        f"--prefetch-workers={args.prefetch_workers}", f"--upload-workers={args.upload_workers}",
+        sys.executable,
+        "-m",
+        "steps.infer",
+        f"--shard-uri={shard}",
+        f"--model-uri={args.model}",
+        f"--model-spec={spec}",
+        f"--output-uri={out}",
+        f"--s3-endpoint={endpoint}",
+        "--device=cpu",
+        f"--batch-size={args.batch_size}",
+        f"--outputs-dir={tempfile.mkdtemp()}",
+        f"--prefetch-workers={args.prefetch_workers}",
+        f"--upload-workers={args.upload_workers}",
     ]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
@@ -167,8 +176,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512, help="image side in pixels (>= 512)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--working-size", type=int, default=0,
-                        help="the model spec's resize max_side (0: the model's own spec)")
+    parser.add_argument(
+        "--working-size", type=int, default=0, help="the model spec's resize max_side (0: the model's own spec)"
+    )
     # Sized for 2 cores: more threads only add GIL contention (profiled: 8 prefetch threads spent 7x
     # longer per download than 2, for the same throughput).
     parser.add_argument("--prefetch-workers", type=int, default=4)
@@ -176,8 +186,12 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=30.0)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; each config keeps its best")
     parser.add_argument("--rss-factor", type=int, default=10, help="grow the image count this much for RSS")
-    parser.add_argument("--server", choices=("auto", "gofakes3", "moto"), default="auto",
-                        help="S3 server (auto: gofakes3 when .ci/install.d/25-gofakes3.sh built it, else moto)")
+    parser.add_argument(
+        "--server",
+        choices=("auto", "gofakes3", "moto"),
+        default="auto",
+        help="S3 server (auto: gofakes3 when .ci/install.d/25-gofakes3.sh built it, else moto)",
+    )
     parser.add_argument("--naive-store", help=argparse.SUPPRESS)
     parser.add_argument("--naive-endpoint", default="", help=argparse.SUPPRESS)
     parser.add_argument("--naive-prefix", help=argparse.SUPPRESS)
@@ -230,12 +244,25 @@ def main() -> None:
         shard = put_inputs("s3://bench", endpoint, images, f"s3-{round_}")
         keep("s3", run_step(shard, f"s3://bench/s3-{round_}/out", endpoint, args, args.spec)["images_per_second"])
         shard = put_inputs("s3://bench", endpoint, images, f"lat{round_}")
-        keep("s3_latency", run_step(shard, f"s3://bench/lat{round_}/out", proxy.url, args, args.spec)
-             ["images_per_second"])
+        keep(
+            "s3_latency",
+            run_step(shard, f"s3://bench/lat{round_}/out", proxy.url, args, args.spec)["images_per_second"],
+        )
         naive = subprocess.run(
-            [sys.executable, __file__, f"--images={args.images}", f"--model={args.model}", f"--spec={args.spec}",
-             "--naive-store=s3://bench", f"--naive-endpoint={proxy.url}", f"--naive-prefix=lat{round_}"],
-            cwd=REPO, capture_output=True, text=True, timeout=1800,
+            [
+                sys.executable,
+                __file__,
+                f"--images={args.images}",
+                f"--model={args.model}",
+                f"--spec={args.spec}",
+                "--naive-store=s3://bench",
+                f"--naive-endpoint={proxy.url}",
+                f"--naive-prefix=lat{round_}",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=1800,
         )
         if naive.returncode != 0:
             raise SystemExit(f"naive loop failed: {naive.stderr.strip()}")

@@ -20,9 +20,19 @@ import time
 def timed(root: str, workers: int, count: int, size: int) -> float:
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "steps.synth", f"--output-uri=file://{root}/w{workers}/images", f"--count={count}",
-         f"--width={size}", f"--height={size}", f"--workers={workers}", f"--outputs-dir={root}/w{workers}/out"],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "steps.synth",
+            f"--output-uri=file://{root}/w{workers}/images",
+            f"--count={count}",
+            f"--width={size}",
+            f"--height={size}",
+            f"--workers={workers}",
+            f"--outputs-dir={root}/w{workers}/out",
+        ],
+        check=True,
+        capture_output=True,
     )
     return time.perf_counter() - start
 
@@ -37,11 +47,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         one = timed(root, 1, args.count, args.size)
         many = timed(root, cpus, args.count, args.size)
-    print(json.dumps({
-        "images": args.count, "size": args.size, "cpus": cpus,
-        "seconds_1_worker": round(one, 3), "seconds_all_workers": round(many, 3),
-        "speedup": round(one / many, 3), "images_per_second": round(args.count / many, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "images": args.count,
+                "size": args.size,
+                "cpus": cpus,
+                "seconds_1_worker": round(one, 3),
+                "seconds_all_workers": round(many, 3),
+                "speedup": round(one / many, 3),
+                "images_per_second": round(args.count / many, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

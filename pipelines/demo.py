@@ -204,7 +204,9 @@ def command(
             else ""
         ),
         "retention-cleanup (dry run)": (
-            f"would delete {cleanup['deleted']} objects ({cleanup.get('bytes', '?')} bytes)" if "deleted" in cleanup else ""
+            f"would delete {cleanup['deleted']} objects ({cleanup.get('bytes', '?')} bytes)"
+            if "deleted" in cleanup
+            else ""
         ),
     }
     table = Table("stage", "phase", "seconds", "result", title="kiosk demo")
@@ -234,7 +236,10 @@ def command(
     for key in ("report", "benchmark_report", "cleanup_report", "outputs", "dataset"):
         if summary[key]:
             console.print(f"{key}: {summary[key]}", soft_wrap=True)
-    console.print(f"logs: {workdir / 'runs'}/<workflow>/logs/ ({', '.join(s.workflow for s in stages if s.workflow)})", soft_wrap=True)
+    console.print(
+        f"logs: {workdir / 'runs'}/<workflow>/logs/ ({', '.join(s.workflow for s in stages if s.workflow)})",
+        soft_wrap=True,
+    )
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
     raise typer.Exit(code)

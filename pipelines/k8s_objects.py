@@ -61,9 +61,7 @@ def executor_role_binding(cfg: KioskConfig, env: str) -> client.V1RoleBinding:
         kind="RoleBinding",
         metadata=_meta(cfg, env, executor_role_name(cfg)),
         role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=executor_role_name(cfg)),
-        subjects=[
-            client.RbacV1Subject(kind="ServiceAccount", name=cfg.service_account, namespace=cfg.namespace)
-        ],
+        subjects=[client.RbacV1Subject(kind="ServiceAccount", name=cfg.service_account, namespace=cfg.namespace)],
     )
 
 
@@ -101,7 +99,7 @@ def artifact_repository(cfg: KioskConfig, env: str) -> client.V1ConfigMap | None
             env,
             cfg.artifact_repository.config_map,
             "artifact-repository",
-            {"workflows.argoproj.io/default-artifact-repository": key}
+            {"workflows.argoproj.io/default-artifact-repository": key},
         ),
         data={key: yaml.safe_dump({"archiveLogs": True, "s3": s3}, sort_keys=False)},
     )

@@ -22,9 +22,7 @@ print(json.dumps({"modules": names, "loaded": sorted(sys.modules)}))
 
 def test_pipelines_imports_no_heavy_library() -> None:
     # A fresh interpreter: this test process may already hold these libraries for other tests.
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-    )
+    result = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     report = json.loads(result.stdout.splitlines()[-1])
     assert "pipelines.render" in report["modules"] and "pipelines.templates.batch_inference" in report["modules"]
     heavy = [m for m in report["loaded"] if m.split(".")[0] in FORBIDDEN]

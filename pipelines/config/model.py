@@ -132,9 +132,7 @@ class ArtifactRepository(_Strict):
 
 
 class WorkflowDefaults(_Strict):
-    pod_gc: Literal["OnPodCompletion", "OnPodSuccess", "OnWorkflowCompletion", "OnWorkflowSuccess"] = (
-        "OnPodSuccess"
-    )
+    pod_gc: Literal["OnPodCompletion", "OnPodSuccess", "OnWorkflowCompletion", "OnWorkflowSuccess"] = "OnPodSuccess"
     ttl_after_completion_seconds: int = Field(86_400, ge=0)
     ttl_after_success_seconds: int = Field(3_600, ge=0)
     ttl_after_failure_seconds: int = Field(604_800, ge=0)

@@ -217,7 +217,9 @@ def run_steps(
             if fan is None:
                 jobs.append((step, None, [(f"{group_node.name}.{step['name']}", step["name"], scope)]))
             elif not fan:
-                jobs.append((step, None, [_unexpanded(engine, step, group_node, node, "Skipped", "Skipped, empty params")]))
+                jobs.append(
+                    (step, None, [_unexpanded(engine, step, group_node, node, "Skipped", "Skipped, empty params")])
+                )
             else:
                 jobs.append(
                     (

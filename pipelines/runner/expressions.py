@@ -371,7 +371,9 @@ def _evaluate(node: tuple, env: dict[str, Any], source: str, frame: dict[str, An
             return left if left is not None else _evaluate(node[3], env, source, frame)
         return _binary(op, _evaluate(node[2], env, source, frame), _evaluate(node[3], env, source, frame), source)
     if kind == "if":
-        return _evaluate(node[2] if _truth(_evaluate(node[1], env, source, frame), source) else node[3], env, source, frame)
+        return _evaluate(
+            node[2] if _truth(_evaluate(node[1], env, source, frame), source) else node[3], env, source, frame
+        )
     if kind == "get":
         obj, key = _evaluate(node[1], env, source, frame), _evaluate(node[2], env, source, frame)
         if isinstance(obj, dict):
@@ -429,5 +431,3 @@ def evaluate_expr(source: str, env: dict[str, Any]) -> Any:
         return _evaluate(_Parser(source, govaluate=False).parse(), env, source)
     except (TypeError, KeyError, IndexError, ValueError, ZeroDivisionError, AttributeError) as error:
         raise RunnerError(f"invalid expression {source!r}: {error}") from None
-
-

@@ -116,7 +116,10 @@ def _add_pipeline(cfg: KioskConfig) -> None:
             name="infer",
             template=infer,
             with_param=mine,
-            arguments={"shard-uri": "{{item}}", **{k: _inp(k) for k in ("output-uri", "model-uri", "model-spec", "batch-size")}},
+            arguments={
+                "shard-uri": "{{item}}",
+                **{k: _inp(k) for k in ("output-uri", "model-uri", "model-spec", "batch-size")},
+            },
         )
 
     pipeline_inputs = [

@@ -36,9 +36,7 @@ def _bench_defaults(cfg: KioskConfig) -> dict[str, object]:
 def workflow_arguments(cfg: KioskConfig) -> list[Parameter]:
     synth = {k: v for k, v in synthetic_data.defaults(cfg).items() if k != "output_uri"}
     return [
-        _params.extra_parameter(
-            "sweep", SWEEP_HELP, [p.model_dump() for p in cfg.benchmark.sweep], as_arguments=True
-        ),
+        _params.extra_parameter("sweep", SWEEP_HELP, [p.model_dump() for p in cfg.benchmark.sweep], as_arguments=True),
         *_params.parameters(SynthParams, ("count", "width", "height"), synth, as_arguments=True),
         *_params.parameters(
             InferParams,
@@ -46,7 +44,9 @@ def workflow_arguments(cfg: KioskConfig) -> list[Parameter]:
             {"model_uri": cfg.model.uri, "model_spec": cfg.model.spec},
             as_arguments=True,
         ),
-        *_params.parameters(BenchmarkParams, ("baseline", "fail_on_regression"), _bench_defaults(cfg), as_arguments=True),
+        *_params.parameters(
+            BenchmarkParams, ("baseline", "fail_on_regression"), _bench_defaults(cfg), as_arguments=True
+        ),
     ]
 
 

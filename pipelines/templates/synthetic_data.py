@@ -25,7 +25,11 @@ def defaults(cfg: KioskConfig) -> dict[str, object]:
 
 def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
     spec = _common.template_spec(
-        cfg, env, NAME, "Synthetic data", "Writes deterministic synthetic images with known content (demos, benchmarks)."
+        cfg,
+        env,
+        NAME,
+        "Synthetic data",
+        "Writes deterministic synthetic images with known content (demos, benchmarks).",
     )
     arguments = _params.parameters(SynthParams, INPUTS, defaults(cfg), as_arguments=True)
     # The entrypoint is the step itself: Argo hands the workflow arguments to its inputs by name.

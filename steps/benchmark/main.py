@@ -54,8 +54,10 @@ def _verdict(top: pd.Series, frame: pd.DataFrame) -> str:
     if len(costs):
         cheapest = costs.loc[costs["cost_per_1k_images"].idxmin()]
         if cheapest["config"] != top["config"] and cheapest["cost_per_1k_images"] < top["cost_per_1k_images"]:
-            text += (f"; cheapest is {cheapest['config']} at ${cheapest['cost_per_1k_images']:.4g} per 1k images "
-                     f"({cheapest['images_per_second']:.2f} images/s)")
+            text += (
+                f"; cheapest is {cheapest['config']} at ${cheapest['cost_per_1k_images']:.4g} per 1k images "
+                f"({cheapest['images_per_second']:.2f} images/s)"
+            )
     return text + f" ({len(frame)} configurations)."
 
 
@@ -146,9 +148,18 @@ def run(params: BenchmarkParams) -> int:
     headers, rows = summary_table(report)
     summary = {
         "verdict": report.verdict,
-        "best": {k: _clean(top[k]) for k in
-                 ("config", "batch_size", "shard_size", "parallelism", "images_per_second", "latency_p95_ms",
-                  "cost_per_1k_images")},
+        "best": {
+            k: _clean(top[k])
+            for k in (
+                "config",
+                "batch_size",
+                "shard_size",
+                "parallelism",
+                "images_per_second",
+                "latency_p95_ms",
+                "cost_per_1k_images",
+            )
+        },
         "report_uri": out.uri,
         "report_html": out.uri_for("report.html"),
         "prometheus": {"available": prom.available, "note": prom.note, "queries": prom.queries},
@@ -160,12 +171,17 @@ def run(params: BenchmarkParams) -> int:
     out.put_bytes("summary.json", json.dumps(summary, indent=2).encode(), content_type="application/json")
 
     report_uri = params.report_uri.rstrip("/")
-    write_outputs(params.outputs_dir, {
-        "best-config": str(top["config"]),
-        "images-per-second": f"{top['images_per_second']:.3f}",
-        "cost-per-1k-images": f"{top['cost_per_1k_images']:.6f}" if math.isfinite(top["cost_per_1k_images"]) else "",
-        "report-uri": report_uri,
-    })
+    write_outputs(
+        params.outputs_dir,
+        {
+            "best-config": str(top["config"]),
+            "images-per-second": f"{top['images_per_second']:.3f}",
+            "cost-per-1k-images": f"{top['cost_per_1k_images']:.6f}"
+            if math.isfinite(top["cost_per_1k_images"])
+            else "",
+            "report-uri": report_uri,
+        },
+    )
     print(f"benchmark: {report.verdict}")
     print(f"benchmark: {prom.note}")
     print(f"benchmark: report at {out.uri_for('report.html')}")

@@ -31,9 +31,7 @@ class PromData:
     note: str
     queries: dict[str, str] = field(default_factory=dict)
     per_run: dict[str, dict[str, float]] = field(default_factory=dict)
-    series: pd.DataFrame = field(
-        default_factory=lambda: pd.DataFrame(columns=["config", "name", "seconds", "value"])
-    )
+    series: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["config", "name", "seconds", "value"]))
 
 
 def build_queries(

@@ -64,7 +64,8 @@ def summary_table(report: Report) -> tuple[list[str], list[list[str]]]:
     runs = report.runs
     columns = [(c, c.removesuffix("_mean") + " (mean)", "{:.3g}") for c in report.step_columns]
     columns = [
-        c for c in _COLUMNS[:-1] + columns + _COLUMNS[-1:]
+        c
+        for c in _COLUMNS[:-1] + columns + _COLUMNS[-1:]
         if c[0] in runs.columns
         and not ((c[0] in _PROMETHEUS_COLUMNS or c[0] in report.step_columns) and runs[c[0]].isna().all())
     ]
@@ -76,8 +77,12 @@ def summary_table(report: Report) -> tuple[list[str], list[list[str]]]:
 def _regression_rows(regression: Regression) -> tuple[list[str], list[list[str]]]:
     headers = ["config", "images/s", "baseline images/s", "change %"]
     rows = [
-        [str(r["config"]), _cell(r["images_per_second"], "{:.2f}"), _cell(r["images_per_second_baseline"], "{:.2f}"),
-         _cell(r["change_pct"], "{:+.1f}")]
+        [
+            str(r["config"]),
+            _cell(r["images_per_second"], "{:.2f}"),
+            _cell(r["images_per_second_baseline"], "{:.2f}"),
+            _cell(r["change_pct"], "{:+.1f}"),
+        ]
         for _, r in regression.per_config.iterrows()
     ]
     return headers, rows
@@ -126,9 +131,12 @@ def html_page(report: Report) -> str:
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{esc(report.title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{esc(report.title)}</h1><p class='verdict'>{esc(report.verdict)}</p>",
-        "<h2>Runs</h2>", _html_table(*summary_table(report)),
-        "<h2>Cost</h2>", f"<p class='note'>{esc(report.cost_note)}</p>",
-        "<h2>Prometheus</h2>", f"<p class='note'>{esc(report.prometheus_note)}</p>",
+        "<h2>Runs</h2>",
+        _html_table(*summary_table(report)),
+        "<h2>Cost</h2>",
+        f"<p class='note'>{esc(report.cost_note)}</p>",
+        "<h2>Prometheus</h2>",
+        f"<p class='note'>{esc(report.prometheus_note)}</p>",
     ]
     if report.queries:
         items = "".join(f"<li>{esc(n)}: <code>{esc(q)}</code></li>" for n, q in report.queries.items())

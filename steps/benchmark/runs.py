@@ -164,8 +164,10 @@ def load_runs(store: Any) -> list[Run]:
     for run in runs:
         other = seen.setdefault(run.row["config"], run.row["run_name"])
         if other != run.row["run_name"]:
-            raise StepError(f"--runs-uri {store.uri!r}: runs {other!r} and {run.row['run_name']!r} are both "
-                            f"configuration {run.row['config']}: one report compares distinct configurations")
+            raise StepError(
+                f"--runs-uri {store.uri!r}: runs {other!r} and {run.row['run_name']!r} are both "
+                f"configuration {run.row['config']}: one report compares distinct configurations"
+            )
     runs.sort(key=lambda r: (r.row["shard_size"], r.row["parallelism"], r.row["batch_size"], r.row["run_name"]))
     return runs
 

@@ -122,8 +122,17 @@ def run(params: InferParams) -> int:
     )
     metrics.ips.set(doc["images_per_second"])
     lines = "".join(
-        json.dumps({"key": r.key, "status": r.status, "reason": r.reason, "latency_ms": round(r.latency_s * 1000, 2),
-                    "stages_ms": {k: round(v * 1000, 2) for k, v in r.stages.items()}, "outputs": r.outputs}) + "\n"
+        json.dumps(
+            {
+                "key": r.key,
+                "status": r.status,
+                "reason": r.reason,
+                "latency_ms": round(r.latency_s * 1000, 2),
+                "stages_ms": {k: round(v * 1000, 2) for k, v in r.stages.items()},
+                "outputs": r.outputs,
+            }
+        )
+        + "\n"
         for r in sorted(results, key=lambda r: r.key)
     )
     run_store.put_bytes(f"{runlayout.RESULTS_DIR}/{name}.jsonl", lines.encode(), content_type="application/x-ndjson")

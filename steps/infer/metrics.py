@@ -26,17 +26,23 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.items = Counter("kiosk_infer_items", "Items by outcome.", ["status"], registry=self.registry)
         self.latency = Histogram(
-            "kiosk_infer_item_latency_seconds", "Download to upload, per item.", buckets=LATENCY_BUCKETS,
+            "kiosk_infer_item_latency_seconds",
+            "Download to upload, per item.",
+            buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.stage = Counter("kiosk_infer_stage_seconds", "Busy time per stage.", ["stage"], registry=self.registry)
         self.batch = Histogram(
-            "kiosk_infer_batch_size", "Images per ONNX Runtime call.", buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            "kiosk_infer_batch_size",
+            "Images per ONNX Runtime call.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
             registry=self.registry,
         )
         self.ips = Gauge("kiosk_infer_images_per_second", "Shard throughput.", registry=self.registry)
         self.provider = Gauge(
-            "kiosk_infer_provider_active", "Execution providers the session runs on.", ["provider"],
+            "kiosk_infer_provider_active",
+            "Execution providers the session runs on.",
+            ["provider"],
             registry=self.registry,
         )
         for name in providers:
@@ -95,8 +101,12 @@ def summary(
         "failed": len(failed),
         "images_per_second": round(len(ok) / wall_s, 3) if wall_s > 0 else 0.0,
         "stage_seconds": {s: round(sum(r.stages.get(s, 0.0) for r in results), 4) for s in STAGES},
-        "latency_ms": {"p50": pct(50), "p95": pct(95), "p99": pct(99),
-                       "mean": round(float(latencies.mean()), 2) if len(latencies) else None},
+        "latency_ms": {
+            "p50": pct(50),
+            "p95": pct(95),
+            "p99": pct(99),
+            "mean": round(float(latencies.mean()), 2) if len(latencies) else None,
+        },
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "failures": [{"key": r.key, "reason": r.reason} for r in failed],
     }

@@ -177,5 +177,6 @@ def warm_up(model: LoadedModel, height: int, width: int) -> np.ndarray:
     try:
         return model.run(np.zeros(shape, dtype=s.dtype))
     except Exception as error:
-        raise ModelError(f"incompatible model {model.uri}: a {shape} {s.dtype} batch fails: "
-                         f"{' '.join(str(error).split())[:300]}") from None
+        raise ModelError(
+            f"incompatible model {model.uri}: a {shape} {s.dtype} batch fails: {' '.join(str(error).split())[:300]}"
+        ) from None

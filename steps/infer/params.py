@@ -36,8 +36,7 @@ class InferParams(StorageParams, OutputsParams):
     pushgateway: str = Field("", description="Prometheus Pushgateway address; empty disables pushing.")
     run_uri: str = Field(
         "",
-        description="Prefix URI of the run (metrics/, results/ go there); empty: the shard URI's "
-        "<run>/shards/ parent.",
+        description="Prefix URI of the run (metrics/, results/ go there); empty: the shard URI's <run>/shards/ parent.",
     )
     max_pixels: int = Field(
         100_000_000, ge=1, description="Fail items with more pixels than this (decompression bombs)."

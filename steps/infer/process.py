@@ -34,7 +34,11 @@ def target_size(spec: ModelSpec, width: int, height: int) -> tuple[int, int]:
     if r.mode == "fixed":
         return r.width, r.height
     if r.mode == "none":
-        if (r.width and r.height and (width, height) != (r.width, r.height)) or width % r.multiple or height % r.multiple:
+        if (
+            (r.width and r.height and (width, height) != (r.width, r.height))
+            or width % r.multiple
+            or height % r.multiple
+        ):
             want = f"{r.width}x{r.height}" if r.width else f"multiples of {r.multiple}"
             raise ImageError(f"wrong size {width}x{height}: the model needs {want}")
         return width, height
@@ -46,7 +50,9 @@ def target_size(spec: ModelSpec, width: int, height: int) -> tuple[int, int]:
 def prepare(data: bytes, spec: ModelSpec, *, max_pixels: int = 0) -> Prepared:
     header = read_header(data, max_pixels=max_pixels)
     if header.mode not in _CONVERTIBLE:
-        raise ImageError(f"unsupported pixel format {header.mode} ({header.format}); the model takes 8-bit {spec.color}")
+        raise ImageError(
+            f"unsupported pixel format {header.mode} ({header.format}); the model takes 8-bit {spec.color}"
+        )
     if min(header.width, header.height) < MIN_SIDE:
         raise ImageError(f"image too small: {header.width}x{header.height} (minimum side {MIN_SIDE})")
     size = target_size(spec, header.width, header.height)
@@ -158,7 +164,10 @@ def components(mask: np.ndarray) -> list[tuple[int, int, int, int, int]]:
     roots, inverse = np.unique(labels, return_inverse=True)
     n = len(roots)
     rows, starts, ends = rows + r0, starts + c0, ends + c0
-    y0 = np.full(n, mask.shape[0]); x0 = np.full(n, mask.shape[1]); y1 = np.zeros(n, int); x1 = np.zeros(n, int)  # noqa: E702
+    y0 = np.full(n, mask.shape[0])
+    x0 = np.full(n, mask.shape[1])
+    y1 = np.zeros(n, int)
+    x1 = np.zeros(n, int)  # noqa: E702
     area = np.zeros(n, int)
     np.minimum.at(y0, inverse, rows)
     np.minimum.at(x0, inverse, starts)

@@ -142,7 +142,7 @@ def resolve(model_uri: str, layers: list[tuple[str, dict]]) -> ModelSpec:
     if "postprocess" not in merged:
         raise StepError(
             f"no model spec for {model_uri}: pass --model-spec, add a sidecar .spec.json or the ONNX "
-            f"metadata property {METADATA_KEY!r} (at least {{\"postprocess\": {{\"kind\": ...}}}})"
+            f'metadata property {METADATA_KEY!r} (at least {{"postprocess": {{"kind": ...}}}})'
         )
     try:
         return ModelSpec.model_validate(merged)

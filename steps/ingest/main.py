@@ -20,8 +20,13 @@ from steps.ingest.params import IngestParams
 
 #: Run artifacts of an earlier ingest into the same --run-uri (an Argo retry, a rerun): stale shards
 #: or metrics would otherwise be fanned out or reported again.
-_RUN_DIRS = (runlayout.SHARDS_DIR, runlayout.METRICS_DIR, runlayout.RESULTS_DIR, runlayout.ATTEMPTS_DIR,
-             runlayout.REPORT_DIR)
+_RUN_DIRS = (
+    runlayout.SHARDS_DIR,
+    runlayout.METRICS_DIR,
+    runlayout.RESULTS_DIR,
+    runlayout.ATTEMPTS_DIR,
+    runlayout.REPORT_DIR,
+)
 
 
 def check(store: Store, info: ObjectInfo, params: IngestParams) -> str:
@@ -63,8 +68,11 @@ def _pages(store: Store, skip_prefix: str) -> Iterator[list[ObjectInfo]]:
 
 
 def run(params: IngestParams) -> int:
-    storage = {"s3_endpoint": params.s3_endpoint, "max_attempts": params.s3_max_attempts,
-               "max_pool_connections": params.workers + 2}
+    storage = {
+        "s3_endpoint": params.s3_endpoint,
+        "max_attempts": params.s3_max_attempts,
+        "max_pool_connections": params.workers + 2,
+    }
     inputs = open_store(params.input_uri, **storage)
     outputs = open_store(params.output_uri, **storage)
     run_store = open_store(params.run_uri, **storage)
@@ -98,8 +106,9 @@ def run(params: IngestParams) -> int:
             skipped += len(page) - len(todo)
             for info in page:
                 if info.key in done:
-                    manifest.append(json.dumps({"key": info.key, "size": info.size, "etag": info.etag,
-                                                "status": "done"}) + "\n")
+                    manifest.append(
+                        json.dumps({"key": info.key, "size": info.size, "etag": info.etag, "status": "done"}) + "\n"
+                    )
             for info, reason in zip(todo, pool.map(lambda o: check(inputs, o, params), todo), strict=True):
                 row = {"key": info.key, "size": info.size, "etag": info.etag}
                 if reason:
@@ -123,4 +132,3 @@ def run(params: IngestParams) -> int:
     )
     print(json.dumps(shard_uris))
     return 0
-

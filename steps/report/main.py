@@ -102,8 +102,22 @@ def summarize(store: Store, run_uri: str, output_uri: str) -> tuple[dict, pd.Dat
     }
     rows = [
         {
-            **{k: d.get(k) for k in ("shard", "items", "processed", "processed_now", "resumed", "failed",
-                                     "wall_seconds", "images_per_second", "batch_size", "started_at", "finished_at")},
+            **{
+                k: d.get(k)
+                for k in (
+                    "shard",
+                    "items",
+                    "processed",
+                    "processed_now",
+                    "resumed",
+                    "failed",
+                    "wall_seconds",
+                    "images_per_second",
+                    "batch_size",
+                    "started_at",
+                    "finished_at",
+                )
+            },
             **{f"{s}_seconds": d["stage_seconds"].get(s, 0.0) for s in STAGES},
             "latency_p50_ms": d["latency_ms"]["p50"],
             "latency_p95_ms": d["latency_ms"]["p95"],

@@ -25,30 +25,60 @@ def step(module: str, *flags: str, timeout: float = 300) -> subprocess.Completed
 
 
 def sweep(
-    root: Path, points: Sequence[tuple[int, int, int]], images: int, size: int, pushgateway: str = "",
+    root: Path,
+    points: Sequence[tuple[int, int, int]],
+    images: int,
+    size: int,
+    pushgateway: str = "",
     benchmark_flags: Sequence[str] = (),
 ) -> subprocess.CompletedProcess:
     bench = f"file://{root}/store/benchmark"
     outs = root / "outputs"
-    step("steps.synth", f"--output-uri={bench}/images", f"--count={images}", f"--width={size}", f"--height={size}",
-         "--seed=0", f"--outputs-dir={outs}/synth")
+    step(
+        "steps.synth",
+        f"--output-uri={bench}/images",
+        f"--count={images}",
+        f"--width={size}",
+        f"--height={size}",
+        "--seed=0",
+        f"--outputs-dir={outs}/synth",
+    )
     for batch, shard, parallelism in points:
         name = f"bs{batch}-ss{shard}-p{parallelism}"
         run_uri, out_uri = f"{bench}/runs/{name}", f"{bench}/outputs/{name}"
-        step("steps.ingest", f"--input-uri={bench}/images", f"--output-uri={out_uri}", f"--run-uri={run_uri}",
-             f"--shard-size={shard}", f"--outputs-dir={outs}/{name}/ingest")
+        step(
+            "steps.ingest",
+            f"--input-uri={bench}/images",
+            f"--output-uri={out_uri}",
+            f"--run-uri={run_uri}",
+            f"--shard-size={shard}",
+            f"--outputs-dir={outs}/{name}/ingest",
+        )
         shards = sorted((root / "store/benchmark/runs" / name / "shards").glob("shard-*.jsonl"))
 
         def infer(path: Path, batch: int = batch, out_uri: str = out_uri, name: str = name) -> None:
-            step("steps.infer", f"--shard-uri=file://{path}", f"--model-uri={MODEL}", f"--output-uri={out_uri}",
-                 "--device=cpu", f"--batch-size={batch}", "--ort-threads=1", f"--pushgateway={pushgateway}",
-                 f"--outputs-dir={outs}/{name}/{path.stem}")
+            step(
+                "steps.infer",
+                f"--shard-uri=file://{path}",
+                f"--model-uri={MODEL}",
+                f"--output-uri={out_uri}",
+                "--device=cpu",
+                f"--batch-size={batch}",
+                "--ort-threads=1",
+                f"--pushgateway={pushgateway}",
+                f"--outputs-dir={outs}/{name}/{path.stem}",
+            )
 
         with ThreadPoolExecutor(parallelism) as pool:  # Argo's `parallelism` on the fan-out
             list(pool.map(infer, shards))
         step("steps.report", f"--run-uri={run_uri}", f"--output-uri={out_uri}", f"--outputs-dir={outs}/{name}/report")
-    return step("steps.benchmark", f"--runs-uri={bench}/runs", f"--report-uri={bench}/report",
-                f"--outputs-dir={outs}/benchmark", *benchmark_flags)
+    return step(
+        "steps.benchmark",
+        f"--runs-uri={bench}/runs",
+        f"--report-uri={bench}/report",
+        f"--outputs-dir={outs}/benchmark",
+        *benchmark_flags,
+    )
 
 
 def main() -> None:

@@ -35,8 +35,17 @@ class Sweep:
 
 def make_images(root: Path, count: int = IMAGES, size: int = SIZE, seed: int = 7) -> tuple[str, list[str]]:
     uri = f"file://{root}/images"
-    synth(SynthParams(output_uri=uri, count=count, width=size, height=size, seed=seed, workers=1,
-                      outputs_dir=str(root / "synth-outputs")))
+    synth(
+        SynthParams(
+            output_uri=uri,
+            count=count,
+            width=size,
+            height=size,
+            seed=seed,
+            workers=1,
+            outputs_dir=str(root / "synth-outputs"),
+        )
+    )
     return uri, sorted(info.key for info in open_store(uri).list())
 
 
@@ -49,8 +58,16 @@ def make_sweep(
     for batch, shard, parallelism in points:
         name = f"bs{batch}-ss{shard}-p{parallelism}"
         summaries[name] = run_sweep_point(
-            images, keys, open_store(f"file://{root}/runs/{name}"), open_store(f"file://{root}/outputs/{name}"),
-            model, batch, shard, parallelism, extra_infer_seconds=extra_infer_seconds, pusher=pusher,
+            images,
+            keys,
+            open_store(f"file://{root}/runs/{name}"),
+            open_store(f"file://{root}/outputs/{name}"),
+            model,
+            batch,
+            shard,
+            parallelism,
+            extra_infer_seconds=extra_infer_seconds,
+            pusher=pusher,
         )
     return Sweep(root, f"file://{root}/runs", summaries)
 
@@ -120,9 +137,14 @@ def prom_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PromStack]:
     processes = [
         subprocess.Popen([str(pushgateway), f"--web.listen-address={gateway}"], stdout=log, stderr=log),
         subprocess.Popen(
-            [str(prometheus), f"--config.file={config}", f"--storage.tsdb.path={root / 'data'}",
-             f"--web.listen-address={address}"],
-            stdout=log, stderr=log,
+            [
+                str(prometheus),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={root / 'data'}",
+                f"--web.listen-address={address}",
+            ],
+            stdout=log,
+            stderr=log,
         ),
     ]
     try:

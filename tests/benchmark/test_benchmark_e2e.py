@@ -15,9 +15,17 @@ from tests.benchmark.bench_fixtures import PromStack
 @pytest.mark.slow
 def test_sweep_through_the_real_steps(prom_stack: PromStack, tmp_path):
     result = sweep(
-        tmp_path, [(2, 6, 1), (4, 6, 2)], images=12, size=128, pushgateway=prom_stack.gateway,
-        benchmark_flags=[f"--prometheus-url={prom_stack.url}", "--gpu-price-per-hour=2.48",
-                         "--cpu-price-per-hour=0.19", "--gpus-per-task=0"],
+        tmp_path,
+        [(2, 6, 1), (4, 6, 2)],
+        images=12,
+        size=128,
+        pushgateway=prom_stack.gateway,
+        benchmark_flags=[
+            f"--prometheus-url={prom_stack.url}",
+            "--gpu-price-per-hour=2.48",
+            "--cpu-price-per-hour=0.19",
+            "--gpus-per-task=0",
+        ],
     )
     assert result.returncode == 0, result.stderr
     report = tmp_path / "store/benchmark/report"

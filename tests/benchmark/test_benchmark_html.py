@@ -22,9 +22,19 @@ def test_report_renders_in_chromium(sweep: Sweep, tmp_path: Path):
     chromium = require_tool("chromium")
     report = tmp_path / "report"
     subprocess.run(
-        [sys.executable, "-m", "steps.benchmark", f"--runs-uri={sweep.runs_uri}", f"--report-uri=file://{report}",
-         f"--outputs-dir={tmp_path}/outputs", "--gpu-price-per-hour=2.48", "--cpu-price-per-hour=0.19"],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "steps.benchmark",
+            f"--runs-uri={sweep.runs_uri}",
+            f"--report-uri=file://{report}",
+            f"--outputs-dir={tmp_path}/outputs",
+            "--gpu-price-per-hour=2.48",
+            "--cpu-price-per-hour=0.19",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     page = (report / "report.html").read_text()
     assert not re.search(r"""(src|href)=["'](?!data:)""", page), "the page must not load anything"
@@ -35,10 +45,24 @@ def test_report_renders_in_chromium(sweep: Sweep, tmp_path: Path):
     alone.write_text(page)
     shot = tmp_path / "report.png"
     subprocess.run(
-        [str(chromium), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-         "--hide-scrollbars", f"--window-size={WIDTH},{HEIGHT}", f"--screenshot={shot}", alone.as_uri()],
-        check=True, capture_output=True, timeout=120,
+        [
+            str(chromium),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--hide-scrollbars",
+            f"--window-size={WIDTH},{HEIGHT}",
+            f"--screenshot={shot}",
+            alone.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     assert pixels.shape == (HEIGHT, WIDTH, 3)

@@ -36,8 +36,9 @@ def pushed_sweep(prom_stack: PromStack, tmp_path_factory) -> tuple[Sweep, Pusher
     pusher.push()  # Prometheus must hold a sample before the first run starts, like a long-running exporter
     prom_stack.wait_for("kiosk_test_accel_mem_mib", pusher.pushed[-1]["mem"])
     # Bigger than the plain sweep: each run should span a few 1 s scrapes.
-    sweep = make_sweep(tmp_path_factory.mktemp("pushed"), points=[(2, 16, 1), (8, 16, 2)], pusher=pusher,
-                       count=40, size=192)
+    sweep = make_sweep(
+        tmp_path_factory.mktemp("pushed"), points=[(2, 16, 1), (8, 16, 2)], pusher=pusher, count=40, size=192
+    )
     prom_stack.wait_for("kiosk_infer_images_per_second", pusher.pushed[-1]["ips"])
     prom_stack.wait_for("kiosk_test_accel_mem_mib", pusher.pushed[-1]["mem"])
     return sweep, pusher
@@ -46,14 +47,22 @@ def pushed_sweep(prom_stack: PromStack, tmp_path_factory) -> tuple[Sweep, Pusher
 def test_report_has_what_prometheus_returns(prom_stack: PromStack, pushed_sweep, tmp_path):
     sweep, pusher = pushed_sweep
     out = tmp_path / "report"
-    code = run(BenchmarkParams(
-        runs_uri=sweep.runs_uri, report_uri=f"file://{out}", outputs_dir=str(tmp_path / "outputs"),
-        prometheus_url=prom_stack.url, gpu_metric="kiosk_test_accel_util_percent",
-        gpu_memory_metric="kiosk_test_accel_mem_mib", cpu_query=QUERIES["cpu_cores"],
-        gpu_price_per_hour=1.0, cpu_price_per_hour=0.1,
-        step_queries=json.dumps({"infer_images_per_second": QUERIES["infer_images_per_second"],
-                                 "run_batch_size": RUN_QUERY}),
-    ))
+    code = run(
+        BenchmarkParams(
+            runs_uri=sweep.runs_uri,
+            report_uri=f"file://{out}",
+            outputs_dir=str(tmp_path / "outputs"),
+            prometheus_url=prom_stack.url,
+            gpu_metric="kiosk_test_accel_util_percent",
+            gpu_memory_metric="kiosk_test_accel_mem_mib",
+            cpu_query=QUERIES["cpu_cores"],
+            gpu_price_per_hour=1.0,
+            cpu_price_per_hour=0.1,
+            step_queries=json.dumps(
+                {"infer_images_per_second": QUERIES["infer_images_per_second"], "run_batch_size": RUN_QUERY}
+            ),
+        )
+    )
     assert code == 0
     runs = pd.read_parquet(out / "runs.parquet").set_index("config")
     client = PrometheusConnect(url=prom_stack.url)
@@ -90,10 +99,17 @@ def test_malformed_query_fails_naming_it(prom_stack: PromStack, pushed_sweep, tm
     sweep, _ = pushed_sweep
     bad = "sum(rate(container_cpu_usage_seconds_total[1m])"
     with pytest.raises(SystemExit) as exit_info:
-        main(BenchmarkParams, run, [
-            f"--runs-uri={sweep.runs_uri}", f"--report-uri=file://{tmp_path}/report",
-            f"--outputs-dir={tmp_path}/outputs", f"--prometheus-url={prom_stack.url}", f"--cpu-query={bad}",
-        ])
+        main(
+            BenchmarkParams,
+            run,
+            [
+                f"--runs-uri={sweep.runs_uri}",
+                f"--report-uri=file://{tmp_path}/report",
+                f"--outputs-dir={tmp_path}/outputs",
+                f"--prometheus-url={prom_stack.url}",
+                f"--cpu-query={bad}",
+            ],
+        )
     err = capsys.readouterr().err
     print(err)  # shown with -rA: what a user sees
     assert exit_info.value.code == 2

@@ -21,9 +21,15 @@ PRICES = {"gpu": 2.48, "cpu": 0.19, "gpus_per_task": 1}
 
 def bench(capsys, runs_uri: str, out: Path, *flags: str) -> tuple[int, str, str]:
     """Run the step through its CLI entry in-process (same parsing and error path as python -m)."""
-    argv = [f"--runs-uri={runs_uri}", f"--report-uri=file://{out}/report", f"--outputs-dir={out}/outputs",
-            f"--gpu-price-per-hour={PRICES['gpu']}", f"--cpu-price-per-hour={PRICES['cpu']}",
-            f"--gpus-per-task={PRICES['gpus_per_task']}", *flags]
+    argv = [
+        f"--runs-uri={runs_uri}",
+        f"--report-uri=file://{out}/report",
+        f"--outputs-dir={out}/outputs",
+        f"--gpu-price-per-hour={PRICES['gpu']}",
+        f"--cpu-price-per-hour={PRICES['cpu']}",
+        f"--gpus-per-task={PRICES['gpus_per_task']}",
+        *flags,
+    ]
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
         main(BenchmarkParams, run, argv)
@@ -34,10 +40,16 @@ def bench(capsys, runs_uri: str, out: Path, *flags: str) -> tuple[int, str, str]
 @pytest.fixture(scope="module")
 def first_report(sweep: Sweep, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report")
-    run(BenchmarkParams(
-        runs_uri=sweep.runs_uri, report_uri=f"file://{out}/report", outputs_dir=f"{out}/outputs",
-        gpu_price_per_hour=PRICES["gpu"], cpu_price_per_hour=PRICES["cpu"], gpus_per_task=PRICES["gpus_per_task"],
-    ))
+    run(
+        BenchmarkParams(
+            runs_uri=sweep.runs_uri,
+            report_uri=f"file://{out}/report",
+            outputs_dir=f"{out}/outputs",
+            gpu_price_per_hour=PRICES["gpu"],
+            cpu_price_per_hour=PRICES["cpu"],
+            gpus_per_task=PRICES["gpus_per_task"],
+        )
+    )
     return out
 
 
@@ -102,8 +114,7 @@ def test_explicit_configuration_fields_win_over_the_name(tmp_path, capsys, sweep
     source = open_store(sweep.runs_uri)
     target = open_store(f"file://{tmp_path}/runs")
     summary = json.loads(source.get_bytes("bs2-ss6-p1/report/summary.json"))
-    target.put_bytes("nightly/report/summary.json",
-                     json.dumps({**summary, "shard_size": 6, "parallelism": 3}).encode())
+    target.put_bytes("nightly/report/summary.json", json.dumps({**summary, "shard_size": 6, "parallelism": 3}).encode())
     (run_,) = load_runs(target)
     assert (run_.row["config"], len(run_.latencies_ms)) == ("bs2-ss6-p3", 0)  # no shard metrics: tolerated
     code, _, _ = bench(capsys, f"file://{tmp_path}/runs", tmp_path)
@@ -149,10 +160,18 @@ def test_regression_gate(tmp_path, capsys, sweep: Sweep, first_report: Path):
 
 def test_promql_with_commas_and_quotes_survives_the_cli():
     queries = {"p95": 'histogram_quantile(0.95, sum by (le) (x_bucket{job="a",ns="$namespace"}))'}
-    params = parse_args(BenchmarkParams, ["--runs-uri=file:///r", "--report-uri=file:///o",
-                                          f"--step-queries={json.dumps(queries)}", "--namespace=kiosk"])
-    built = build_queries(params.gpu_metric, params.gpu_memory_metric, params.cpu_query, params.step_queries,
-                          params.namespace)
+    params = parse_args(
+        BenchmarkParams,
+        [
+            "--runs-uri=file:///r",
+            "--report-uri=file:///o",
+            f"--step-queries={json.dumps(queries)}",
+            "--namespace=kiosk",
+        ],
+    )
+    built = build_queries(
+        params.gpu_metric, params.gpu_memory_metric, params.cpu_query, params.step_queries, params.namespace
+    )
     assert built["p95"] == queries["p95"].replace("$namespace", "kiosk")
     assert built["gpu_util"] == "avg(DCGM_FI_DEV_GPU_UTIL)" and 'namespace="kiosk"' in built["cpu_cores"]
 

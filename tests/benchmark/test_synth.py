@@ -44,9 +44,7 @@ def test_outputs_and_truth_layout(tmp_path):
     assert (tmp_path / "run" / "out" / "count").read_text() == "3"
     assert (tmp_path / "run" / "out" / "uri").read_text() == f"file://{tmp_path}/run/images"
     # Only images in the image prefix: ingest rejects anything else found there.
-    assert sorted(k for k in files if k.startswith("images/")) == [
-        f"images/synth-1-{i:06d}.png" for i in range(3)
-    ]
+    assert sorted(k for k in files if k.startswith("images/")) == [f"images/synth-1-{i:06d}.png" for i in range(3)]
     truth = json.loads(files["truth/synth-1-000002.json"])
     assert truth["image"] == f"file://{tmp_path}/run/images/synth-1-000002.png"
     for item in truth["text"] + truth["blobs"]:
@@ -64,9 +62,17 @@ def test_truth_uri_rules():
 
 def test_overlapping_truth_is_a_one_line_error(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "steps.synth", f"--output-uri=file://{tmp_path}/images",
-         f"--truth-uri=file://{tmp_path}/images/truth", f"--outputs-dir={tmp_path}/out"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "steps.synth",
+            f"--output-uri=file://{tmp_path}/images",
+            f"--truth-uri=file://{tmp_path}/images/truth",
+            f"--outputs-dir={tmp_path}/out",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "must not overlap" in result.stderr

@@ -34,11 +34,13 @@ def test_invalid_object_in_one_stage_is_reported_for_that_stage(tmp_path: Path):
     chart = _copy_chart(tmp_path)
     hpa = chart / "templates" / "hpa.yaml"
     # A field the HPA API does not have, rendered only where prod's minReplicas is set.
-    hpa.write_text(hpa.read_text().replace(
-        "  minReplicas: {{ .Values.autoscaling.minReplicas }}",
-        "  minReplicas: {{ .Values.autoscaling.minReplicas }}\n"
-        "  {{- if gt (int .Values.autoscaling.minReplicas) 1 }}\n  minPods: 2\n  {{- end }}",
-    ))
+    hpa.write_text(
+        hpa.read_text().replace(
+            "  minReplicas: {{ .Values.autoscaling.minReplicas }}",
+            "  minReplicas: {{ .Values.autoscaling.minReplicas }}\n"
+            "  {{- if gt (int .Values.autoscaling.minReplicas) 1 }}\n  minPods: 2\n  {{- end }}",
+        )
+    )
     findings = _run(tmp_path).findings
     assert {f.target for f in findings} == {"argocd/charts/serving/values-prod.yaml"}
     # Once per Kubernetes version validated against.

@@ -53,7 +53,9 @@ def _batched_classifier() -> onnx.ModelProto:
 def test_config_of_a_batched_model_drops_the_batch_dim_and_weights():
     model = _batched_classifier()
     onnx.checker.check_model(model)
-    assert render_config(model, "classifier", 16) == """\
+    assert (
+        render_config(model, "classifier", 16)
+        == """\
 name: "classifier"
 platform: "onnxruntime_onnx"
 max_batch_size: 16
@@ -79,6 +81,7 @@ output [
 ]
 dynamic_batching { }
 """
+    )
 
 
 def test_config_without_batching_keeps_every_dim():
@@ -87,7 +90,9 @@ def test_config_without_batching_keeps_every_dim():
         outputs=[helper.make_tensor_value_info("mask", TensorProto.BOOL, [1, "h", "w", 3])],
         nodes=[helper.make_node("Cast", ["image"], ["mask"], to=TensorProto.BOOL)],
     )
-    assert render_config(model, "masker", 0) == """\
+    assert (
+        render_config(model, "masker", 0)
+        == """\
 name: "masker"
 platform: "onnxruntime_onnx"
 max_batch_size: 0
@@ -106,6 +111,7 @@ output [
   }
 ]
 """
+    )
 
 
 def test_fixed_leading_dim_cannot_batch():
@@ -132,7 +138,9 @@ def test_element_type_without_triton_equivalent_is_rejected():
 
 def test_rapidocr_detector_config():
     det = next(p for p in _rapidocr_models() if p.name == "ch_PP-OCRv4_det_infer.onnx")
-    assert render_config(onnx.load(det), "ocr-det", 4) == """\
+    assert (
+        render_config(onnx.load(det), "ocr-det", 4)
+        == """\
 name: "ocr-det"
 platform: "onnxruntime_onnx"
 max_batch_size: 4
@@ -152,6 +160,7 @@ output [
 ]
 dynamic_batching { }
 """
+    )
 
 
 @pytest.mark.parametrize("path", _rapidocr_models(), ids=lambda p: p.name)
@@ -215,9 +224,18 @@ def test_publish_of_a_bad_model_writes_nothing(tmp_path: Path):
 def test_cli_reports_bad_input_on_one_line_with_exit_2(tmp_path: Path):
     missing = (tmp_path / "missing.onnx").as_uri()
     result = subprocess.run(
-        [sys.executable, "-m", "steps.publish_model", f"--model-uri={missing}",
-         f"--repository-uri={(tmp_path / 'repo').as_uri()}", "--model-name=m"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "steps.publish_model",
+            f"--model-uri={missing}",
+            f"--repository-uri={(tmp_path / 'repo').as_uri()}",
+            "--model-name=m",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env=os.environ | {"PYTHONPATH": str(REPO_ROOT)},
     )
     assert result.returncode == 2

@@ -136,7 +136,10 @@ def test_versions_written_in_the_same_second_are_never_purged_early(s3_server) -
             case.store.put_bytes("uploads/t", b"vvv")
         report = run(case, purge=True)
         assert (report["deleted"], report["exit_code"]) == (0, 0)
-        assert versions(case) == {("uploads/t", 1, False, False), ("uploads/t", 2, False, False),
-                                  ("uploads/t", 3, False, True)}
+        assert versions(case) == {
+            ("uploads/t", 1, False, False),
+            ("uploads/t", 2, False, False),
+            ("uploads/t", 3, False, True),
+        }
     finally:
         case.close()

@@ -18,7 +18,6 @@ WORKFLOWS = REPO_ROOT / "argocd" / "workflows"
 ENVS = sorted(d.name for d in WORKFLOWS.glob("*") if d.is_dir() and any(d.glob("*.yaml")))
 
 
-
 def test_rendered_tree_exists():
     assert ENVS == ["dev", "local", "prod", "staging"], "run `kiosk render`"
 
@@ -56,7 +55,9 @@ def test_rendered_images_are_exactly_the_configured_ones(env: str):
     used = {c["image"] for doc in rendered(env) for c in _containers(doc)}
     configured = config_images(env)
     assert used, f"argocd/workflows/{env} references no image"
-    assert used == configured, f"only rendered: {sorted(used - configured)}; only configured: {sorted(configured - used)}"
+    assert used == configured, (
+        f"only rendered: {sorted(used - configured)}; only configured: {sorted(configured - used)}"
+    )
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -69,9 +69,15 @@ def test_lane_expressions_match_expr_lang_on_random_inputs(oracle: Path) -> None
     rng = random.Random(20261124)  # fixed seed: one oracle batch, reproducible
     requests = []
     for _ in range(60):
-        shards = [rng.choice(["a", "b", "é", "x y", '"q"', ""]) + str(rng.randrange(9)) for _ in range(rng.randrange(20))]
+        shards = [
+            rng.choice(["a", "b", "é", "x y", '"q"', ""]) + str(rng.randrange(9)) for _ in range(rng.randrange(20))
+        ]
         lanes = rng.randint(1, 8)
-        env = {"inputs": {"parameters": {"shards": json.dumps(shards), "lanes": str(lanes), "lane": str(rng.randrange(lanes))}}}
+        env = {
+            "inputs": {
+                "parameters": {"shards": json.dumps(shards), "lanes": str(lanes), "lane": str(rng.randrange(lanes))}
+            }
+        }
         requests += [(LANE, env), (TEMPLATE_LANE, env)]
     for (expression, env), answer in zip(requests, ask(oracle, requests), strict=True):
         if expression == TEMPLATE_LANE:

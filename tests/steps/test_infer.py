@@ -32,9 +32,19 @@ def _shard(store, keys: list[str], input_uri: str, name: str = "shard-00000") ->
 
 
 def _args(case: StoreCase, shard: str, model: str, outputs_dir, *extra: str) -> list[str]:
-    return [f"--shard-uri={shard}", f"--model-uri={model}", f"--output-uri={case.uri}/out",
-            f"--outputs-dir={outputs_dir}", f"--s3-endpoint={case.endpoint}", "--device=cpu",
-            "--batch-size=2", "--prefetch-workers=2", "--upload-workers=2", "--ort-threads=1", *extra]
+    return [
+        f"--shard-uri={shard}",
+        f"--model-uri={model}",
+        f"--output-uri={case.uri}/out",
+        f"--outputs-dir={outputs_dir}",
+        f"--s3-endpoint={case.endpoint}",
+        "--device=cpu",
+        "--batch-size=2",
+        "--prefetch-workers=2",
+        "--upload-workers=2",
+        "--ort-threads=1",
+        *extra,
+    ]
 
 
 @pytest.fixture
@@ -89,8 +99,12 @@ def test_segmentation_outputs_failures_and_metrics(store_case, blob_model, tmp_p
     assert not store.exists("out/truncated.png.json")
 
     # Same shard, tolerant threshold: the three good items are redone only if missing.
-    code = run_step("steps.infer", InferParams, run,
-                    _args(store_case, shard, blob_model, tmp_path / "o2", "--max-failure-ratio=0.6"))
+    code = run_step(
+        "steps.infer",
+        InferParams,
+        run,
+        _args(store_case, shard, blob_model, tmp_path / "o2", "--max-failure-ratio=0.6"),
+    )
     assert code == 0
     again = json.loads(store.get_bytes("run/metrics/shard-00000.json"))
     assert again["resumed"] == 3 and again["processed_now"] == 0 and again["failed"] == 4
@@ -123,8 +137,12 @@ def test_classification_top_k_and_wrong_size(tmp_path):
     store.put_bytes("in/big.png", zoo.png(Image.new("RGB", (40, 40), (250, 10, 10))))
     shard = _shard(store, [*colours, "big.png"], f"{case.uri}/in")
     spec = '{"resize": {"mode": "none", "width": 32, "height": 32}}'
-    code = run_step("steps.infer", InferParams, run,
-                    _args(case, shard, f"file://{tmp_path}/clf.onnx", tmp_path / "o", f"--model-spec={spec}"))
+    code = run_step(
+        "steps.infer",
+        InferParams,
+        run,
+        _args(case, shard, f"file://{tmp_path}/clf.onnx", tmp_path / "o", f"--model-spec={spec}"),
+    )
     assert code == 2
     for key, label in zip(colours, zoo.CLASSIFIER_LABELS, strict=True):
         top = json.loads(store.get_bytes(f"out/{key}.json"))["top_k"]
@@ -134,8 +152,9 @@ def test_classification_top_k_and_wrong_size(tmp_path):
 
 
 def _cli(args: list[str], **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "steps.infer", *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=120, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "steps.infer", *args], capture_output=True, text=True, cwd=REPO, timeout=120, **kwargs
+    )
 
 
 @pytest.mark.parametrize("model", ["garbage", "truncated", "vector", "missing"])
@@ -145,8 +164,11 @@ def test_bad_model_fails_the_step_at_once(tmp_path, model):
     store.put_bytes("in/a.png", zoo.blob_image((64, 64), []))
     shard = _shard(store, ["a.png"], f"{case.uri}/in")
     path = tmp_path / f"{model}.onnx"
-    content = {"garbage": b"\x08\x07not a protobuf" * 10, "truncated": zoo.blob_segmenter()[:300],
-               "vector": zoo.vector_model()}
+    content = {
+        "garbage": b"\x08\x07not a protobuf" * 10,
+        "truncated": zoo.blob_segmenter()[:300],
+        "vector": zoo.vector_model(),
+    }
     if model in content:
         path.write_bytes(content[model])
     result = _cli(_args(case, shard, f"file://{path}", tmp_path / "o"))

@@ -49,9 +49,16 @@ def test_checks_rejects_and_shards(store_case, tmp_path, verify):
         reasons["notes.txt"] = "not a known image type"
     if verify == "decode":
         reasons["cut.png"] = "corrupt png"
-    args = [f"--input-uri={store_case.uri}/uploads", f"--output-uri={store_case.uri}/out",
-            f"--run-uri={store_case.uri}/run", f"--s3-endpoint={store_case.endpoint}", "--shard-size=2",
-            f"--verify={verify}", "--max-bytes=2000", f"--outputs-dir={tmp_path}/o"]
+    args = [
+        f"--input-uri={store_case.uri}/uploads",
+        f"--output-uri={store_case.uri}/out",
+        f"--run-uri={store_case.uri}/run",
+        f"--s3-endpoint={store_case.endpoint}",
+        "--shard-size=2",
+        f"--verify={verify}",
+        "--max-bytes=2000",
+        f"--outputs-dir={tmp_path}/o",
+    ]
     assert run_step("steps.ingest", IngestParams, run, args) == 0
 
     rejected = {r["key"]: r["reason"] for r in map(json.loads, store.get_bytes("run/rejected.jsonl").splitlines())}
@@ -66,8 +73,11 @@ def test_checks_rejects_and_shards(store_case, tmp_path, verify):
     shards = json.loads(outputs["shards"])
     assert outputs["count"] == str(len(accepted)) and outputs["rejected"] == str(len(reasons))
     assert shards == [f"{store_case.uri}/run/shards/shard-{i:05d}.jsonl" for i in range((len(accepted) + 1) // 2)]
-    sharded = [json.loads(line) for i in range(len(shards))
-               for line in store.get_bytes(f"run/shards/shard-{i:05d}.jsonl").splitlines()]
+    sharded = [
+        json.loads(line)
+        for i in range(len(shards))
+        for line in store.get_bytes(f"run/shards/shard-{i:05d}.jsonl").splitlines()
+    ]
     assert [s["key"] for s in sharded] == accepted
     assert {s["input_uri"] for s in sharded} == {f"{store_case.uri}/uploads"}
 
@@ -79,14 +89,22 @@ def test_skips_done_inputs_unless_forced(tmp_path):
         store.put_bytes(f"in/{i}.png", zoo.blob_image((16, 16), []))
     store.put_bytes("in/out/0.png.json", b"{}")  # outputs inside the input prefix are not inputs
     store.put_bytes("in/out/1.png.json", b"{}")
-    args = [f"--input-uri={uri}/in", f"--output-uri={uri}/in/out", f"--run-uri={uri}/run",
-            f"--outputs-dir={tmp_path}/o"]
+    args = [
+        f"--input-uri={uri}/in",
+        f"--output-uri={uri}/in/out",
+        f"--run-uri={uri}/run",
+        f"--outputs-dir={tmp_path}/o",
+    ]
     assert run_step("steps.ingest", IngestParams, run, args) == 0
     keys = [json.loads(line)["key"] for line in store.get_bytes("run/shards/shard-00000.jsonl").splitlines()]
     assert keys == ["2.png", "3.png"]
     done = [json.loads(line) for line in store.get_bytes("run/manifest.jsonl").splitlines()]
-    assert [(d["key"], d["status"]) for d in done] == [("0.png", "done"), ("1.png", "done"), ("2.png", "pending"),
-                                                       ("3.png", "pending")]
+    assert [(d["key"], d["status"]) for d in done] == [
+        ("0.png", "done"),
+        ("1.png", "done"),
+        ("2.png", "pending"),
+        ("3.png", "pending"),
+    ]
     assert run_step("steps.ingest", IngestParams, run, [*args, "--force"]) == 0
     assert read_outputs(tmp_path / "o")["count"] == "4"
 
@@ -97,8 +115,14 @@ def test_output_holds_shard_references_only(tmp_path):
     image = zoo.blob_image((16, 16), [])
     for i in range(250):
         store.put_bytes(f"in/{i:04d}.png", image)
-    args = [f"--input-uri={uri}/in", f"--output-uri={uri}/out", f"--run-uri={uri}/run", "--shard-size=100",
-            f"--outputs-dir={tmp_path}/o", "--verify=none"]
+    args = [
+        f"--input-uri={uri}/in",
+        f"--output-uri={uri}/out",
+        f"--run-uri={uri}/run",
+        "--shard-size=100",
+        f"--outputs-dir={tmp_path}/o",
+        "--verify=none",
+    ]
     assert run_step("steps.ingest", IngestParams, run, args) == 0
     shards = read_outputs(tmp_path / "o")["shards"]
     assert len(json.loads(shards)) == 3 and "0001.png" not in shards
@@ -108,17 +132,34 @@ def test_workdir_uri_and_one_line_storage_error(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "KIOSK_WORKDIR": str(tmp_path)}
     store = open_store(f"file://{tmp_path}/store")
     store.put_bytes("uploads/a.png", zoo.blob_image((16, 16), []))
-    args = ["--input-uri=file://$KIOSK_WORKDIR/store/uploads", "--output-uri=file://$KIOSK_WORKDIR/store/out",
-            "--run-uri=file://$KIOSK_WORKDIR/store/run", f"--outputs-dir={tmp_path}/o"]
-    ok = subprocess.run([sys.executable, "-m", "steps.ingest", *args], cwd=REPO, env=env, capture_output=True,
-                        text=True, timeout=60)
+    args = [
+        "--input-uri=file://$KIOSK_WORKDIR/store/uploads",
+        "--output-uri=file://$KIOSK_WORKDIR/store/out",
+        "--run-uri=file://$KIOSK_WORKDIR/store/run",
+        f"--outputs-dir={tmp_path}/o",
+    ]
+    ok = subprocess.run(
+        [sys.executable, "-m", "steps.ingest", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout) == [f"file://{tmp_path}/store/run/shards/shard-00000.jsonl"]
 
-    bad = subprocess.run([sys.executable, "-m", "steps.ingest", *args[1:], "--input-uri=s3://kiosk-nowhere/x",
-                          "--s3-endpoint=http://127.0.0.1:9", "--s3-max-attempts=1"],
-                         cwd=REPO, env={**env, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"},
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "steps.ingest",
+            *args[1:],
+            "--input-uri=s3://kiosk-nowhere/x",
+            "--s3-endpoint=http://127.0.0.1:9",
+            "--s3-max-attempts=1",
+        ],
+        cwd=REPO,
+        env={**env, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 1 and "storage unreachable" in lines[0] and "s3://kiosk-nowhere/x" in lines[0]

@@ -18,9 +18,24 @@ from steps.ingest.params import IngestParams
 from steps.report.main import run as report
 from steps.report.params import ReportParams
 
-SUMMARY_FIELDS = {"run_uri", "processed", "failed", "rejected", "images_per_second", "wall_seconds", "started_at",
-                  "finished_at", "latency_ms", "stage_seconds", "providers", "shards", "batch_size", "failures",
-                  "time_elapsed", "num_jobs"}
+SUMMARY_FIELDS = {
+    "run_uri",
+    "processed",
+    "failed",
+    "rejected",
+    "images_per_second",
+    "wall_seconds",
+    "started_at",
+    "finished_at",
+    "latency_ms",
+    "stage_seconds",
+    "providers",
+    "shards",
+    "batch_size",
+    "failures",
+    "time_elapsed",
+    "num_jobs",
+}
 
 
 def test_ingest_infer_report(store_case, tmp_path):
@@ -35,17 +50,35 @@ def test_ingest_infer_report(store_case, tmp_path):
     common = [f"--s3-endpoint={store_case.endpoint}"]
     run_uri, out_uri = f"{store_case.uri}/runs/r1", f"{store_case.uri}/outputs"
 
-    ingest_args = [*common, f"--input-uri={store_case.uri}/uploads", f"--output-uri={out_uri}",
-                   f"--run-uri={run_uri}", "--shard-size=3", f"--outputs-dir={tmp_path}/ingest"]
+    ingest_args = [
+        *common,
+        f"--input-uri={store_case.uri}/uploads",
+        f"--output-uri={out_uri}",
+        f"--run-uri={run_uri}",
+        "--shard-size=3",
+        f"--outputs-dir={tmp_path}/ingest",
+    ]
     assert run_step("steps.ingest", IngestParams, ingest, ingest_args) == 0
     shards = json.loads(read_outputs(tmp_path / "ingest")["shards"])
     assert len(shards) == 2
 
     codes = [
-        run_step("steps.infer", InferParams, infer,
-                 [*common, f"--shard-uri={uri}", f"--model-uri=file://{model}", f"--output-uri={out_uri}",
-                  "--device=cpu", "--batch-size=2", "--ort-threads=1", "--max-failure-ratio=0.5",
-                  f"--outputs-dir={tmp_path}/infer{n}"])
+        run_step(
+            "steps.infer",
+            InferParams,
+            infer,
+            [
+                *common,
+                f"--shard-uri={uri}",
+                f"--model-uri=file://{model}",
+                f"--output-uri={out_uri}",
+                "--device=cpu",
+                "--batch-size=2",
+                "--ort-threads=1",
+                "--max-failure-ratio=0.5",
+                f"--outputs-dir={tmp_path}/infer{n}",
+            ],
+        )
         for n, uri in enumerate(shards)
     ]
     assert codes == [0, 0]
@@ -84,8 +117,12 @@ def test_ingest_infer_report(store_case, tmp_path):
 def test_report_of_an_empty_run(tmp_path, summary_uri):
     run_uri = f"file://{tmp_path}/run"
     target = f"file://{tmp_path}/{summary_uri}" if summary_uri else ""
-    args = [f"--run-uri={run_uri}", f"--output-uri=file://{tmp_path}/out", f"--outputs-dir={tmp_path}/o",
-            f"--summary-uri={target}"]
+    args = [
+        f"--run-uri={run_uri}",
+        f"--output-uri=file://{tmp_path}/out",
+        f"--outputs-dir={tmp_path}/o",
+        f"--summary-uri={target}",
+    ]
     assert run_step("steps.report", ReportParams, report, args) == 0
     outputs = read_outputs(tmp_path / "o")
     assert outputs["processed"] == "0" and outputs["throughput"] == "0.0"

@@ -47,8 +47,15 @@ def test_components_match_flood_fill(mask):
     st.sampled_from(["NCHW", "NHWC"]),
 )
 def test_normalisation_matches_the_formula(pixels, color, layout):
-    spec = ModelSpec.model_validate({"color": color, "layout": layout, "mean": [0.485, 0.456, 0.406],
-                                     "std": [0.229, 0.224, 0.225], "postprocess": {"kind": "segmentation"}})
+    spec = ModelSpec.model_validate(
+        {
+            "color": color,
+            "layout": layout,
+            "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225],
+            "postprocess": {"kind": "segmentation"},
+        }
+    )
     source = pixels[:, :, ::-1] if color == "BGR" else pixels
     expected = (source.astype(np.float32) / 255 - np.array(spec.mean, np.float32)) / np.array(spec.std, np.float32)
     expected = expected.transpose(2, 0, 1) if layout == "NCHW" else expected

@@ -163,8 +163,15 @@ def test_access_denied_names_the_uri(faulty_s3):
 
 @pytest.mark.parametrize(
     ("mode", "kind"),
-    [("first", "503"), ("first", "500"), ("first", "reset"), ("every", "reset"), ("every", "reset-after"),
-     ("every", "truncate"), ("every", "503")],
+    [
+        ("first", "503"),
+        ("first", "500"),
+        ("first", "reset"),
+        ("every", "reset"),
+        ("every", "reset-after"),
+        ("every", "truncate"),
+        ("every", "503"),
+    ],
 )
 def test_transient_faults_are_retried_and_nothing_is_lost(faulty_s3, mode, kind):
     store = open_store(faulty_s3.uri + "/t", s3_endpoint=faulty_s3.endpoint, max_attempts=5)
@@ -207,8 +214,13 @@ def test_large_objects_go_through_the_transfer_manager(faulty_s3):
 
 @pytest.mark.parametrize(
     "value",
-    ["2026-01-02T03:04:05.000Z", "2026-01-02T03:04:05Z", "2026-01-02T03:04:05.123456+00:00",
-     "Fri, 02 Jan 2026 03:04:05 GMT", "1767323045"],
+    [
+        "2026-01-02T03:04:05.000Z",
+        "2026-01-02T03:04:05Z",
+        "2026-01-02T03:04:05.123456+00:00",
+        "Fri, 02 Jan 2026 03:04:05 GMT",
+        "1767323045",
+    ],
 )
 def test_fast_timestamp_parser_agrees_with_botocore(value):
     from botocore.utils import parse_timestamp

@@ -209,7 +209,9 @@ def test_cron(env: str, path: Path, doc: dict[str, Any]) -> None:
 
 
 def test_batch_cron_is_suspended_in_dev_only() -> None:
-    suspended = {env for env, _, doc in CRONS if doc["metadata"]["name"] == "batch-inference" and doc["spec"]["suspend"]}
+    suspended = {
+        env for env, _, doc in CRONS if doc["metadata"]["name"] == "batch-inference" and doc["spec"]["suspend"]
+    }
     assert suspended == {"dev"}
 
 

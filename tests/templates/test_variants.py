@@ -31,7 +31,9 @@ def containers(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_endpoint_reaches_every_step_and_no_static_credentials(rendered: dict[str, dict[str, Any]]) -> None:
-    steps = [c for name, doc in rendered.items() if name.startswith("workflowtemplate-") for c in containers(doc).values()]
+    steps = [
+        c for name, doc in rendered.items() if name.startswith("workflowtemplate-") for c in containers(doc).values()
+    ]
     assert steps
     for container in steps:
         assert "--s3-endpoint=http://minio.minio:9000" in container["args"]

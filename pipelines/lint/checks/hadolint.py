@@ -42,7 +42,9 @@ def lint_dockerfile(hadolint: Path, dockerfile: Path, repo: Path) -> list[Findin
     try:
         results = json.loads(proc.stdout or "[]")
     except json.JSONDecodeError:
-        return [Finding(target, f"hadolint failed (exit {proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")]
+        return [
+            Finding(target, f"hadolint failed (exit {proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+        ]
     findings = [Finding(f"{target}:{r['line']}", f"{r['code']} ({r['level']}): {r['message']}") for r in results]
     if proc.returncode != 0 and not findings:
         findings.append(Finding(target, f"hadolint exited {proc.returncode}: {proc.stderr.strip()}"))

@@ -55,7 +55,9 @@ def helm_lint(helm: Path, variant: Variant) -> list[str]:
     """Problems `helm lint --strict` reports; empty when clean."""
     proc = subprocess.run(
         [str(helm), "lint", "--strict", str(variant.chart), *variant.values_args()],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if proc.returncode == 0:
         return []
@@ -66,9 +68,11 @@ def helm_lint(helm: Path, variant: Variant) -> list[str]:
 def helm_template(helm: Path, variant: Variant) -> str:
     """The rendered manifests; raises CalledProcessError with helm's message on failure."""
     return subprocess.run(
-        [str(helm), "template", variant.release, str(variant.chart), "--namespace", NAMESPACE,
-         *variant.values_args()],
-        capture_output=True, text=True, timeout=120, check=True,
+        [str(helm), "template", variant.release, str(variant.chart), "--namespace", NAMESPACE, *variant.values_args()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout
 
 

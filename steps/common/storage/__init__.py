@@ -38,9 +38,7 @@ def _expand(uri: str) -> str:
     return expanded
 
 
-def open_store(
-    uri: str, *, s3_endpoint: str = "", max_attempts: int = 5, max_pool_connections: int = 10
-) -> Store:
+def open_store(uri: str, *, s3_endpoint: str = "", max_attempts: int = 5, max_pool_connections: int = 10) -> Store:
     """Open `file:///abs/dir` (env vars expanded) or `s3://bucket[/prefix]`.
 
     `max_pool_connections` should be at least the caller's number of concurrent workers, otherwise

@@ -36,7 +36,6 @@ _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _DENIED = {"403", "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 
 
-
 def _timestamp(value: object) -> datetime:
     """S3 listings carry ISO-8601 times ("2026-01-02T03:04:05.000Z"): fromisoformat reads them ~20x
     faster than botocore's dateutil-based default, which costs ~0.2 ms per object of a listing.
@@ -50,6 +49,7 @@ def _timestamp(value: object) -> datetime:
             if parsed.tzinfo is not None:
                 return parsed
     return parse_timestamp(value)
+
 
 class S3Store(Store):
     def __init__(
