@@ -10,7 +10,16 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from steps.common.storage.base import DeleteError, NotFound, ObjectInfo, Store, StorageError, check_key, dir_prefix
+from steps.common.storage.base import (
+    DeleteError,
+    NotFound,
+    ObjectInfo,
+    StorageError,
+    Store,
+    check_key,
+    count_request,
+    dir_prefix,
+)
 
 #: Temporary files of in-flight writes: hidden from listings so readers never see partial objects.
 TMP_PREFIX = ".kiosk-tmp-"
@@ -76,11 +85,13 @@ class FileStore(Store):
         prefix = dir_prefix(prefix)
         if prefix:
             check_key(prefix[:-1])
+        count_request("LIST")
         page: list[ObjectInfo] = []
         for info in self._walk(self.root / prefix if prefix else self.root, prefix, start_after):
             page.append(info)
             if len(page) >= page_size:
                 yield page
+                count_request("LIST")
                 page = []
         if page:
             yield page
@@ -94,6 +105,7 @@ class FileStore(Store):
 
     def get_bytes(self, key: str, *, length: int | None = None) -> bytes:
         path = self._path(key)
+        count_request("GET")
         try:
             if length is not None:
                 with open(path, "rb") as handle:
@@ -106,6 +118,7 @@ class FileStore(Store):
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         path = self._path(key)
+        count_request("PUT")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
@@ -119,6 +132,26 @@ class FileStore(Store):
         except OSError as error:
             raise self._error(error, f"write {key!r} to") from None
 
+    def create_bytes(self, key: str, data: bytes, content_type: str | None = None) -> bool:
+        # The content goes to a temporary file first and is then hard-linked into place: link(2)
+        # fails with EEXIST like O_CREAT|O_EXCL does, but readers never see a half-written claim.
+        path = self._path(key)
+        count_request("PUT")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(tmp)
+        except OSError as error:
+            raise self._error(error, f"create {key!r} in") from None
+        return True
+
     def download_file(self, key: str, path: str) -> None:
         try:
             shutil.copyfile(self._path(key), path)
@@ -128,6 +161,7 @@ class FileStore(Store):
             raise self._error(error, f"read {key!r} from") from None
 
     def head(self, key: str) -> ObjectInfo | None:
+        count_request("GET")
         try:
             st = self._path(key).stat()
         except (FileNotFoundError, NotADirectoryError):
@@ -138,6 +172,7 @@ class FileStore(Store):
 
     def delete_many(self, keys: Sequence[str]) -> list[DeleteError]:
         errors = []
+        count_request("DELETE", -(-len(keys) // 1000))
         for key in keys:
             try:
                 path = self._path(key)
