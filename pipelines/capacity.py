@@ -103,7 +103,8 @@ def node_class(cfg: KioskConfig) -> dict[str, Any]:
 
 def time_slicing(cfg: KioskConfig) -> dict[str, Any]:
     """The GPU operator's device-plugin configs, one per serving stage (select one with the node label
-    `nvidia.com/device-plugin.config=<stage>`)."""
+    `nvidia.com/device-plugin.config=<stage>`).
+    """
     cap = cfg.capacity
     data = {}
     for stage, replicas in sorted(cap.time_slicing_replicas.items()):

@@ -104,7 +104,7 @@ def render_tree(envs: tuple[str, ...], config_dir: Path = CONFIG_DIR) -> tuple[d
         files.update(render_cluster(env, config_dir))
     files.update(render_apps(config_dir))
     owned = [d / env for env in envs for d in (WORKFLOWS_DIR, OBSERVABILITY_DIR, CLUSTER_DIR)]
-    return files, owned + [APPS_DIR]
+    return files, [*owned, APPS_DIR]
 
 
 def drift(root: Path, files: dict[Path, str], owned: list[Path]) -> tuple[dict[Path, str | None], str]:

@@ -7,6 +7,7 @@ every schedule that fires at least once a week, and fast enough (~20k steps) not
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 _RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
@@ -55,7 +56,7 @@ def period(expression: str) -> timedelta:
             fires.append(t)
     if len(fires) < 2:
         raise ValueError(f"cron expression {expression!r} fires less than once a week: give the period explicitly")
-    return max(b - a for a, b in zip(fires, fires[1:], strict=False))
+    return max(b - a for a, b in itertools.pairwise(fires))
 
 
 def union_period(expressions: list[str]) -> timedelta:
