@@ -81,7 +81,8 @@ class ShardState:
 
 class WorkQueue:
     """Claims of one lane process on one run. Thread-safe: the heartbeat thread rewrites claims
-    while the feeder makes new ones."""
+    while the feeder makes new ones.
+    """
 
     def __init__(self, store: Store, *, lane: int, lanes: int, attempt: int, ttl: float) -> None:
         self.store = store
@@ -189,5 +190,5 @@ class WorkQueue:
                 claim.body["heartbeat_at"] = datetime.now(UTC).isoformat()
                 try:
                     self.store.put_bytes(claim.key, json.dumps(claim.body).encode(), content_type="application/json")
-                except Exception:  # noqa: BLE001 - a missed beat is retried next interval; the TTL allows several
+                except Exception:
                     self.heartbeat_errors += 1

@@ -106,7 +106,7 @@ class Lane:
                     self._finalize(shard)
                 if self.error is not None:
                     return
-        except BaseException as error:  # noqa: BLE001 - the feeder thread must end, or the pipeline hangs
+        except BaseException as error:
             self.error = error
 
     # -- booking --------------------------------------------------------------------------------------
@@ -123,7 +123,7 @@ class Lane:
     def _finalize(self, shard: _ShardRun) -> None:
         try:
             self._write(shard)
-        except BaseException as error:  # noqa: BLE001 - an upload thread must not die: the claim goes stale
+        except BaseException as error:
             self.queue.release(shard.claim)
             self.error = self.error or error
             self.scheduler.stop.set()
@@ -234,6 +234,7 @@ def run_lane(params: InferParams) -> int:
     failed = sum(d["failed"] for d in lane.finished)
     now = sum(d["processed_now"] for d in lane.finished)
     metrics.ips.set(round(now / wall, 3) if wall > 0 else 0.0)
+    metrics.seconds.set(time.perf_counter() - started)  # the lane's whole life, model load included
     write_outputs(
         params.outputs_dir, {"processed": str(processed), "failed": str(failed), "shards": str(len(lane.finished))}
     )

@@ -1,5 +1,6 @@
 """The infer step: a lane worker (steps/infer/lane.py) or one shard through the model, writing
-per-item outputs and shard metrics."""
+per-item outputs and shard metrics.
+"""
 
 from __future__ import annotations
 
@@ -110,6 +111,7 @@ def run_shard(params: InferParams) -> int:
         cpu_seconds=round(cpu, 4),  # all threads: with wall_seconds, how busy the pod's cores were
     )
     metrics.ips.set(doc["images_per_second"])
+    metrics.seconds.set(doc["startup_seconds"] + doc["wall_seconds"])  # H15: cost per 1k images
     write_shard_results(run_store, name, results, doc)
     write_outputs(params.outputs_dir, {"processed": str(doc["processed"]), "failed": str(doc["failed"])})
     if params.pushgateway:

@@ -1,5 +1,6 @@
 """Parameters of `python -m steps.infer`: a lane worker (`--run-uri R --lane i --lanes L`, one
-long-lived pod per lane of the `infer` fan-out) or, with `--shard-uri`, a single shard."""
+long-lived pod per lane of the `infer` fan-out) or, with `--shard-uri`, a single shard.
+"""
 
 from typing import ClassVar, Literal
 
@@ -64,7 +65,8 @@ class InferParams(StorageParams, OutputsParams):
 
     def mode_error(self) -> str:
         """'' when the flags name one mode completely, else what is wrong (checked when the step runs, so
-        rendered templates, whose inputs are placeholders, still parse)."""
+        rendered templates, whose inputs are placeholders, still parse).
+        """
         if self.lanes and self.shard_uri:
             return "give either --shard-uri (one shard) or --lanes with --run-uri (lane worker), not both"
         if not self.lanes and not self.shard_uri:

@@ -75,7 +75,8 @@ class Scheduler:
 
     def _pending(self, states: dict[str, ShardState]) -> list[str]:
         """Shards not finished, leaving out those this process marked failed itself (its retry, or
-        another lane, takes them over) and those out of generations."""
+        another lane, takes them over) and those out of generations.
+        """
         mine = {(s, g) for s, g, _ in self.queue.made}
 
         def settled(shard: str, state: ShardState) -> bool:

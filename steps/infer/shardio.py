@@ -71,5 +71,6 @@ def write_shard_results(store: Store, name: str, results: list[ItemResult], doc:
 
 def exit_code(results: list[ItemResult]) -> int:
     """Exit 1 lets Argo retry (a rerun resumes and retries only the failed items); when every
-    failure is a bad image, a retry gives the same answer, so 2 (permanent) instead."""
+    failure is a bad image, a retry gives the same answer, so 2 (permanent) instead.
+    """
     return 1 if any(r.transient for r in results if r.status == "failed") else 2

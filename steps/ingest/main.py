@@ -136,5 +136,9 @@ def run(params: IngestParams) -> int:
         f"{len(rejected)} rejected ({params.input_uri} -> {params.run_uri})",
         file=sys.stderr,
     )
+    if params.pushgateway:
+        from steps.ingest.metrics import push  # prometheus_client only when pushing
+
+        push(params.pushgateway, params.run_uri.rstrip("/").rsplit("/", 1)[-1], len(index), count, len(rejected))
     print(json.dumps(counts))
     return 0

@@ -1,6 +1,7 @@
 """Lane workers on one run's work queue: races, a SIGKILLed worker, a retried lane, an S3 server that
 ignores conditional writes. Real `python -m steps.infer` processes, on the file store and on the
-S3 emulator."""
+S3 emulator.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from tests.fixtures import onnx_models as zoo
-from tests.fixtures.fault_proxy import FaultProxy
-from tests.fixtures.stepkit import StoreCase, run_step
 
 from steps.common.storage import open_store
 from steps.infer.claims import claims_prefix
 from steps.ingest.main import run as ingest
 from steps.ingest.params import IngestParams
+from tests.fixtures import onnx_models as zoo
+from tests.fixtures.fault_proxy import FaultProxy
+from tests.fixtures.stepkit import StoreCase, run_step
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -130,7 +131,7 @@ def test_eight_racing_lanes_process_every_shard_once(kind, tmp_path, request):
     # the tails of the late ones' strides while those claim from the front, and the thieves collide.
     procs = [_start(_lane(case, tmp_path, i, lanes, "--claim-ttl=30")) for i in range(lanes)]
     for proc in procs:
-        out, err = proc.communicate(timeout=300)
+        _out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-3000:]
     log = _check_complete(case, images, images // shard_size)
     assert all(len(claims) == 1 for claims in log.values()), "no takeover was due, so no shard ran twice"

@@ -98,7 +98,8 @@ def split_uri(uri: str) -> tuple[str, str]:
 
 def _package_path(uri: str) -> Path:
     """package://<package>/<path>: a file inside an installed package, found without importing it
-    (importing rapidocr_onnxruntime would pull in OpenCV just to find a file)."""
+    (importing rapidocr_onnxruntime would pull in OpenCV just to find a file).
+    """
     package, _, inner = uri[len("package://") :].partition("/")
     found = importlib.util.find_spec(package) if package.isidentifier() else None
     if found is None or not found.submodule_search_locations:
@@ -121,7 +122,8 @@ def read_uri(uri: str, *, s3_endpoint: str = "", max_attempts: int = 5) -> bytes
 def probe_conditional_writes(store: Store, key: str) -> None:
     """Create `key` twice with create-if-absent: the second must be refused. A server that ignores
     `If-None-Match` (older MinIO gateways, some S3 look-alikes, a proxy that drops the header) would
-    let two workers own one claim silently, so this raises ConditionalWritesUnsupported instead."""
+    let two workers own one claim silently, so this raises ConditionalWritesUnsupported instead.
+    """
     import uuid
 
     token = uuid.uuid4().hex

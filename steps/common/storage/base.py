@@ -106,7 +106,8 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def create_bytes(self, key: str, data: bytes, content_type: str | None = None) -> bool:
         """Create `key` only if it does not exist, atomically (S3 `If-None-Match: *`, a hard link on
-        files): True when this call created it, False when it already existed. Never overwrites."""
+        files): True when this call created it, False when it already existed. Never overwrites.
+        """
 
     @abc.abstractmethod
     def download_file(self, key: str, path: str) -> None:
@@ -131,7 +132,7 @@ class Store(abc.ABC):
     def server_time(self) -> datetime:
         """The storage's clock (UTC): retention compares object ages against it, not ours."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         pass
 
     def __enter__(self) -> Store:

@@ -48,7 +48,8 @@ class FileStore(Store):
 
     def _entries(self, directory: Path) -> list[tuple[str, os.DirEntry, bool]]:
         """(name, entry, is_dir) in S3's key order: sorting on name + '/' for directories yields
-        exactly the order of the full keys."""
+        exactly the order of the full keys.
+        """
         try:
             entries = list(os.scandir(directory))
         except FileNotFoundError:
