@@ -13,6 +13,7 @@ whose result is newer than the shard file, so a crash or a takeover never duplic
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -164,6 +165,7 @@ class Lane:
             self.finished.append(doc)
             if over:
                 self.over_ratio.append((claim.shard, code))
+        self.scheduler.wake.set()
         print(
             f"steps.infer: lane {p.lane}: {claim.shard} (generation {claim.generation}, {claim.body['reason']}): "
             f"{doc['processed']} processed ({doc['resumed']} resumed), {failed} failed",
@@ -241,6 +243,26 @@ def run_lane(params: InferParams) -> int:
     if params.pushgateway:
         metrics.push(params.pushgateway)
     requests = request_counts()
+    lane_doc = {
+        "lane": params.lane,
+        "lanes": params.lanes,
+        "attempt": params.attempt,
+        "host": queue.host,
+        "token": queue.token,
+        "startup_seconds": round(startup, 4),
+        "wall_seconds": round(wall, 4),
+        "shards": len(lane.finished),
+        "processed": processed,
+        "processed_now": now,
+        "failed": failed,
+        "takeovers": lane.scheduler.takeovers,
+        "requests": requests,
+    }
+    run_store.put_bytes(
+        f"{runlayout.LANES_DIR}/lane-{params.lane:04d}-a{params.attempt}-{queue.token[:8]}.json",
+        json.dumps(lane_doc).encode(),
+        content_type="application/json",
+    )
     print(
         f"steps.infer: lane {params.lane}/{params.lanes}: {len(lane.finished)} shards, {processed} processed, "
         f"{failed} failed, {now / wall if wall > 0 else 0:.1f} images/s after {startup:.2f}s startup; "

@@ -30,6 +30,9 @@ class Scheduler:
         self.max_generations = max_generations
         self.poll_s = poll_s
         self.stop = threading.Event()
+        #: Set when this lane finishes a shard: the last waits are mostly for the lane's own shards
+        #: in flight, and a poll interval of sleep after each would idle the pod for nothing.
+        self.wake = threading.Event()
         self.takeovers = 0
 
     def _mine(self, shard: str, state: ShardState) -> bool:
@@ -113,7 +116,8 @@ class Scheduler:
                     continue
                 if claim is not None:
                     yield claim
-            self.stop.wait(self.poll_s)
+            self.wake.wait(self.poll_s)
+            self.wake.clear()
 
     def claims(self) -> Iterator[Claim]:
         states = self.queue.scan()

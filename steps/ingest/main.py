@@ -16,7 +16,7 @@ from steps.common import runlayout
 from steps.common.errors import StepError
 from steps.common.images import HEADER_BYTES, ImageError, decode, read_header
 from steps.common.outputs import write_outputs
-from steps.common.storage import NotFound, ObjectInfo, Store, dir_prefix, open_store
+from steps.common.storage import NotFound, ObjectInfo, Store, dir_prefix, open_store, request_counts
 from steps.ingest.params import IngestParams
 
 #: Run artifacts of an earlier ingest into the same --run-uri (an Argo retry, a rerun): stale shards
@@ -28,6 +28,7 @@ _RUN_DIRS = (
     runlayout.ATTEMPTS_DIR,
     runlayout.REPORT_DIR,
     runlayout.QUEUE_DIR,
+    runlayout.LANES_DIR,
 )
 
 
@@ -127,7 +128,8 @@ def run(params: IngestParams) -> int:
     run_store.put_bytes(runlayout.REJECTED, "".join(rejected).encode(), content_type="application/x-ndjson")
     count = sum(1 for line in manifest if line.endswith('"pending"}\n'))
     # The index goes last: lanes that find it find every shard it names.
-    doc = {"count": count, "shard_size": params.shard_size, "shards": index}
+    # ingest's own S3 requests ride along, so the report can total the run's request cost.
+    doc = {"count": count, "shard_size": params.shard_size, "requests": request_counts(), "shards": index}
     run_store.put_bytes(runlayout.SHARD_INDEX, json.dumps(doc).encode(), content_type="application/json")
     counts = {"count": str(count), "rejected": str(len(rejected)), "shards": str(len(index))}
     write_outputs(params.outputs_dir, counts)

@@ -243,7 +243,10 @@ def test_rbac_is_the_executor_minimum(env: str) -> None:
     cfg = load_config(env)
     roles = [d for p in (WORKFLOWS / env).glob("role-*.yaml") if (d := load(p))["kind"] == "Role"]
     assert [r["rules"] for r in roles] == [
-        [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}]
+        [
+            {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]},
+            {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get"]},
+        ]
     ]
     bindings = [load(p) for p in (WORKFLOWS / env).glob("rolebinding-*.yaml")]
     assert [b["subjects"] for b in bindings] == [
