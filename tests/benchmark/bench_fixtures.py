@@ -4,6 +4,7 @@ live Prometheus that scrapes a Pushgateway, both on 127.0.0.1 at free ports.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -121,22 +122,31 @@ class PromStack:
         raise AssertionError(f"Prometheus never showed {promql} == {value}")
 
 
-@pytest.fixture(scope="session")
-def prom_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PromStack]:
+@contextlib.contextmanager
+def start_prom_stack(root: Path, extra_scrape: str = "", rule_files: tuple[Path, ...] = ()) -> Iterator[PromStack]:
+    """Prometheus scraping a Pushgateway every second; `extra_scrape` adds scrape configs (YAML list
+    items), `rule_files` rule files Prometheus evaluates every second.
+    """
     prometheus, pushgateway = require_tool("prometheus"), require_tool("prometheus-pushgateway")
-    root = tmp_path_factory.mktemp("prometheus")
     gateway = f"127.0.0.1:{free_port()}"
     config = root / "prometheus.yml"
     # 1 s scrapes so a run of a few seconds has several samples in its window.
+    rules = f"rule_files: [{', '.join(repr(str(p)) for p in rule_files)}]\n" if rule_files else ""
     config.write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        "scrape_configs:\n"
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n" + rules + "scrape_configs:\n"
         f"  - job_name: pushgateway\n    honor_labels: true\n    static_configs: [{{targets: ['{gateway}']}}]\n"
+        + extra_scrape
     )
     address = f"127.0.0.1:{free_port()}"
     log = (root / "log.txt").open("w")
     processes = [
-        subprocess.Popen([str(pushgateway), f"--web.listen-address={gateway}"], stdout=log, stderr=log),
+        # Debian's build persists to /var/lib/prometheus/pushgateway.data by default, which every
+        # test run (and every other user of the machine) would share: groups from old runs come back.
+        subprocess.Popen(
+            [str(pushgateway), f"--web.listen-address={gateway}", f"--persistence.file={root / 'pushgateway.data'}"],
+            stdout=log,
+            stderr=log,
+        ),
         subprocess.Popen(
             [
                 str(prometheus),
@@ -161,3 +171,9 @@ def prom_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PromStack]:
             except subprocess.TimeoutExpired:
                 process.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def prom_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PromStack]:
+    with start_prom_stack(tmp_path_factory.mktemp("prometheus")) as stack:
+        yield stack
