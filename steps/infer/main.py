@@ -67,6 +67,7 @@ def run(params: InferParams) -> int:
         allow_cpu_fallback=params.allow_cpu_fallback,
         trt_cache_dir=params.trt_cache_dir,
         threads=params.ort_threads,
+        pixels=params.normalise_in_graph,
         **storage,
     )
     warm_up(model, *_warm_size(model))

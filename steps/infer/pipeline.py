@@ -24,6 +24,8 @@ from steps.infer.model import LoadedModel
 from steps.infer.process import Prepared, postprocess, prepare
 
 _END = object()
+#: Batch buffers kept per item shape (max_side resizing gives one shape per aspect ratio).
+_BUFFERED_SHAPES = 8
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class Pipeline:
         self.results: list[ItemResult] = []
         self.batches = 0
         self._lock = threading.Lock()
+        self._buffers: dict[tuple, np.ndarray] = {}
 
     # -- helpers ---------------------------------------------------------------------------------------
     def _finish(self, result: ItemResult) -> None:
@@ -121,7 +124,9 @@ class Pipeline:
                     data = self.inputs(item.input_uri).get_bytes(item.key)
                     t1 = time.perf_counter()
                     flight.stages["download"] = t1 - flight.started
-                    flight.prepared = prepare(data, self.model.spec, max_pixels=self.max_pixels)
+                    flight.prepared = prepare(
+                        data, self.model.spec, max_pixels=self.max_pixels, pixels=self.model.pixels
+                    )
                     flight.stages["decode"] = time.perf_counter() - t1
                     del data
                 except NotFound:
@@ -182,7 +187,7 @@ class Pipeline:
     def _infer(self, group: list[_InFlight], done: queue.Queue) -> None:
         t0 = time.perf_counter()
         try:
-            batch = np.stack([f.prepared.tensor for f in group])
+            batch = self._batch(group)
             outputs = self.model.run(batch)
         except Exception as error:
             for flight in group:
@@ -195,6 +200,23 @@ class Pipeline:
             flight.stages["infer"] = elapsed / len(group)
             flight.prepared.tensor = None  # the batch holds a copy: free the per-item one now
             done.put((flight, outputs[i]))
+
+    def _batch(self, group: list[_InFlight]) -> np.ndarray:
+        """The group copied into a reused buffer for its item shape: no per-batch allocation (a fresh
+        np.stack page-faults its whole size in each time). ORT has read the buffer when run()
+        returns (CPU computes from it, CUDA copies it to the device), so the next batch can reuse it."""
+        first = group[0].prepared.tensor
+        key = (first.shape, first.dtype.str)
+        buffer = self._buffers.pop(key, None)
+        if buffer is None or len(buffer) < len(group):
+            buffer = np.empty((max(self.batch_size, len(group)), *first.shape), first.dtype)
+        self._buffers[key] = buffer  # most recently used last
+        while len(self._buffers) > _BUFFERED_SHAPES:
+            del self._buffers[next(iter(self._buffers))]
+        batch = buffer[: len(group)]
+        for i, flight in enumerate(group):
+            batch[i] = flight.prepared.tensor
+        return batch
 
     # -- driver ----------------------------------------------------------------------------------------
     def run(self, items: Iterable[Item]) -> list[ItemResult]:
