@@ -208,7 +208,8 @@ def _check_compatible(uri: str, session: ort.InferenceSession, spec: specs.Model
 
 def warm_up(model: LoadedModel, height: int, width: int) -> np.ndarray:
     """One dummy batch, so an incompatible model fails before any image is read (and TensorRT
-    builds its engine before the clock starts)."""
+    builds its engine before the clock starts).
+    """
     shape, dtype = model.feed(height, width)
     try:
         return model.run(np.zeros(shape, dtype=dtype))

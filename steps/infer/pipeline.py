@@ -204,7 +204,8 @@ class Pipeline:
     def _batch(self, group: list[_InFlight]) -> np.ndarray:
         """The group copied into a reused buffer for its item shape: no per-batch allocation (a fresh
         np.stack page-faults its whole size in each time). ORT has read the buffer when run()
-        returns (CPU computes from it, CUDA copies it to the device), so the next batch can reuse it."""
+        returns (CPU computes from it, CUDA copies it to the device), so the next batch can reuse it.
+        """
         first = group[0].prepared.tensor
         key = (first.shape, first.dtype.str)
         buffer = self._buffers.pop(key, None)

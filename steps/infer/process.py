@@ -184,7 +184,8 @@ def components(mask: np.ndarray) -> list[tuple[int, int, int, int, int]]:
 
 def boxes(prob: np.ndarray, spec: ModelSpec, width: int, height: int) -> list[dict]:
     """Boxes of connected foreground regions, DB-style: scored by mean probability, expanded by
-    area*unclip_ratio/perimeter, and scaled to the original image."""
+    area*unclip_ratio/perimeter, and scaled to the original image.
+    """
     post = spec.postprocess
     sx, sy = width / prob.shape[1], height / prob.shape[0]
     found = []

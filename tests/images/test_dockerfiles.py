@@ -13,7 +13,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from pipelines.lint.base import LintContext
 from pipelines.lint.checks import hadolint
@@ -99,7 +98,7 @@ def test_final_stage_is_non_root_without_build_tools(dockerfile: Path):
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_entrypoint_runs_an_existing_step_module(dockerfile: Path):
-    final = dict((k, v) for k, v in stages(dockerfile)[-1] if k in {"ENTRYPOINT", "CMD"})
+    final = {k: v for k, v in stages(dockerfile)[-1] if k in {"ENTRYPOINT", "CMD"}}
     entrypoint, cmd = json.loads(final["ENTRYPOINT"]), json.loads(final["CMD"])
     assert entrypoint == ["python", "-m"]
     module = cmd[0]
