@@ -74,7 +74,9 @@ def put_inputs(uri: str, endpoint: str, images: list[bytes], prefix: str) -> str
     return store.uri_for(f"{prefix}/run/shards/shard-00000.jsonl")
 
 
-def run_step(shard: str, out: str, endpoint: str, args: argparse.Namespace, spec: str, model: str = "") -> dict:
+def run_step(
+    shard: str, out: str, endpoint: str, args: argparse.Namespace, spec: str, model: str = "", extra: tuple = ()
+) -> dict:
     command = [
         sys.executable,
         "-m",
@@ -90,6 +92,7 @@ def run_step(shard: str, out: str, endpoint: str, args: argparse.Namespace, spec
         f"--prefetch-workers={args.prefetch_workers}",
         f"--upload-workers={args.upload_workers}",
         *args.step_arg,
+        *extra,
     ]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
@@ -220,9 +223,14 @@ class GpuProxy:
         ips, _, _ = raw_ort(args, images, self.uri, model_cpu)
         self.add("raw_ort_ips", ips)
         self.add("model_cpu_ms_per_image", model_cpu[0] * 1000)
-        for store, uri, ep in (("file", file_uri, ""), ("s3", "s3://bench", endpoint)):
+        configs = (
+            ("file", file_uri, "", ()),
+            ("s3", "s3://bench", endpoint, ()),
+            ("s3_per_shard", "s3://bench", endpoint, ("--output-layout=per-shard",)),
+        )
+        for store, uri, ep, extra in configs:
             shard = put_inputs(uri, ep, images, f"free-{store}{round_}")
-            metrics = run_step(shard, f"{uri}/free-{store}{round_}/out", ep, args, "", self.uri)
+            metrics = run_step(shard, f"{uri}/free-{store}{round_}/out", ep, args, "", self.uri, extra)
             cpu_ms = metrics["cpu_seconds"] / metrics["processed_now"] * 1000
             self.add(f"pipeline_ips_{store}", metrics["images_per_second"])
             self.add(f"cpu_ms_per_image_{store}", cpu_ms - model_cpu[0] * 1000)
@@ -243,11 +251,28 @@ class GpuProxy:
             "model_cpu_ms_per_image": round(med["model_cpu_ms_per_image"], 3),
             "cpu_ms_per_image": round(med["cpu_ms_per_image_file"], 3),
             "cpu_ms_per_image_s3": round(med["cpu_ms_per_image_s3"], 3),
+            "cpu_ms_per_image_s3_per_shard": round(med["cpu_ms_per_image_s3_per_shard"], 3),
             "ratio_vs_decode": round(med["cpu_ms_per_image_file"] / decode, 3),
             "ratio_vs_decode_s3": round(med["cpu_ms_per_image_s3"] / decode, 3),
+            "ratio_vs_decode_s3_per_shard": round(med["cpu_ms_per_image_s3_per_shard"] / decode, 3),
+            # S3 list prices: $0.005 per 1,000 PUTs, $0.0004 per 1,000 GETs (and HEADs).
+            "request_usd_per_1k_images": {
+                layout: round(
+                    1000
+                    * (
+                        0.005 * med.get(f"put_requests_per_image_{k}", 0) / 1000
+                        + 0.0004
+                        * (med.get(f"get_requests_per_image_{k}", 0) + med.get(f"head_requests_per_image_{k}", 0))
+                        / 1000
+                    ),
+                    5,
+                )
+                for layout, k in (("per-image", "s3"), ("per-shard", "s3_per_shard"))
+            },
             "raw_ort_ips": round(max(self.rounds["raw_ort_ips"]), 3),
             "pipeline_ips": round(best_file, 3),
             "pipeline_ips_s3": round(max(self.rounds["pipeline_ips_s3"]), 3),
+            "pipeline_ips_s3_per_shard": round(max(self.rounds["pipeline_ips_s3_per_shard"]), 3),
             "decode_bound_ips": round(bound, 3),
             "throughput_vs_decode_bound": round(best_file / bound, 3),
             "rounds": self.rounds,

@@ -38,6 +38,12 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128),
             registry=self.registry,
         )
+        self.requests = Counter(
+            "kiosk_infer_storage_requests",
+            "Storage requests for items (inputs, outputs, resume checks), by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
         self.ips = Gauge("kiosk_infer_images_per_second", "Shard throughput.", registry=self.registry)
         self.provider = Gauge(
             "kiosk_infer_provider_active",
@@ -54,6 +60,10 @@ class Metrics:
             self.latency.observe(result.latency_s)
         for stage, seconds in result.stages.items():
             self.stage.labels(stage).inc(seconds)
+
+    def record_requests(self, requests: dict[str, int]) -> None:
+        for kind, count in requests.items():
+            self.requests.labels(kind).inc(count)
 
     def record_batch(self, size: int, seconds: float) -> None:
         self.batch.observe(size)

@@ -49,3 +49,8 @@ class InferParams(StorageParams, OutputsParams):
         description="Normalise inside the ONNX graph: the host passes uint8 NHWC pixels (false: float tensors "
         "normalised on the CPU).",
     )
+    output_layout: Literal["per-image", "per-shard"] = Field(
+        "per-image",
+        description="per-image: <key>.json + <key>.mask.png per item (2 PUTs per image); per-shard: "
+        "shards/<shard>.jsonl + shards/<shard>.masks under --output-uri (2 PUTs per shard).",
+    )
