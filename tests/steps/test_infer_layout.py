@@ -1,5 +1,6 @@
 """`--output-layout per-shard` (2 PUTs per shard) against the per-image default (2 PUTs per image),
-and the storage request counts in the shard metrics, over the file store and the S3 emulator."""
+and the storage request counts in the shard metrics, over the file store and the S3 emulator.
+"""
 
 from __future__ import annotations
 
