@@ -127,6 +127,7 @@ def run(params: InferParams) -> int:
     )
     metrics.record_requests(pipeline.requests)
     metrics.ips.set(doc["images_per_second"])
+    metrics.seconds.set(doc["startup_seconds"] + doc["wall_seconds"])  # H15: cost per 1k images
     lines = "".join(
         json.dumps(
             {
