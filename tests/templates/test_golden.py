@@ -9,7 +9,7 @@ import pytest
 
 from pipelines import render
 from pipelines.config import ENVIRONMENTS
-from tests.conftest import REPO_ROOT
+from pipelines.tools import REPO_ROOT
 
 OWNED = [render.WORKFLOWS_DIR / env for env in ENVIRONMENTS] + [render.APPS_DIR]
 
