@@ -121,6 +121,7 @@ def run(params: InferParams) -> int:
         cpu_seconds=round(cpu, 4),  # all threads: with wall_seconds, how busy the pod's cores were
     )
     metrics.ips.set(doc["images_per_second"])
+    metrics.seconds.set(doc["startup_seconds"] + doc["wall_seconds"])  # H15: cost per 1k images
     lines = "".join(
         json.dumps(
             {
