@@ -16,7 +16,7 @@ from steps.infer.main import run
 from steps.infer.params import InferParams
 from tests.fixtures import onnx_models as zoo
 from tests.fixtures.stepkit import run_step
-from tests.steps.test_infer import BLOBS, _args, _shard
+from tests.steps.infer.test_infer import BLOBS, _args, _shard
 
 
 @pytest.fixture
