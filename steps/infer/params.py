@@ -42,3 +42,15 @@ class InferParams(StorageParams, OutputsParams):
         100_000_000, ge=1, description="Fail items with more pixels than this (decompression bombs)."
     )
     ort_threads: int = Field(0, ge=0, le=256, description="ONNX Runtime intra-op threads; 0: one per core.")
+
+    # --- per-image pipeline internals (issue 13) ---
+    normalise_in_graph: bool = Field(
+        True,
+        description="Normalise inside the ONNX graph: the host passes uint8 NHWC pixels (false: float tensors "
+        "normalised on the CPU).",
+    )
+    output_layout: Literal["per-image", "per-shard"] = Field(
+        "per-image",
+        description="per-image: <key>.json + <key>.mask.png per item (2 PUTs per image); per-shard: "
+        "shards/<shard>.jsonl + shards/<shard>.masks under --output-uri (2 PUTs per shard).",
+    )

@@ -16,7 +16,7 @@ from pipelines import capacity, render
 from pipelines.config import ENVIRONMENTS, load_config
 from pipelines.config.model import Toleration
 from pipelines.observability import alerts, panels
-from tests.conftest import REPO_ROOT
+from pipelines.tools import REPO_ROOT
 
 GPU_ENVS = [env for env in ENVIRONMENTS if load_config(env).gpu.count]
 
