@@ -34,7 +34,7 @@ from pipelines.config.loader import CONFIG_DIR
 from pipelines.observability import alerts, panels
 from pipelines.runner import api
 from steps.common import metric_names as n
-from tests.benchmark.bench_fixtures import PromStack, free_port, start_prom_stack
+from tests.fixtures.prometheus import PromStack, free_port, start_prom_stack
 
 ENV = "local"
 FED_JOB = "kiosk-test-fed"
