@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import REPO_ROOT
+from pipelines.tools import REPO_ROOT
 
 FORBIDDEN = ("onnxruntime", "pandas", "boto3", "numpy")
 

@@ -27,6 +27,7 @@ PREFIX_LABEL = "prefix"  # cleanup
 DRY_RUN_LABEL = "dry_run"  # cleanup
 STATUS_LABEL = "status"  # infer items, template metrics
 STAGE_LABEL = "stage"  # infer stage seconds
+REQUEST_KIND_LABEL = "kind"  # infer storage requests: get | put | head
 
 # --- steps.ingest (one push per run, grouping {run}) ---
 INGEST_SHARDS = "kiosk_ingest_shards"
@@ -41,6 +42,7 @@ INFER_BATCH_SIZE = "kiosk_infer_batch_size"  # histogram
 INFER_IMAGES_PER_SECOND = "kiosk_infer_images_per_second"  # gauge
 INFER_PROVIDER_ACTIVE = "kiosk_infer_provider_active"  # gauge, label provider
 INFER_SHARD_SECONDS = "kiosk_infer_shard_seconds"  # gauge: wall seconds the shard's pod spent on it
+INFER_STORAGE_REQUESTS = "kiosk_infer_storage_requests"  # counter, label kind: get | put | head (S3 bills each)
 
 # --- steps.cleanup (one push per run, grouping {store}; the last success in its own group) ---
 CLEANUP_SCANNED = "kiosk_cleanup_scanned_objects"

@@ -110,6 +110,36 @@ class Lane:
         except BaseException as error:
             self.error = error
 
+    def run_per_shard(self, make) -> dict[str, int]:
+        """--output-layout=per-shard writes one output file per shard at the shard's end, so each
+        shard gets its own pipeline (the model stays loaded; no overlap across shard boundaries).
+        """
+        requests: dict[str, int] = {}
+        try:
+            for claim in self.scheduler.claims():
+                key = self.keys[claim.shard]
+                info = self.run_store.head(key)
+                items = read_shard(self.run_store, key, self.run_store.uri_for(key))
+                shard = _ShardRun(
+                    claim, self.run_store.uri_for(key), len(items), datetime.now(UTC), time.perf_counter()
+                )
+                with self._lock:
+                    for item in items:
+                        self._owner[item.key] = shard
+                    shard.fed = True
+                since = info.last_modified if claim.generation > 0 and info is not None else None
+                pipeline = make(claim.shard, since)
+                pipeline.run(items)
+                for kind, count in pipeline.requests.items():
+                    requests[kind] = requests.get(kind, 0) + count
+                if not items:
+                    self._finalize(shard)
+                if self.error is not None:
+                    break
+        except BaseException as error:
+            self.error = self.error or error
+        return requests
+
     # -- booking --------------------------------------------------------------------------------------
     def record(self, result: ItemResult) -> None:
         with self._lock:
@@ -190,6 +220,7 @@ def run_lane(params: InferParams) -> int:
         allow_cpu_fallback=params.allow_cpu_fallback,
         trt_cache_dir=params.trt_cache_dir,
         threads=params.ort_threads,
+        pixels=params.normalise_in_graph,
         **storage,
     )
     warm_up(model, *warm_size(model))
@@ -209,25 +240,37 @@ def run_lane(params: InferParams) -> int:
         metrics.record(result)
         lane.record(result)
 
-    pipeline = Pipeline(
-        model,
-        inputs,
-        outputs,
-        batch_size=params.batch_size,
-        prefetch_workers=params.prefetch_workers,
-        upload_workers=params.upload_workers,
-        queue_depth=params.queue_depth,
-        max_pixels=params.max_pixels,
-        on_result=record,
-        on_batch=metrics.record_batch,
-    )
+    def make(shard: str = "lane", resume_after: datetime | None = None) -> Pipeline:
+        return Pipeline(
+            model,
+            inputs,
+            outputs,
+            batch_size=params.batch_size,
+            prefetch_workers=params.prefetch_workers,
+            upload_workers=params.upload_workers,
+            queue_depth=params.queue_depth,
+            resume_after=resume_after,
+            max_pixels=params.max_pixels,
+            on_result=record,
+            on_batch=metrics.record_batch,
+            output_layout=params.output_layout,
+            shard=shard,
+        )
+
     startup = time.perf_counter() - started
     queue.start_heartbeats()
     t0 = time.perf_counter()
     try:
-        pipeline.run(lane.items())
+        if params.output_layout == "per-shard":
+            item_requests = lane.run_per_shard(make)
+        else:
+            # One stream across shards: the next shard's downloads overlap this one's tail.
+            pipeline = make()
+            pipeline.run(lane.items())
+            item_requests = pipeline.requests
     finally:
         queue.stop_heartbeats()
+    metrics.record_requests(item_requests)
     wall = time.perf_counter() - t0
     if lane.error is not None:
         raise lane.error

@@ -57,6 +57,7 @@ def run_shard(params: InferParams) -> int:
         allow_cpu_fallback=params.allow_cpu_fallback,
         trt_cache_dir=params.trt_cache_dir,
         threads=params.ort_threads,
+        pixels=params.normalise_in_graph,
         **storage,
     )
     warm_up(model, *warm_size(model))
@@ -87,6 +88,8 @@ def run_shard(params: InferParams) -> int:
         max_pixels=params.max_pixels,
         on_result=metrics.record,
         on_batch=metrics.record_batch,
+        output_layout=params.output_layout,
+        shard=name,
     )
     run_t0, cpu_t0 = time.perf_counter(), time.process_time()
     results = pipeline.run(items)
@@ -109,7 +112,10 @@ def run_shard(params: InferParams) -> int:
         batches=pipeline.batches,
         startup_seconds=round(run_t0 - t0, 4),
         cpu_seconds=round(cpu, 4),  # all threads: with wall_seconds, how busy the pod's cores were
+        output_layout=params.output_layout,
+        requests=pipeline.requests,  # storage requests for items: S3 bills each
     )
+    metrics.record_requests(pipeline.requests)
     metrics.ips.set(doc["images_per_second"])
     metrics.seconds.set(doc["startup_seconds"] + doc["wall_seconds"])  # H15: cost per 1k images
     write_shard_results(run_store, name, results, doc)

@@ -41,6 +41,12 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128),
             registry=self.registry,
         )
+        self.requests = Counter(
+            names.INFER_STORAGE_REQUESTS,
+            "Storage requests for items (inputs, outputs, resume checks), by kind.",
+            [names.REQUEST_KIND_LABEL],
+            registry=self.registry,
+        )
         self.ips = Gauge(names.INFER_IMAGES_PER_SECOND, "Shard throughput.", registry=self.registry)
         # With a price per hour, what dashboards turn into a cost per 1k images.
         self.seconds = Gauge(
@@ -54,6 +60,11 @@ class Metrics:
         )
         for name in providers:
             self.provider.labels(name).set(1)
+        # Zero-valued series from the start: a run without failures shows 0 failed, not "no data".
+        for status in ("ok", "failed", "resumed"):
+            self.items.labels(status)
+        for stage in STAGES:
+            self.stage.labels(stage)
 
     def record(self, result: ItemResult) -> None:
         self.items.labels(result.status).inc()
@@ -61,6 +72,10 @@ class Metrics:
             self.latency.observe(result.latency_s)
         for stage, seconds in result.stages.items():
             self.stage.labels(stage).inc(seconds)
+
+    def record_requests(self, requests: dict[str, int]) -> None:
+        for kind, count in requests.items():
+            self.requests.labels(kind).inc(count)
 
     def record_batch(self, size: int, seconds: float) -> None:
         self.batch.observe(size)

@@ -48,6 +48,18 @@ class InferParams(StorageParams, OutputsParams):
     )
     ort_threads: int = Field(0, ge=0, le=256, description="ONNX Runtime intra-op threads; 0: one per core.")
 
+    # --- per-image pipeline internals (issue 13) ---
+    normalise_in_graph: bool = Field(
+        True,
+        description="Normalise inside the ONNX graph: the host passes uint8 NHWC pixels (false: float tensors "
+        "normalised on the CPU).",
+    )
+    output_layout: Literal["per-image", "per-shard"] = Field(
+        "per-image",
+        description="per-image: <key>.json + <key>.mask.png per item (2 PUTs per image); per-shard: "
+        "shards/<shard>.jsonl + shards/<shard>.masks under --output-uri (2 PUTs per shard).",
+    )
+
     # -- lane worker (issue 12): one pod per lane claims shards from the run's work queue ---------------
     lane: int = Field(0, ge=0, le=9999, description="This lane's index, 0 <= lane < lanes (lane mode).")
     lanes: int = Field(

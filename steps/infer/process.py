@@ -24,7 +24,9 @@ MIN_SIDE = 8
 
 @dataclass
 class Prepared:
-    tensor: np.ndarray  # one item, without the batch axis
+    #: One item without the batch axis: HWC uint8 pixels (`pixels=True`, for a model that
+    #: normalises inside its graph) or the model's own layout and dtype, normalised here.
+    tensor: np.ndarray
     width: int  # original image size
     height: int
 
@@ -47,7 +49,7 @@ def target_size(spec: ModelSpec, width: int, height: int) -> tuple[int, int]:
     return max(m, round(width * scale / m) * m), max(m, round(height * scale / m) * m)
 
 
-def prepare(data: bytes, spec: ModelSpec, *, max_pixels: int = 0) -> Prepared:
+def prepare(data: bytes, spec: ModelSpec, *, max_pixels: int = 0, pixels: bool = False) -> Prepared:
     header = read_header(data, max_pixels=max_pixels)
     if header.mode not in _CONVERTIBLE:
         raise ImageError(
@@ -70,7 +72,10 @@ def prepare(data: bytes, spec: ModelSpec, *, max_pixels: int = 0) -> Prepared:
         image = image.convert(mode)
     if image.size != size:
         image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
-    return Prepared(to_tensor(np.asarray(image), spec), header.width, header.height)
+    array = np.asarray(image)
+    if pixels:
+        return Prepared(array if array.ndim == 3 else array[:, :, None], header.width, header.height)
+    return Prepared(to_tensor(array, spec), header.width, header.height)
 
 
 def _lut(spec: ModelSpec) -> np.ndarray:

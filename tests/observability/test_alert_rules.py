@@ -15,7 +15,7 @@ import yaml
 
 from pipelines.config import ENVIRONMENTS, load_config
 from pipelines.observability import alerts
-from tests.conftest import require_tool
+from tests.fixtures.tools import require_tool
 
 ENV = "dev"  # the unit tests' thresholds: dev's config
 CFG = load_config(ENV)

@@ -17,13 +17,13 @@ from prometheus_client import CollectorRegistry
 
 from pipelines.config import ENVIRONMENTS, load_config
 from pipelines.observability import alerts, panels
+from pipelines.tools import REPO_ROOT
 from steps.cleanup import metrics as cleanup_metrics
 from steps.cleanup.report import PrefixReport, Report
 from steps.common import metric_names as n
 from steps.infer.metrics import Metrics
 from steps.infer.pipeline import ItemResult
 from steps.ingest import metrics as ingest_metrics
-from tests.conftest import REPO_ROOT
 
 #: Series kiosk reads but does not emit: NVIDIA's dcgm-exporter, Prometheus' scrape health and the
 #: Pushgateway's own per-group push time.

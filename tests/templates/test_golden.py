@@ -10,7 +10,7 @@ import pytest
 
 from pipelines import render
 from pipelines.config import ENVIRONMENTS, load_config
-from tests.conftest import REPO_ROOT
+from pipelines.tools import REPO_ROOT
 
 OWNED = (
     [d / env for env in ENVIRONMENTS for d in (render.WORKFLOWS_DIR, render.OBSERVABILITY_DIR)]

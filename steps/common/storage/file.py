@@ -35,6 +35,19 @@ def _info(key: str, st: os.stat_result) -> ObjectInfo:
     )
 
 
+def _temp_file(directory: Path) -> tuple[int, str]:
+    """A temporary file in `directory`, made if missing. A concurrent delete may prune the directory
+    between mkdir and mkstemp when it just became empty (S3 has no directories to lose), so retry."""
+    for attempt in range(10):
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            return tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
+        except FileNotFoundError:
+            if attempt == 9:
+                raise
+    raise AssertionError("unreachable")
+
+
 class FileStore(Store):
     def __init__(self, root: str) -> None:
         self.root = Path(root)
@@ -121,8 +134,7 @@ class FileStore(Store):
         path = self._path(key)
         count_request("PUT")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+            fd, tmp = _temp_file(path.parent)
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
@@ -139,8 +151,7 @@ class FileStore(Store):
         path = self._path(key)
         count_request("PUT")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+            fd, tmp = _temp_file(path.parent)
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)

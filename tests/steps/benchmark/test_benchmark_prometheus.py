@@ -17,8 +17,9 @@ from prometheus_api_client import PrometheusConnect
 from steps.benchmark.main import run
 from steps.benchmark.params import BenchmarkParams
 from steps.common.cli import main
-from tests.benchmark.bench_fixtures import PromStack, Sweep, make_sweep
-from tests.benchmark.bench_workload import Pusher
+from tests.fixtures.prometheus import PromStack
+from tests.steps.benchmark.bench_fixtures import Sweep, make_sweep
+from tests.steps.benchmark.bench_workload import Pusher
 
 QUERIES = {
     "gpu_util": "avg(kiosk_test_accel_util_percent)",

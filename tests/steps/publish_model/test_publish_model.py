@@ -12,11 +12,10 @@ import onnxruntime
 import pytest
 from onnx import TensorProto, helper
 
+from pipelines.tools import REPO_ROOT
 from steps.publish_model.main import PublishError, main
 from steps.publish_model.params import PublishModelParams
 from steps.publish_model.triton_config import ModelConfigError, render_config, tensor_specs
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _rapidocr_models() -> list[Path]:

@@ -7,20 +7,19 @@ import json
 import subprocess
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from threading import Thread
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from pipelines.tools import REPO_ROOT
 from steps.common.storage import open_store
 from steps.infer.main import run
 from steps.infer.params import InferParams
 from tests.fixtures import onnx_models as zoo
 from tests.fixtures.stepkit import StoreCase, read_outputs, run_step
 
-REPO = Path(__file__).resolve().parents[2]
 PPOCR = "package://rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"
 BLOBS = {"a.png": [(40, 40, 15), (100, 70, 20)], "deep/b.png": [(60, 30, 12)], "c.png": []}
 
@@ -153,7 +152,12 @@ def test_classification_top_k_and_wrong_size(tmp_path):
 
 def _cli(args: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "steps.infer", *args], capture_output=True, text=True, cwd=REPO, timeout=120, **kwargs
+        [sys.executable, "-m", "steps.infer", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+        **kwargs,
     )
 
 
@@ -205,7 +209,7 @@ def test_resume_after_crash_no_duplicates_no_gaps(faulty_s3, blob_model, tmp_pat
     shard = _shard(store, keys, f"{case.uri}/in")
     faulty_s3.proxy.delay(0.05)  # slow enough to kill the step half-way through
     args = _args(case, shard, blob_model, tmp_path / "o", "--upload-workers=1", "--batch-size=1")
-    proc = subprocess.Popen([sys.executable, "-m", "steps.infer", *args], cwd=REPO, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "steps.infer", *args], cwd=REPO_ROOT, stderr=subprocess.PIPE)
     import time
 
     deadline = time.monotonic() + 90

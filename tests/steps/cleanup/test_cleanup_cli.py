@@ -7,22 +7,21 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
+from pipelines.tools import REPO_ROOT
 from steps.cleanup.main import check_clock, execute, run
 from steps.cleanup.params import CleanupParams
 from steps.common.cli import main as cli_main
 from steps.common.errors import StepError
 
-REPO = Path(__file__).resolve().parents[2]
 OLD, YOUNG = timedelta(days=5), timedelta(hours=2)
 
 
 def cleanup(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "steps.cleanup", *args], capture_output=True, text=True, cwd=REPO, timeout=120
+        [sys.executable, "-m", "steps.cleanup", *args], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120
     )
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from pipelines.tools import REPO_ROOT
+
 PER_DIR = 1000
 OLD = time.time() - 10 * 86_400
 
@@ -56,7 +57,7 @@ def peak_of_run(root: Path, processes: int) -> tuple[int, dict]:
         [sys.executable, "-c", RUN, f"file://{root}", str(processes)],
         capture_output=True,
         text=True,
-        cwd=REPO,
+        cwd=REPO_ROOT,
         timeout=300,
         check=True,
     )

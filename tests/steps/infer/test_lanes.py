@@ -24,7 +24,7 @@ from tests.fixtures import onnx_models as zoo
 from tests.fixtures.fault_proxy import FaultProxy
 from tests.fixtures.stepkit import StoreCase, run_step
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _seed(case: StoreCase, tmp_path: Path, images: int, shard_size: int, size: int = 24) -> None:

@@ -11,7 +11,7 @@ import pytest
 from steps.benchmark.main import run
 from steps.benchmark.params import BenchmarkParams
 from steps.common.storage import open_store
-from tests.benchmark.bench_fixtures import Sweep
+from tests.steps.benchmark.bench_fixtures import Sweep
 
 
 def test_runs_report_and_baseline_on_s3(sweep: Sweep, s3_bucket, tmp_path):

@@ -6,18 +6,16 @@ import io
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from pipelines.tools import REPO_ROOT
 from steps.common.storage import open_store
 from steps.ingest.main import run
 from steps.ingest.params import IngestParams
 from tests.fixtures import onnx_models as zoo
 from tests.fixtures.stepkit import read_outputs, run_step
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _jpeg() -> bytes:
@@ -146,7 +144,12 @@ def test_workdir_uri_and_one_line_storage_error(tmp_path):
         f"--outputs-dir={tmp_path}/o",
     ]
     ok = subprocess.run(
-        [sys.executable, "-m", "steps.ingest", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "steps.ingest", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout) == {"count": "1", "rejected": "0", "shards": "1"}
@@ -161,7 +164,7 @@ def test_workdir_uri_and_one_line_storage_error(tmp_path):
             "--s3-endpoint=http://127.0.0.1:9",
             "--s3-max-attempts=1",
         ],
-        cwd=REPO,
+        cwd=REPO_ROOT,
         env={**env, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"},
         capture_output=True,
         text=True,

@@ -2,7 +2,7 @@
 WorkflowTemplate chains them: synth -> for each point: ingest -> infer (shards, `parallelism` at a
 time) -> report -> benchmark. Used by the end-to-end test and, with bigger numbers, by hand:
 
-    uv run python tests/benchmark/bench_e2e.py /tmp/bench --images 24 --size 256 --sweep 2,12,2 4,12,2
+    uv run python tests/steps/benchmark/bench_e2e.py /tmp/bench --images 24 --size 256 --sweep 2,12,2 4,12,2
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from pipelines.config.loader import CONFIG_DIR
 from pipelines.lifecycle import lifecycle_configuration
 from steps.cleanup.main import run
 from steps.cleanup.params import CleanupParams
-from tests.conftest import require_tool
+from tests.fixtures.tools import require_tool
 
 from .cleanup_seed import new_seeded
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests.benchmark.bench_fixtures import Sweep
-from tests.conftest import require_tool
+from tests.fixtures.tools import require_tool
+from tests.steps.benchmark.bench_fixtures import Sweep
 
 WIDTH, HEIGHT = 1280, 2400
 # matplotlib's first colour (C0, #1f77b4): only the embedded plots draw it, the page's CSS never does.

@@ -9,8 +9,8 @@ import json
 import pandas as pd
 import pytest
 
-from tests.benchmark.bench_e2e import sweep
-from tests.benchmark.bench_fixtures import PromStack
+from tests.fixtures.prometheus import PromStack
+from tests.steps.benchmark.bench_e2e import sweep
 
 
 @pytest.mark.slow

@@ -1,12 +1,10 @@
-"""Cleanup fixtures: the S3 emulator (from tests/fixtures) and a seeded store per backend."""
+"""Cleanup fixtures: a seeded store per backend (the S3 emulator is the tests/fixtures/s3 plugin)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-
-from tests.fixtures.s3 import *  # noqa: F403 - registers s3_server, s3_bucket, faulty_s3
 
 from .cleanup_seed import Seeded, new_seeded
 
