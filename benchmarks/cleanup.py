@@ -121,7 +121,8 @@ class Moto:
 
 class GoFakeS3:
     """tools/gofakes3 (gofakes3's in-memory backend) in a child process, seeded through its
-    /_kiosk/seed route, which stamps the objects' LastModified `age` in the past."""
+    /_kiosk/seed route, which stamps the objects' LastModified `age` in the past.
+    """
 
     name = "gofakes3"
     detail = s3server.DETAIL

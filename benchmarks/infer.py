@@ -37,7 +37,8 @@ WORDS = "kiosk batch inference microscopy cell nucleus sample plate well field a
 
 def make_images(count: int, size: int, unique: int = 16) -> list[bytes]:
     """Text lines and blobs on a light background with sensor-like noise (sigma 4 grey levels, so the
-    PNGs do not compress to nothing); `unique` distinct images, cycled."""
+    PNGs do not compress to nothing); `unique` distinct images, cycled.
+    """
     rng = np.random.default_rng(0)
     font = ImageFont.load_default(size=max(12, size // 20))
     distinct = []
@@ -49,7 +50,7 @@ def make_images(count: int, size: int, unique: int = 16) -> list[bytes]:
             text = " ".join(rng.choice(WORDS, 3))
             draw.text((size // 16, size // 10 + line * size // 5), text, fill=(0, 0, 0), font=font)
         for _ in range(3):
-            cx, cy, r = rng.integers(size // 8, size - size // 8, 2).tolist() + [int(rng.integers(8, size // 12))]
+            cx, cy, r = [*rng.integers(size // 8, size - size // 8, 2).tolist(), int(rng.integers(8, size // 12))]
             draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(30, 120, 200))
         out = io.BytesIO()
         image.save(out, format="PNG")
@@ -206,7 +207,10 @@ def main() -> None:
     from tests.fixtures.fault_proxy import FaultProxy
 
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
-    log = lambda message: print(f"[bench] {message}", file=sys.stderr, flush=True)  # noqa: E731
+
+    def log(message: str) -> None:
+        print(f"[bench] {message}", file=sys.stderr, flush=True)
+
     work = Path(tempfile.mkdtemp(prefix="kiosk-bench-"))
     server, server_name = start_s3(args.server)
     endpoint = server.endpoint

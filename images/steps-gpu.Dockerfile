@@ -8,7 +8,7 @@
 #     [--build-arg WITH_TENSORRT=true] [--build-arg BASE_DIGEST=@sha256:...] .
 #
 # onnxruntime-gpu 1.31 links CUDA 13 (libcudart.so.13), cuDNN 9 and TensorRT 10: bump CUDA_TAG and
-# TENSORRT_PACKAGE together with the onnxruntime-gpu version in uv.lock.
+# TENSORRT_PACKAGE together with the onnxruntime-gpu version (pyproject.toml `gpu` group).
 
 ARG UV_VERSION=0.13.9
 ARG PYTHON_VERSION=3.11.13
@@ -34,10 +34,11 @@ RUN uv python install --no-cache "${PYTHON_VERSION}" \
     && uv venv --no-cache --python "${PYTHON_VERSION}" /app/.venv
 WORKDIR /src
 COPY pyproject.toml uv.lock README.md ./
-# onnxruntime and onnxruntime-gpu install the same `onnxruntime` package directory, so the lock is
-# exported with the gpu extra and without onnxruntime. `uv pip sync` installs exactly that hashed
-# list without resolving, so rapidocr's dependency on onnxruntime cannot pull the CPU build back in.
-RUN uv export --frozen --no-dev --extra gpu --no-emit-package onnxruntime --no-emit-project \
+# onnxruntime and onnxruntime-gpu install the same `onnxruntime` package directory: pyproject.toml
+# declares them as the conflicting `cpu` (default) and `gpu` groups, and strips onnxruntime from
+# rapidocr's requirements, so this export holds onnxruntime-gpu and no CPU build. `uv pip sync`
+# installs exactly that hashed list without resolving.
+RUN uv export --frozen --no-dev --no-group cpu --group gpu --no-emit-project \
         --output-file /tmp/requirements.txt \
     && uv pip sync --no-cache --python /app/.venv/bin/python --require-hashes /tmp/requirements.txt
 RUN if [ "${WITH_TENSORRT}" = "true" ]; then \

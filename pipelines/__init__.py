@@ -1,0 +1,1 @@
+"""Orchestration side: Hera templates, rendering, lint, the local runner and the `kiosk` CLI."""

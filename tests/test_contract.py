@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import re
 import typing
-from pathlib import Path
 from typing import Any, Literal
 
 import pytest

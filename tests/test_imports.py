@@ -70,7 +70,7 @@ def test_pipelines_use_steps_only_through_params_models() -> None:
 
 def test_params_models_import_only_light_modules() -> None:
     light = {"__future__", "typing", "pydantic", "steps", "re", "datetime", "json", "enum", "collections"}
-    for path in sorted((REPO_ROOT / "steps").glob("*/params.py")) + [REPO_ROOT / "steps/common/params_base.py"]:
+    for path in [*sorted((REPO_ROOT / "steps").glob("*/params.py")), REPO_ROOT / "steps/common/params_base.py"]:
         rel = str(path.relative_to(REPO_ROOT))
         heavy = [m for f, m in _imports("steps") if f == rel and m.split(".")[0] not in light]
         assert heavy == [], rel

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +15,7 @@ from pipelines.runner import api, isolation, watch
 from pipelines.runner.errors import RunnerError
 
 
-class Output(str, Enum):
+class Output(StrEnum):
     table = "table"
     json = "json"
 
@@ -37,7 +37,9 @@ def command(
             help="WorkflowTemplate/CronWorkflow/Workflow name in the env's rendered tree, or a manifest file."
         ),
     ],
-    parameter: Annotated[list[str], typer.Option("--parameter", "-p", help="Workflow parameter name=value.")] = [],  # noqa: B006
+    parameter: Annotated[
+        list[str] | None, typer.Option("--parameter", "-p", help="Workflow parameter name=value.")
+    ] = None,
     env: Annotated[str, typer.Option(help="Rendered tree to resolve names in: argocd/workflows/<env>/.")] = "local",
     output: Annotated[Output, typer.Option("--output", "-o", help="table: live tree; json: final Workflow.")] = (
         Output.table
@@ -45,11 +47,15 @@ def command(
     workdir: Annotated[Path | None, typer.Option(help="Logs, node files and the local store (default .kiosk/).")] = (
         None
     ),
-    file: Annotated[list[Path], typer.Option("--file", "-f", help="Extra manifests for templateRef lookups.")] = [],  # noqa: B006
+    file: Annotated[
+        list[Path] | None, typer.Option("--file", "-f", help="Extra manifests for templateRef lookups.")
+    ] = None,
 ) -> None:
     """Run a workflow locally with Argo's semantics; exit 0 when it Succeeded, 1 otherwise."""
     try:
-        engine = api.prepare(target, env=env, files=file, parameters=parse_parameters(parameter), workdir=workdir)
+        engine = api.prepare(
+            target, env=env, files=file or [], parameters=parse_parameters(parameter or []), workdir=workdir
+        )
     except RunnerError as error:
         typer.echo(f"kiosk run: error: {error}", err=True)
         raise typer.Exit(2) from None

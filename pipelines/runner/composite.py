@@ -37,10 +37,7 @@ def expand(step: dict[str, Any], scope: dict[str, str], where: str) -> list[tupl
     elif "withSequence" in step:
         seq = {k: substitute(param_text(v), scope, where) for k, v in step["withSequence"].items()}
         start = int(seq.get("start", 0) or 0)
-        if "count" in seq:
-            end = start + int(seq["count"]) - 1
-        else:
-            end = int(seq.get("end", 0) or 0)
+        end = start + int(seq["count"]) - 1 if "count" in seq else int(seq.get("end", 0) or 0)
         numbers = range(start, end + 1) if end >= start else range(start, end - 1, -1)
         fmt = seq.get("format")
         items = [fmt % n if fmt else str(n) for n in numbers]

@@ -141,7 +141,7 @@ def run_dag(
             phase = _group_phase(children, task)
             engine.status.finish(group, phase, "Skipped, empty params" if not children else "")
             done.put((task_name, group, children))
-        except BaseException as error:  # noqa: BLE001 - a bug must not hang the DAG loop waiting for this task
+        except BaseException as error:
             crash = engine.status.create(f"{full}.crash", task_name, "Skipped", "", node, node.id)
             done.put((task_name, engine.status.finish(crash, "Error", f"runner error: {error!r}"), None))
 

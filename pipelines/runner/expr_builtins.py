@@ -135,7 +135,7 @@ def _jsonpath(document: Any, path: str) -> Any:
 
 
 def _lenient_int(value: Any) -> int:
-    """sprig's toInt64 (spf13/cast) is forgiving where expr-lang's `int` is not."""
+    """Sprig's toInt64 (spf13/cast) is forgiving where expr-lang's `int` is not."""
     return int(float(value)) if isinstance(value, str) and "." in value else int(value)
 
 
@@ -166,10 +166,13 @@ def _find(items: list, call: Closure, reverse: bool = False) -> Any:
     return None if index is None else items[index]
 
 
+def _itself(item: Any, index: int) -> Any:
+    return item
+
+
 def _count(items: list, call: Closure | None = None) -> int:
-    if call is None:
-        call = lambda item, index: item  # noqa: E731 -- count(xs) counts the elements that are true
-    return sum(_test(call, item, i) for i, item in enumerate(items))
+    # count(xs) without a predicate counts the elements that are true
+    return sum(_test(call or _itself, item, i) for i, item in enumerate(items))
 
 
 def _reduce(items: list, call: Closure, *initial: Any) -> Any:

@@ -78,7 +78,8 @@ def tokenize(source: str) -> list[Tok]:
 class _Parser:
     """Builds a tiny AST of tuples: ('lit', v) ('var', name) ('un', op, a) ('bin', op, a, b)
     ('get', obj, key) ('call', name, args) ('if', cond, a, b) ('list', items) ('map', pairs)
-    ('ptr', name) for `#`/`#index`/`#acc`, ('pred', builtin, args, closure) for `filter(xs, {...})`."""
+    ('ptr', name) for `#`/`#index`/`#acc`, ('pred', builtin, args, closure) for `filter(xs, {...})`.
+    """
 
     def __init__(self, source: str, govaluate: bool) -> None:
         self.source = source

@@ -58,7 +58,7 @@ def _inside(path: Path, mount: str) -> bool:
 
 
 def wrap(argv: list[str], mounts: dict[str, Path], keep: list[Path], how: str | None = None) -> list[str]:
-    """argv that runs `argv` with `mounts` (container path -> host dir) private to it."""
+    """Argv that runs `argv` with `mounts` (container path -> host dir) private to it."""
     how = how or method()
     if how == REWRITE:
         return [rewrite(a, mounts) for a in argv]

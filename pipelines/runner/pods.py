@@ -8,6 +8,7 @@ private `/tmp` (see isolation.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -61,10 +62,8 @@ class ProcessTable:
 
 
 def _signal(proc: subprocess.Popen, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _terminate(proc: subprocess.Popen) -> None:

@@ -6,6 +6,7 @@ Scope keys are the dotted names users write (`inputs.parameters.message`,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from typing import Any
@@ -33,10 +34,8 @@ def nested(scope: dict[str, str]) -> dict[str, Any]:
         if not isinstance(node.get(parts[-1]), dict):
             node[parts[-1]] = scope[key]
     if "item" in scope:
-        try:
+        with contextlib.suppress(ValueError):
             root["item"] = json.loads(scope["item"])
-        except ValueError:
-            pass
     return root
 
 

@@ -8,11 +8,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from steps.benchmark.runs import STAGES  # noqa: E402
+from steps.benchmark.runs import STAGES
 
 
 def _png(figure: plt.Figure) -> bytes:

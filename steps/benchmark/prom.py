@@ -75,7 +75,8 @@ def _error_text(error: Exception) -> str:
 
 def window(started: pd.Timestamp, finished: pd.Timestamp) -> tuple[datetime, datetime]:
     """The run's window widened to whole seconds (the API client rounds to the nearest second,
-    which could cut a sub-second run down to one instant before it started)."""
+    which could cut a sub-second run down to one instant before it started).
+    """
     start = started.floor("s").to_pydatetime()
     end = finished.ceil("s").to_pydatetime()
     return start, max(end, start + timedelta(seconds=1))

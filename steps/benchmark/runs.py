@@ -10,7 +10,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -42,7 +42,7 @@ def parse_time(value: Any, where: str) -> datetime:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         raise StepError(f"{where}: not an ISO-8601 time: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _config(name: str, summary: dict, where: str) -> dict[str, int]:
@@ -175,7 +175,8 @@ def load_runs(store: Any) -> list[Run]:
 def add_costs(frame: pd.DataFrame, gpu_price: float, cpu_price: float, gpus_per_task: int) -> pd.DataFrame:
     """Node-hours x configured prices. Each of `parallelism` inference tasks holds a node slot
     (`gpus_per_task` GPUs plus its CPU host) for the run's wall time: an upper bound, because
-    nodes are billed while they are up, not only while they compute."""
+    nodes are billed while they are up, not only while they compute.
+    """
     out = frame.copy()
     node_hours = out["wall_seconds"] / 3600.0 * out["parallelism"]
     out["cpu_node_hours"] = node_hours

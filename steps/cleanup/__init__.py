@@ -1,0 +1,1 @@
+"""The retention-cleanup step: selects and deletes expired objects under a store prefix."""

@@ -36,7 +36,8 @@ _COUNTS = tuple(f.name for f in fields(PrefixReport) if isinstance(f.default, in
 @dataclass
 class Tally:
     """What one task did, merged into the Report by the parent. Plain data, so that a worker
-    process can send it back; the caller serialises updates from threads."""
+    process can send it back; the caller serialises updates from threads.
+    """
 
     prefix: str
     counts: PrefixReport = field(default_factory=PrefixReport)

@@ -1,0 +1,1 @@
+"""Code shared by the steps: storage, CLI entry, params base, run layout, errors."""

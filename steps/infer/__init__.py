@@ -1,0 +1,1 @@
+"""The inference step: runs an ONNX model over one shard of images."""

@@ -1,3 +1,5 @@
+"""`python -m steps.infer`: parse the params model, then import and run the step."""
+
 from steps.common.cli import main
 from steps.infer.params import InferParams
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from steps.common.errors import StepError
 from steps.common import storage
+from steps.common.errors import StepError
 from steps.common.storage import StorageError
 from steps.infer import spec as specs
 
@@ -171,7 +171,8 @@ def _check_compatible(uri: str, session: ort.InferenceSession, spec: specs.Model
 
 def warm_up(model: LoadedModel, height: int, width: int) -> np.ndarray:
     """One dummy batch, so an incompatible model fails before any image is read (and TensorRT
-    builds its engine before the clock starts)."""
+    builds its engine before the clock starts).
+    """
     s = model.spec
     shape = (1, s.channels, height, width) if s.layout == "NCHW" else (1, height, width, s.channels)
     try:

@@ -167,7 +167,7 @@ def components(mask: np.ndarray) -> list[tuple[int, int, int, int, int]]:
     y0 = np.full(n, mask.shape[0])
     x0 = np.full(n, mask.shape[1])
     y1 = np.zeros(n, int)
-    x1 = np.zeros(n, int)  # noqa: E702
+    x1 = np.zeros(n, int)
     area = np.zeros(n, int)
     np.minimum.at(y0, inverse, rows)
     np.minimum.at(x0, inverse, starts)
@@ -179,7 +179,8 @@ def components(mask: np.ndarray) -> list[tuple[int, int, int, int, int]]:
 
 def boxes(prob: np.ndarray, spec: ModelSpec, width: int, height: int) -> list[dict]:
     """Boxes of connected foreground regions, DB-style: scored by mean probability, expanded by
-    area*unclip_ratio/perimeter, and scaled to the original image."""
+    area*unclip_ratio/perimeter, and scaled to the original image.
+    """
     post = spec.postprocess
     sx, sy = width / prob.shape[1], height / prob.shape[0]
     found = []

@@ -1,0 +1,1 @@
+"""The ingest step: lists new inputs and writes the shard manifests for inference."""

@@ -1,3 +1,5 @@
+"""`python -m steps.publish_model`: parse the params model, then import and run the step."""
+
 from steps.common.cli import main
 from steps.publish_model.params import PublishModelParams
 

@@ -1,0 +1,1 @@
+"""The report step: merges per-shard results into the run summary."""

@@ -1,6 +1,6 @@
 """Parameters of `python -m steps.report` (aggregates a run's shard metrics)."""
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import Field
 

@@ -1,0 +1,1 @@
+"""The synthetic-data step: renders labelled test images into a store."""

@@ -1,3 +1,5 @@
+"""`python -m steps.synth`: parse the params model, then import and run the step."""
+
 from steps.common.cli import main
 from steps.synth.params import SynthParams
 

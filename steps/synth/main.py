@@ -53,8 +53,8 @@ def _rendered(params: SynthParams, workers: int) -> Iterator[tuple[int, bytes, d
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         for start in range(0, params.count, _BATCH):
             indexes = range(start, min(start + _BATCH, params.count))
-            results = pool.map(render, *zip(*[(args[0], i, *args[1:]) for i in indexes]), chunksize=4)
-            for index, (data, truth) in zip(indexes, results):
+            results = pool.map(render, *zip(*[(args[0], i, *args[1:]) for i in indexes], strict=True), chunksize=4)
+            for index, (data, truth) in zip(indexes, results, strict=True):
                 yield index, data, truth
 
 

@@ -1,5 +1,6 @@
 """Fixtures and helpers for the synth and benchmark tests: synth images, a real measured sweep, and a
-live Prometheus that scrapes a Pushgateway, both on 127.0.0.1 at free ports."""
+live Prometheus that scrapes a Pushgateway, both on 127.0.0.1 at free ports.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmark.bench_workload import run_sweep_point, session
-from tests.conftest import require_tool
 from steps.common.storage import open_store
 from steps.synth.main import run as synth
 from steps.synth.params import SynthParams
+from tests.benchmark.bench_workload import run_sweep_point, session
+from tests.conftest import require_tool
 
 # Small on purpose: the CI machine is 2 shared cores. Three configurations give the plots lines.
 SWEEP = [(2, 6, 1), (4, 6, 1), (4, 6, 2)]
@@ -90,7 +91,7 @@ def _wait_http(url: str, process: subprocess.Popen, what: str, seconds: float = 
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with {process.returncode}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+            with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
@@ -106,7 +107,7 @@ class PromStack:
 
     def query(self, promql: str) -> list[dict]:
         data = urllib.parse.urlencode({"query": promql})
-        with urllib.request.urlopen(f"{self.url}/api/v1/query?{data}", timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(f"{self.url}/api/v1/query?{data}", timeout=5) as response:
             return json.load(response)["data"]["result"]
 
     def wait_for(self, promql: str, value: float, seconds: float = 20) -> None:

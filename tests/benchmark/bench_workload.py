@@ -15,7 +15,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -152,7 +152,7 @@ def run_sweep_point(
 
     stop = threading.Event()
     sampler = threading.Thread(target=pusher.sample_while, args=(stop,), daemon=True) if pusher else None
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     clock = time.perf_counter()
     if sampler:
         pusher.start_run(run_store.uri.rstrip("/").rsplit("/", 1)[-1], batch_size)
@@ -165,7 +165,7 @@ def run_sweep_point(
         stop.set()
         sampler.join()
         pusher.push()  # the final values, after the last image
-    finished = datetime.now(timezone.utc)
+    finished = datetime.now(UTC)
     p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
     summary = {
         "run_uri": run_store.uri,

@@ -1,5 +1,6 @@
 """synth -> ingest -> infer -> report -> benchmark through the real steps as processes, with infer
-pushing its own metrics to a Pushgateway that a real Prometheus scrapes."""
+pushing its own metrics to a Pushgateway that a real Prometheus scrapes.
+"""
 
 from __future__ import annotations
 

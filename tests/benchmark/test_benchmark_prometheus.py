@@ -9,17 +9,16 @@ prometheus-api-client returns for the same queries and windows.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from prometheus_api_client import PrometheusConnect
 
-from tests.benchmark.bench_workload import Pusher
-from tests.benchmark.bench_fixtures import PromStack, Sweep, make_sweep
 from steps.benchmark.main import run
 from steps.benchmark.params import BenchmarkParams
 from steps.common.cli import main
+from tests.benchmark.bench_fixtures import PromStack, Sweep, make_sweep
+from tests.benchmark.bench_workload import Pusher
 
 QUERIES = {
     "gpu_util": "avg(kiosk_test_accel_util_percent)",

@@ -8,13 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.benchmark.bench_fixtures import Sweep, free_port, make_sweep
 from steps.benchmark.main import run
 from steps.benchmark.params import BenchmarkParams
-from steps.benchmark.runs import load_runs
 from steps.benchmark.prom import build_queries
+from steps.benchmark.runs import load_runs
 from steps.common.cli import main, parse_args
 from steps.common.storage import open_store
+from tests.benchmark.bench_fixtures import Sweep, free_port, make_sweep
 
 PRICES = {"gpu": 2.48, "cpu": 0.19, "gpus_per_task": 1}
 

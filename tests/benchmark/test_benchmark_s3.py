@@ -8,10 +8,10 @@ import json
 import pandas as pd
 import pytest
 
-from tests.benchmark.bench_fixtures import Sweep
 from steps.benchmark.main import run
 from steps.benchmark.params import BenchmarkParams
 from steps.common.storage import open_store
+from tests.benchmark.bench_fixtures import Sweep
 
 
 def test_runs_report_and_baseline_on_s3(sweep: Sweep, s3_bucket, tmp_path):

@@ -9,11 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-from tests.benchmark.bench_workload import decode, session
 from steps.common.errors import StepError
 from steps.common.storage import open_store
 from steps.synth.main import default_truth_uri, run
 from steps.synth.params import SynthParams
+from tests.benchmark.bench_workload import decode, session
 
 
 def _synth(tmp_path, name: str, **fields) -> dict[str, bytes]:

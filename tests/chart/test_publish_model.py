@@ -120,7 +120,7 @@ def test_fixed_leading_dim_cannot_batch():
         outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT16, [1, 8])],
         nodes=[helper.make_node("Relu", ["x"], ["y"])],
     )
-    with pytest.raises(ModelConfigError, match="'x' has shape \\[1, 8\\].*--max-batch-size=0"):
+    with pytest.raises(ModelConfigError, match=r"'x' has shape \[1, 8\].*--max-batch-size=0"):
         render_config(model, "m", 4)
     inputs, _ = tensor_specs(model, 0)
     assert (inputs[0].data_type, inputs[0].dims) == ("TYPE_FP16", (1, 8))
@@ -216,7 +216,7 @@ def test_publish_writes_triton_layout_and_output_parameter(tmp_path: Path):
 def test_publish_of_a_bad_model_writes_nothing(tmp_path: Path):
     source = tmp_path / "broken.onnx"
     source.write_bytes(b"not a protobuf at all")
-    with pytest.raises(PublishError, match="broken.onnx: not a valid ONNX model"):
+    with pytest.raises(PublishError, match=r"broken\.onnx: not a valid ONNX model"):
         main(_params(tmp_path, source.as_uri()))
     assert not (tmp_path / "repo").exists()
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.fixtures.s3 import S3Server
 from steps.common.storage import Store, open_store
+from tests.fixtures.s3 import S3Server
 
 
 @contextlib.contextmanager
@@ -91,6 +91,6 @@ def new_seeded(kind: str, server: S3Server | None, endpoint: str = "", versioned
             method="PUT",
             headers={"Content-Type": "application/xml"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback emulator
+        with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200
     return Seeded("s3", f"s3://{bucket}", endpoint or server.endpoint)

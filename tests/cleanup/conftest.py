@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from .cleanup_seed import Seeded, new_seeded
 
 from tests.fixtures.s3 import *  # noqa: F403 - registers s3_server, s3_bucket, faulty_s3
+
+from .cleanup_seed import Seeded, new_seeded
 
 
 @pytest.fixture(params=["file", "s3"])

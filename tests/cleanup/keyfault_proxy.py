@@ -67,7 +67,7 @@ def _handler(proxy: KeyFaultProxy) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
         def _reply(self, status: int, body: bytes, headers: list[tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
@@ -131,7 +131,7 @@ def _handler(proxy: KeyFaultProxy) -> type[BaseHTTPRequestHandler]:
                     if not k.lower().startswith(("x-amz-checksum", "x-amz-sdk-checksum", "content-md5"))
                 }
                 headers["Content-Length"] = str(len(forwarded))
-                headers["Content-MD5"] = base64.b64encode(hashlib.md5(forwarded).digest()).decode()  # noqa: S324 - S3 protocol
+                headers["Content-MD5"] = base64.b64encode(hashlib.md5(forwarded).digest()).decode()
                 status, data, response_headers = self._forward(forwarded, headers)
                 if status != 200:
                     self._reply(status, data, response_headers)
@@ -149,6 +149,6 @@ def _handler(proxy: KeyFaultProxy) -> type[BaseHTTPRequestHandler]:
                 ET.SubElement(error, f"{prefix}Message").text = "injected per-key error"
             self._reply(200, ET.tostring(result, xml_declaration=True, encoding="UTF-8"), response_headers)
 
-        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle  # noqa: N815
+        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 
     return Handler

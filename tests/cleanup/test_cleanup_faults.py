@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from .cleanup_seed import Seeded, new_seeded
-from .keyfault_proxy import KeyFaultProxy
 
 from steps.cleanup.main import execute
 from steps.cleanup.params import CleanupParams
+
+from .cleanup_seed import Seeded, new_seeded
+from .keyfault_proxy import KeyFaultProxy
 
 OLD, YOUNG = timedelta(days=5), timedelta(hours=1)
 DOOMED = [f"uploads/{i:02d}" for i in range(12)] + [f"uploads/deep/{i}" for i in range(3)]

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-
-import pytest
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PER_DIR = 1000

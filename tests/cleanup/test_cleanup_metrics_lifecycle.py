@@ -11,15 +11,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from .cleanup_seed import new_seeded
 from typer.testing import CliRunner
 
-from tests.conftest import require_tool
 from pipelines.cli import app
 from pipelines.config.loader import CONFIG_DIR
 from pipelines.lifecycle import lifecycle_configuration
 from steps.cleanup.main import run
 from steps.cleanup.params import CleanupParams
+from tests.conftest import require_tool
+
+from .cleanup_seed import new_seeded
 
 
 def _free_port() -> int:

@@ -1,6 +1,7 @@
 """Key ranges: however a prefix is cut, the ranges list every key exactly once, in order, on both
 stores (and every version, on a versioned bucket); and a run in worker processes deletes exactly
-what a run in one process deletes."""
+what a run in one process deletes.
+"""
 
 from __future__ import annotations
 
@@ -183,4 +184,4 @@ def test_tallies_merge_into_the_report() -> None:
     assert (report.per_prefix["u/"].deleted, report.per_prefix["u/"].bytes, report.error_count) == (6, 60, 3)
     assert report.would_delete == 6 and len(report.errors) == 3
     assert report.worker_rss_mb == {11: 55.0, 12: 60.0}
-    assert ranges.WHOLE == KeyRange("", None)
+    assert KeyRange("", None) == ranges.WHOLE

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from .cleanup_seed import emulator_clock, new_seeded
 
 from steps.cleanup.main import execute
 from steps.cleanup.params import CleanupParams
 from steps.common.storage.s3_versions import list_version_pages
+
+from .cleanup_seed import emulator_clock, new_seeded
 
 DAY = timedelta(days=1)
 # key -> its history, oldest first: (age, version size) or (age, None) for a delete marker.
@@ -75,7 +76,7 @@ def test_default_adds_delete_markers_and_says_so(versioned) -> None:
     after = versions(versioned)
     # Nothing was removed: the two old objects became noncurrent under new markers.
     assert {(k, s, m) for k, s, m, _ in before} <= {(k, s, m) for k, s, m, _ in after}
-    assert {v for v in after - before} == {
+    assert after - before == {
         ("uploads/a", 0, True, True),
         ("uploads/c", 0, True, True),
         ("uploads/a", 2, False, False),

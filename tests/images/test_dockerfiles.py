@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from pipelines.lint.base import LintContext
 from pipelines.lint.checks import hadolint
@@ -98,7 +98,7 @@ def test_final_stage_is_non_root_without_build_tools(dockerfile: Path):
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_entrypoint_runs_an_existing_step_module(dockerfile: Path):
-    final = dict((k, v) for k, v in stages(dockerfile)[-1] if k in {"ENTRYPOINT", "CMD"})
+    final = {k: v for k, v in stages(dockerfile)[-1] if k in {"ENTRYPOINT", "CMD"}}
     entrypoint, cmd = json.loads(final["ENTRYPOINT"]), json.loads(final["CMD"])
     assert entrypoint == ["python", "-m"]
     module = cmd[0]
@@ -118,10 +118,20 @@ def test_images_carry_every_step_package():
 
 
 def test_gpu_image_swaps_onnxruntime_for_the_gpu_build():
+    """Runs the GPU image's own `uv export` against the lock: onnxruntime-gpu in, the CPU build out."""
     text = " ".join(rest for _, rest in instructions(REPO_ROOT / "images" / "steps-gpu.Dockerfile"))
-    assert "--extra gpu" in text and "--no-emit-package onnxruntime" in text
+    export = re.search(r"uv export (.*?) --output-file", text)
+    assert export, "the GPU image no longer exports the lock"
     assert "uv pip sync" in text and "--require-hashes" in text
     assert "WITH_TENSORRT" in text
+    uv = shutil.which("uv")
+    assert uv, "uv is not on PATH"
+    done = subprocess.run(
+        [uv, "export", *export.group(1).split()], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    names = {line.split("==")[0] for line in done.stdout.splitlines() if "==" in line and not line[0].isspace()}
+    assert "onnxruntime-gpu" in names and "onnxruntime" not in names, sorted(names)
 
 
 def test_dockerignore_admits_only_what_the_build_needs():

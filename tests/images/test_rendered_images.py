@@ -6,8 +6,6 @@ Skips only while no rendered tree exists; once `kiosk render` has run, any misma
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 

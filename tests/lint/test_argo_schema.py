@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from tests.conftest import require_tool
-from tests.lint.lint_helpers import cron_workflow, good_repo, workflow_template, write_docs
 
 from pipelines import argo_module
 from pipelines.lint.base import LintContext
 from pipelines.lint.checks import argo_schema
 from pipelines.lint.manifests import ARGO_KINDS
+from tests.conftest import require_tool
+from tests.lint.lint_helpers import cron_workflow, good_repo, workflow_template, write_docs
 
 
 @pytest.fixture(autouse=True)

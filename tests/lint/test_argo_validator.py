@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.conftest import require_tool
-from tests.lint.lint_helpers import caller_template, cron_workflow, good_repo, role, workflow_template, write_docs
 
 from pipelines import argo_module
 from pipelines.lint.base import LintContext
 from pipelines.lint.checks import argo_validator
 from pipelines.lint.manifests import ARGO_KINDS
+from tests.conftest import require_tool
+from tests.lint.lint_helpers import caller_template, cron_workflow, good_repo, role, workflow_template, write_docs
 
 
 def validate(*files: Path) -> tuple[int, list[dict], dict, str]:
@@ -99,7 +99,8 @@ def argo_documents(files: list[Path]) -> int:
 
 def test_upstream_examples_validate(tmp_path):
     """Argo's own examples pass, bar YAML that is broken outright (duplicate keys, which
-    `argo lint` silently drops); every Argo document in them is validated."""
+    `argo lint` silently drops); every Argo document in them is validated.
+    """
     files = upstream_examples()
     assert len(files) > 50
     rc, findings, summary, stderr = validate(*files)

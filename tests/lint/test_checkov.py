@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import re
 
-from tests.conftest import REPO_ROOT, require_tool
-from tests.lint.lint_helpers import good_repo, workflow_template, write_docs
-
 from pipelines.lint.base import LintContext
 from pipelines.lint.checks import checkov
+from tests.conftest import REPO_ROOT, require_tool
+from tests.lint.lint_helpers import good_repo, workflow_template, write_docs
 
 GOOD_DOCKERFILE = """\
 FROM python:3.12-slim@sha256:0000000000000000000000000000000000000000000000000000000000000000

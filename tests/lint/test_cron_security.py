@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.lint.lint_helpers import caller_template, cron_workflow, good_repo, workflow_template, write_docs
 
 from pipelines.lint.base import LintContext
 from pipelines.lint.checks import cron_security
+from tests.lint.lint_helpers import caller_template, cron_workflow, good_repo, workflow_template, write_docs
 
 
 def run_on(tmp_path, *docs):

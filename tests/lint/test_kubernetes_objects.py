@@ -6,12 +6,12 @@ import os
 import stat
 
 import pytest
-from tests.conftest import require_tool
-from tests.lint.lint_helpers import app_project, application, good_repo, role, service_account, write_docs
 
 from pipelines.lint import crds
 from pipelines.lint.base import LintContext
 from pipelines.lint.checks import kubernetes_objects
+from tests.conftest import require_tool
+from tests.lint.lint_helpers import app_project, application, good_repo, role, service_account, write_docs
 
 
 def test_good_builtin_objects_pass():

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import ast
 
-from tests.conftest import REPO_ROOT
-from tests.lint.lint_helpers import cron_workflow, good_repo, write_docs
 from typer.testing import CliRunner
 
 from pipelines import lint
 from pipelines.cli import app
 from pipelines.lint import manifests
 from pipelines.lint.base import Check
+from tests.conftest import REPO_ROOT
+from tests.lint.lint_helpers import cron_workflow, good_repo, write_docs
 
 CHEAP = ["--check", "argo-security", "--check", "kubernetes-objects"]
 

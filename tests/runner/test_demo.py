@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 from pipelines import demo
 from pipelines.runner import api
-from pipelines.runner.loading import env_tree
 from tests.conftest import REPO_ROOT
 
 

@@ -12,13 +12,13 @@ from threading import Thread
 
 import numpy as np
 import pytest
-from tests.fixtures.stepkit import StoreCase, read_outputs, run_step
-from tests.fixtures import onnx_models as zoo
 from PIL import Image
 
 from steps.common.storage import open_store
 from steps.infer.main import run
 from steps.infer.params import InferParams
+from tests.fixtures import onnx_models as zoo
+from tests.fixtures.stepkit import StoreCase, read_outputs, run_step
 
 REPO = Path(__file__).resolve().parents[2]
 PPOCR = "package://rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"
@@ -76,7 +76,7 @@ def test_segmentation_outputs_failures_and_metrics(store_case, blob_model, tmp_p
         mask = np.asarray(Image.open(io.BytesIO(store.get_bytes(f"out/{key}.mask.png"))).convert("L"))
         assert mask.shape == (100, 160) and result["width"] == 160
         assert mask[5, 5] == 0
-        for cx, cy, r in blobs:
+        for cx, cy, _r in blobs:
             assert mask[cy, cx] == 255
         found = sorted((b["x0"], b["y0"], b["x1"], b["y1"]) for b in result["boxes"])
         expected = sorted((cx - r, cy - r, cx + r + 1, cy + r + 1) for cx, cy, r in blobs)
@@ -146,7 +146,7 @@ def test_classification_top_k_and_wrong_size(tmp_path):
     assert code == 2
     for key, label in zip(colours, zoo.CLASSIFIER_LABELS, strict=True):
         top = json.loads(store.get_bytes(f"out/{key}.json"))["top_k"]
-        assert [t["label"] for t in top][0] == label and len(top) == 2 and top[0]["score"] > 0.9
+        assert top[0]["label"] == label and len(top) == 2 and top[0]["score"] > 0.9
     failures = json.loads(store.get_bytes("run/metrics/shard-00000.json"))["failures"]
     assert failures == [{"key": "big.png", "reason": "wrong size 40x40: the model needs 32x32"}]
 
@@ -250,14 +250,14 @@ def test_metrics_are_pushed_to_a_pushgateway(tmp_path, blob_model):
     received: list[tuple[str, str, bytes]] = []
 
     class Gateway(BaseHTTPRequestHandler):
-        def do_PUT(self):  # noqa: N802
+        def do_PUT(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             received.append((self.command, self.path, body))
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        do_POST = do_PUT  # noqa: N815
+        do_POST = do_PUT
 
         def log_message(self, *args):
             pass

@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.fixtures.stepkit import read_outputs, run_step
-from tests.fixtures import onnx_models as zoo
 from PIL import Image
 
 from steps.common.storage import open_store
 from steps.ingest.main import run
 from steps.ingest.params import IngestParams
+from tests.fixtures import onnx_models as zoo
+from tests.fixtures.stepkit import read_outputs, run_step
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -26,7 +26,7 @@ def test_put_get_head_roundtrip(store_case):
     assert info.last_modified.tzinfo is not None
     assert abs(info.last_modified - datetime.now(UTC)) < timedelta(minutes=5)
     assert store.exists("a/b.bin") and not store.exists("a")
-    with pytest.raises(NotFound, match="missing.bin"):
+    with pytest.raises(NotFound, match=r"missing\.bin"):
         store.get_bytes("a/missing.bin")
 
 

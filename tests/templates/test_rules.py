@@ -57,7 +57,7 @@ def test_metadata(path: Path) -> None:
     assert "generateName" not in meta and meta["name"], "fixed names only"
     assert path.name == f"{doc['kind'].lower()}-{meta['name']}.yaml"
     assert meta["namespace"] == load_config(path.parent.name).namespace
-    assert LABELS <= set(meta["labels"]), sorted(LABELS - set(meta["labels"]))
+    assert set(meta["labels"]) >= LABELS, sorted(LABELS - set(meta["labels"]))
     wave = meta["annotations"]["argocd.argoproj.io/sync-wave"]
     assert wave == ("0" if doc["kind"] in ARGO_KINDS else "-1"), "RBAC/config first, then templates"
     if doc["kind"] in ARGO_KINDS:
@@ -85,7 +85,7 @@ def test_workflow_template_spec(env: str, path: Path, doc: dict[str, Any]) -> No
         "kiosk_workflow_duration_seconds",
         "kiosk_workflow_failures_total",
     }
-    assert LABELS <= set(spec["podMetadata"]["labels"]) and LABELS <= set(spec["workflowMetadata"]["labels"])
+    assert set(spec["podMetadata"]["labels"]) >= LABELS and set(spec["workflowMetadata"]["labels"]) >= LABELS
     names = [t["name"] for t in spec["templates"]]
     assert spec["entrypoint"] in names and len(names) == len(set(names))
     for param in spec.get("arguments", {}).get("parameters", []):

@@ -1,0 +1,1 @@
+"""One module per lint check run by `kiosk lint` over the rendered manifests."""

@@ -33,7 +33,7 @@ def checkov_command() -> list[str] | None:
 
 
 def parse_reports(stdout: str) -> list[dict[str, Any]]:
-    """checkov prints one JSON value per `-d` (a report, or a list of them per framework)."""
+    """Checkov prints one JSON value per `-d` (a report, or a list of them per framework)."""
     decoder = json.JSONDecoder()
     reports: list[dict[str, Any]] = []
     position = 0

@@ -10,7 +10,7 @@ import os
 import re
 from pathlib import Path
 
-from steps.common.storage.base import DeleteError, NotFound, ObjectInfo, Store, StorageError, dir_prefix
+from steps.common.storage.base import DeleteError, NotFound, ObjectInfo, StorageError, Store, dir_prefix
 from steps.common.storage.file import FileStore
 
 __all__ = [
@@ -18,8 +18,8 @@ __all__ = [
     "FileStore",
     "NotFound",
     "ObjectInfo",
-    "Store",
     "StorageError",
+    "Store",
     "dir_prefix",
     "open_store",
     "read_uri",
@@ -86,7 +86,8 @@ def split_uri(uri: str) -> tuple[str, str]:
 
 def _package_path(uri: str) -> Path:
     """package://<package>/<path>: a file inside an installed package, found without importing it
-    (importing rapidocr_onnxruntime would pull in OpenCV just to find a file)."""
+    (importing rapidocr_onnxruntime would pull in OpenCV just to find a file).
+    """
     package, _, inner = uri[len("package://") :].partition("/")
     found = importlib.util.find_spec(package) if package.isidentifier() else None
     if found is None or not found.submodule_search_locations:

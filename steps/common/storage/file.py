@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from steps.common.storage.base import DeleteError, NotFound, ObjectInfo, Store, StorageError, check_key, dir_prefix
+from steps.common.storage.base import DeleteError, NotFound, ObjectInfo, StorageError, Store, check_key, dir_prefix
 
 #: Temporary files of in-flight writes: hidden from listings so readers never see partial objects.
 TMP_PREFIX = ".kiosk-tmp-"
@@ -39,7 +39,8 @@ class FileStore(Store):
 
     def _entries(self, directory: Path) -> list[tuple[str, os.DirEntry, bool]]:
         """(name, entry, is_dir) in S3's key order: sorting on name + '/' for directories yields
-        exactly the order of the full keys."""
+        exactly the order of the full keys.
+        """
         try:
             entries = list(os.scandir(directory))
         except FileNotFoundError:

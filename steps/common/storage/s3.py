@@ -15,19 +15,21 @@ import boto3
 import botocore.session
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.utils import parse_timestamp
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionError as BotoConnectionError,
     HTTPClientError,
     IncompleteReadError,
     NoCredentialsError,
     ReadTimeoutError,
     ResponseStreamingError,
 )
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+from botocore.utils import parse_timestamp
 
-from steps.common.storage.base import DeleteError, NotFound, ObjectInfo, Store, StorageError, check_key, dir_prefix
+from steps.common.storage.base import DeleteError, NotFound, ObjectInfo, StorageError, Store, check_key, dir_prefix
 
 #: Above this size a PUT goes through the transfer manager (parallel multipart, per-part retries).
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
@@ -39,7 +41,8 @@ _DENIED = {"403", "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "Si
 def _timestamp(value: object) -> datetime:
     """S3 listings carry ISO-8601 times ("2026-01-02T03:04:05.000Z"): fromisoformat reads them ~20x
     faster than botocore's dateutil-based default, which costs ~0.2 ms per object of a listing.
-    Anything else (RFC 1123 headers such as Last-Modified) goes to botocore's own parser."""
+    Anything else (RFC 1123 headers such as Last-Modified) goes to botocore's own parser.
+    """
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)

@@ -11,7 +11,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-
 from steps.common.storage.base import Store, dir_prefix
 from steps.common.storage.s3 import S3Store
 
