@@ -1,5 +1,6 @@
 """What `kiosk cluster up` installs once the API server answers: CRDs, the controller's namespace,
-ServiceAccount, RBAC and ConfigMap, all from the pinned argo-workflows module's own manifests."""
+ServiceAccount, RBAC and ConfigMap, all from the pinned argo-workflows module's own manifests.
+"""
 
 from __future__ import annotations
 
@@ -108,7 +109,8 @@ def install(api: k8s.ApiClient, namespace: str) -> str:
 
 def _create_or_apply(api: k8s.ApiClient, crds: list[dict[str, Any]]) -> None:
     """Create each CRD (a fresh cluster), server-side apply only those that exist (an upgrade).
-    Create is the cheaper call on these megabyte-sized objects."""
+    Create is the cheaper call on these megabyte-sized objects.
+    """
     ext = k8s.ApiextensionsV1Api(api)
     existing = set(_crd_conditions(api))
     for crd in crds:
@@ -162,7 +164,8 @@ def service_account_token(
 
 def wait_controller(api: k8s.ApiClient, namespace: str, timeout_s: float, check: Callable[[], None]) -> None:
     """The controller is up once it has settled for a moment without exiting (it reads its
-    ConfigMap and syncs its informers at start; work submitted before that is picked up anyway)."""
+    ConfigMap and syncs its informers at start; work submitted before that is picked up anyway).
+    """
     del api, namespace, timeout_s
     time.sleep(1.0)
     check()

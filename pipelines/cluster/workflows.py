@@ -118,5 +118,5 @@ def _pod_log(api: k8s.ApiClient, namespace: str, pod: str, container: str) -> st
 
 
 def _executor_line(line: str) -> bool:
-    """emissary's own log lines, interleaved with main's output in the agent's file."""
+    """Emissary's own log lines, interleaved with main's output in the agent's file."""
     return line.startswith("time=") and " argo=true" in line

@@ -1,5 +1,6 @@
 """A container's environment, resolved as the kubelet does: values, `$(VAR)` references, fieldRef,
-resourceFieldRef, ConfigMap and Secret keys (`valueFrom` and `envFrom`)."""
+resourceFieldRef, ConfigMap and Secret keys (`valueFrom` and `envFrom`).
+"""
 
 from __future__ import annotations
 
