@@ -74,13 +74,15 @@ def put_inputs(uri: str, endpoint: str, images: list[bytes], prefix: str) -> str
     return store.uri_for(f"{prefix}/run/shards/shard-00000.jsonl")
 
 
-def run_step(shard: str, out: str, endpoint: str, args: argparse.Namespace, spec: str) -> dict:
+def run_step(
+    shard: str, out: str, endpoint: str, args: argparse.Namespace, spec: str, model: str = "", extra: tuple = ()
+) -> dict:
     command = [
         sys.executable,
         "-m",
         "steps.infer",
         f"--shard-uri={shard}",
-        f"--model-uri={args.model}",
+        f"--model-uri={model or args.model}",
         f"--model-spec={spec}",
         f"--output-uri={out}",
         f"--s3-endpoint={endpoint}",
@@ -89,6 +91,8 @@ def run_step(shard: str, out: str, endpoint: str, args: argparse.Namespace, spec
         f"--outputs-dir={tempfile.mkdtemp()}",
         f"--prefetch-workers={args.prefetch_workers}",
         f"--upload-workers={args.upload_workers}",
+        *args.step_arg,
+        *extra,
     ]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
@@ -105,13 +109,13 @@ def naive_worker(args: argparse.Namespace) -> None:
     from steps.infer.model import load_model, warm_up
     from steps.infer.process import postprocess, prepare
 
-    model = load_model(args.model, args.spec)
+    model = load_model(args.model, args.spec, pixels=args.pixels)
     warm_up(model, 64, 64)
     store = open_store(args.naive_store, s3_endpoint=args.naive_endpoint)
     keys = [f"{args.naive_prefix}/in/{i:06d}.png" for i in range(args.images)]
     start = time.perf_counter()
     for key in keys:
-        prepared = prepare(store.get_bytes(key), model.spec)
+        prepared = prepare(store.get_bytes(key), model.spec, pixels=model.pixels)
         output = model.run(prepared.tensor[None])[0]
         fields, png = postprocess(output, model.spec, prepared.width, prepared.height)
         if png is not None:
@@ -120,12 +124,15 @@ def naive_worker(args: argparse.Namespace) -> None:
     print(json.dumps({"ips": len(keys) / (time.perf_counter() - start)}))
 
 
-def raw_ort(args: argparse.Namespace, images: list[bytes]) -> tuple[float, list[str], str]:
+def raw_ort(
+    args: argparse.Namespace, images: list[bytes], model_uri: str = "", cpu_per_image: list[float] | None = None
+) -> tuple[float, list[str], str]:
     """Throughput of the session alone on pre-decoded, pre-batched tensors (the compute limit)."""
     from steps.infer.model import load_model, warm_up
     from steps.infer.process import prepare
 
-    model = load_model(args.model, args.spec)
+    # The model as shipped, on tensors normalised beforehand: the compute the model itself needs.
+    model = load_model(model_uri or args.model, args.spec, pixels=False)
     tensors = [prepare(data, model.spec).tensor for data in images]
     batches = [np.stack(tensors[i : i + args.batch_size]) for i in range(0, len(tensors), args.batch_size)]
     warm_up(model, *tensors[0].shape[-2:])
@@ -134,7 +141,11 @@ def raw_ort(args: argparse.Namespace, images: list[bytes]) -> tuple[float, list[
     for batch in batches:
         model.run(batch)
     shape = "x".join(map(str, tensors[0].shape))
-    RAW_CPU.append(len(tensors) / (time.process_time() - cpu))
+    cpu = time.process_time() - cpu
+    if cpu_per_image is None:
+        RAW_CPU.append(len(tensors) / cpu)
+    else:
+        cpu_per_image.append(cpu / len(tensors))
     return len(tensors) / (time.perf_counter() - start), model.providers, shape
 
 
@@ -170,6 +181,104 @@ def start_s3(name: str) -> tuple[object, str]:
     return s3server.GoFakeS3Process(binary), s3server.DETAIL
 
 
+def decode_ms_per_image(images: list[bytes], spec: object) -> float:
+    """Single-threaded CPU ms to decode each image to pixels, as `prepare` decodes it (JPEG draft
+    included), and nothing else: the floor of any per-image work.
+    """
+    from steps.infer.process import target_size
+
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        for data in images:
+            image = Image.open(io.BytesIO(data))
+            image.draft("RGB", target_size(spec, *image.size))  # type: ignore[arg-type]
+            image.load()
+        best = min(best, (time.process_time() - start) / len(images) * 1000)
+    return best
+
+
+class GpuProxy:
+    """What a GPU would see (issue 13): the nearly free model (benchmarks/free_model.py) through the
+    same pipeline, on the file store and on S3. The step's own CPU per image (process_time of the
+    step process, so not the S3 server's) less the free model's own CPU per image, against decode
+    alone on the same images.
+    """
+
+    def __init__(self, work: Path) -> None:
+        from benchmarks import free_model
+
+        self.uri = f"file://{free_model.write(work / 'free_ppocr_det.onnx')}"
+        self.rounds: dict[str, list[float]] = {}
+
+    def add(self, name: str, value: float) -> None:
+        self.rounds.setdefault(name, []).append(round(value, 3))
+
+    def run(self, args, images, file_uri: str, endpoint: str, round_: int, log) -> None:
+        from steps.infer.model import load_model
+
+        spec = load_model(self.uri, pixels=False).spec
+        self.add("decode_ms_per_image", decode_ms_per_image(images, spec))
+        model_cpu: list[float] = []
+        ips, _, _ = raw_ort(args, images, self.uri, model_cpu)
+        self.add("raw_ort_ips", ips)
+        self.add("model_cpu_ms_per_image", model_cpu[0] * 1000)
+        configs = (
+            ("file", file_uri, "", ()),
+            ("s3", "s3://bench", endpoint, ()),
+            ("s3_per_shard", "s3://bench", endpoint, ("--output-layout=per-shard",)),
+        )
+        for store, uri, ep, extra in configs:
+            shard = put_inputs(uri, ep, images, f"free-{store}{round_}")
+            metrics = run_step(shard, f"{uri}/free-{store}{round_}/out", ep, args, "", self.uri, extra)
+            cpu_ms = metrics["cpu_seconds"] / metrics["processed_now"] * 1000
+            self.add(f"pipeline_ips_{store}", metrics["images_per_second"])
+            self.add(f"cpu_ms_per_image_{store}", cpu_ms - model_cpu[0] * 1000)
+            for kind, count in metrics.get("requests", {}).items():
+                self.add(f"{kind}_requests_per_image_{store}", count / metrics["processed_now"])
+        log(f"round {round_ + 1}: gpu_proxy " + ", ".join(f"{k} {v[-1]}" for k, v in self.rounds.items()))
+
+    def summary(self) -> dict:
+        # CPU figures barely move under neighbours: medians. Throughput does: the best round.
+        med = {k: float(np.median(v)) for k, v in self.rounds.items()}
+        decode = med["decode_ms_per_image"]
+        cores = os.cpu_count() or 1
+        bound = cores / decode * 1000
+        best_file = max(self.rounds["pipeline_ips_file"])
+        return {
+            "model": self.uri.rsplit("/", 1)[-1],
+            "decode_ms_per_image": round(decode, 3),
+            "model_cpu_ms_per_image": round(med["model_cpu_ms_per_image"], 3),
+            "cpu_ms_per_image": round(med["cpu_ms_per_image_file"], 3),
+            "cpu_ms_per_image_s3": round(med["cpu_ms_per_image_s3"], 3),
+            "cpu_ms_per_image_s3_per_shard": round(med["cpu_ms_per_image_s3_per_shard"], 3),
+            "ratio_vs_decode": round(med["cpu_ms_per_image_file"] / decode, 3),
+            "ratio_vs_decode_s3": round(med["cpu_ms_per_image_s3"] / decode, 3),
+            "ratio_vs_decode_s3_per_shard": round(med["cpu_ms_per_image_s3_per_shard"] / decode, 3),
+            # S3 list prices: $0.005 per 1,000 PUTs, $0.0004 per 1,000 GETs (and HEADs).
+            "request_usd_per_1k_images": {
+                layout: round(
+                    1000
+                    * (
+                        0.005 * med.get(f"put_requests_per_image_{k}", 0) / 1000
+                        + 0.0004
+                        * (med.get(f"get_requests_per_image_{k}", 0) + med.get(f"head_requests_per_image_{k}", 0))
+                        / 1000
+                    ),
+                    5,
+                )
+                for layout, k in (("per-image", "s3"), ("per-shard", "s3_per_shard"))
+            },
+            "raw_ort_ips": round(max(self.rounds["raw_ort_ips"]), 3),
+            "pipeline_ips": round(best_file, 3),
+            "pipeline_ips_s3": round(max(self.rounds["pipeline_ips_s3"]), 3),
+            "pipeline_ips_s3_per_shard": round(max(self.rounds["pipeline_ips_s3_per_shard"]), 3),
+            "decode_bound_ips": round(bound, 3),
+            "throughput_vs_decode_bound": round(best_file / bound, 3),
+            "rounds": self.rounds,
+        }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print one JSON line (the default output)")
@@ -192,6 +301,12 @@ def main() -> None:
         choices=("auto", "gofakes3", "moto"),
         default="auto",
         help="S3 server (auto: gofakes3 when .ci/install.d/25-gofakes3.sh built it, else moto)",
+    )
+    parser.add_argument(
+        "--gpu-proxy", choices=("on", "off", "only"), default="on", help="the free-model section (only: skip the rest)"
+    )
+    parser.add_argument(
+        "--step-arg", action="append", default=[], help="extra `python -m steps.infer` flag (repeatable), for A/B runs"
     )
     parser.add_argument("--naive-store", help=argparse.SUPPRESS)
     parser.add_argument("--naive-endpoint", default="", help=argparse.SUPPRESS)
@@ -237,7 +352,12 @@ def main() -> None:
         best[name] = max(best.get(name, 0.0), ips)
         log(f"round {len(runs[name])}: {name} {ips:.2f} images/s")
 
+    proxy_runs = GpuProxy(work) if args.gpu_proxy != "off" else None
     for round_ in range(args.rounds):
+        if proxy_runs is not None:
+            proxy_runs.run(args, images, file_uri, endpoint, round_, log)
+        if args.gpu_proxy == "only":
+            continue
         ips, providers, tensor_shape = raw_ort(args, images)
         keep("raw", ips)
         shard = put_inputs(file_uri, "", images, f"file{round_}")
@@ -272,6 +392,11 @@ def main() -> None:
             raise SystemExit(f"naive loop failed: {naive.stderr.strip()}")
         keep("naive_latency", json.loads(naive.stdout.strip().splitlines()[-1])["ips"])
 
+    if args.gpu_proxy == "only":
+        proxy.stop()
+        server.close()
+        print(json.dumps({"gpu_proxy": proxy_runs.summary(), **context(args, images, server_name)}))  # type: ignore[union-attr]
+        return
     many = images * args.rss_factor
     big_shard = put_inputs(file_uri, "", many, "large")
     big_run = run_step(big_shard, f"{file_uri}/large/out", "", args, args.spec)
@@ -295,26 +420,34 @@ def main() -> None:
         "peak_rss_mb": rss_small,
         "peak_rss_mb_10x": big_run["peak_rss_mb"],
         "rss_growth_10x": round(big_run["peak_rss_mb"] / rss_small, 3),
-        "images": args.images,
         "images_10x": len(many),
-        "image_size": f"{args.size}x{args.size}",
-        "image_kib": round(sum(map(len, images)) / len(images) / 1024, 1),
         "model_input": tensor_shape,
-        "batch_size": args.batch_size,
-        "workers": {"prefetch": args.prefetch_workers, "upload": args.upload_workers},
         "latency_ms_added": args.latency_ms,
         "model": args.model,
         "providers": providers,
-        "server": server_name,
         "rounds": runs,
         # Neighbours change wall-clock numbers from one second to the next; CPU time barely moves.
         # Images per CPU-second of the pipeline (all its threads) over that of the bare session:
         # the share of our CPU that goes to the model, i.e. 1 - our overhead.
         "cpu_ratio_vs_raw": round(float(np.median(file_cpu)) / float(np.median(RAW_CPU)), 3),
+        **({"gpu_proxy": proxy_runs.summary()} if proxy_runs is not None else {}),
+        **context(args, images, server_name),
+    }
+    print(json.dumps(result))
+
+
+def context(args: argparse.Namespace, images: list[bytes], server_name: str) -> dict:
+    return {
+        "images": args.images,
+        "image_size": f"{args.size}x{args.size}",
+        "image_kib": round(sum(map(len, images)) / len(images) / 1024, 1),
+        "batch_size": args.batch_size,
+        "workers": {"prefetch": args.prefetch_workers, "upload": args.upload_workers},
+        "step_args": args.step_arg,
+        "server": server_name,
         "cpu_count": os.cpu_count(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
-    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from pipelines.tools import REPO_ROOT
 
 BENCHMARKS = sorted((REPO_ROOT / "benchmarks").glob("*.py"))
 

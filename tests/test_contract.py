@@ -14,9 +14,9 @@ from typing import Any, Literal
 import pytest
 import yaml
 
+from pipelines.tools import REPO_ROOT
 from steps.common.cli import parse_args
 from steps.common.params_base import StepParams
-from tests.conftest import REPO_ROOT
 
 FILES = sorted((REPO_ROOT / "argocd" / "workflows").glob("*/*.yaml"))
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")

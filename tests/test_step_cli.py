@@ -5,15 +5,15 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
-from pathlib import Path
 from typing import Literal, get_args, get_origin
 
 import pytest
 
+from pipelines.tools import REPO_ROOT
 from steps.common.cli import CliError, parse_args
 from steps.common.params_base import StepParams
 
-STEPS_DIR = Path(__file__).resolve().parent.parent / "steps"
+STEPS_DIR = REPO_ROOT / "steps"
 PARAMS_MODULES = sorted(p.parent.name for p in STEPS_DIR.glob("*/params.py"))
 
 

@@ -154,6 +154,81 @@ class GitOps(_Strict):
     automated: bool = Field(True, description="ArgoCD syncs (with prune and self-heal) without a person.")
 
 
+# --- Operations: dashboards, alert rules and GPU capacity (`argocd/observability/`, `argocd/cluster/`) ---
+_PROM_DURATION = r"^[1-9][0-9]*(s|m|h|d)$"
+
+
+class Alerts(_Strict):
+    failure_ratio: float = Field(
+        0.05, ge=0, le=1, description="Alert when a recent run's failed / attempted images exceed this."
+    )
+    recent: str = Field("6h", pattern=_PROM_DURATION, description="How long a finished run counts for the alerts.")
+    retention_missed_periods: int = Field(
+        2, ge=1, le=100, description="Alert when no retention run succeeded for this many schedule periods."
+    )
+    retention_period: str = Field(
+        "", pattern=r"^([1-9][0-9]*(m|h|d))?$", description="Retention schedule period; empty: from retention.cron."
+    )
+    gpu_idle_percent: float = Field(10, ge=0, le=100, description="GPU utilisation under which an infer GPU idles.")
+    gpu_idle_for: str = Field("15m", pattern=_PROM_DURATION)
+    controller_down_for: str = Field("5m", pattern=_PROM_DURATION)
+
+
+class Observability(_Strict):
+    grafana_namespace: str = Field("monitoring", pattern=_DNS1123, description="Where Grafana's sidecar looks.")
+    dashboard_label: str = Field("grafana_dashboard", description="Label the Grafana sidecar selects ConfigMaps by.")
+    dashboard_label_value: str = "1"
+    datasource_uid: str = Field("prometheus", description="UID of the Prometheus data source in Grafana.")
+    rule_labels: dict[str, str] = Field(
+        default_factory=lambda: {"release": "kube-prometheus-stack"},
+        description="Labels the Prometheus operator's ruleSelector matches.",
+    )
+    controller_job: str = Field(
+        "workflow-controller-metrics", description="`job` label of the workflow-controller's scrape target."
+    )
+    infer_pod_regex: str = Field(
+        ".+-infer-[0-9]+", description="Infer pod names (Argo's v2 pod names: <workflow>-<template>-<hash>)."
+    )
+    alerts: Alerts = Alerts()
+
+
+class NodeClass(_Strict):
+    name: str = Field("kiosk-gpu", pattern=_DNS1123)
+    role: str = Field("KarpenterNodeRole-kiosk", description="IAM role of the nodes (example).")
+    discovery_tag: str = Field("kiosk", description="Value of the karpenter.sh/discovery tag on subnets and SGs.")
+    ami_alias: str = Field("al2023@latest", description="EKS-optimised AMI family (ships the NVIDIA driver).")
+    volume_size: str = Field("100Gi", pattern=r"^[1-9][0-9]*Gi$")
+
+
+class Capacity(_Strict):
+    node_pool: str = Field("kiosk-gpu", pattern=_DNS1123)
+    max_gpus: int = Field(8, ge=0, le=10_000, description="NodePool limit on nvidia.com/gpu across its nodes.")
+    consolidate_after: str = Field(
+        "60s", pattern=r"^([0-9]+(s|m|h))+$", description="How long an empty GPU node waits before it goes."
+    )
+    instance_families: list[str] = Field(default_factory=lambda: ["g5", "g6"], min_length=1)
+    capacity_types: list[Literal["on-demand", "spot"]] = Field(default_factory=lambda: ["on-demand"], min_length=1)
+    expire_after: str = Field("720h", pattern=r"^(([0-9]+(s|m|h))+|Never)$")
+    node_class: NodeClass = NodeClass()
+    scale_down_delay: str = Field(
+        "2m", pattern=r"^[1-9][0-9]*(s|m|h)$", description="cluster-autoscaler alternative: scale-down-unneeded-time."
+    )
+    time_slicing_namespace: str = Field("gpu-operator", pattern=_DNS1123)
+    time_slicing_config_map: str = Field("kiosk-time-slicing", pattern=_DNS1123)
+    time_slicing_replicas: dict[str, int] = Field(
+        default_factory=lambda: {"staging": 4, "canary": 2, "prod": 1},
+        description="Per serving stage: pods that share one GPU (1: a whole GPU each).",
+    )
+
+    @field_validator("time_slicing_replicas")
+    @classmethod
+    def _positive(cls, value: dict[str, int]) -> dict[str, int]:
+        for stage, replicas in value.items():
+            if not 1 <= replicas <= 64:
+                raise ValueError(f"{stage}: replicas per GPU must be between 1 and 64 (got {replicas})")
+        return value
+
+
 class KioskConfig(_Strict):
     namespace: str = Field(pattern=_DNS1123)
     service_account: str = Field(pattern=_DNS1123)
@@ -170,6 +245,8 @@ class KioskConfig(_Strict):
     serving: dict[str, ServingStage] = Field(default_factory=dict)
     gitops: GitOps
     pushgateway: str = ""
+    observability: Observability = Observability()
+    capacity: Capacity = Capacity()
 
     @field_validator("service_account")
     @classmethod

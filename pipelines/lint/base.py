@@ -40,6 +40,14 @@ class LintContext:
     def argocd(self) -> Path:
         return self.repo / "argocd"
 
+    def operations_files(self) -> list[Path]:
+        """Rendered dashboards' ConfigMaps, alert rules and GPU capacity objects of the selected environments."""
+        files: list[Path] = []
+        for env in self.envs:
+            for folder in ("observability", "cluster"):
+                files.extend(sorted((self.argocd / folder / env).glob("*.yaml")))
+        return files
+
     def workflow_files(self) -> list[Path]:
         """Rendered manifests of the selected environments, in a stable order."""
         files: list[Path] = []

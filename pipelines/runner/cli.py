@@ -13,6 +13,7 @@ from rich.console import Console
 
 from pipelines.runner import api, isolation, watch
 from pipelines.runner.errors import RunnerError
+from pipelines.runner.phase import Phase
 
 
 class Output(StrEnum):
@@ -70,4 +71,4 @@ def command(
         console.print(f"logs: {engine.run_dir / 'logs'}  (isolation: {isolation.method()})")
         for param in (status.get("outputs") or {}).get("parameters") or []:
             console.print(f"output {param['name']} = {param['value']}")
-    raise typer.Exit(0 if workflow["status"]["phase"] == "Succeeded" else 1)
+    raise typer.Exit(0 if workflow["status"]["phase"] == Phase.SUCCEEDED else 1)

@@ -13,18 +13,18 @@ import re
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipelines.runner import depends as dep
-from pipelines.runner.composite import FAILED, _continues, _run_one, expand, record, template_outputs
 from pipelines.runner.errors import RunnerError
-from pipelines.runner.status import Node
+from pipelines.runner.executor import Executor, Owner
+from pipelines.runner.phase import NodeType, Phase
+from pipelines.runner.status import Node, Placement
+from pipelines.runner.tasks import expand, fails_parent, finish_with_outputs, record, run_one, skipped
 from pipelines.runner.templating import substitute
 
-if TYPE_CHECKING:
-    from pipelines.runner.engine import Engine, Owner
-
-COMPLETED = ("Succeeded", "Failed", "Error")
+#: Threads per DAG (and per fanned-out task) at most: they only wait; `max_pods` bounds processes.
+MAX_THREADS = 256
 
 
 class _Graph:
@@ -55,160 +55,162 @@ class _Graph:
         self.needed = [n for n in self.tasks if n in needed]  # manifest order
         self.dependents = {n: [m for m in self.needed if n in self.deps[m]] for n in self.needed}
 
-    def assess(self, states: dict[str, dep.TaskState]) -> str:
-        branch: dict[str, str] = {}
-        todo = deque((n, "Succeeded") for n in self.needed if not self.deps[n])
+    def assess(self, states: dict[str, dep.TaskState]) -> Phase:
+        branch: dict[str, Phase] = {}
+        todo = deque((n, Phase.SUCCEEDED) for n in self.needed if not self.deps[n])
         seen = set()
         while todo:
             name, inherited = todo.popleft()
             if (name, inherited) in seen or name not in states:
                 continue
             seen.add((name, inherited))
-            phase = states[name].phase if states[name].phase in COMPLETED else inherited
-            if name in self.targets and branch.get(name) not in FAILED:
+            phase = states[name].phase if states[name].phase.completed else inherited
+            if name in self.targets and not (name in branch and branch[name].failed):
                 branch[name] = phase
             todo.extend((d, phase) for d in self.dependents[name])
         for name in self.targets:
-            phase = branch.get(name)
-            if phase in FAILED and not _continues(self.tasks[name], phase):
-                return phase
-        return "Succeeded"
+            if name in branch and fails_parent(self.tasks[name], branch[name]):
+                return branch[name]
+        return Phase.SUCCEEDED
 
 
-def _group_phase(children: list[Node], task: dict) -> str:
-    if not children or all(c.phase == "Skipped" for c in children):
-        return "Skipped"
-    failed = [c.phase for c in children if c.phase in FAILED]
-    return failed[-1] if failed else "Succeeded"
+def _group_phase(children: list[Node]) -> Phase:
+    if not children or all(c.phase is Phase.SKIPPED for c in children):
+        return Phase.SKIPPED
+    failed = [c.phase for c in children if c.phase.failed]
+    return failed[-1] if failed else Phase.SUCCEEDED
 
 
-def run_dag(
-    engine: Engine,
-    template: dict,
-    owner: Owner,
-    scope: dict[str, str],
-    name: str,
-    display: str,
-    parent: Node | None,
-    boundary: str,
-) -> Node:
-    node = engine.status.create(name, display, "DAG", template["name"], parent, boundary)
-    engine.status.start(node)
+#: What a finished task reports to the scheduler: its name, its node, its children if it fanned out.
+_Done = tuple[str, Node, list[Node] | None]
+
+
+class _DagRun:
+    """One run of a dag template: tasks start as their `depends` are met, in a thread pool."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        template: dict[str, Any],
+        owner: Owner,
+        scope: dict[str, str],
+        node: Node,
+        graph: _Graph,
+    ) -> None:
+        self.executor, self.template, self.owner, self.node, self.graph = executor, template, owner, node, graph
+        self.scope = dict(scope)
+        limit = int(template.get("parallelism") or 0)
+        self.slots = threading.BoundedSemaphore(limit) if limit else None
+        self.fail_fast = template["dag"].get("failFast", True)
+        self.states: dict[str, dep.TaskState] = {}
+        self.nodes: dict[str, Node] = {}
+        self.done: queue.Queue[_Done] = queue.Queue()
+        self.stop = False
+
+    def _at(self, task_name: str, parent: Node | None) -> Placement:
+        return Placement(f"{self.node.name}.{task_name}", task_name, parent, self.node.id)
+
+    def _leaf(self, task: dict[str, Any], scope: dict[str, str], at: Placement) -> Node:
+        if self.slots is None:
+            return run_one(self.executor, task, self.owner, scope, at)
+        with self.slots:
+            return run_one(self.executor, task, self.owner, scope, at)
+
+    def _fan_out(self, task: dict[str, Any], scope: dict[str, str], at: Placement, fan: list) -> _Done:
+        group = self.executor.status.create(at, NodeType.TASK_GROUP, str(task.get("template", "")))
+        self.executor.status.start(group)
+        with ThreadPoolExecutor(max_workers=max(1, min(len(fan), MAX_THREADS))) as pool:
+            futures = [pool.submit(self._leaf, task, dict(scope, **item), at.child(sfx, group)) for sfx, item in fan]
+        children = [f.result() for f in futures]
+        self.executor.status.finish(group, _group_phase(children), "" if children else "Skipped, empty params")
+        return task["name"], group, children
+
+    def _run_task(self, task_name: str, scope: dict[str, str]) -> None:
+        task = self.graph.tasks[task_name]
+        at = self._at(task_name, self.node if not self.graph.deps[task_name] else None)
+        try:
+            try:
+                fan = expand(task, scope, f"task {task_name!r} of template {self.template['name']!r}")
+            except RunnerError as error:
+                self.done.put((task_name, skipped(self.executor, task, at, Phase.ERROR, str(error)), None))
+                return
+            if fan is None:
+                self.done.put((task_name, self._leaf(task, scope, at), None))
+            else:
+                self.done.put(self._fan_out(task, scope, at, fan))
+        except BaseException as error:  # a bug must not hang the DAG loop waiting for this task
+            crash = Placement(f"{at.name}.crash", task_name, self.node, self.node.id)
+            node = self.executor.status.create(crash, NodeType.SKIPPED, "")
+            self.done.put((task_name, self.executor.status.finish(node, Phase.ERROR, f"runner error: {error!r}"), None))
+
+    def _start(self, task_name: str, pool: ThreadPoolExecutor) -> bool:
+        """Start a task whose dependencies all finished; False when it is not started at all."""
+        if self.stop or self.executor.cancelled.is_set():
+            return False
+        try:
+            go = dep.evaluate(self.graph.exprs[task_name], self.states)
+        except RunnerError as error:
+            bad = skipped(self.executor, {}, self._at(task_name, self.node), Phase.ERROR, str(error))
+            self.done.put((task_name, bad, None))
+            return True
+        if not go:
+            task = self.graph.tasks[task_name]
+            omitted = skipped(
+                self.executor, task, self._at(task_name, None), Phase.OMITTED, "omitted: depends condition not met"
+            )
+            self.done.put((task_name, omitted, None))
+            return True
+        pool.submit(self._run_task, task_name, dict(self.scope))
+        return True
+
+    def _finished(self, task_name: str, task_node: Node, children: list[Node] | None) -> None:
+        self.nodes[task_name] = task_node
+        with self.executor.status.lock:
+            for dep_name in self.graph.deps[task_name]:
+                if dep_name in self.nodes and task_node.id not in self.nodes[dep_name].children:
+                    self.nodes[dep_name].children.append(task_node.id)
+        record(self.scope, f"tasks.{task_name}", task_node, children)
+        cont = self.graph.tasks[task_name].get("continueOn") or {}
+        self.states[task_name] = dep.TaskState(
+            task_node.phase, tuple(c.phase for c in children or []), bool(cont.get("failed")), bool(cont.get("error"))
+        )
+        if self.fail_fast and self.graph.assess(self.states).failed:
+            self.stop = True
+
+    def schedule(self) -> None:
+        pending, running = list(self.graph.needed), 0
+        with ThreadPoolExecutor(max_workers=max(1, min(len(pending), MAX_THREADS))) as pool:
+            while True:
+                for task_name in list(pending):
+                    if all(d in self.states for d in self.graph.deps[task_name]):
+                        pending.remove(task_name)
+                        running += self._start(task_name, pool)
+                if running == 0:
+                    break
+                self._finished(*self.done.get())
+                running -= 1
+
+    def outcome(self) -> tuple[Phase, str]:
+        phase, message = self.graph.assess(self.states), ""
+        if phase is Phase.SUCCEEDED and any(t not in self.states for t in self.graph.targets):
+            phase, message = Phase.FAILED, "not every target task ran"
+        if phase.failed:
+            failed = [n for n in self.nodes.values() if n.phase.failed]
+            message = message or (f"child '{failed[0].id}' failed" if failed else "")
+        if self.executor.cancelled.is_set() and phase is Phase.SUCCEEDED:
+            phase, message = Phase.FAILED, self.executor.cancel_message
+        self.node.outbound = [self.nodes[t].id for t in self.graph.targets if t in self.nodes]
+        return phase, message
+
+
+def run_dag(executor: Executor, template: dict[str, Any], owner: Owner, scope: dict[str, str], at: Placement) -> Node:
+    node = executor.status.create(at, NodeType.DAG, template["name"])
+    executor.status.start(node)
     try:
         graph = _Graph(template, scope)
     except RunnerError as error:
-        return engine.status.finish(node, "Error", str(error))
-    scope = dict(scope)
-    limit = int(template.get("parallelism") or 0)
-    slots = threading.BoundedSemaphore(limit) if limit else None
-    fail_fast = template["dag"].get("failFast", True)
-    states: dict[str, dep.TaskState] = {}
-    nodes: dict[str, Node] = {}
-    done: queue.Queue = queue.Queue()
-
-    def leaf(step: dict, task_scope: dict, leaf_name: str, leaf_display: str, leaf_parent: Node | None) -> Node:
-        if slots is None:
-            return _run_one(engine, step, owner, task_scope, leaf_name, leaf_display, leaf_parent, node.id)
-        with slots:
-            return _run_one(engine, step, owner, task_scope, leaf_name, leaf_display, leaf_parent, node.id)
-
-    def run_task(task_name: str, task_scope: dict[str, str]) -> None:
-        task = graph.tasks[task_name]
-        task_parent = node if not graph.deps[task_name] else None
-        full = f"{name}.{task_name}"
-        try:
-            try:
-                fan = expand(task, task_scope, f"task {task_name!r} of template {template['name']!r}")
-            except RunnerError as error:
-                bad = engine.status.create(
-                    full, task_name, "Skipped", str(task.get("template", "")), task_parent, node.id
-                )
-                done.put((task_name, engine.status.finish(bad, "Error", str(error)), None))
-                return
-            if fan is None:
-                done.put((task_name, leaf(task, task_scope, full, task_name, task_parent), None))
-                return
-            group = engine.status.create(
-                full, task_name, "TaskGroup", str(task.get("template", "")), task_parent, node.id
-            )
-            engine.status.start(group)
-            with ThreadPoolExecutor(max_workers=max(1, min(len(fan), 256))) as pool:
-                futures = [
-                    pool.submit(leaf, task, dict(task_scope, **item), f"{full}{sfx}", f"{task_name}{sfx}", group)
-                    for sfx, item in fan
-                ]
-            children = [f.result() for f in futures]
-            phase = _group_phase(children, task)
-            engine.status.finish(group, phase, "Skipped, empty params" if not children else "")
-            done.put((task_name, group, children))
-        except BaseException as error:
-            crash = engine.status.create(f"{full}.crash", task_name, "Skipped", "", node, node.id)
-            done.put((task_name, engine.status.finish(crash, "Error", f"runner error: {error!r}"), None))
-
-    pending = list(graph.needed)
-    running, stop = 0, False
-    with ThreadPoolExecutor(max_workers=max(1, min(len(pending), 256))) as pool:
-        while True:
-            for task_name in list(pending):
-                if not all(d in states for d in graph.deps[task_name]):
-                    continue
-                pending.remove(task_name)
-                if stop or engine.cancelled.is_set():
-                    continue
-                try:
-                    go = dep.evaluate(graph.exprs[task_name], states)
-                except RunnerError as error:
-                    bad = engine.status.create(f"{name}.{task_name}", task_name, "Skipped", "", node, node.id)
-                    done.put((task_name, engine.status.finish(bad, "Error", str(error)), None))
-                    running += 1
-                    continue
-                if not go:
-                    omitted = engine.status.create(
-                        f"{name}.{task_name}",
-                        task_name,
-                        "Skipped",
-                        str(graph.tasks[task_name].get("template", "")),
-                        None,
-                        node.id,
-                    )
-                    engine.status.finish(omitted, "Omitted", "omitted: depends condition not met")
-                    done.put((task_name, omitted, None))
-                    running += 1
-                    continue
-                pool.submit(run_task, task_name, dict(scope))
-                running += 1
-            if running == 0:
-                break
-            task_name, task_node, children = done.get()
-            running -= 1
-            nodes[task_name] = task_node
-            with engine.status.lock:
-                for dep_name in graph.deps[task_name]:
-                    if dep_name in nodes and task_node.id not in nodes[dep_name].children:
-                        nodes[dep_name].children.append(task_node.id)
-            record(scope, f"tasks.{task_name}", task_node, children)
-            cont = graph.tasks[task_name].get("continueOn") or {}
-            states[task_name] = dep.TaskState(
-                task_node.phase,
-                tuple(c.phase for c in children or []),
-                bool(cont.get("failed")),
-                bool(cont.get("error")),
-            )
-            if fail_fast and graph.assess(states) in FAILED:
-                stop = True
-    phase = graph.assess(states)
-    message = ""
-    if phase == "Succeeded" and any(t not in states for t in graph.targets):
-        phase, message = "Failed", "not every target task ran"
-    if phase in FAILED:
-        failed = [n for n in nodes.values() if n.phase in FAILED]
-        message = message or (f"child '{failed[0].id}' failed" if failed else "")
-    if engine.cancelled.is_set() and phase == "Succeeded":
-        phase, message = "Failed", engine.cancel_message
-    node.outbound = [nodes[t].id for t in graph.targets if t in nodes]
-    if phase == "Succeeded":
-        try:
-            template_outputs(engine, template, scope, node)
-        except RunnerError as error:
-            phase, message = "Error", str(error)
-    return engine.status.finish(node, phase, message)
+        return executor.status.finish(node, Phase.ERROR, str(error))
+    run = _DagRun(executor, template, owner, scope, node, graph)
+    run.schedule()
+    phase, message = run.outcome()
+    return finish_with_outputs(executor, template, run.scope, node, phase, message)

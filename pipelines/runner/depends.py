@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pipelines.runner.errors import RunnerError
+from pipelines.runner.phase import Phase, TaskResult
 
-RESULTS = ("Succeeded", "Failed", "Errored", "Skipped", "Completed", "AnySucceeded", "AllFailed", "Daemoned")
 _TOKEN = re.compile(r"\s*(&&|\|\||!|\(|\)|[A-Za-z0-9_\-]+(?:\.[A-Za-z]+)?)")
 
 
@@ -21,10 +21,14 @@ _TOKEN = re.compile(r"\s*(&&|\|\||!|\(|\)|[A-Za-z0-9_\-]+(?:\.[A-Za-z]+)?)")
 class TaskState:
     """What `depends` can see of a finished task: its phase, and its children's for fan-outs."""
 
-    phase: str
-    children: tuple[str, ...] = ()
+    phase: Phase
+    children: tuple[Phase, ...] = ()
     continue_failed: bool = False
     continue_error: bool = False
+
+    def __post_init__(self) -> None:  # phases read back from JSON arrive as plain strings
+        object.__setattr__(self, "phase", Phase(self.phase))
+        object.__setattr__(self, "children", tuple(Phase(p) for p in self.children))
 
 
 def _tokens(expression: str) -> list[str]:
@@ -58,25 +62,28 @@ def referenced_tasks(expression: str) -> list[str]:
     return names
 
 
+#: The phase each plain result stands for.
+_RESULT_PHASE = {
+    TaskResult.SUCCEEDED: Phase.SUCCEEDED,
+    TaskResult.FAILED: Phase.FAILED,
+    TaskResult.ERRORED: Phase.ERROR,
+    TaskResult.SKIPPED: Phase.SKIPPED,
+}
+
+
 def _result(state: TaskState, result: str) -> bool:
-    phase = state.phase
-    if result == "Succeeded":
-        return phase == "Succeeded"
-    if result == "Failed":
-        return phase == "Failed"
-    if result == "Errored":
-        return phase == "Error"
-    if result == "Skipped":
-        return phase == "Skipped"
-    if result == "Daemoned":
-        return False
-    if result == "Completed":
-        return phase in ("Succeeded", "Failed")
-    if result == "AnySucceeded":
-        return any(p == "Succeeded" for p in state.children)
-    if result == "AllFailed":
-        return bool(state.children) and all(p == "Failed" for p in state.children)
-    raise RunnerError(f"invalid depends result {result!r}: expected one of {', '.join(RESULTS)}")
+    if result not in set(TaskResult):
+        raise RunnerError(f"invalid depends result {result!r}: expected one of {', '.join(TaskResult)}")
+    result = TaskResult(result)
+    if result in _RESULT_PHASE:
+        return state.phase is _RESULT_PHASE[result]
+    if result is TaskResult.COMPLETED:
+        return state.phase in (Phase.SUCCEEDED, Phase.FAILED)
+    if result is TaskResult.ANY_SUCCEEDED:
+        return any(p is Phase.SUCCEEDED for p in state.children)
+    if result is TaskResult.ALL_FAILED:
+        return bool(state.children) and all(p is Phase.FAILED for p in state.children)
+    return False  # Daemoned: the local runner has no daemons
 
 
 def evaluate(expression: str, states: Mapping[str, TaskState]) -> bool:
@@ -106,9 +113,9 @@ def evaluate(expression: str, states: Mapping[str, TaskState]) -> bool:
         state = states[name]
         if result:
             return _result(state, result)
-        ok = state.phase in ("Succeeded", "Skipped")
-        ok = ok or (state.continue_failed and state.phase == "Failed")
-        return ok or (state.continue_error and state.phase == "Error")
+        ok = state.phase in (Phase.SUCCEEDED, Phase.SKIPPED)
+        ok = ok or (state.continue_failed and state.phase is Phase.FAILED)
+        return ok or (state.continue_error and state.phase is Phase.ERROR)
 
     def conjunction() -> bool:
         nonlocal pos

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import random
-import re
 import string
 import threading
 import time
@@ -18,14 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.runner import composite, dag, pods, validation
-from pipelines.runner.errors import RunnerError, UnsupportedFeature
+from pipelines.runner import composite, dag, isolation, pods, validation
+from pipelines.runner.errors import RunnerError
+from pipelines.runner.executor import Owner
 from pipelines.runner.expressions import evaluate_expr
 from pipelines.runner.loading import Library
-from pipelines.runner.status import Node, Status, now
+from pipelines.runner.phase import NodeType, Phase
+from pipelines.runner.retry import RetryStrategy, duration_s
+from pipelines.runner.status import Node, Placement, Status, now
 from pipelines.runner.templating import nested, param_text, substitute, substitute_all
-
-FAILED = ("Failed", "Error")
 
 
 @dataclass
@@ -39,29 +40,9 @@ class Options:
     backoff_scale: float = 1.0
 
 
-@dataclass(frozen=True)
-class Owner:
-    """The template set a template reference resolves in (the Workflow, or a WorkflowTemplate)."""
-
-    name: str
-    templates: dict[str, dict[str, Any]]
-
-
-def duration_s(value: Any) -> float:
-    """Argo durations: a bare number is seconds; Go-style `1m30s`, `2h`, `500ms` otherwise."""
-    text = str(value).strip()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    total, units = 0.0, {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
-    if not parts or "".join(a + b for a, b in parts) != text:
-        raise RunnerError(f"invalid duration {value!r}")
-    for amount, unit in parts:
-        total += float(amount) * units[unit]
-    return total
-
-
 class Engine:
+    """Runs one Workflow; implements `executor.Executor` for composite.py and dag.py."""
+
     def __init__(self, workflow: dict[str, Any], library: Library, options: Options) -> None:
         self.workflow = workflow
         self.spec = workflow["spec"]
@@ -85,7 +66,7 @@ class Engine:
         self.created = now()
         self.uid = str(uuid.uuid4())
         self.globals = self._globals()
-        self.phase = "Pending"
+        self.phase = Phase.PENDING
         self.message = ""
         self.finished: str | None = None
 
@@ -99,7 +80,7 @@ class Engine:
             "workflow.serviceAccountName": self.spec.get("serviceAccountName", "default"),
             "workflow.creationTimestamp": self.created,
             "workflow.mainEntrypoint": self.spec["entrypoint"],
-            "workflow.status": "Running",
+            "workflow.status": Phase.RUNNING,
         }
         stamp = dt.datetime.strptime(self.created, "%Y-%m-%dT%H:%M:%SZ")
         for code in "aAbBcdHIjmMpSUwWxXyYZ":
@@ -148,6 +129,7 @@ class Engine:
     def check(self) -> None:
         """Refuse unsupported features in every reachable template before anything runs."""
         validation.check_spec(self.spec, self.name)
+        self._check_parameter_paths()
         seen: set[tuple[str, str]] = set()
         todo = [({"template": self.spec["entrypoint"]}, self.owner)]
         if self.spec.get("onExit"):
@@ -168,52 +150,71 @@ class Engine:
                 if child.get("onExit"):
                     todo.append(({"template": child["onExit"]}, where))
 
+    def _check_parameter_paths(self) -> None:
+        """Refuse a file:// parameter under the private /tmp: the steps would see an empty directory
+        of their own, find nothing, and their outputs would vanish with the node.
+        """
+        kept = pods.kept_paths(self.options.workdir)
+        for param in (self.spec.get("arguments") or {}).get("parameters") or []:
+            value = self.globals[f"workflow.parameters.{param['name']}"]
+            if not value.startswith("file://"):
+                continue
+            path = value.removeprefix("file://").replace("${KIOSK_WORKDIR}", "$KIOSK_WORKDIR")
+            path = os.path.expandvars(path.replace("$KIOSK_WORKDIR", str(self.options.workdir)))
+            if path.startswith("/") and isolation.hidden_by_private_tmp(Path(os.path.normpath(path)), kept):
+                raise RunnerError(
+                    f"parameter {param['name']}={value}: each pod gets a private /tmp, so the steps would not "
+                    f"see this path; use one outside /tmp (e.g. under the workdir {self.options.workdir})"
+                )
+
     # ---- running --------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         self.check()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
-        self.phase = "Running"
-        timer = None
-        if self.spec.get("activeDeadlineSeconds") is not None:
-            seconds = float(self.spec["activeDeadlineSeconds"])
-            self.deadline = time.monotonic() + seconds
-            timer = threading.Timer(seconds, self.cancel, ("Step exceeded its deadline",))
-            timer.daemon = True
-            timer.start()
+        self.phase = Phase.RUNNING
+        timer = self._start_deadline()
         arguments = {p["name"]: p.get("value", "") for p in (self.spec.get("arguments") or {}).get("parameters") or []}
         arguments = {k: self.globals[f"workflow.parameters.{k}"] for k in arguments}
         try:
             root = self.execute(
-                {"template": self.spec["entrypoint"]}, self.owner, self.name, self.name, None, arguments, ""
+                {"template": self.spec["entrypoint"]}, self.owner, Placement(self.name, self.name), arguments
             )
         finally:
             if timer:
                 timer.cancel()
         phase, message = root.phase, root.message
         if self.cancelled.is_set():
-            phase, message = "Failed", self.cancel_message
+            phase, message = Phase.FAILED, self.cancel_message
         if self.spec.get("onExit"):
-            with self.lock:
-                self.globals["workflow.status"] = phase
-                self.globals["workflow.failures"] = json.dumps(self.status.failures(), separators=(",", ":"))
-                self.globals["workflow.duration"] = f"{time.monotonic() - self.started:.6f}"
-            self.cancelled.clear()
-            exit_node = self.execute(
-                {"template": self.spec["onExit"]},
-                self.owner,
-                f"{self.name}.onExit",
-                f"{self.name}.onExit",
-                None,
-                {},
-                "",
-            )
-            if exit_node.phase in FAILED and phase == "Succeeded":
-                phase, message = exit_node.phase, exit_node.message or "exit handler failed"
-        self.phase = "Failed" if phase == "Skipped" else phase
+            phase, message = self._exit_handler(phase, message)
+        self.phase = Phase.FAILED if phase is Phase.SKIPPED else phase
         self.message = message
         self.finished = now()
         return self.to_argo()
+
+    def _start_deadline(self) -> threading.Timer | None:
+        if self.spec.get("activeDeadlineSeconds") is None:
+            return None
+        seconds = float(self.spec["activeDeadlineSeconds"])
+        self.deadline = time.monotonic() + seconds
+        timer = threading.Timer(seconds, self.cancel, ("Step exceeded its deadline",))
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def _exit_handler(self, phase: Phase, message: str) -> tuple[Phase, str]:
+        """Run `spec.onExit` with `workflow.status` set; a failing handler fails a Succeeded workflow."""
+        with self.lock:
+            self.globals["workflow.status"] = phase
+            self.globals["workflow.failures"] = json.dumps(self.status.failures(), separators=(",", ":"))
+            self.globals["workflow.duration"] = f"{time.monotonic() - self.started:.6f}"
+        self.cancelled.clear()
+        at = Placement(f"{self.name}.onExit", f"{self.name}.onExit")
+        exit_node = self.execute({"template": self.spec["onExit"]}, self.owner, at, {})
+        if exit_node.phase.failed and phase is Phase.SUCCEEDED:
+            return exit_node.phase, exit_node.message or "exit handler failed"
+        return phase, message
 
     def cancel(self, message: str) -> None:
         self.cancel_message = message
@@ -224,12 +225,12 @@ class Engine:
         meta = dict(self.workflow["metadata"])
         meta.update(name=self.name, namespace=self.options.namespace, uid=self.uid, creationTimestamp=self.created)
         nodes = self.status.argo_nodes()
-        pods_done = [n for n in nodes.values() if n["type"] == "Pod"]
+        pods_done = [n for n in nodes.values() if n["type"] == NodeType.POD]
         status: dict[str, Any] = {
-            "phase": self.phase,
+            "phase": self.phase.value,
             "startedAt": self.created,
             "finishedAt": self.finished,
-            "progress": f"{sum(n['phase'] == 'Succeeded' for n in pods_done)}/{len(pods_done)}",
+            "progress": f"{sum(n['phase'] == Phase.SUCCEEDED for n in pods_done)}/{len(pods_done)}",
             "nodes": nodes,
         }
         if self.message:
@@ -247,27 +248,18 @@ class Engine:
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
-    def execute(
-        self,
-        step: dict[str, Any],
-        owner: Owner,
-        name: str,
-        display: str,
-        parent: Node | None,
-        arguments: dict[str, str],
-        boundary: str,
-    ) -> Node:
-        """Run the template `step` names as node `name`; never raises for a workflow-level failure."""
+    def execute(self, step: dict[str, Any], owner: Owner, at: Placement, arguments: dict[str, str]) -> Node:
+        """Run the template `step` names at `at`; never raises for a workflow-level failure."""
         try:
             template, owner = self.lookup(step, owner)
             scope = self.inputs_scope(template, arguments)
         except RunnerError as error:
-            node = self.status.create(name, display, "Pod", str(step.get("template", "")), parent, boundary)
-            return self.status.finish(node, "Error", str(error))
+            node = self.status.create(at, NodeType.POD, str(step.get("template", "")))
+            return self.status.finish(node, Phase.ERROR, str(error))
         retry = template.get("retryStrategy")
         if retry:
-            return self._retry(template, owner, scope, name, display, parent, boundary, retry)
-        return self._once(template, owner, scope, name, display, parent, boundary)
+            return self._retry(template, owner, scope, at, retry)
+        return self._once(template, owner, scope, at)
 
     def inputs_scope(self, template: dict[str, Any], arguments: dict[str, str]) -> dict[str, str]:
         scope = self.global_scope()
@@ -292,67 +284,47 @@ class Engine:
         scope["inputs.parameters"] = json.dumps(params, separators=(",", ":"))
         return scope
 
-    def _retry(self, template, owner, scope, name, display, parent, boundary, retry) -> Node:
-        node = self.status.create(name, display, "Retry", template["name"], parent, boundary)
+    def _retry(
+        self, template: dict[str, Any], owner: Owner, scope: dict[str, str], at: Placement, retry: dict[str, Any]
+    ) -> Node:
+        node = self.status.create(at, NodeType.RETRY, template["name"])
         self.status.start(node)
-        tname = template["name"]
-        limit = retry.get("limit")
-        limit = int(substitute(param_text(limit), scope, f"template {tname!r}")) if limit is not None else None
-        policy = retry.get("retryPolicy", "OnFailure")
-        if policy not in ("Always", "OnFailure", "OnError", "OnTransientError"):
-            raise UnsupportedFeature(f"retryStrategy.retryPolicy={policy}", tname)
-        backoff = retry.get("backoff") or {}
-        delay = duration_s(backoff["duration"]) if backoff.get("duration") else 0.0
-        factor = float(backoff.get("factor", 1) or 1)
-        cap = duration_s(backoff["cap"]) if backoff.get("cap") else None
-        max_total = duration_s(backoff["maxDuration"]) if backoff.get("maxDuration") else None
-        first = time.monotonic()
-        attempt = 0
+        strategy = RetryStrategy.parse(retry, scope, template["name"])
+        first, attempt = time.monotonic(), 0
         while True:
-            child_scope = dict(scope, retries=str(attempt))
             started = time.monotonic()
-            child = self._once(
-                template, owner, child_scope, f"{name}({attempt})", f"{display}({attempt})", node, boundary
-            )
-            retryable = {
-                "Always": FAILED,
-                "OnFailure": ("Failed",),
-                "OnError": ("Error",),
-                "OnTransientError": ("Error",),
-            }[policy]
-            more = child.phase in retryable and (limit is None or attempt < limit) and not self.cancelled.is_set()
-            if more and retry.get("expression"):
-                last = {
-                    "exitCode": str(child.exit_code if child.exit_code is not None else -1),
-                    "status": child.phase,
-                    "duration": str(int(time.monotonic() - started)),
-                    "message": child.message,
-                }
-                env = nested(dict(scope, **{f"lastRetry.{k}": v for k, v in last.items()}))
-                expression = substitute(str(retry["expression"]), scope, f"template {tname!r} retryStrategy")
-                more = evaluate_expr(expression, env) is True
-            wait = min(delay * factor**attempt, cap) if cap is not None else delay * factor**attempt
-            wait *= self.options.backoff_scale
-            if (
-                more
-                and max_total is not None
-                and time.monotonic() - first + wait > max_total * self.options.backoff_scale
-            ):
-                more = False
-            if not more:
-                node.outputs = child.outputs
-                return self.status.finish(node, child.phase, child.message)
-            if self.cancelled.wait(wait):
+            child_at = Placement(f"{at.name}({attempt})", f"{at.display}({attempt})", node, at.boundary)
+            child = self._once(template, owner, dict(scope, retries=str(attempt)), child_at)
+            more = strategy.may_retry(child.phase, attempt) and not self.cancelled.is_set()
+            if more and strategy.expression:
+                more = self._retry_expression(strategy, template, scope, child, started)
+            wait = strategy.wait_s(attempt) * self.options.backoff_scale
+            if more and strategy.max_total is not None:
+                more = time.monotonic() - first + wait <= strategy.max_total * self.options.backoff_scale
+            if not more or self.cancelled.wait(wait):
                 node.outputs = child.outputs
                 return self.status.finish(node, child.phase, child.message)
             attempt += 1
 
-    def _once(self, template, owner, scope, name, display, parent, boundary) -> Node:
+    def _retry_expression(
+        self, strategy: RetryStrategy, template: dict[str, Any], scope: dict[str, str], child: Node, started: float
+    ) -> bool:
+        last = {
+            "exitCode": str(child.exit_code if child.exit_code is not None else -1),
+            "status": child.phase,
+            "duration": str(int(time.monotonic() - started)),
+            "message": child.message,
+        }
+        env = nested(dict(scope, **{f"lastRetry.{k}": v for k, v in last.items()}))
+        expression = substitute(strategy.expression, scope, f"template {template['name']!r} retryStrategy")
+        return evaluate_expr(expression, env) is True
+
+    def _once(self, template: dict[str, Any], owner: Owner, scope: dict[str, str], at: Placement) -> Node:
         if "steps" in template:
-            return composite.run_steps(self, template, owner, scope, name, display, parent, boundary)
+            return composite.run_steps(self, template, owner, scope, at)
         if "dag" in template:
-            return dag.run_dag(self, template, owner, scope, name, display, parent, boundary)
-        return self._pod(template, scope, name, display, parent, boundary)
+            return dag.run_dag(self, template, owner, scope, at)
+        return self._pod(template, scope, at)
 
     def _deadline(self, template: dict[str, Any], scope: dict[str, str]) -> float | None:
         limits = [self.remaining()]
@@ -363,10 +335,10 @@ class Engine:
         known = [x for x in limits if x is not None]
         return min(known) if known else None
 
-    def _pod(self, template, scope, name, display, parent, boundary) -> Node:
+    def _pod(self, template: dict[str, Any], scope: dict[str, str], at: Placement) -> Node:
         tname = template["name"]
-        node = self.status.create(name, display, "Pod", tname, parent, boundary)
-        scope = dict(scope, **{"pod.name": node.id, "node.name": name})
+        node = self.status.create(at, NodeType.POD, tname)
+        scope = dict(scope, **{"pod.name": node.id, "node.name": at.name})
         params = json.loads(scope.get("inputs.parameters", "[]"))
         node.inputs = {"parameters": params} if params else None
         node_dir = self.run_dir / "nodes" / node.id
@@ -379,7 +351,7 @@ class Engine:
             resolved = substitute_all(body, scope, f"template {tname!r}")
             with self.pod_slots:
                 if self.cancelled.is_set():
-                    return self.status.finish(node, "Failed", self.cancel_message or "cancelled")
+                    return self.status.finish(node, Phase.FAILED, self.cancel_message or "cancelled")
                 self.status.start(node)
                 result, mounts = pods.run_pod(
                     resolved,
@@ -393,31 +365,41 @@ class Engine:
                     cancelled=self.cancelled,
                 )
         except RunnerError as error:
-            return self.status.finish(node, "Error", str(error))
+            return self.status.finish(node, Phase.ERROR, str(error))
         node.exit_code = result.exit_code
+        ok = result.exit_code == 0 and not result.timed_out
+        phase, message = (Phase.SUCCEEDED, "") if ok else (Phase.FAILED, result.message)
+        return self._pod_outputs(template, scope, node, result, mounts, phase, message)
+
+    def _pod_outputs(
+        self,
+        template: dict[str, Any],
+        scope: dict[str, str],
+        node: Node,
+        result: pods.PodResult,
+        mounts: dict[str, Path],
+        phase: Phase,
+        message: str,
+    ) -> Node:
+        """Read a finished pod's outputs; an output that cannot be read makes a Succeeded pod an Error."""
+        tname = template["name"]
         outputs: dict[str, Any] = {"result": result.stdout}
         if result.exit_code is not None:
             outputs["exitCode"] = str(result.exit_code)
-        phase, message = (
-            ("Succeeded", "") if result.exit_code == 0 and not result.timed_out else ("Failed", result.message)
-        )
         out_params = []
         for param in (template.get("outputs") or {}).get("parameters") or []:
             value_from = param.get("valueFrom") or {}
             value = None
             if value_from.get("path"):
-                path = substitute(value_from["path"], scope, f"template {tname!r}")
-                value = pods.read_output(path, mounts)
+                value = pods.read_output(substitute(value_from["path"], scope, f"template {tname!r}"), mounts)
             if value is None and "default" in value_from:
                 value = param_text(value_from["default"])
             if value is None and "value" in param:
                 value = substitute(param_text(param["value"]), scope, f"template {tname!r}")
             if value is None:
-                if phase == "Succeeded":
-                    phase, message = (
-                        "Error",
-                        (f"failed to read output parameter {param['name']!r} from {value_from.get('path')!r}"),
-                    )
+                if phase is Phase.SUCCEEDED:
+                    phase = Phase.ERROR
+                    message = f"failed to read output parameter {param['name']!r} from {value_from.get('path')!r}"
                 continue
             out_params.append({"name": param["name"], "value": value})
             self.publish_global(param, value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -341,78 +342,105 @@ def _truth(value: Any, source: str) -> bool:
     return value
 
 
+def _unary(node: tuple, env: dict[str, Any], source: str, frame: dict[str, Any] | None) -> Any:
+    value = _evaluate(node[2], env, source, frame)
+    if node[1] == "!":
+        return not _truth(value, source)
+    if _num(value) is None:
+        raise RunnerError(f"invalid expression {source!r}: cannot negate {value!r}")
+    return -value
+
+
+def _binary_node(node: tuple, env: dict[str, Any], source: str, frame: dict[str, Any] | None) -> Any:
+    op = node[1]
+    if op in ("&&", "||"):
+        left = _truth(_evaluate(node[2], env, source, frame), source)
+        if (op == "&&" and not left) or (op == "||" and left):
+            return left
+        return _truth(_evaluate(node[3], env, source, frame), source)
+    if op == "??":
+        left = _evaluate(node[2], env, source, frame)
+        return left if left is not None else _evaluate(node[3], env, source, frame)
+    return _binary(op, _evaluate(node[2], env, source, frame), _evaluate(node[3], env, source, frame), source)
+
+
+def _index(node: tuple, env: dict[str, Any], source: str, frame: dict[str, Any] | None) -> Any:
+    obj, key = _evaluate(node[1], env, source, frame), _evaluate(node[2], env, source, frame)
+    if isinstance(obj, dict):
+        if key not in obj:
+            raise RunnerError(f"invalid expression {source!r}: no key {key!r}")
+        return obj[key]
+    if isinstance(obj, list) and isinstance(key, int) and not isinstance(key, bool):
+        return obj[key]
+    raise RunnerError(f"invalid expression {source!r}: cannot index {obj!r} with {key!r}")
+
+
+def _call(node: tuple, env: dict[str, Any], source: str, frame: dict[str, Any] | None) -> Any:
+    function = _evaluate(node[1], env, source, frame)
+    if not callable(function):
+        raise RunnerError(f"invalid expression {source!r}: {function!r} is not a function")
+    return function(*[_evaluate(arg, env, source, frame) for arg in node[2]])
+
+
+def _map(node: tuple, env: dict[str, Any], source: str, frame: dict[str, Any] | None) -> Any:
+    result = {}
+    for key_node, value_node in node[1]:
+        key = _evaluate(key_node, env, source, frame)
+        if not isinstance(key, str):
+            raise RunnerError(f"invalid expression {source!r}: map keys must be strings here, got {key!r}")
+        result[key] = _evaluate(value_node, env, source, frame)
+    return result
+
+
+def _predicate(node: tuple, env: dict[str, Any], source: str, frame: dict[str, Any] | None) -> Any:
+    items = _evaluate(node[2][0], env, source, frame)
+    if not isinstance(items, list):
+        raise RunnerError(f"invalid expression {source!r}: builtin {node[1]} takes only array, got {items!r}")
+    extra = [_evaluate(arg, env, source, frame) for arg in node[2][1:]]
+    closure = node[3]
+    if closure is None:
+        return PREDICATES[node[1]](items, *extra)
+
+    def call(item: Any, index: int, acc: Any = None) -> Any:
+        return _evaluate(closure, env, source, {"": item, "index": index, "acc": acc})
+
+    return PREDICATES[node[1]](items, call, *extra)
+
+
+def _variable(node: tuple, env: dict[str, Any], source: str, frame: dict[str, Any] | None) -> Any:
+    if node[1] in env:
+        return env[node[1]]
+    if node[1] in FUNCTIONS:
+        return FUNCTIONS[node[1]]
+    raise RunnerError(f"invalid expression {source!r}: unknown name {node[1]!r}")
+
+
+def _conditional(node: tuple, env: dict[str, Any], source: str, frame: dict[str, Any] | None) -> Any:
+    branch = node[2] if _truth(_evaluate(node[1], env, source, frame), source) else node[3]
+    return _evaluate(branch, env, source, frame)
+
+
+def _pointer(node: tuple, env: dict[str, Any], source: str, frame: dict[str, Any] | None) -> Any:
+    return frame[node[1]]  # type: ignore[index]  # the parser only allows pointers inside predicates
+
+
+_NODES: dict[str, Callable[[tuple, dict[str, Any], str, dict[str, Any] | None], Any]] = {
+    "lit": lambda node, env, source, frame: node[1],
+    "var": _variable,
+    "list": lambda node, env, source, frame: [_evaluate(item, env, source, frame) for item in node[1]],
+    "un": _unary,
+    "bin": _binary_node,
+    "if": _conditional,
+    "get": _index,
+    "call": _call,
+    "ptr": _pointer,
+    "map": _map,
+    "pred": _predicate,
+}
+
+
 def _evaluate(node: tuple, env: dict[str, Any], source: str, frame: dict[str, Any] | None = None) -> Any:
-    kind = node[0]
-    if kind == "lit":
-        return node[1]
-    if kind == "var":
-        if node[1] in env:
-            return env[node[1]]
-        if node[1] in FUNCTIONS:
-            return FUNCTIONS[node[1]]
-        raise RunnerError(f"invalid expression {source!r}: unknown name {node[1]!r}")
-    if kind == "list":
-        return [_evaluate(item, env, source, frame) for item in node[1]]
-    if kind == "un":
-        value = _evaluate(node[2], env, source, frame)
-        if node[1] == "!":
-            return not _truth(value, source)
-        if _num(value) is None:
-            raise RunnerError(f"invalid expression {source!r}: cannot negate {value!r}")
-        return -value
-    if kind == "bin":
-        op = node[1]
-        if op in ("&&", "||"):
-            left = _truth(_evaluate(node[2], env, source, frame), source)
-            if (op == "&&" and not left) or (op == "||" and left):
-                return left
-            return _truth(_evaluate(node[3], env, source, frame), source)
-        if op == "??":
-            left = _evaluate(node[2], env, source, frame)
-            return left if left is not None else _evaluate(node[3], env, source, frame)
-        return _binary(op, _evaluate(node[2], env, source, frame), _evaluate(node[3], env, source, frame), source)
-    if kind == "if":
-        return _evaluate(
-            node[2] if _truth(_evaluate(node[1], env, source, frame), source) else node[3], env, source, frame
-        )
-    if kind == "get":
-        obj, key = _evaluate(node[1], env, source, frame), _evaluate(node[2], env, source, frame)
-        if isinstance(obj, dict):
-            if key not in obj:
-                raise RunnerError(f"invalid expression {source!r}: no key {key!r}")
-            return obj[key]
-        if isinstance(obj, list) and isinstance(key, int) and not isinstance(key, bool):
-            return obj[key]
-        raise RunnerError(f"invalid expression {source!r}: cannot index {obj!r} with {key!r}")
-    if kind == "call":
-        function = _evaluate(node[1], env, source, frame)
-        if not callable(function):
-            raise RunnerError(f"invalid expression {source!r}: {function!r} is not a function")
-        return function(*[_evaluate(arg, env, source, frame) for arg in node[2]])
-    if kind == "ptr":
-        return frame[node[1]]  # type: ignore[index]  # the parser only allows pointers inside predicates
-    if kind == "map":
-        result = {}
-        for key_node, value_node in node[1]:
-            key = _evaluate(key_node, env, source, frame)
-            if not isinstance(key, str):
-                raise RunnerError(f"invalid expression {source!r}: map keys must be strings here, got {key!r}")
-            result[key] = _evaluate(value_node, env, source, frame)
-        return result
-    if kind == "pred":
-        items = _evaluate(node[2][0], env, source, frame)
-        if not isinstance(items, list):
-            raise RunnerError(f"invalid expression {source!r}: builtin {node[1]} takes only array, got {items!r}")
-        extra = [_evaluate(arg, env, source, frame) for arg in node[2][1:]]
-        closure = node[3]
-        if closure is None:
-            return PREDICATES[node[1]](items, *extra)
-
-        def call(item: Any, index: int, acc: Any = None) -> Any:
-            return _evaluate(closure, env, source, {"": item, "index": index, "acc": acc})
-
-        return PREDICATES[node[1]](items, call, *extra)
-    raise AssertionError(kind)
+    return _NODES[node[0]](node, env, source, frame)
 
 
 def evaluate_govaluate(source: str) -> bool:

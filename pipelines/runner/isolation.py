@@ -57,6 +57,13 @@ def _inside(path: Path, mount: str) -> bool:
     return path == Path(mount) or Path(mount) in path.parents
 
 
+def hidden_by_private_tmp(path: Path, kept: list[Path]) -> bool:
+    """Whether a host path is out of a node's sight: under /tmp, which each node gets privately (as
+    each pod does on a cluster), and not inside one of the paths bound back into it.
+    """
+    return _inside(path, "/tmp") and not any(_inside(path, str(k)) for k in kept)
+
+
 def wrap(argv: list[str], mounts: dict[str, Path], keep: list[Path], how: str | None = None) -> list[str]:
     """Argv that runs `argv` with `mounts` (container path -> host dir) private to it."""
     how = how or method()

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,6 @@ class PodResult:
     stdout: str
     message: str = ""
     timed_out: bool = False
-    cancelled: bool = False
 
 
 class ProcessTable:
@@ -100,6 +98,60 @@ def mounts_for(template: dict[str, Any], spec_volumes: list[dict], node_dir: Pat
     return mounts
 
 
+def kept_paths(workdir: Path) -> list[Path]:
+    """Host paths a node still sees inside its private `/tmp`: the workdir, the repo, the interpreter."""
+    return [workdir, REPO_ROOT, Path(sys.prefix)]
+
+
+def _argv(template: dict[str, Any], node_dir: Path, mounts: dict[str, Path], command_map: dict[str, str]) -> list[str]:
+    name = template.get("name", "?")
+    body = template.get("container") or template.get("script") or {}
+    argv = resolve_command(list(body.get("command") or []), command_map, name)
+    if "script" in template:
+        if not body.get("command"):
+            raise RunnerError(f"template {name!r}: script without command")
+        script = node_dir / "script"
+        source = body.get("source", "")
+        script.write_text(isolation.rewrite(source, mounts) if isolation.method() == isolation.REWRITE else source)
+        script.chmod(0o755)  # `command: [sh, -c]` executes the file itself
+        argv.append(str(script))
+    return argv + [str(a) for a in body.get("args") or []]
+
+
+def _environment(template: dict[str, Any], workdir: Path, mounts: dict[str, Path]) -> dict[str, str]:
+    body = template.get("container") or template.get("script") or {}
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env["KIOSK_WORKDIR"] = str(workdir)
+    for item in body.get("env") or []:
+        env[item["name"]] = str(item.get("value", ""))
+    if isolation.method() == isolation.REWRITE:
+        env["TMPDIR"] = str(mounts["/tmp"])
+    return env
+
+
+def _wait(proc: subprocess.Popen, table: ProcessTable, deadline_s: float | None) -> tuple[int, bool]:
+    """The exit code, and whether the deadline stopped the process."""
+    table.add(proc)
+    timed_out = threading.Event()
+    timer = None
+    if deadline_s is not None:
+
+        def expire() -> None:
+            timed_out.set()
+            _terminate(proc)
+
+        timer = threading.Timer(max(deadline_s, 0.0), expire)
+        timer.daemon = True
+        timer.start()
+    try:
+        return proc.wait(), timed_out.is_set()
+    finally:
+        table.discard(proc)
+        if timer:
+            timer.cancel()
+
+
 def run_pod(
     template: dict[str, Any],
     *,
@@ -113,33 +165,14 @@ def run_pod(
     cancelled: threading.Event,
 ) -> tuple[PodResult, dict[str, Path]]:
     """Run an already-substituted container/script template; returns the result and its mounts."""
-    name = template.get("name", "?")
-    body = template.get("container") or template.get("script") or {}
     mounts = mounts_for(template, spec_volumes, node_dir)
-    argv = resolve_command(list(body.get("command") or []), command_map, name)
-    how = isolation.method()
-    if "script" in template:
-        if not body.get("command"):
-            raise RunnerError(f"template {name!r}: script without command")
-        script = node_dir / "script"
-        source = body.get("source", "")
-        script.write_text(isolation.rewrite(source, mounts) if how == isolation.REWRITE else source)
-        script.chmod(0o755)  # `command: [sh, -c]` executes the file itself
-        argv.append(str(script))
-    argv += [str(a) for a in body.get("args") or []]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
-    env["KIOSK_WORKDIR"] = str(workdir)
-    for item in body.get("env") or []:
-        env[item["name"]] = str(item.get("value", ""))
-    if how == isolation.REWRITE:
-        env["TMPDIR"] = str(mounts["/tmp"])
-    keep = [workdir, REPO_ROOT, Path(sys.prefix)]
-    wrapped = isolation.wrap(argv, mounts, keep, how)
+    argv = _argv(template, node_dir, mounts, command_map)
+    env = _environment(template, workdir, mounts)
+    wrapped = isolation.wrap(argv, mounts, kept_paths(workdir), isolation.method())
     stdout_path = node_dir / "stdout"
     with open(stdout_path, "wb") as out, open(log_path, "ab") as err:
         if cancelled.is_set():
-            return PodResult(None, "", "cancelled before start", cancelled=True), mounts
+            return PodResult(None, "", "cancelled before start"), mounts
         try:
             proc = subprocess.Popen(
                 wrapped,
@@ -151,35 +184,16 @@ def run_pod(
                 start_new_session=True,
             )
         except OSError as error:
-            raise RunnerError(f"template {name!r}: cannot start {argv[0]!r}: {error}") from None
-        table.add(proc)
-        timed_out = threading.Event()
-        timer = None
-        if deadline_s is not None:
-
-            def expire() -> None:
-                timed_out.set()
-                _terminate(proc)
-
-            timer = threading.Timer(max(deadline_s, 0.0), expire)
-            timer.daemon = True
-            timer.start()
-        try:
-            code = proc.wait()
-        finally:
-            table.discard(proc)
-            if timer:
-                timer.cancel()
+            raise RunnerError(f"template {template.get('name', '?')!r}: cannot start {argv[0]!r}: {error}") from None
+        code, timed_out = _wait(proc, table, deadline_s)
     stdout = stdout_path.read_bytes().decode(errors="replace")
     with open(log_path, "ab") as err:  # the node log holds stdout too, like `argo logs`
         err.write(stdout.encode())
     stdout = stdout.removesuffix("\n")
-    if timed_out.is_set():
-        return PodResult(
-            code, stdout, "Pod was active on the node longer than the specified deadline", timed_out=True
-        ), mounts
+    if timed_out:
+        return PodResult(code, stdout, "Pod was active on the node longer than the specified deadline", True), mounts
     if cancelled.is_set() and code != 0:
-        return PodResult(code, stdout, "Stopped with strategy 'Terminate'", cancelled=True), mounts
+        return PodResult(code, stdout, "Stopped with strategy 'Terminate'"), mounts
     return PodResult(code, stdout, "" if code == 0 else f"Error (exit code {code})"), mounts
 
 
@@ -190,7 +204,3 @@ def read_output(path: str, mounts: dict[str, Path]) -> str | None:
     except OSError:
         return None
     return text.removesuffix("\n")
-
-
-def elapsed_since(start: float) -> float:
-    return time.monotonic() - start

@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-DONE = ("Succeeded", "Failed", "Error", "Skipped", "Omitted")
+from pipelines.runner.phase import FAILED, NodeType, Phase
 
 
 def now() -> str:
@@ -26,10 +26,10 @@ class Node:
     id: str
     name: str
     display_name: str
-    type: str  # Pod, Steps, StepGroup, DAG, TaskGroup, Retry, Skipped
+    type: NodeType
     template_name: str
     boundary_id: str = ""
-    phase: str = "Pending"
+    phase: Phase = Phase.PENDING
     started_at: str | None = None
     finished_at: str | None = None
     message: str = ""
@@ -39,16 +39,15 @@ class Node:
     inputs: dict[str, Any] | None = None
     exit_code: int | None = None
     log: str = ""
-    attempt: int = 0
 
     def to_argo(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "displayName": self.display_name,
-            "type": self.type,
+            "type": self.type.value,
             "templateName": self.template_name,
-            "phase": self.phase,
+            "phase": self.phase.value,
             "startedAt": self.started_at,
             "finishedAt": self.finished_at,
         }
@@ -64,9 +63,26 @@ class Node:
             out["inputs"] = self.inputs
         if self.outputs:
             out["outputs"] = self.outputs
-        if self.type == "Pod":
+        if self.type is NodeType.POD:
             out["hostNodeName"] = "localhost"
         return out
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a node goes in the tree: its name (the id is derived from it), display name, the node
+    that lists it as a child (None: none does, e.g. a DAG task after its dependencies), and the id of
+    the steps/DAG node whose boundary it is in.
+    """
+
+    name: str
+    display: str
+    parent: Node | None = None
+    boundary: str = ""
+
+    def child(self, suffix: str, parent: Node | None) -> Placement:
+        """A placement in the same boundary whose name and display name are this one's plus `suffix`."""
+        return Placement(self.name + suffix, self.display + suffix, parent, self.boundary)
 
 
 class Status:
@@ -84,28 +100,26 @@ class Status:
     def node_id(self, name: str) -> str:
         return self.workflow_name if name == self.workflow_name else f"{self.workflow_name}-{fnv32a(name)}"
 
-    def create(
-        self, name: str, display: str, type_: str, template: str, parent: Node | None, boundary: str = ""
-    ) -> Node:
+    def create(self, at: Placement, type_: NodeType, template: str) -> Node:
         with self.lock:
-            node = Node(self.node_id(name), name, display, type_, template, boundary_id=boundary)
+            node = Node(self.node_id(at.name), at.name, at.display, type_, template, boundary_id=at.boundary)
             if node.id in self.nodes:
-                raise RuntimeError(f"node {name!r} created twice")
+                raise RuntimeError(f"node {at.name!r} created twice")
             self.nodes[node.id] = node
             self.order.append(node.id)
-            if parent is not None:
-                parent.children.append(node.id)
+            if at.parent is not None:
+                at.parent.children.append(node.id)
         self.changed(node)
         return node
 
     def start(self, node: Node) -> None:
         with self.lock:
-            node.phase = "Running"
+            node.phase = Phase.RUNNING
             node.started_at = node.started_at or now()
             self.events.append(("start", node.id))
         self.changed(node)
 
-    def finish(self, node: Node, phase: str, message: str = "") -> Node:
+    def finish(self, node: Node, phase: Phase, message: str = "") -> Node:
         with self.lock:
             node.phase = phase
             node.started_at = node.started_at or now()
@@ -127,12 +141,12 @@ class Status:
                     "displayName": n.display_name,
                     "message": n.message,
                     "templateName": n.template_name,
-                    "phase": n.phase,
+                    "phase": n.phase.value,
                     "podName": n.id,
                     "finishedAt": n.finished_at,
                 }
                 for n in (self.nodes[i] for i in self.order)
-                if n.type == "Pod" and n.phase in ("Failed", "Error")
+                if n.type is NodeType.POD and n.phase in FAILED
             ]
 
     def argo_nodes(self) -> dict[str, Any]:

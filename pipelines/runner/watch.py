@@ -11,22 +11,23 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.tree import Tree
 
 from pipelines.runner.engine import Engine
-from pipelines.runner.status import DONE, Node
+from pipelines.runner.phase import NodeType, Phase
+from pipelines.runner.status import Node
 
 ICONS = {
-    "Succeeded": "[green]✔[/]",
-    "Failed": "[red]✖[/]",
-    "Error": "[red]⚠[/]",
-    "Skipped": "[dim]○[/]",
-    "Omitted": "[dim]-[/]",
-    "Running": "[yellow]●[/]",
-    "Pending": "[dim]◷[/]",
+    Phase.SUCCEEDED: "[green]✔[/]",
+    Phase.FAILED: "[red]✖[/]",
+    Phase.ERROR: "[red]⚠[/]",
+    Phase.SKIPPED: "[dim]○[/]",
+    Phase.OMITTED: "[dim]-[/]",
+    Phase.RUNNING: "[yellow]●[/]",
+    Phase.PENDING: "[dim]◷[/]",
 }
 
 
 def _label(node: Node) -> str:
     text = f"{ICONS.get(node.phase, '?')} {node.display_name} [dim]{node.template_name} {node.type}[/]"
-    if node.message and node.phase != "Succeeded":
+    if node.message and node.phase is not Phase.SUCCEEDED:
         text += f" [italic]{node.message}[/]"
     return text
 
@@ -61,8 +62,8 @@ def watch(engine: Engine, console: Console) -> dict[str, Any]:
 
     def render() -> Group:
         with engine.status.lock:
-            pods = [n for n in engine.status.nodes.values() if n.type == "Pod"]
-            progress.update(bar, total=len(pods), completed=sum(n.phase in DONE for n in pods))
+            pods = [n for n in engine.status.nodes.values() if n.type is NodeType.POD]
+            progress.update(bar, total=len(pods), completed=sum(n.phase.done for n in pods))
         return Group(tree(engine), progress)
 
     console.print()

@@ -11,6 +11,7 @@ from hera.workflows import models as m
 
 from pipelines.config import KioskConfig
 from pipelines.templates import _params
+from steps.common import metric_names
 from steps.common.params_base import StepParams
 
 PART_OF = "kiosk-pipelines"
@@ -83,8 +84,8 @@ def retry_strategy(cfg: KioskConfig) -> m.RetryStrategy:
     )
 
 
-def _outcome_metrics(scope: str, what: str, labels: dict[str, str], prefix: str) -> list[m.Prometheus]:
-    """A duration histogram by outcome and a failure counter for `scope` (step or workflow).
+def _outcome_metrics(names: tuple[str, str], what: str, labels: dict[str, str], prefix: str) -> list[m.Prometheus]:
+    """A duration histogram by outcome and a failure counter (`names`: theirs, from metric_names).
 
     `prefix` is where Argo exposes the outcome: `{{status}}` for a template, `{{workflow.status}}` for
     the whole workflow.
@@ -92,13 +93,13 @@ def _outcome_metrics(scope: str, what: str, labels: dict[str, str], prefix: str)
     status, duration = f"{{{{{prefix}status}}}}", f"{{{{{prefix}duration}}}}"
     return [
         m.Prometheus(
-            name=f"kiosk_{scope}_duration_seconds",
+            name=names[0],
             help=f"Duration of a kiosk {what}, by outcome.",
-            labels=_labels({**labels, "status": status}),
+            labels=_labels({**labels, metric_names.STATUS_LABEL: status}),
             histogram=m.Histogram(value=duration, buckets=[m.Amount(b) for b in DURATION_BUCKETS]),
         ),
         m.Prometheus(
-            name=f"kiosk_{scope}_failures_total",
+            name=names[1],
             help=f"kiosk {what}s that ended Failed or Error.",
             labels=_labels(labels),
             when=f"{status} != Succeeded",
@@ -108,12 +109,18 @@ def _outcome_metrics(scope: str, what: str, labels: dict[str, str], prefix: str)
 
 
 def step_metrics(workflow_template: str, step: str) -> list[m.Prometheus]:
-    return _outcome_metrics("step", "step attempt", {"workflow_template": workflow_template, "step": step}, "")
+    labels = {metric_names.TEMPLATE_LABEL: workflow_template, metric_names.STEP_LABEL: step}
+    return _outcome_metrics((metric_names.STEP_DURATION, metric_names.STEP_FAILURES), "step attempt", labels, "")
 
 
 def workflow_metrics(workflow_template: str) -> m.Metrics:
     return m.Metrics(
-        prometheus=_outcome_metrics("workflow", "workflow", {"workflow_template": workflow_template}, "workflow.")
+        prometheus=_outcome_metrics(
+            (metric_names.WORKFLOW_DURATION, metric_names.WORKFLOW_FAILURES),
+            "workflow",
+            {metric_names.TEMPLATE_LABEL: workflow_template},
+            "workflow.",
+        )
     )
 
 

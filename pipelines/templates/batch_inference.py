@@ -71,10 +71,11 @@ def _inp(name: str) -> str:
 
 def _add_pipeline(cfg: KioskConfig) -> None:
     """The step templates, the infer lane and the `pipeline` DAG, inside the current WorkflowTemplate."""
+    pushed = {"pushgateway": cfg.pushgateway} if cfg.pushgateway else {}
     ingest = _common.step_container(
         cfg,
         NAME,
-        _common.StepSpec("ingest", IngestParams, INGEST_INPUTS, INGEST_OUTPUTS, _ingest_defaults(cfg)),
+        _common.StepSpec("ingest", IngestParams, INGEST_INPUTS, INGEST_OUTPUTS, _ingest_defaults(cfg), pushed),
     )
     infer_fields = ("shard_uri", "output_uri", *INFER_INPUTS)
     infer_literals: dict[str, object] = {

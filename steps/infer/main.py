@@ -67,6 +67,7 @@ def run(params: InferParams) -> int:
         allow_cpu_fallback=params.allow_cpu_fallback,
         trt_cache_dir=params.trt_cache_dir,
         threads=params.ort_threads,
+        pixels=params.normalise_in_graph,
         **storage,
     )
     warm_up(model, *_warm_size(model))
@@ -78,12 +79,15 @@ def run(params: InferParams) -> int:
     resume_after = shard_info.last_modified if previous is not None else None
     run_store.put_bytes(attempt_key, json.dumps({"started_at": started.isoformat(), "pid": os.getpid()}).encode())
 
-    outputs = open_store(params.output_uri, max_pool_connections=workers + 2, **storage)
+    bulk = {"max_pool_connections": workers + 2, "bulk_client": params.s3_bulk_client}
+    outputs = open_store(params.output_uri, **bulk, **storage)
 
     @lru_cache(maxsize=16)
     def inputs(uri: str) -> Store:
-        return open_store(uri, max_pool_connections=workers + 2, **storage)
+        return open_store(uri, **bulk, **storage)
 
+    for uri in {item.input_uri for item in items}:  # clients are made before the clock starts
+        inputs(uri)
     metrics = Metrics(name, model.providers, run=run_uri.rstrip("/").rsplit("/", 1)[-1])
     pipeline = Pipeline(
         model,
@@ -97,6 +101,8 @@ def run(params: InferParams) -> int:
         max_pixels=params.max_pixels,
         on_result=metrics.record,
         on_batch=metrics.record_batch,
+        output_layout=params.output_layout,
+        shard=name,
     )
     run_t0, cpu_t0 = time.perf_counter(), time.process_time()
     results = pipeline.run(items)
@@ -119,8 +125,12 @@ def run(params: InferParams) -> int:
         batches=pipeline.batches,
         startup_seconds=round(run_t0 - t0, 4),
         cpu_seconds=round(cpu, 4),  # all threads: with wall_seconds, how busy the pod's cores were
+        output_layout=params.output_layout,
+        requests=pipeline.requests,  # storage requests for items: S3 bills each
     )
+    metrics.record_requests(pipeline.requests)
     metrics.ips.set(doc["images_per_second"])
+    metrics.seconds.set(doc["startup_seconds"] + doc["wall_seconds"])  # H15: cost per 1k images
     lines = "".join(
         json.dumps(
             {

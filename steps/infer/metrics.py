@@ -13,6 +13,7 @@ from datetime import datetime
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, push_to_gateway
 
+from steps.common import metric_names as names
 from steps.infer.pipeline import ItemResult
 
 STAGES = ("download", "decode", "infer", "upload")
@@ -24,29 +25,46 @@ class Metrics:
         self.shard = shard
         self.run = run
         self.registry = CollectorRegistry()
-        self.items = Counter("kiosk_infer_items", "Items by outcome.", ["status"], registry=self.registry)
+        self.items = Counter(names.INFER_ITEMS, "Items by outcome.", [names.STATUS_LABEL], registry=self.registry)
         self.latency = Histogram(
-            "kiosk_infer_item_latency_seconds",
+            names.INFER_ITEM_LATENCY,
             "Download to upload, per item.",
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.stage = Counter("kiosk_infer_stage_seconds", "Busy time per stage.", ["stage"], registry=self.registry)
+        self.stage = Counter(
+            names.INFER_STAGE_SECONDS, "Busy time per stage.", [names.STAGE_LABEL], registry=self.registry
+        )
         self.batch = Histogram(
-            "kiosk_infer_batch_size",
+            names.INFER_BATCH_SIZE,
             "Images per ONNX Runtime call.",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128),
             registry=self.registry,
         )
-        self.ips = Gauge("kiosk_infer_images_per_second", "Shard throughput.", registry=self.registry)
+        self.requests = Counter(
+            names.INFER_STORAGE_REQUESTS,
+            "Storage requests for items (inputs, outputs, resume checks), by kind.",
+            [names.REQUEST_KIND_LABEL],
+            registry=self.registry,
+        )
+        self.ips = Gauge(names.INFER_IMAGES_PER_SECOND, "Shard throughput.", registry=self.registry)
+        # With a price per hour, what dashboards turn into a cost per 1k images.
+        self.seconds = Gauge(
+            names.INFER_SHARD_SECONDS, "Wall seconds of the shard, process start to upload.", registry=self.registry
+        )
         self.provider = Gauge(
-            "kiosk_infer_provider_active",
+            names.INFER_PROVIDER_ACTIVE,
             "Execution providers the session runs on.",
             ["provider"],
             registry=self.registry,
         )
         for name in providers:
             self.provider.labels(name).set(1)
+        # Zero-valued series from the start: a run without failures shows 0 failed, not "no data".
+        for status in ("ok", "failed", "resumed"):
+            self.items.labels(status)
+        for stage in STAGES:
+            self.stage.labels(stage)
 
     def record(self, result: ItemResult) -> None:
         self.items.labels(result.status).inc()
@@ -55,6 +73,10 @@ class Metrics:
         for stage, seconds in result.stages.items():
             self.stage.labels(stage).inc(seconds)
 
+    def record_requests(self, requests: dict[str, int]) -> None:
+        for kind, count in requests.items():
+            self.requests.labels(kind).inc(count)
+
     def record_batch(self, size: int, seconds: float) -> None:
         self.batch.observe(size)
 
@@ -62,8 +84,10 @@ class Metrics:
         try:
             # Shard names repeat across runs (shard-00000 in every run): without the run in the key,
             # concurrent runs, such as a benchmark sweep's, would overwrite each other's series.
-            grouping = {"run": self.run, "shard": self.shard} if self.run else {"shard": self.shard}
-            push_to_gateway(gateway, job="kiosk_infer", grouping_key=grouping, registry=self.registry, timeout=10)
+            grouping = {names.SHARD_LABEL: self.shard}
+            if self.run:
+                grouping = {names.RUN_LABEL: self.run, **grouping}
+            push_to_gateway(gateway, job=names.INFER_JOB, grouping_key=grouping, registry=self.registry, timeout=10)
         except Exception as error:  # metrics are best effort: never fail a finished shard on them
             print(f"steps.infer: warning: cannot push metrics to {gateway}: {error}", file=sys.stderr)
 

@@ -18,6 +18,7 @@ from steps.common import storage
 from steps.common.errors import StepError
 from steps.common.storage import StorageError
 from steps.infer import spec as specs
+from steps.infer.normalise import pixel_input_model
 
 CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 
@@ -35,7 +36,7 @@ def read_uri(uri: str, *, s3_endpoint: str = "", max_attempts: int = 5, what: st
 
 
 def _sidecar(uri: str) -> str:
-    return (uri[: -len(".onnx")] if uri.endswith(".onnx") else uri) + ".spec.json"
+    return (uri.removesuffix(".onnx")) + ".spec.json"
 
 
 @dataclass
@@ -45,14 +46,28 @@ class LoadedModel:
     spec: specs.ModelSpec
     providers: list[str]  # what the session actually runs on
     io_binding: bool
+    #: True: the session was wrapped to take uint8 NHWC pixels and normalises inside the graph
+    #: (steps/infer/normalise.py); False: it takes the spec's layout and dtype, normalised on the host.
+    pixels: bool = False
+    input_name: str = ""  # the session's input (the wrapped one when `pixels`)
+
+    def __post_init__(self) -> None:
+        self.input_name = self.input_name or self.spec.input_name
+
+    def feed(self, height: int, width: int, batch: int = 1) -> tuple[tuple[int, ...], str]:
+        """(shape, dtype) of a batch the session takes for images of height x width."""
+        s = self.spec
+        if self.pixels or s.layout == "NHWC":
+            return (batch, height, width, s.channels), "uint8" if self.pixels else s.dtype
+        return (batch, s.channels, height, width), s.dtype
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         if not self.io_binding:
-            return self.session.run([self.spec.output_name], {self.spec.input_name: batch})[0]
+            return self.session.run([self.spec.output_name], {self.input_name: batch})[0]
         # On CUDA, bind the input once and let ORT allocate the output on the device, so there is one
         # host->device and one device->host copy per batch and no per-call allocations.
         binding = self.session.io_binding()
-        binding.bind_ortvalue_input(self.spec.input_name, ort.OrtValue.ortvalue_from_numpy(batch, "cuda", 0))
+        binding.bind_ortvalue_input(self.input_name, ort.OrtValue.ortvalue_from_numpy(batch, "cuda", 0))
         binding.bind_output(self.spec.output_name, "cuda")
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()[0]
@@ -95,6 +110,7 @@ def load_model(
     allow_cpu_fallback: bool = False,
     trt_cache_dir: str = "/tmp/trt-cache",
     threads: int = 0,
+    pixels: bool = True,
     s3_endpoint: str = "",
     max_attempts: int = 5,
 ) -> LoadedModel:
@@ -120,18 +136,31 @@ def load_model(
     if sidecar is not None:
         layers.append((_sidecar(uri), specs.parse_json(sidecar.decode(), _sidecar(uri))))
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # ORT's own fallback warnings are replaced by our check below
-    if threads:
-        options.intra_op_num_threads = threads
-    # ORT's pool threads spin between ops by default; beside our download/decode/upload threads
-    # that spinning steals the cores the pipeline needs (measured: S3 pipeline 2x slower on 2 cores).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    try:
-        session = ort.InferenceSession(data, options, providers=_providers(device, trt_cache_dir))
-    except Exception as error:  # ORT raises InvalidProtobuf, Fail, InvalidGraph, ...
-        raise ModelError(f"cannot load model {uri}: {' '.join(str(error).split())[:300]}") from None
+    # The spec comes from the model's metadata and signature, read from a CPU session with no graph
+    # optimisation (cheap, and ORT's own errors for corrupt models); the session that runs is made
+    # after, on the model as fed (wrapped for pixel input), so TensorRT builds one engine only.
+    probe_options = ort.SessionOptions()
+    probe_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    probe_options.log_severity_level = 3
+    probe = _session(uri, data, probe_options, [CPU])
+    metadata = probe.get_modelmeta().custom_metadata_map.get(specs.METADATA_KEY)
+    if metadata:
+        layers.append((f"{uri} metadata {specs.METADATA_KEY}", specs.parse_json(metadata, uri)))
+    builtin = specs.BUILTIN.get(uri.rstrip("/").rsplit("/", 1)[-1])
+    if builtin:
+        layers.append(("built-in spec", builtin))
+    layers.append(("model signature", specs.from_signature(probe.get_inputs(), probe.get_outputs())))
+    spec = specs.resolve(uri, layers)
+    _check_compatible(uri, probe, spec)
+    del probe
 
+    input_name = spec.input_name
+    if pixels:
+        try:
+            data, input_name = pixel_input_model(data, spec)
+        except Exception as error:  # onnx raises DecodeError, ValidationError, ...
+            raise ModelError(f"cannot wrap model {uri} for pixel input: {' '.join(str(error).split())[:300]}") from None
+    session = _session(uri, data, _options(threads), _providers(device, trt_cache_dir))
     active = session.get_providers()
     if device != "cpu" and CUDA not in active:
         if not allow_cpu_fallback:
@@ -139,17 +168,25 @@ def load_model(
         print(f"steps.infer: warning: {_gpu_missing(device, active, uri)}; running on CPU", file=sys.stderr)
     if device == "tensorrt" and TRT not in active and CUDA in active:
         print(f"steps.infer: warning: TensorRT not active for {uri}; running on CUDA", file=sys.stderr)
+    return LoadedModel(uri, session, spec, active, io_binding=CUDA in active, pixels=pixels, input_name=input_name)
 
-    metadata = session.get_modelmeta().custom_metadata_map.get(specs.METADATA_KEY)
-    if metadata:
-        layers.append((f"{uri} metadata {specs.METADATA_KEY}", specs.parse_json(metadata, uri)))
-    builtin = specs.BUILTIN.get(uri.rstrip("/").rsplit("/", 1)[-1])
-    if builtin:
-        layers.append(("built-in spec", builtin))
-    layers.append(("model signature", specs.from_signature(session.get_inputs(), session.get_outputs())))
-    spec = specs.resolve(uri, layers)
-    _check_compatible(uri, session, spec)
-    return LoadedModel(uri, session, spec, active, io_binding=CUDA in active)
+
+def _options(threads: int) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # ORT's own fallback warnings are replaced by our check in load_model
+    if threads:
+        options.intra_op_num_threads = threads
+    # ORT's pool threads spin between ops by default; beside our download/decode/upload threads
+    # that spinning steals the cores the pipeline needs (measured: S3 pipeline 2x slower on 2 cores).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def _session(uri: str, data: bytes, options: ort.SessionOptions, providers: list) -> ort.InferenceSession:
+    try:
+        return ort.InferenceSession(data, options, providers=providers)
+    except Exception as error:  # ORT raises InvalidProtobuf, Fail, InvalidGraph, ...
+        raise ModelError(f"cannot load model {uri}: {' '.join(str(error).split())[:300]}") from None
 
 
 def _check_compatible(uri: str, session: ort.InferenceSession, spec: specs.ModelSpec) -> None:
@@ -173,11 +210,10 @@ def warm_up(model: LoadedModel, height: int, width: int) -> np.ndarray:
     """One dummy batch, so an incompatible model fails before any image is read (and TensorRT
     builds its engine before the clock starts).
     """
-    s = model.spec
-    shape = (1, s.channels, height, width) if s.layout == "NCHW" else (1, height, width, s.channels)
+    shape, dtype = model.feed(height, width)
     try:
-        return model.run(np.zeros(shape, dtype=s.dtype))
+        return model.run(np.zeros(shape, dtype=dtype))
     except Exception as error:
         raise ModelError(
-            f"incompatible model {model.uri}: a {shape} {s.dtype} batch fails: {' '.join(str(error).split())[:300]}"
+            f"incompatible model {model.uri}: a {shape} {dtype} batch fails: {' '.join(str(error).split())[:300]}"
         ) from None

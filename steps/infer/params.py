@@ -42,3 +42,20 @@ class InferParams(StorageParams, OutputsParams):
         100_000_000, ge=1, description="Fail items with more pixels than this (decompression bombs)."
     )
     ort_threads: int = Field(0, ge=0, le=256, description="ONNX Runtime intra-op threads; 0: one per core.")
+
+    # --- per-image pipeline internals (issue 13) ---
+    normalise_in_graph: bool = Field(
+        True,
+        description="Normalise inside the ONNX graph: the host passes uint8 NHWC pixels (false: float tensors "
+        "normalised on the CPU).",
+    )
+    output_layout: Literal["per-image", "per-shard"] = Field(
+        "per-image",
+        description="per-image: <key>.json + <key>.mask.png per item (2 PUTs per image); per-shard: "
+        "shards/<shard>.jsonl + shards/<shard>.masks under --output-uri (2 PUTs per shard).",
+    )
+    s3_bulk_client: Literal["obstore", "boto3"] = Field(
+        "obstore",
+        description="Client for the items' S3 GETs and PUTs: obstore (about 5x less CPU per GET, 10x per PUT, "
+        "falling back to boto3 on any error) or boto3 (used for everything else either way).",
+    )

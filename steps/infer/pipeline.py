@@ -22,8 +22,11 @@ from steps.common.runlayout import mask_key, result_key
 from steps.common.storage import NotFound, StorageError, Store
 from steps.infer.model import LoadedModel
 from steps.infer.process import Prepared, postprocess, prepare
+from steps.infer.shard_output import ShardOutput, results_key
 
 _END = object()
+#: Batch buffers kept per item shape (max_side resizing gives one shape per aspect ratio).
+_BUFFERED_SHAPES = 8
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class Pipeline:
         max_pixels: int = 0,
         on_result: Callable[[ItemResult], None] = lambda r: None,
         on_batch: Callable[[int, float], None] = lambda n, s: None,
+        output_layout: str = "per-image",
+        shard: str = "shard",
     ) -> None:
         self.model = model
         self.inputs = inputs
@@ -84,6 +89,12 @@ class Pipeline:
         self.results: list[ItemResult] = []
         self.batches = 0
         self._lock = threading.Lock()
+        self._buffers: dict[tuple, np.ndarray] = {}
+        #: Storage requests this pipeline made for items (GET inputs, PUT outputs, HEAD on resume),
+        #: for the metrics: S3 bills each one.
+        self.requests = {"get": 0, "put": 0, "head": 0}
+        self.per_shard = ShardOutput(outputs, shard) if output_layout == "per-shard" else None
+        self._held: list[ItemResult] = []  # per-shard: ok items, finished once the shard is written
 
     # -- helpers ---------------------------------------------------------------------------------------
     def _finish(self, result: ItemResult) -> None:
@@ -103,11 +114,19 @@ class Pipeline:
             )
         )
 
+    def _count(self, kind: str, n: int = 1) -> None:
+        with self._lock:
+            self.requests[kind] += n
+
+    def _newer(self, key: str) -> bool:
+        self._count("head")
+        info = self.outputs.head(key)
+        return info is not None and self.resume_after is not None and info.last_modified >= self.resume_after
+
     def _already_done(self, item: Item) -> bool:
-        if self.resume_after is None:
+        if self.resume_after is None or self.per_shard is not None:
             return False
-        info = self.outputs.head(result_key(item.key))
-        return info is not None and info.last_modified >= self.resume_after
+        return self._newer(result_key(item.key))
 
     # -- stages ----------------------------------------------------------------------------------------
     def _prefetch(self, todo: queue.Queue, ready: queue.Queue) -> None:
@@ -118,10 +137,13 @@ class Pipeline:
                     if self._already_done(item):
                         self._finish(ItemResult(item.key, "resumed", outputs=[result_key(item.key)]))
                         continue
+                    self._count("get")
                     data = self.inputs(item.input_uri).get_bytes(item.key)
                     t1 = time.perf_counter()
                     flight.stages["download"] = t1 - flight.started
-                    flight.prepared = prepare(data, self.model.spec, max_pixels=self.max_pixels)
+                    flight.prepared = prepare(
+                        data, self.model.spec, max_pixels=self.max_pixels, pixels=self.model.pixels
+                    )
                     flight.stages["decode"] = time.perf_counter() - t1
                     del data
                 except NotFound:
@@ -158,12 +180,21 @@ class Pipeline:
                     "width": prepared.width,
                     "height": prepared.height,
                 }
+                if self.per_shard is not None:
+                    record.update(fields)
+                    self.per_shard.add(record, png)
+                    flight.stages["upload"] = time.perf_counter() - t0
+                    with self._lock:
+                        self._held.append(ItemResult(item.key, "ok", "", flight.started, flight.stages))
+                    continue
                 if png is not None:
+                    self._count("put")
                     self.outputs.put_bytes(mask_key(item.key), png, content_type="image/png")
                     written.append(mask_key(item.key))
                     record["mask"] = self.outputs.uri_for(mask_key(item.key))
                 record.update(fields)
                 # The result JSON goes last: a crash before it leaves the item to the next attempt.
+                self._count("put")
                 self.outputs.put_bytes(
                     result_key(item.key), json.dumps(record).encode(), content_type="application/json"
                 )
@@ -182,7 +213,7 @@ class Pipeline:
     def _infer(self, group: list[_InFlight], done: queue.Queue) -> None:
         t0 = time.perf_counter()
         try:
-            batch = np.stack([f.prepared.tensor for f in group])
+            batch = self._batch(group)
             outputs = self.model.run(batch)
         except Exception as error:
             for flight in group:
@@ -196,8 +227,58 @@ class Pipeline:
             flight.prepared.tensor = None  # the batch holds a copy: free the per-item one now
             done.put((flight, outputs[i]))
 
+    def _batch(self, group: list[_InFlight]) -> np.ndarray:
+        """The group copied into a reused buffer for its item shape: no per-batch allocation (a fresh
+        np.stack page-faults its whole size in each time). ORT has read the buffer when run()
+        returns (CPU computes from it, CUDA copies it to the device), so the next batch can reuse it.
+        """
+        first = group[0].prepared.tensor
+        key = (first.shape, first.dtype.str)
+        buffer = self._buffers.pop(key, None)
+        if buffer is None or len(buffer) < len(group):
+            buffer = np.empty((max(self.batch_size, len(group)), *first.shape), first.dtype)
+        self._buffers[key] = buffer  # most recently used last
+        while len(self._buffers) > _BUFFERED_SHAPES:
+            del self._buffers[next(iter(self._buffers))]
+        batch = buffer[: len(group)]
+        for i, flight in enumerate(group):
+            batch[i] = flight.prepared.tensor
+        return batch
+
     # -- driver ----------------------------------------------------------------------------------------
     def run(self, items: Iterable[Item]) -> list[ItemResult]:
+        if (
+            self.per_shard is not None
+            and self.resume_after is not None
+            and self._newer(results_key(self.per_shard.shard))
+        ):
+            for item in items:
+                self._finish(ItemResult(item.key, "resumed", outputs=[results_key(self.per_shard.shard)]))
+            return self.results
+        self._stream(items)
+        if self.per_shard is not None:
+            self._write_shard()
+        return self.results
+
+    def _write_shard(self) -> None:
+        """One PUT for the masks, one for the JSONL; a failure fails every held item (transient)."""
+        if not self._held:
+            return
+        try:
+            written = self.per_shard.write()  # type: ignore[union-attr]
+            self._count("put", len(written))
+        except StorageError as error:
+            self._count("put")
+            for held in self._held:
+                self._finish(
+                    ItemResult(held.key, "failed", f"upload failed: {error}", 0.0, held.stages, transient=True)
+                )
+            return
+        now = time.perf_counter()
+        for held in self._held:  # latency_s held the item's start until now
+            self._finish(ItemResult(held.key, "ok", "", now - held.latency_s, held.stages, written))
+
+    def _stream(self, items: Iterable[Item]) -> None:
         todo: queue.Queue = queue.Queue(self.depth)
         ready: queue.Queue = queue.Queue(self.depth)
         done: queue.Queue = queue.Queue(self.depth)
@@ -253,4 +334,3 @@ class Pipeline:
             done.put(_END)
         for thread in threads + uploaders:
             thread.join()
-        return self.results

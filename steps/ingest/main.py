@@ -130,5 +130,9 @@ def run(params: IngestParams) -> int:
         f"{len(rejected)} rejected ({params.input_uri} -> {params.run_uri})",
         file=sys.stderr,
     )
+    if params.pushgateway:
+        from steps.ingest.metrics import push  # prometheus_client only when pushing
+
+        push(params.pushgateway, params.run_uri.rstrip("/").rsplit("/", 1)[-1], len(shard_uris), count, len(rejected))
     print(json.dumps(shard_uris))
     return 0

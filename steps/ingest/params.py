@@ -22,3 +22,4 @@ class IngestParams(StorageParams, OutputsParams):
     )
     force: bool = Field(False, description="Re-process inputs whose outputs already exist.")
     workers: int = Field(8, ge=1, le=256, description="Concurrent storage requests.")
+    pushgateway: str = Field("", description="Prometheus Pushgateway address; empty disables pushing.")

@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from pipelines.lint.checks.helm_chart import Variant, charts, helm_template, validate_manifests, variants
-from tests.conftest import REPO_ROOT, require_tool
+from pipelines.tools import REPO_ROOT
+from tests.fixtures.tools import require_tool
 
 GOLDEN = Path(__file__).parent / "golden"
 SERVING = REPO_ROOT / "argocd" / "charts" / "serving"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from pipelines.lint.base import LintContext
 from pipelines.lint.checks.helm_chart import CHECK, charts, variants
-from tests.conftest import REPO_ROOT, require_tool
+from pipelines.tools import REPO_ROOT
+from tests.fixtures.tools import require_tool
 
 
 def _run(repo: Path):

@@ -16,7 +16,8 @@ import pytest
 
 from pipelines.lint.base import LintContext
 from pipelines.lint.checks import hadolint
-from tests.conftest import REPO_ROOT, require_tool
+from pipelines.tools import REPO_ROOT
+from tests.fixtures.tools import require_tool
 
 DOCKERFILES = sorted((REPO_ROOT / "images").glob("*.Dockerfile"))
 STEP_PACKAGES = sorted(p.parent for p in (REPO_ROOT / "steps").glob("*/params.py"))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from pipelines.tools import REPO_ROOT
 
 #: Run inside the copy's venv after each switch: a session must start and compute on the CPU with
 #: either build (onnxruntime-gpu falls back to its CPU provider on a machine without CUDA).

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from pipelines.config import load_config
-from tests.conftest import REPO_ROOT
+from pipelines.tools import REPO_ROOT
 
 WORKFLOWS = REPO_ROOT / "argocd" / "workflows"
 ENVS = sorted(d.name for d in WORKFLOWS.glob("*") if d.is_dir() and any(d.glob("*.yaml")))

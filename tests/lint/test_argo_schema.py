@@ -9,7 +9,7 @@ from pipelines import argo_module
 from pipelines.lint.base import LintContext
 from pipelines.lint.checks import argo_schema
 from pipelines.lint.manifests import ARGO_KINDS
-from tests.conftest import require_tool
+from tests.fixtures.tools import require_tool
 from tests.lint.lint_helpers import cron_workflow, good_repo, workflow_template, write_docs
 
 

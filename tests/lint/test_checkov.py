@@ -7,7 +7,8 @@ import re
 
 from pipelines.lint.base import LintContext
 from pipelines.lint.checks import checkov
-from tests.conftest import REPO_ROOT, require_tool
+from pipelines.tools import REPO_ROOT
+from tests.fixtures.tools import require_tool
 from tests.lint.lint_helpers import good_repo, workflow_template, write_docs
 
 GOOD_DOCKERFILE = """\

@@ -10,7 +10,7 @@ import pytest
 from pipelines.lint import crds
 from pipelines.lint.base import LintContext
 from pipelines.lint.checks import kubernetes_objects
-from tests.conftest import require_tool
+from tests.fixtures.tools import require_tool
 from tests.lint.lint_helpers import app_project, application, good_repo, role, service_account, write_docs
 
 

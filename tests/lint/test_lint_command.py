@@ -10,7 +10,7 @@ from pipelines import lint
 from pipelines.cli import app
 from pipelines.lint import manifests
 from pipelines.lint.base import Check
-from tests.conftest import REPO_ROOT
+from pipelines.tools import REPO_ROOT
 from tests.lint.lint_helpers import cron_workflow, good_repo, write_docs
 
 CHEAP = ["--check", "argo-security", "--check", "kubernetes-objects"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipelines import demo
 from pipelines.runner import api
-from tests.conftest import REPO_ROOT
+from pipelines.tools import REPO_ROOT
 
 
 def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:

@@ -20,8 +20,8 @@ import pytest
 
 from pipelines.argo_module import GO_MOD
 from pipelines.runner.expressions import evaluate_expr, to_text
-from pipelines.tools import in_ci
-from tests.conftest import require_tool
+from pipelines.tools import REPO_ROOT, in_ci
+from tests.fixtures.tools import require_tool
 from tests.runner.test_expr_closures import CASES, ENV, LANE, TEMPLATE_LANE
 
 SOURCE = Path(__file__).parent / "expr_oracle" / "main.go"
@@ -86,7 +86,7 @@ def test_lane_expressions_match_expr_lang_on_random_inputs(oracle: Path) -> None
             assert to_text(evaluate_expr(expression, env)) == answer["value"]
 
 
-RENDERED = sorted((Path(__file__).resolve().parents[2] / "argocd" / "workflows").glob("*/*.yaml"))
+RENDERED = sorted((REPO_ROOT / "argocd" / "workflows").glob("*/*.yaml"))
 TAG = re.compile(r"\{\{=(.*?)\}\}", re.S)
 
 

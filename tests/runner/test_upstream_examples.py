@@ -68,7 +68,7 @@ def examples_dir() -> Path:
     try:
         return module_dir() / "examples"
     except ArgoModuleError as error:  # require_tool-style: fail in CI, skip locally
-        from tests.conftest import require_tool
+        from tests.fixtures.tools import require_tool
 
         require_tool("go")
         pytest.skip(str(error))

@@ -1,10 +1,9 @@
-"""Fixtures for the data-plane step tests: the S3 emulator and a store parametrized over file and S3."""
+"""Fixtures for the data-plane step tests: a store parametrized over file and the S3 emulator."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.fixtures.s3 import *  # noqa: F403 - registers s3_server, s3_bucket, faulty_s3
 from tests.fixtures.s3 import S3Bucket
 from tests.fixtures.stepkit import StoreCase
 

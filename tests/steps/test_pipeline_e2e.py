@@ -6,7 +6,6 @@ import io
 import json
 
 import pandas as pd
-import pytest
 
 from steps.common.storage import open_store
 from steps.infer.main import run as infer
@@ -111,23 +110,3 @@ def test_ingest_infer_report(store_case, tmp_path):
     again = read_outputs(tmp_path / "ingest")
     assert json.loads(again["shards"]) == [] and again["count"] == "0" and again["rejected"] == "2"
     assert list(store.list("runs/r1/shards")) == [] and list(store.list("runs/r1/metrics")) == []
-
-
-@pytest.mark.parametrize("summary_uri", ["", "elsewhere"])
-def test_report_of_an_empty_run(tmp_path, summary_uri):
-    run_uri = f"file://{tmp_path}/run"
-    target = f"file://{tmp_path}/{summary_uri}" if summary_uri else ""
-    args = [
-        f"--run-uri={run_uri}",
-        f"--output-uri=file://{tmp_path}/out",
-        f"--outputs-dir={tmp_path}/o",
-        f"--summary-uri={target}",
-    ]
-    assert run_step("steps.report", ReportParams, report, args) == 0
-    outputs = read_outputs(tmp_path / "o")
-    assert outputs["processed"] == "0" and outputs["throughput"] == "0.0"
-    expected = f"{target}/summary.json" if target else f"{run_uri}/report/summary.json"
-    assert outputs["summary-uri"] == expected
-    with open(expected.removeprefix("file://")) as handle:
-        summary = json.load(handle)
-    assert summary["shards"] == 0 and summary["failures"] == [] and summary["missing_shards"] == []

@@ -9,7 +9,7 @@ import yaml
 
 from pipelines import gitops
 from pipelines.config import ENVIRONMENTS, load_config
-from tests.conftest import REPO_ROOT
+from pipelines.tools import REPO_ROOT
 
 APPS = REPO_ROOT / "argocd" / "apps"
 

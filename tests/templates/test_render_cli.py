@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from tests.conftest import REPO_ROOT
+from pipelines.tools import REPO_ROOT
 
 RUNNER = CliRunner()
 SAMPLE = Path("argocd/workflows/dev/workflowtemplate-batch-inference.yaml")

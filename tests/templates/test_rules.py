@@ -12,7 +12,7 @@ import yaml
 
 from pipelines.config import ENVIRONMENTS
 from pipelines.config import load_config as _load_config
-from tests.conftest import REPO_ROOT
+from pipelines.tools import REPO_ROOT
 
 WORKFLOWS = REPO_ROOT / "argocd" / "workflows"
 FILES = sorted(WORKFLOWS.glob("*/*.yaml"))

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from pipelines.argo_module import module_dir
-from tests.conftest import REPO_ROOT, require_tool
+from pipelines.tools import REPO_ROOT
+from tests.fixtures.tools import require_tool
 
 FILES = sorted((REPO_ROOT / "argocd" / "workflows").glob("*/*.yaml"))
 ARGO_FILES = [p for p in FILES if yaml.safe_load(p.read_text())["apiVersion"].startswith("argoproj.io/")]

@@ -1,9 +1,12 @@
-"""Every non-Argo-Workflows object: built-in kinds with kubernetes-validate (strict), ArgoCD's
-AppProject/Application against the pinned argo-cd CRDs, and the serving chart's `helm template`.
+"""Every non-Argo-Workflows object: built-in kinds with kubernetes-validate (strict); ArgoCD's
+AppProject/Application, Karpenter's NodePool/EC2NodeClass and the Prometheus operator's
+PrometheusRule against their pinned CRDs (`pipelines/lint/crds.py`); the serving chart's `helm template`.
 
 What is checked: the objects next to the rendered workflows (`argocd/workflows/<env>/`, e.g.
-ServiceAccount, Role, RoleBinding), everything in `argocd/apps/`, and the chart's output. A kind with
-no known schema is a finding: a lint that skipped it would pass a typo in `apiVersion`.
+ServiceAccount, Role, RoleBinding), the dashboards' ConfigMaps and the alert rules
+(`argocd/observability/<env>/`), the GPU capacity objects (`argocd/cluster/<env>/`), everything in
+`argocd/apps/`, and the chart's output. A kind with no known schema is a finding: a lint that
+skipped it would pass a typo in `apiVersion`.
 """
 
 from __future__ import annotations
@@ -31,18 +34,18 @@ def kubernetes_version() -> str:
 def object_errors(body: dict) -> list[str]:
     """Schema errors of one non-Argo-Workflows object; a kind without a schema is an error too."""
     try:
-        argocd_errors = crds.validate(body)
+        crd_errors = crds.validate(body)
     except crds.CrdError as exc:
-        return [f"cannot read the ArgoCD CRDs: {exc}"]
-    if argocd_errors is not None:
-        return argocd_errors
+        return [f"cannot read the pinned CRDs: {exc}"]
+    if crd_errors is not None:
+        return crd_errors
     try:
         kubernetes_validate.validate(body, kubernetes_version(), strict=True)
     except kubernetes_validate.ValidationError as exc:
         path = ".".join(map(str, exc.path)) or "<root>"
         return [f"{path}: {exc.message}"]
     except kv_utils.SchemaNotFoundError as exc:
-        return [f"no schema for {exc.api_version} {exc.kind} (kubernetes {exc.version}, ArgoCD CRDs)"]
+        return [f"no schema for {exc.api_version} {exc.kind} (kubernetes {exc.version}, pinned CRDs)"]
     except KeyError as exc:
         return [f"missing {exc.args[0]}"]
     return []
@@ -77,7 +80,7 @@ def helm_template(ctx: LintContext, result: CheckResult) -> list[Document]:
 
 def run(ctx: LintContext) -> CheckResult:
     result = CheckResult()
-    files = ctx.workflow_files() + app_files(ctx)
+    files = ctx.workflow_files() + ctx.operations_files() + app_files(ctx)
     docs = [d for d in read_documents(files, result, ctx.repo) if not d.is_argo_workflow_kind]
     docs += helm_template(ctx, result)
     check_documents(docs, ctx.repo, result)
@@ -86,6 +89,6 @@ def run(ctx: LintContext) -> CheckResult:
 
 CHECK = Check(
     name="kubernetes-objects",
-    description="non-Argo objects and helm template output: kubernetes-validate --strict, ArgoCD CRD schemas",
+    description="non-Argo objects and helm template output: kubernetes-validate --strict, pinned CRD schemas",
     run=run,
 )

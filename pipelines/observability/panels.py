@@ -1,0 +1,268 @@
+"""What each dashboard shows: panels as data (title, kind, unit, PromQL), with no Grafana types.
+
+The Grafana builders (`dashboards.py`), the README's panel list and the Prometheus-backed test all
+read these specs, so the queries documented and tested are the ones shipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pipelines.config import KioskConfig
+from steps.common import metric_names as n
+
+#: Where a panel's series come from. "steps": pushed by our steps through the Pushgateway;
+#: "controller": the workflow-controller's template metrics; "dcgm": NVIDIA's dcgm-exporter.
+Source = Literal["steps", "controller", "dcgm"]
+Kind = Literal["timeseries", "stat", "bargauge", "table"]
+
+
+@dataclass(frozen=True)
+class Query:
+    expr: str
+    legend: str = ""
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    kind: Kind
+    unit: str
+    description: str
+    queries: tuple[Query, ...]
+    source: Source = "steps"
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A dashboard variable: `query` ones list label values, `constant` ones carry config, `custom` a list."""
+
+    name: str
+    kind: Literal["query", "constant", "custom"]
+    value: str  # the label_values() query, the constant, or the comma-separated options (first: default)
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class DashboardSpec:
+    uid: str
+    title: str
+    description: str
+    variables: tuple[Variable, ...]
+    panels: tuple[Panel, ...]
+    tags: tuple[str, ...] = field(default=("kiosk",))
+
+
+def _run(selector: str = "") -> str:
+    """A label matcher block for infer/ingest series of the selected runs."""
+    extra = f", {selector}" if selector else ""
+    return f'{{{n.RUN_LABEL}=~"$run"{extra}}}'
+
+
+def pod_price_per_hour(cfg: KioskConfig) -> float:
+    """What one infer pod costs an hour: its GPUs at the GPU price, or the CPU price without a GPU."""
+    if cfg.gpu.count:
+        return round(cfg.gpu.count * cfg.benchmark.gpu_price_per_hour, 6)
+    return cfg.benchmark.cpu_price_per_hour
+
+
+def batch_inference(cfg: KioskConfig) -> DashboardSpec:
+    items = n.counter(n.INFER_ITEMS)
+    latency = n.bucket(n.INFER_ITEM_LATENCY)
+    wf_bucket = n.controller(n.bucket(n.WORKFLOW_DURATION))
+    wf_count = n.controller(n.count(n.WORKFLOW_DURATION))
+    gpu = '{namespace="$namespace", pod=~"$infer_pod"}'
+    failed, ok = _run(n.STATUS_LABEL + '="failed"'), _run(n.STATUS_LABEL + '="ok"')
+    variables = (
+        Variable("run", "query", f"label_values({items}, {n.RUN_LABEL})", "Run"),
+        Variable("namespace", "constant", cfg.namespace),
+        Variable("infer_pod", "constant", cfg.observability.infer_pod_regex),
+        Variable("pod_price_per_hour", "constant", f"{pod_price_per_hour(cfg):g}"),
+    )
+    panels = (
+        Panel(
+            "Images per second",
+            "timeseries",
+            "short",
+            "Sum of the throughput of each run's finished shards (images/s, per shard, pushed at its end).",
+            (Query(f"sum by ({n.RUN_LABEL}) ({n.INFER_IMAGES_PER_SECOND}{_run()})", "{{run}}"),),
+        ),
+        Panel(
+            "Failed and rejected per run",
+            "bargauge",
+            "short",
+            "Images that failed inference, and images rejected at ingest (bad or oversized), per run.",
+            (
+                Query(f"sum by ({n.RUN_LABEL}) ({items}{failed})", "failed {{run}}"),
+                Query(f"max by ({n.RUN_LABEL}) ({n.INGEST_REJECTED}{_run()})", "rejected {{run}}"),
+            ),
+        ),
+        Panel(
+            "Shard progress (done vs total)",
+            "bargauge",
+            "short",
+            "Shards that pushed their metrics against the shards ingest wrote for the run.",
+            (
+                Query(f"count by ({n.RUN_LABEL}) ({n.INFER_SHARD_SECONDS}{_run()})", "done {{run}}"),
+                Query(f"max by ({n.RUN_LABEL}) ({n.INGEST_SHARDS}{_run()})", "total {{run}}"),
+            ),
+        ),
+        Panel(
+            "Per-image latency p50 / p95",
+            "timeseries",
+            "s",
+            "Download to upload of each image, from the shards' latency histograms.",
+            tuple(
+                Query(
+                    f"histogram_quantile({q}, sum by (le, {n.RUN_LABEL}) ({latency}{_run()}))",
+                    f"p{int(q * 100)} {{{{run}}}}",
+                )
+                for q in (0.5, 0.95)
+            ),
+        ),
+        Panel(
+            "Stage-time breakdown",
+            "bargauge",
+            "s",
+            "Busy seconds per pipeline stage (download, decode, infer, upload), summed over the selected runs.",
+            (Query(f"sum by ({n.STAGE_LABEL}) ({n.counter(n.INFER_STAGE_SECONDS)}{_run()})", "{{stage}}"),),
+        ),
+        Panel(
+            "GPU utilisation (infer pods)",
+            "timeseries",
+            "percent",
+            "dcgm-exporter's per-GPU utilisation for the infer pods of this namespace.",
+            (Query(f"avg by (pod) ({n.DCGM_GPU_UTIL}{gpu})", "{{pod}}"),),
+            source="dcgm",
+        ),
+        Panel(
+            "GPU memory used (infer pods)",
+            "timeseries",
+            "decmbytes",
+            "dcgm-exporter's frame buffer in use (MiB) for the infer pods of this namespace.",
+            (Query(f"sum by (pod) ({n.DCGM_FB_USED}{gpu})", "{{pod}}"),),
+            source="dcgm",
+        ),
+        Panel(
+            "Cost per 1k images",
+            "stat",
+            "currencyUSD",
+            "Infer pod seconds at $pod_price_per_hour (config: gpu.count x benchmark.gpu_price_per_hour), "
+            "per 1,000 images processed.",
+            (
+                Query(
+                    f"$pod_price_per_hour / 3600 * sum by ({n.RUN_LABEL}) ({n.INFER_SHARD_SECONDS}{_run()})"
+                    f" / sum by ({n.RUN_LABEL}) ({items}{ok}) * 1000",
+                    "{{run}}",
+                ),
+            ),
+        ),
+        Panel(
+            "Workflow duration p50 / p95",
+            "timeseries",
+            "s",
+            "kiosk_workflow_duration_seconds, the workflows' template metric, over the dashboard's range.",
+            tuple(
+                Query(
+                    f"histogram_quantile({q}, sum by (le, {n.TEMPLATE_LABEL}) (increase({wf_bucket}[$__range])))",
+                    f"p{int(q * 100)} {{{{workflow_template}}}}",
+                )
+                for q in (0.5, 0.95)
+            ),
+            source="controller",
+        ),
+        Panel(
+            "Workflow outcomes",
+            "bargauge",
+            "short",
+            "Finished workflows by template and phase (Succeeded, Failed, Error) over the dashboard's range.",
+            (
+                Query(
+                    f"sum by ({n.TEMPLATE_LABEL}, {n.STATUS_LABEL}) (increase({wf_count}[$__range]))",
+                    "{{workflow_template}} {{status}}",
+                ),
+            ),
+            source="controller",
+        ),
+    )
+    return DashboardSpec(
+        uid=f"kiosk-batch-inference-{cfg.namespace}"[:40],
+        title=f"Batch inference ({cfg.namespace})",
+        description="kiosk batch-inference runs: throughput, failures, progress, latency, GPUs, cost, outcomes.",
+        variables=variables,
+        panels=panels,
+    )
+
+
+def retention(cfg: KioskConfig) -> DashboardSpec:
+    sel = f'{{{n.STORE_LABEL}=~"$store", {n.DRY_RUN_LABEL}="$dry_run"}}'
+    store = f'{{{n.STORE_LABEL}=~"$store"}}'
+    by = f"{n.STORE_LABEL}, {n.PREFIX_LABEL}"
+    variables = (
+        Variable("store", "query", f"label_values({n.CLEANUP_LAST_RUN}, {n.STORE_LABEL})", "Store"),
+        Variable("dry_run", "custom", "false,true", "Dry run"),
+    )
+    panels = (
+        Panel(
+            "Deleted objects per prefix",
+            "timeseries",
+            "short",
+            "Objects each run deleted, per prefix (each run replaces the last: one step per run).",
+            (Query(f"sum by ({by}) ({n.CLEANUP_DELETED}{sel})", "{{prefix}}"),),
+        ),
+        Panel(
+            "Deleted bytes per prefix",
+            "timeseries",
+            "bytes",
+            "Bytes each run deleted, per prefix.",
+            (Query(f"sum by ({by}) ({n.CLEANUP_DELETED_BYTES}{sel})", "{{prefix}}"),),
+        ),
+        Panel(
+            "Delete errors",
+            "timeseries",
+            "short",
+            "Deletes that failed for good in the last run, per prefix.",
+            (Query(f"sum by ({by}) ({n.CLEANUP_ERRORS}{sel})", "{{prefix}}"),),
+        ),
+        Panel(
+            "--max-deletes aborts",
+            "stat",
+            "short",
+            "1 when the last run stopped before deleting anything because more objects matched than --max-deletes.",
+            (Query(f"max by ({n.STORE_LABEL}) ({n.CLEANUP_ABORTED}{store})", "{{store}}"),),
+        ),
+        Panel(
+            "Time since the last successful run",
+            "stat",
+            "s",
+            "Since a run of the selected kind (dry or not) last ended with exit code 0.",
+            (
+                Query(
+                    f"time() - max by ({n.STORE_LABEL}) ({n.CLEANUP_LAST_SUCCESS}{sel})",
+                    "{{store}}",
+                ),
+            ),
+        ),
+        Panel(
+            "Matched vs scanned objects",
+            "timeseries",
+            "short",
+            "Objects listed under each prefix, and those older than the threshold.",
+            (
+                Query(f"sum by ({by}) ({n.CLEANUP_SCANNED}{sel})", "scanned {{prefix}}"),
+                Query(f"sum by ({by}) ({n.CLEANUP_MATCHED}{sel})", "matched {{prefix}}"),
+            ),
+        ),
+    )
+    return DashboardSpec(
+        uid=f"kiosk-retention-{cfg.namespace}"[:40],
+        title=f"Retention ({cfg.namespace})",
+        description="kiosk retention-cleanup runs: deletions, errors, aborts, freshness.",
+        variables=variables,
+        panels=panels,
+    )
+
+
+def all_dashboards(cfg: KioskConfig) -> tuple[DashboardSpec, ...]:
+    return batch_inference(cfg), retention(cfg)
