@@ -42,7 +42,9 @@ class Cluster:
         created = workflows.create(self.api, workflow)
         return workflows.wait(self.api, created["metadata"]["namespace"], created["metadata"]["name"], timeout_s)
 
-    def submit_template(self, name: str, parameters: dict[str, str] | None = None, timeout_s: float = 300) -> dict[str, Any]:
+    def submit_template(
+        self, name: str, parameters: dict[str, str] | None = None, timeout_s: float = 300
+    ) -> dict[str, Any]:
         return self.run(workflows.from_template(name, NAMESPACE, parameters or {}), timeout_s)
 
     def nodes(self, workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:

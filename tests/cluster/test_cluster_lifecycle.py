@@ -1,5 +1,6 @@
 """`kiosk cluster up | status | down` on a cluster of its own: idempotent up, loopback-only ports,
-and a down that leaves no process behind, not even a pod's process that was still running."""
+and a down that leaves no process behind, not even a pod's process that was still running.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The rendered tree of every env (and argocd/apps) passes `--dry-run=server` on the real apiserver,
-with Argo's full CRDs and argo-cd's installed: zero rejections. A broken object is rejected."""
+with Argo's full CRDs and argo-cd's installed: zero rejections. A broken object is rejected.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """RBAC of the rendered executor Role, asked of the real apiserver by SubjectAccessReview as the
-workflow ServiceAccount: it can create and patch workflowtaskresults, and nothing beyond."""
+workflow ServiceAccount: it can create and patch workflowtaskresults, and nothing beyond.
+"""
 
 from __future__ import annotations
 
