@@ -60,6 +60,11 @@ class Metrics:
         )
         for name in providers:
             self.provider.labels(name).set(1)
+        # Zero-valued series from the start: a run without failures shows 0 failed, not "no data".
+        for status in ("ok", "failed", "resumed"):
+            self.items.labels(status)
+        for stage in STAGES:
+            self.stage.labels(stage)
 
     def record(self, result: ItemResult) -> None:
         self.items.labels(result.status).inc()
