@@ -44,7 +44,7 @@ REPORT_OUTPUTS = {
 PIPELINE_OUTPUTS = ("processed", "failed", "summary-uri")
 
 # Pipeline inputs, by the step model that owns each name; `parallelism` is the DAG's own.
-INGEST_INPUTS = ("input_uri", "output_uri", "run_uri", "shard_size", "force")
+INGEST_INPUTS = ("input_uri", "output_uri", "run_uri", "shard_size", "force", "missing_input")
 INFER_INPUTS = ("model_uri", "model_spec", "batch_size")
 PARALLELISM_HELP = "Inference lanes: long-lived infer pods, each claiming shards until none is left."
 
@@ -135,7 +135,7 @@ def _add_pipeline(cfg: KioskConfig) -> None:
         t_ingest = Task(
             name="ingest",
             template=ingest,
-            arguments={k: _inp(k) for k in ("input-uri", "output-uri", "run-uri", "shard-size", "force")},
+            arguments={k: _inp(k) for k in (_params.kebab(IngestParams, f) for f in INGEST_INPUTS)},
         )
         # One pod per lane: `parallelism` nodes whatever the number of shards, and no shard list in
         # any parameter, so the workflow object stays O(parallelism).

@@ -224,11 +224,12 @@ def run_lane(params: InferParams) -> int:
         **storage,
     )
     warm_up(model, *warm_size(model))
-    outputs = open_store(params.output_uri, max_pool_connections=workers + 2, **storage)
+    bulk = {"max_pool_connections": workers + 2, "bulk_client": params.s3_bulk_client}
+    outputs = open_store(params.output_uri, **bulk, **storage)
 
     @lru_cache(maxsize=16)
     def inputs(uri: str) -> Store:
-        return open_store(uri, max_pool_connections=workers + 2, **storage)
+        return open_store(uri, **bulk, **storage)
 
     queue = WorkQueue(run_store, lane=params.lane, lanes=params.lanes, attempt=params.attempt, ttl=params.claim_ttl)
     lane = Lane(params, run_store, outputs, queue, index)

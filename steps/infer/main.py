@@ -69,12 +69,15 @@ def run_shard(params: InferParams) -> int:
     resume_after = shard_info.last_modified if previous is not None else None
     run_store.put_bytes(attempt_key, json.dumps({"started_at": started.isoformat(), "pid": os.getpid()}).encode())
 
-    outputs = open_store(params.output_uri, max_pool_connections=workers + 2, **storage)
+    bulk = {"max_pool_connections": workers + 2, "bulk_client": params.s3_bulk_client}
+    outputs = open_store(params.output_uri, **bulk, **storage)
 
     @lru_cache(maxsize=16)
     def inputs(uri: str) -> Store:
-        return open_store(uri, max_pool_connections=workers + 2, **storage)
+        return open_store(uri, **bulk, **storage)
 
+    for uri in {item.input_uri for item in items}:  # clients are made before the clock starts
+        inputs(uri)
     metrics = Metrics(name, model.providers, run=run_uri.rstrip("/").rsplit("/", 1)[-1])
     pipeline = Pipeline(
         model,

@@ -59,6 +59,11 @@ class InferParams(StorageParams, OutputsParams):
         description="per-image: <key>.json + <key>.mask.png per item (2 PUTs per image); per-shard: "
         "shards/<shard>.jsonl + shards/<shard>.masks under --output-uri (2 PUTs per shard).",
     )
+    s3_bulk_client: Literal["obstore", "boto3"] = Field(
+        "obstore",
+        description="Client for the items' S3 GETs and PUTs: obstore (about 5x less CPU per GET, 10x per PUT, "
+        "falling back to boto3 on any error) or boto3 (used for everything else either way).",
+    )
 
     # -- lane worker (issue 12): one pod per lane claims shards from the run's work queue ---------------
     lane: int = Field(0, ge=0, le=9999, description="This lane's index, 0 <= lane < lanes (lane mode).")

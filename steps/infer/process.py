@@ -125,8 +125,9 @@ def probability_map(output: np.ndarray) -> np.ndarray:
 def components(mask: np.ndarray) -> list[tuple[int, int, int, int, int]]:
     """8-connected components of a boolean mask as (y0, x0, y1, x1, area), end-exclusive.
 
-    Works on horizontal runs (union-find between overlapping runs of adjacent rows): the Python loop
-    is over runs, a few hundred for a page of text, not over pixels.
+    Works on horizontal runs: runs of adjacent rows that touch are linked, and the links are merged
+    by vectorised hooking and pointer jumping (`_run_labels`), with no Python loop over runs or pixels
+    (a Python union-find over ~1,500 runs of a 512x512 text page cost 1.2 ms of the 2 ms of `boxes`).
     """
     # Crop to the foreground's bounding box, then find run edges in one flat pass.
     row_hits = np.flatnonzero(mask.any(axis=1))
@@ -143,29 +144,7 @@ def components(mask: np.ndarray) -> list[tuple[int, int, int, int, int]]:
     rising = edges[flat] == 1
     rows, starts = np.divmod(flat[rising], width + 1)
     ends = flat[~rising] % (width + 1)
-    parent = list(range(len(starts)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    # Plain lists: indexing numpy scalars in this loop costs 5x more than list items.
-    first = np.searchsorted(rows, np.arange(height + 1)).tolist()
-    s_list, e_list = starts.tolist(), ends.tolist()
-    for row in range(1, height):
-        i, i_end, j, j_end = first[row - 1], first[row], first[row], first[row + 1]
-        while i < i_end and j < j_end:
-            if s_list[i] <= e_list[j] and s_list[j] <= e_list[i]:  # touching diagonally counts
-                a, b = find(i), find(j)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
-            if e_list[i] < e_list[j]:
-                i += 1
-            else:
-                j += 1
-    labels = np.array([find(i) for i in range(len(starts))])
+    labels = _run_labels(rows, starts, ends, width + 2)
     roots, inverse = np.unique(labels, return_inverse=True)
     n = len(roots)
     rows, starts, ends = rows + r0, starts + c0, ends + c0
@@ -180,6 +159,39 @@ def components(mask: np.ndarray) -> list[tuple[int, int, int, int, int]]:
     np.maximum.at(x1, inverse, ends)
     np.add.at(area, inverse, ends - starts)
     return list(zip(y0.tolist(), x0.tolist(), y1.tolist(), x1.tolist(), area.tolist(), strict=True))
+
+
+def _run_labels(rows: np.ndarray, starts: np.ndarray, ends: np.ndarray, stride: int) -> np.ndarray:
+    """A component label (the smallest run index in it) for each run; runs sorted by (row, start).
+
+    Run j (row r) touches run i (row r-1), diagonals included, iff s_i <= e_j and s_j <= e_i
+    (ends exclusive). On keys row*stride + column (stride > any column), the runs of row r-1 with
+    e_i >= s_j start at searchsorted(ends_key, (r-1)*stride + s_j), and those with s_i <= e_j end
+    at searchsorted(starts_key, (r-1)*stride + e_j, "right"): a contiguous range per run j.
+    """
+    n = len(starts)
+    starts_key, ends_key = rows * stride + starts, rows * stride + ends
+    lo = np.searchsorted(ends_key, (rows - 1) * stride + starts)
+    hi = np.searchsorted(starts_key, (rows - 1) * stride + ends, side="right")
+    counts = np.maximum(hi - lo, 0)
+    b = np.repeat(np.arange(n), counts)  # a link (a, b): run a in the row above run b
+    a = np.arange(len(b)) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
+    parent = np.arange(n)
+    while len(a):
+        # Hook the larger root of each link under the smaller, then jump pointers until every run
+        # points at its root; links inside one tree drop out. parent[k] <= k throughout.
+        ra, rb = parent[a], parent[b]
+        keep = ra != rb
+        if not keep.any():
+            break
+        a, b, ra, rb = a[keep], b[keep], ra[keep], rb[keep]
+        np.minimum.at(parent, np.maximum(ra, rb), np.minimum(ra, rb))
+        while True:
+            jumped = parent[parent]
+            if np.array_equal(jumped, parent):
+                break
+            parent = jumped
+    return parent
 
 
 def boxes(prob: np.ndarray, spec: ModelSpec, width: int, height: int) -> list[dict]:

@@ -50,11 +50,19 @@ def _expand(uri: str) -> str:
     return expanded
 
 
-def open_store(uri: str, *, s3_endpoint: str = "", max_attempts: int = 5, max_pool_connections: int = 10) -> Store:
+def open_store(
+    uri: str,
+    *,
+    s3_endpoint: str = "",
+    max_attempts: int = 5,
+    max_pool_connections: int = 10,
+    bulk_client: str = "boto3",
+) -> Store:
     """Open `file:///abs/dir` (env vars expanded) or `s3://bucket[/prefix]`.
 
     `max_pool_connections` should be at least the caller's number of concurrent workers, otherwise
-    urllib3 discards connections and every request pays a new TCP handshake.
+    urllib3 discards connections and every request pays a new TCP handshake. `bulk_client="obstore"`
+    sends small-object GETs and PUTs through obstore (s3_bulk.py), boto3 doing everything else.
     """
     expanded = _expand(uri.strip())
     if expanded.startswith("file://"):
@@ -78,6 +86,7 @@ def open_store(uri: str, *, s3_endpoint: str = "", max_attempts: int = 5, max_po
             endpoint=s3_endpoint,
             max_attempts=max_attempts,
             max_pool_connections=max_pool_connections,
+            bulk_client=bulk_client,
         )
     raise StorageError(f"unsupported storage URI {uri!r}: expected file:///abs/dir or s3://bucket/prefix")
 

@@ -37,7 +37,8 @@ def _info(key: str, st: os.stat_result) -> ObjectInfo:
 
 def _temp_file(directory: Path) -> tuple[int, str]:
     """A temporary file in `directory`, made if missing. A concurrent delete may prune the directory
-    between mkdir and mkstemp when it just became empty (S3 has no directories to lose), so retry."""
+    between mkdir and mkstemp when it just became empty (S3 has no directories to lose), so retry.
+    """
     for attempt in range(10):
         directory.mkdir(parents=True, exist_ok=True)
         try:
