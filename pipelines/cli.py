@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from pipelines import demo, lifecycle, lint, render
+from pipelines.cluster import cli_apply, cli_cluster, cli_workflows
 from pipelines.runner import cli as runner_cli
 
 app = typer.Typer(
@@ -18,6 +19,13 @@ app.command("lint")(lint.command)
 app.command("run")(runner_cli.command)
 app.command("demo")(demo.command)
 app.command("lifecycle")(lifecycle.command)
+
+# The real Argo engine on a local control plane (pipelines/cluster/).
+app.add_typer(cli_cluster.app, name="cluster")
+app.command("apply")(cli_apply.command)
+app.command("submit")(cli_workflows.submit)
+app.command("get")(cli_workflows.get)
+app.command("logs")(cli_workflows.logs)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -78,7 +78,12 @@ def _pick(target: str, tree: Sequence[dict[str, Any]], given: Sequence[dict[str,
             if of_kind:
                 return of_kind[0]
         raise RunnerError(f"{target}: no Workflow, WorkflowTemplate or CronWorkflow in it")
-    matches = [d for d in [*given, *tree] if d.get("kind") in RUNNABLE and d["metadata"].get("name") == target]
+    kind, _, name = target.rpartition("/")  # `cronworkflow/NAME`, like `argo submit --from`
+    kinds = [k for k in RUNNABLE if k.lower() == kind.lower()] if kind else list(RUNNABLE)
+    matches = [d for d in [*given, *tree] if d.get("kind") in kinds and d["metadata"].get("name") == name]
+    # A name alone means what `argo submit --from workflowtemplate/NAME` runs: a CronWorkflow of the
+    # same name (batch-inference has both) only when asked for as cronworkflow/NAME.
+    matches.sort(key=lambda d: RUNNABLE.index(d["kind"]))
     if not matches:
         where = f"in {env_tree(env)}" if env else "in the files given"
         names = sorted({d["metadata"].get("name", "") for d in [*given, *tree] if d.get("kind") in RUNNABLE})

@@ -35,7 +35,7 @@ REPORT_OUTPUTS = {
 PIPELINE_OUTPUTS = ("processed", "failed", "summary-uri")
 
 # Pipeline inputs, by the step model that owns each name; `parallelism` is the DAG's own.
-INGEST_INPUTS = ("input_uri", "output_uri", "run_uri", "shard_size", "force")
+INGEST_INPUTS = ("input_uri", "output_uri", "run_uri", "shard_size", "force", "missing_input")
 INFER_INPUTS = ("model_uri", "model_spec", "batch_size")
 PARALLELISM_HELP = "Most shards inferred at the same time (concurrent infer pods)."
 
@@ -140,7 +140,7 @@ def _add_pipeline(cfg: KioskConfig) -> None:
         t_ingest = Task(
             name="ingest",
             template=ingest,
-            arguments={k: _inp(k) for k in ("input-uri", "output-uri", "run-uri", "shard-size", "force")},
+            arguments={k: _inp(k) for k in (_params.kebab(IngestParams, f) for f in INGEST_INPUTS)},
         )
         t_infer = Task(
             name="infer",

@@ -18,7 +18,8 @@ def build(cfg: KioskConfig, env: str) -> CronWorkflow:
         name=batch_inference.NAME,
         template=batch_inference.NAME,
         schedule=cfg.batch_cron,
-        arguments={"force": "false"},
+        # A missing upload directory on a file store is nothing new yet for the schedule, an error by hand.
+        arguments={"force": "false", "missing-input": "empty"},
         mutex=f"{batch_inference.NAME}-cron",
         title="Batch inference (scheduled)",
         description="Runs batch-inference over uploads that have no output yet.",

@@ -15,7 +15,7 @@ from steps.common import runlayout
 from steps.common.errors import StepError
 from steps.common.images import HEADER_BYTES, ImageError, decode, read_header
 from steps.common.outputs import write_outputs
-from steps.common.storage import NotFound, ObjectInfo, Store, dir_prefix, open_store
+from steps.common.storage import FileStore, NotFound, ObjectInfo, Store, dir_prefix, open_store
 from steps.ingest.params import IngestParams
 
 #: Run artifacts of an earlier ingest into the same --run-uri (an Argo retry, a rerun): stale shards
@@ -67,6 +67,19 @@ def _pages(store: Store, skip_prefix: str) -> Iterator[list[ObjectInfo]]:
         yield [o for o in page if not (skip_prefix and o.key.startswith(skip_prefix))]
 
 
+def _missing_input(inputs: Store, params: IngestParams) -> bool:
+    """True when a file store's input directory is missing and that means nothing new; an error by default.
+
+    Checked before anything is written: a mistyped path by hand must not look like an empty, Succeeded run.
+    """
+    if not isinstance(inputs, FileStore) or inputs.root.is_dir():
+        return False
+    if params.missing_input == "error":
+        what = "is not a directory" if inputs.root.exists() else "does not exist"
+        raise StepError(f"--input-uri={params.input_uri}: {inputs.root} {what} (check the path; nothing was written)")
+    return True
+
+
 def run(params: IngestParams) -> int:
     storage = {
         "s3_endpoint": params.s3_endpoint,
@@ -77,6 +90,7 @@ def run(params: IngestParams) -> int:
     outputs = open_store(params.output_uri, **storage)
     run_store = open_store(params.run_uri, **storage)
     input_uri = params.input_uri.rstrip("/")
+    missing = _missing_input(inputs, params)
 
     # Outputs written inside the input prefix must not come back as inputs.
     out_uri = params.output_uri.rstrip("/")
@@ -125,9 +139,14 @@ def run(params: IngestParams) -> int:
     run_store.put_bytes(runlayout.REJECTED, "".join(rejected).encode(), content_type="application/x-ndjson")
     count = sum(1 for line in manifest if line.endswith('"pending"}\n'))
     write_outputs(params.outputs_dir, {"shards": shard_uris, "count": str(count), "rejected": str(len(rejected))})
+    warning = ""
+    if missing:
+        warning = f"; warning: {params.input_uri} does not exist yet, so nothing is new"
+    elif not manifest and not rejected and not isinstance(inputs, FileStore):
+        warning = f"; warning: no object under {params.input_uri} (S3 has no directories: check the prefix)"
     print(
         f"steps.ingest: {count} to process in {len(shard_uris)} shards, {skipped} already done, "
-        f"{len(rejected)} rejected ({params.input_uri} -> {params.run_uri})",
+        f"{len(rejected)} rejected ({params.input_uri} -> {params.run_uri}){warning}",
         file=sys.stderr,
     )
     if params.pushgateway:

@@ -21,5 +21,10 @@ class IngestParams(StorageParams, OutputsParams):
         100_000_000, ge=1, description="Reject images with more pixels than this (checked from the header)."
     )
     force: bool = Field(False, description="Re-process inputs whose outputs already exist.")
+    missing_input: Literal["error", "empty"] = Field(
+        "error",
+        description="A missing input directory (file store): error (exit 2, a run by hand) or empty (nothing new"
+        " yet, the CronWorkflow). S3 has no directories: there an empty prefix is a warning either way.",
+    )
     workers: int = Field(8, ge=1, le=256, description="Concurrent storage requests.")
     pushgateway: str = Field("", description="Prometheus Pushgateway address; empty disables pushing.")

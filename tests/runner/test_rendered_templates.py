@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from pipelines import demo
+from pipelines.config import load_config
 from pipelines.runner import api
 from pipelines.runner.loading import RUNNABLE, env_tree
 
@@ -33,10 +34,49 @@ def _check(engine: Any, workflow: dict[str, Any]) -> None:
     assert workflow["status"]["phase"] == "Succeeded", workflow["status"].get("message")
 
 
+def _upload_dir(workdir: Path) -> Path:
+    cfg = load_config("local")
+    return Path(cfg.storage.uri.replace("$KIOSK_WORKDIR", str(workdir)).removeprefix("file://")) / (
+        cfg.inference.input_prefix
+    )
+
+
 @pytest.mark.parametrize(("path", "name"), RENDERED, ids=[n for _, n in RENDERED])
 def test_rendered_template_runs_on_the_file_store(path: Path, name: str, tmp_path: Path) -> None:
-    engine = api.prepare(name, env="local", workdir=tmp_path, backoff_scale=BACKOFF)
+    _upload_dir(tmp_path).mkdir(parents=True)  # an empty upload directory: nothing to do, and that is fine
+    engine = api.prepare(str(path), env="local", workdir=tmp_path, backoff_scale=BACKOFF)
     _check(engine, engine.run())
+
+
+def test_a_name_means_the_workflow_template_and_a_kind_prefix_picks_the_cron(tmp_path: Path) -> None:
+    cron_label = "workflows.argoproj.io/cron-workflow"
+    assert cron_label not in api.prepare("batch-inference", workdir=tmp_path).workflow["metadata"]["labels"]
+    cron = api.prepare("cronworkflow/batch-inference", workdir=tmp_path)
+    assert cron.workflow["metadata"]["labels"][cron_label] == "batch-inference"
+    template = api.prepare("workflowtemplate/batch-inference", workdir=tmp_path)
+    assert template.globals["workflow.parameters.missing-input"] == "error"
+    assert cron.globals["workflow.parameters.missing-input"] == "empty"
+
+
+def _ingest_node(workflow: dict[str, Any]) -> dict[str, Any]:
+    (node,) = [n for n in workflow["status"]["nodes"].values() if n["templateName"] == "ingest" and n["type"] == "Pod"]
+    return node
+
+
+def test_a_manual_run_of_a_missing_input_directory_fails_at_ingest(tmp_path: Path) -> None:
+    workflow = api.prepare("batch-inference", env="local", workdir=tmp_path, backoff_scale=BACKOFF).run()
+    assert workflow["status"]["phase"] == "Failed"
+    ingest = _ingest_node(workflow)
+    assert ingest["outputs"]["exitCode"] == "2"
+    log = (tmp_path / "runs" / workflow["metadata"]["name"] / "logs" / f"{ingest['id']}.log").read_text()
+    assert f"{_upload_dir(tmp_path)} does not exist" in log
+
+
+def test_the_cron_finds_nothing_new_in_a_missing_input_directory(tmp_path: Path) -> None:
+    engine = api.prepare("cronworkflow/batch-inference", env="local", workdir=tmp_path, backoff_scale=BACKOFF)
+    workflow = engine.run()
+    _check(engine, workflow)
+    assert _ingest_node(workflow)["outputs"]["exitCode"] == "0"
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -166,3 +167,65 @@ def test_workdir_uri_and_one_line_storage_error(tmp_path):
     assert bad.returncode == 2
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 1 and "storage unreachable" in lines[0] and "s3://kiosk-nowhere/x" in lines[0]
+
+
+def _ingest(args: list[str], tmp_path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "steps.ingest", *args, f"--outputs-dir={tmp_path}/o"],
+        cwd=REPO_ROOT,
+        # the S3 emulator's dummy credentials, when the test uses it
+        env={"PATH": "/usr/bin:/bin", "KIOSK_WORKDIR": str(tmp_path), **_aws_env()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _aws_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+
+
+@pytest.mark.parametrize("missing", ["nowhere", "a-file.png"])
+def test_a_missing_input_directory_is_a_one_line_error_and_nothing_is_written(tmp_path, missing):
+    store = open_store(f"file://{tmp_path}/store")
+    store.put_bytes("a-file.png", zoo.blob_image((16, 16), []))
+    store.put_bytes("run/shards/shard-00000.jsonl", b"{}\n")  # an earlier run's shard: must survive
+    uri = f"file://{tmp_path}/store"
+    done = _ingest([f"--input-uri={uri}/{missing}", f"--output-uri={uri}/out", f"--run-uri={uri}/run"], tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"steps.ingest: error: --input-uri={uri}/{missing}: ")
+    assert ("does not exist" if missing == "nowhere" else "is not a directory") in lines[0]
+    assert [o.key for o in store.list("run")] == ["run/shards/shard-00000.jsonl"]
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_cron_finds_nothing_new_in_a_missing_directory(tmp_path):
+    uri = f"file://{tmp_path}/store"
+    args = [f"--input-uri={uri}/uploads", f"--output-uri={uri}/out", f"--run-uri={uri}/run", "--missing-input=empty"]
+    done = _ingest(args, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [] and read_outputs(tmp_path / "o")["count"] == "0"
+    assert "does not exist yet, so nothing is new" in done.stderr
+
+
+def test_an_empty_directory_is_nothing_new_without_a_warning(tmp_path):
+    (tmp_path / "store" / "uploads").mkdir(parents=True)
+    uri = f"file://{tmp_path}/store"
+    done = _ingest([f"--input-uri={uri}/uploads", f"--output-uri={uri}/out", f"--run-uri={uri}/run"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [] and "warning" not in done.stderr
+
+
+def test_an_empty_s3_prefix_is_a_warning_in_the_summary(s3_bucket, tmp_path):
+    uri = f"{s3_bucket.uri}/nothing-here"
+    args = [
+        f"--input-uri={uri}",
+        f"--output-uri={uri}-out",
+        f"--run-uri={uri}-run",
+        f"--s3-endpoint={s3_bucket.endpoint}",
+    ]
+    done = _ingest(args, tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = done.stderr.strip().splitlines()[-1]
+    assert summary.startswith("steps.ingest: 0 to process") and "warning: no object under" in summary

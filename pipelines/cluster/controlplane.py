@@ -1,0 +1,239 @@
+"""Start, inspect and stop a local control plane: etcd, kube-apiserver, workflow-controller, agent.
+
+Everything lives under `<workdir>/cluster/`: keys and tokens (`pki/`), etcd data, logs, `state.json`
+(ports and PIDs) and the admin `kubeconfig`. Every port is picked free on 127.0.0.1. Each process
+leads its own process group, so `down` stops it and everything it started.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from pipelines.cluster import bootstrap
+from pipelines.cluster.state import COMPONENTS, ClusterState, cluster_dir, free_port, stop_group
+from pipelines.tools import REPO_ROOT, find_tool
+
+BINARIES = ("etcd", "kube-apiserver", "workflow-controller", "argoexec")
+EXECUTOR_IMAGE = "quay.io/argoproj/argoexec:v4.1.4"
+CONTROLLER_NAMESPACE = "argo"
+READY_TIMEOUT_S = 60.0
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+def binaries() -> dict[str, Path]:
+    found = {name: find_tool(name) for name in BINARIES}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        raise ClusterError(f"not installed: {', '.join(missing)}; run `bash .ci/install.d/50-control-plane.sh`")
+    return {name: path for name, path in found.items() if path is not None}
+
+
+def running(state: ClusterState) -> dict[str, bool]:
+    return {name: state.alive(name) for name in COMPONENTS}
+
+
+def up(workdir: Path | None = None, progress: Callable[[str], None] = lambda _: None) -> ClusterState:
+    """Start the cluster; a no-op when all of it already runs. A half-running one is restarted."""
+    root = cluster_dir(workdir)
+    state = ClusterState.load(root)
+    alive = running(state)
+    if all(alive.values()):
+        return state
+    if any(alive.values()):
+        down(workdir)
+    tools = binaries()
+    start = time.monotonic()
+    root.mkdir(parents=True, exist_ok=True)
+    state = ClusterState(root)
+    state.logs.mkdir(exist_ok=True)
+    state.ports = {"etcd": free_port(), "etcd-peer": free_port(), "apiserver": free_port()}
+    try:
+        progress("etcd")
+        _start(state, "etcd", _etcd_argv(tools["etcd"], state))
+        token = _pki(state)
+        progress("kube-apiserver")
+        _start(state, "kube-apiserver", _apiserver_argv(tools["kube-apiserver"], state))
+        _wait_for(state.root / "pki" / "apiserver.crt", state)  # the apiserver writes its serving cert first
+        _write_kubeconfig(state.kubeconfig, state, token)
+        api = bootstrap.client(state.kubeconfig)
+        bootstrap.wait_ready(api, READY_TIMEOUT_S, lambda: _check_alive(state))
+        progress("CRDs and RBAC")
+        controller_token = bootstrap.install(api, CONTROLLER_NAMESPACE)
+        _write_kubeconfig(state.root / "controller.kubeconfig", state, controller_token)
+        progress("workflow-controller")
+        _start(state, "workflow-controller", _controller_argv(tools["workflow-controller"], state), _controller_env())
+        progress("agent")
+        _start(state, "agent", _agent_argv(state, workdir or root.parent))
+        bootstrap.wait_controller(api, CONTROLLER_NAMESPACE, READY_TIMEOUT_S, lambda: _check_alive(state))
+    except BaseException:
+        down(workdir)
+        raise
+    state.started_s = round(time.monotonic() - start, 2)
+    state.save()
+    return state
+
+
+def down(workdir: Path | None = None) -> list[str]:
+    """Stop every recorded process (agent first, etcd last); returns the names it stopped."""
+    state = ClusterState.load(cluster_dir(workdir))
+    stopped = []
+    for name in reversed(COMPONENTS):
+        entry = state.pids.get(name)
+        if entry:
+            if state.alive(name):
+                stopped.append(name)
+            stop_group(entry[0], entry[1])
+    state.pids = {}
+    if state.path.parent.is_dir():
+        state.save()
+    return stopped
+
+
+def _check_alive(state: ClusterState) -> None:
+    for name in state.pids:
+        if not state.alive(name):
+            log = state.logs / f"{name}.log"
+            tail = log.read_text(errors="replace").strip().splitlines()[-5:] if log.is_file() else []
+            raise ClusterError(f"{name} exited during start; {log}:\n" + "\n".join(tail))
+
+
+def _wait_for(path: Path, state: ClusterState) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not path.is_file():
+        _check_alive(state)
+        if time.monotonic() > deadline:
+            raise ClusterError(f"{path} did not appear within {READY_TIMEOUT_S:.0f} s")
+        time.sleep(0.1)
+
+
+def _start(state: ClusterState, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+    with open(state.logs / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=state.root,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,  # its own process group: `down` stops it and its children
+        )
+    state.record(name, proc.pid)
+
+
+def _etcd_argv(etcd: Path, state: ClusterState) -> list[str]:
+    client = f"http://127.0.0.1:{state.ports['etcd']}"
+    peer = f"http://127.0.0.1:{state.ports['etcd-peer']}"
+    return [
+        str(etcd),
+        "--name=kiosk",
+        f"--data-dir={state.root / 'etcd'}",
+        f"--listen-client-urls={client}",
+        f"--advertise-client-urls={client}",
+        f"--listen-peer-urls={peer}",
+        f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=kiosk={peer}",
+        "--log-level=warn",
+        "--unsafe-no-fsync",  # a throwaway local store: fsync costs more than the whole test run
+    ]
+
+
+def _pki(state: ClusterState) -> str:
+    """The service-account signing key and the admin token (kept across restarts of one workdir)."""
+    pki = state.root / "pki"
+    pki.mkdir(mode=0o700, exist_ok=True)
+    key = pki / "sa.key"
+    if not key.is_file():
+        subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+    tokens = pki / "tokens.csv"
+    if not tokens.is_file():
+        tokens.write_text(f"{secrets.token_hex(24)},kiosk-admin,kiosk-admin,system:masters\n")
+        tokens.chmod(0o600)
+    return tokens.read_text().split(",", 1)[0]
+
+
+def _apiserver_argv(apiserver: Path, state: ClusterState) -> list[str]:
+    pki = state.root / "pki"
+    return [
+        str(apiserver),
+        f"--etcd-servers=http://127.0.0.1:{state.ports['etcd']}",
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        f"--secure-port={state.ports['apiserver']}",
+        f"--cert-dir={pki}",
+        "--service-cluster-ip-range=10.0.0.0/24",
+        "--service-account-issuer=https://kubernetes.default.svc",
+        f"--service-account-key-file={pki / 'sa.key'}",
+        f"--service-account-signing-key-file={pki / 'sa.key'}",
+        f"--token-auth-file={pki / 'tokens.csv'}",
+        "--authorization-mode=RBAC",
+        # No kubelet mounts service-account tokens: the agent requests them per pod (TokenRequest).
+        "--disable-admission-plugins=ServiceAccount",
+        "--v=1",
+    ]
+
+
+def _write_kubeconfig(path: Path, state: ClusterState, token: str) -> None:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "kiosk-local",
+                "cluster": {
+                    "server": f"https://127.0.0.1:{state.ports['apiserver']}",
+                    "certificate-authority": str(state.root / "pki" / "apiserver.crt"),
+                },
+            }
+        ],
+        "users": [{"name": path.stem, "user": {"token": token}}],
+        "contexts": [{"name": "kiosk-local", "context": {"cluster": "kiosk-local", "user": path.stem}}],
+        "current-context": "kiosk-local",
+    }
+    tmp = path.with_suffix(".partial")
+    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+def _controller_argv(controller: Path, state: ClusterState) -> list[str]:
+    return [
+        str(controller),
+        f"--kubeconfig={state.root / 'controller.kubeconfig'}",
+        f"--namespace={CONTROLLER_NAMESPACE}",
+        f"--executor-image={EXECUTOR_IMAGE}",
+        "--configmap=workflow-controller-configmap",
+        "--loglevel=info",
+    ]
+
+
+def _controller_env() -> dict[str, str]:
+    # Out of a cluster there is no pod to elect a leader among: one controller, no lease.
+    # DEFAULT_REQUEUE_TIME: how soon a workflow is looked at again (10 s by default); Argo's own e2e
+    # tests run with 1 s too.
+    return {"LEADER_ELECTION_DISABLE": "true", "DEFAULT_REQUEUE_TIME": "1s"}
+
+
+def _agent_argv(state: ClusterState, workdir: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pipelines.cluster.agent",
+        f"--kubeconfig={state.kubeconfig}",
+        f"--workdir={workdir}",
+        f"--root={state.root / 'pods'}",
+    ]
+
+
+def repo_env() -> dict[str, str]:
+    return {"PYTHONPATH": str(REPO_ROOT)}

@@ -1,0 +1,127 @@
+"""`kiosk cluster up | status | down` on a cluster of its own: idempotent up, loopback-only ports,
+and a down that leaves no process behind, not even a pod's process that was still running.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import psutil
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from pipelines.cluster import controlplane, kube, workflows
+from pipelines.cluster.state import COMPONENTS, ClusterState, cluster_dir
+from tests.cluster.conftest import require_control_plane
+
+#: workflow-controller binds its /healthz on :6060, every interface, hard-coded upstream
+#: (cmd/workflow-controller/main.go `http.ListenAndServe(":6060", nil)`); nothing else may.
+UPSTREAM_HARD_CODED = {6060}
+
+
+def _listening(pids: set[int]) -> list[tuple[str, int, int]]:
+    out = []
+    for conn in psutil.net_connections(kind="inet"):
+        if conn.status == psutil.CONN_LISTEN and conn.pid in pids:
+            out.append((conn.laddr.ip, conn.laddr.port, conn.pid))
+    return out
+
+
+def _tree(pids: list[int]) -> set[int]:
+    found = set()
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            found |= {pid, *(child.pid for child in proc.children(recursive=True))}
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def _sleeping_workflow(api: object, namespace: str) -> str:
+    from kubernetes import client as k8s
+
+    core, rbac = k8s.CoreV1Api(api), k8s.RbacAuthorizationV1Api(api)
+    core.create_namespace({"metadata": {"name": namespace}})
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "runner"}})
+    rule = {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": "executor"}, "rules": [rule]})
+    binding = {
+        "metadata": {"name": "executor"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "executor"},
+        "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": namespace}],
+    }
+    rbac.create_namespaced_role_binding(namespace, binding)
+    workflow = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "sleeper-", "namespace": namespace},
+        "spec": {
+            "entrypoint": "main",
+            "serviceAccountName": "runner",
+            "templates": [{"name": "main", "container": {"image": "busybox", "command": ["sleep", "300"]}}],
+        },
+    }
+    return workflows.create(api, workflow)["metadata"]["name"]
+
+
+def _wait_for_sleep(workdir: Path, timeout_s: float = 90) -> psutil.Process:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for proc in psutil.process_iter(["cmdline", "environ"]):
+            cmdline = proc.info["cmdline"] or []
+            if cmdline[-2:] == ["sleep", "300"] and (proc.info["environ"] or {}).get("KIOSK_WORKDIR") == str(workdir):
+                return proc
+        time.sleep(0.5)
+    raise AssertionError("the workflow's `sleep 300` never started")
+
+
+def test_up_status_down(tmp_path: Path) -> None:
+    require_control_plane()
+    runner = CliRunner()
+    begin = time.monotonic()
+    result = runner.invoke(app, ["cluster", "up", "--workdir", str(tmp_path)])
+    first_up_s = time.monotonic() - begin
+    assert result.exit_code == 0, result.output
+    state = ClusterState.load(cluster_dir(tmp_path))
+    pids = {name: state.pids[name][0] for name in COMPONENTS}
+    print(f"warm start: {first_up_s:.1f} s")
+
+    again = runner.invoke(app, ["cluster", "up", "--workdir", str(tmp_path)])
+    assert again.exit_code == 0 and "already up" in again.output, again.output
+    assert {n: ClusterState.load(cluster_dir(tmp_path)).pids[n][0] for n in COMPONENTS} == pids
+
+    status = runner.invoke(app, ["cluster", "status", "--workdir", str(tmp_path), "-o", "json"])
+    assert status.exit_code == 0, status.output
+    body = json.loads(status.output)
+    assert body["running"] and {n: c["pid"] for n, c in body["components"].items()} == pids
+
+    everything = _tree(list(pids.values()))
+    listening = _listening(everything)
+    assert {port for _, port, _ in listening} >= {state.ports["apiserver"], state.ports["etcd"]}
+    wrong = [(ip, port) for ip, port, _ in listening if ip != "127.0.0.1" and port not in UPSTREAM_HARD_CODED]
+    assert not wrong, f"listening beyond loopback: {wrong}"
+
+    api = kube.api_client(str(state.kubeconfig))
+    _sleeping_workflow(api, "lifecycle")
+    sleeper = _wait_for_sleep(tmp_path)
+    everything |= _tree(list(pids.values())) | {sleeper.pid}
+
+    down = runner.invoke(app, ["cluster", "down", "--workdir", str(tmp_path)])
+    assert down.exit_code == 0, down.output
+    assert set(down.output.removeprefix("stopped: ").strip().split(", ")) == set(COMPONENTS)
+    left = []
+    for pid in everything:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                left.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    assert not left, f"processes left behind: {left}"
+    mine = [p.pid for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
+    assert not mine, f"processes still naming the workdir: {mine}"
+    stopped = runner.invoke(app, ["cluster", "status", "--workdir", str(tmp_path)])
+    assert stopped.exit_code == 1
+    assert controlplane.down(tmp_path) == []
