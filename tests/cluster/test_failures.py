@@ -7,6 +7,7 @@ its backoff shortened from 30 s to 1 s so the test is quick) around a step exiti
 from __future__ import annotations
 
 import copy
+import itertools
 import time
 from typing import Any
 
@@ -59,7 +60,7 @@ def test_exit_1_is_retried_with_backoff(cluster: Cluster) -> None:
     assert all(p["phase"] == "Failed" and p["outputs"]["exitCode"] == "1" for p in pods)
     retry = next(n for n in done["status"]["nodes"].values() if n["type"] == "Retry")
     assert len(retry["children"]) == limit + 1
-    gaps = [_seconds(b["startedAt"]) - _seconds(a["finishedAt"]) for a, b in zip(pods, pods[1:], strict=False)]
+    gaps = [_seconds(b["startedAt"]) - _seconds(a["finishedAt"]) for a, b in itertools.pairwise(pods)]
     assert all(gap >= 1 for gap in gaps), gaps  # the backoff was honoured between attempts
 
 

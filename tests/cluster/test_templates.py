@@ -59,7 +59,7 @@ def synth(cluster: Cluster, prefix: str) -> Path:
 
 def case_synthetic_data(cluster: Cluster) -> None:
     images = synth(cluster, "synth-case")
-    assert len([p for p in images.rglob("*.png")]) == IMAGES
+    assert len(list(images.rglob("*.png"))) == IMAGES
 
 
 def case_batch_inference(cluster: Cluster) -> None:
