@@ -91,6 +91,9 @@ def _outcome_metrics(names: tuple[str, str], what: str, labels: dict[str, str], 
     the whole workflow.
     """
     status, duration = f"{{{{{prefix}status}}}}", f"{{{{{prefix}duration}}}}"
+    # One controller may run every environment's workflows: the namespace tells their series apart
+    # (not `namespace`, which a ServiceMonitor's target labels would rename to `exported_namespace`).
+    labels = {**labels, metric_names.WORKFLOW_NAMESPACE_LABEL: "{{workflow.namespace}}"}
     return [
         m.Prometheus(
             name=names[0],

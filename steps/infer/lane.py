@@ -221,6 +221,7 @@ def run_lane(params: InferParams) -> int:
         trt_cache_dir=params.trt_cache_dir,
         threads=params.ort_threads,
         pixels=params.normalise_in_graph,
+        trt_cache_uri=params.trt_cache_uri,
         **storage,
     )
     warm_up(model, *warm_size(model))
