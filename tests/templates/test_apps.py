@@ -24,6 +24,7 @@ def test_project_is_limited_to_this_repo_and_the_target_namespaces() -> None:
     assert project["spec"]["sourceRepos"] == [prod.gitops.repo_url]
     namespaces = {d["namespace"] for d in project["spec"]["destinations"]}
     expected = {load_config(e).namespace for e in gitops.SYNCED_ENVS} | {s.namespace for s in prod.serving.values()}
+    expected |= {load_config(e).observability.grafana_namespace for e in gitops.SYNCED_ENVS}
     assert namespaces == expected and "*" not in namespaces
     assert project["spec"]["clusterResourceWhitelist"] == [{"group": "", "kind": "Namespace"}]
 
@@ -71,3 +72,18 @@ def test_every_app_belongs_to_the_project() -> None:
 
 def test_apps_dir_holds_only_rendered_files() -> None:
     assert all(p.suffix == ".yaml" for p in Path(APPS).iterdir())
+
+
+def test_one_observability_app_per_synced_environment_yaml_only() -> None:
+    apps = {n: d for n, d in docs().items() if n.startswith("observability-")}
+    assert set(apps) == {f"observability-{e}" for e in gitops.SYNCED_ENVS}
+    for name, app in apps.items():
+        env = name.removeprefix("observability-")
+        cfg = load_config(env)
+        source = app["spec"]["source"]
+        assert source["path"] == f"argocd/observability/{env}" and (REPO_ROOT / source["path"]).is_dir()
+        # The dashboards' JSON files are not manifests: ArgoCD must not try to apply them.
+        assert source["directory"] == {"recurse": False, "include": "*.yaml"}
+        assert app["spec"]["destination"]["namespace"] == cfg.namespace
+        automated = app["spec"]["syncPolicy"].get("automated")
+        assert automated == ({"prune": True, "selfHeal": True} if cfg.gitops.automated else None), name
