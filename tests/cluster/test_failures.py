@@ -136,6 +136,16 @@ def _output_keys(out_dir: Path) -> list[str]:
     return [str(p.relative_to(out_dir)).rsplit(".", 1)[0] for p in out_dir.rglob("*.json")]
 
 
+def _lane_process(workflow: str, lane: int) -> int | None:
+    """The `python -m steps.infer` process of this workflow's lane (not emissary, its parent)."""
+    for proc in psutil.process_iter(["cmdline"]):
+        argv = proc.info["cmdline"] or []
+        ours = "steps.infer" in argv and f"--lane={lane}" in argv and any(f"/{workflow}" in a for a in argv)
+        if ours and "emissary" not in argv:
+            return proc.pid
+    return None
+
+
 def test_lane_killed_mid_shard_is_retried_and_every_output_is_written_once(cluster: Cluster) -> None:
     from tests.cluster.test_templates import outputs, synth
 
@@ -151,9 +161,11 @@ def test_lane_killed_mid_shard_is_retried_and_every_output_is_written_once(clust
         for shard, names in _claims(run_dir).items():
             if names == ["g0000.json"]:
                 claim = json.loads((run_dir / "queue" / "claims" / shard / "g0000.json").read_text())
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(claim["pid"]), signal.SIGKILL)
-                    victim = shard
+                pid = _lane_process(name, int(claim["lane"]))
+                if pid is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                        victim = shard
                 break
         time.sleep(0.05)
     assert victim is not None, "no lane was caught mid-shard"

@@ -8,7 +8,6 @@ to <workdir>/fidelity.json.
 from __future__ import annotations
 
 import json
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,19 +24,30 @@ from tests.cluster.conftest import Cluster
 from tests.runner import test_upstream_examples as upstream
 
 NAMESPACE = "fidelity"
-#: Examples whose outcome differs between the engines on purpose (random choices, clocks).
+#: Examples whose outcome differs between any two runs (random choices): only their phase is compared.
 NONDETERMINISTIC = {
     "coinflip.yaml": "random coin",
     "coinflip-recursive.yaml": "random coin",
-    "retry-with-steps.yaml": "random exit codes",
-    "retry-script.yaml": "random exit codes",
+    "conditional-parameters.yaml": "random coin",
+    "conditionals-complex.yaml": "random coins",
     "dag-coinflip.yaml": "random coin",
-    "scripts-python.yaml": "random number",
+    "retry-script.yaml": "random exit code, retried until it is 0",
+    "retry-with-steps.yaml": "random exit codes",
     "scripts-bash.yaml": "random number",
+    "scripts-python.yaml": "random number",
     "scripts-javascript.yaml": "random number",
+    "withsequence-nested-result.yaml": "random numbers decide the nested sequences",
 }
-#: (example, display name) -> why the local runner differs from the real controller.
-MISMATCHES: dict[tuple[str, str], str] = {}
+#: Examples where the local runner differs from the real controller, with why (not fixed yet).
+MISMATCHES = {
+    "archive-location.yaml": "archiveLogs needs an artifact repository: the real controller errors without one "
+    "(none is configured here); the local runner ignores archiveLocation instead of refusing it",
+    "workflow-template/workflow-archive-logs.yaml": "same as archive-location.yaml (archiveLogs)",
+}
+#: Argo captures a container's stdout as `outputs.result` only for script templates or when something
+#: references it (the controller's includeScriptOutput); the local runner records it for every pod.
+#: So a result is compared only where the real controller recorded one; the others are counted.
+RESULT_ONLY_LOCAL = "result recorded only by the local runner"
 
 
 def _namespace(cluster: Cluster) -> None:
@@ -133,31 +143,37 @@ def _locally(workdir: Path, selected: list[str]) -> dict[str, Any]:
         return dict(pool.map(one, selected))
 
 
-def _nodes(workflow: dict[str, Any]) -> dict[str, tuple]:
+def _nodes(workflow: dict[str, Any]) -> dict[str, list[tuple]]:
+    """DisplayName -> sorted (type, phase, parameters, exitCode, result) of each node of that name."""
     name = workflow["metadata"]["name"]
-    out = {}
+    out: dict[str, list[tuple]] = {}
     for node in (workflow.get("status") or {}).get("nodes", {}).values():
-        display = node["displayName"].replace(name, "<wf>")
         outputs = node.get("outputs") or {}
         params = tuple(sorted((p["name"], p.get("value")) for p in outputs.get("parameters") or []))
-        result = outputs.get("result")
-        key = display
-        while key in out:
-            key += "'"
-        out[key] = (node["type"], node["phase"], params, result, outputs.get("exitCode"))
-    return out
+        entry = (node["type"], node["phase"], params, outputs.get("exitCode"), outputs.get("result"))
+        out.setdefault(node["displayName"].replace(name, "<wf>"), []).append(entry)
+    return {k: sorted(v, key=str) for k, v in out.items()}
 
 
-def compare(local: Any, argo: Any) -> list[str]:
+def compare(local: Any, argo: Any, counts: dict[str, int] | None = None) -> list[str]:
     if isinstance(local, Exception) or isinstance(argo, Exception):
         return [f"local: {local}" if isinstance(local, Exception) else f"argo: {argo}"]
+    counts = counts if counts is not None else {}
     diffs = []
     if local["status"]["phase"] != argo["status"]["phase"]:
         diffs.append(f"workflow phase local {local['status']['phase']} argo {argo['status']['phase']}")
     mine, theirs = _nodes(local), _nodes(argo)
     for key in sorted(set(mine) | set(theirs)):
-        if mine.get(key) != theirs.get(key):
-            diffs.append(f"{key}: local {mine.get(key)} argo {theirs.get(key)}")
+        ours, real = mine.get(key, []), theirs.get(key, [])
+        if [e[:4] for e in ours] != [e[:4] for e in real]:
+            diffs.append(f"{key}: local {ours} argo {real}")
+            continue
+        real_results = sorted(str(e[4]) for e in real if e[4] is not None)
+        if real_results and real_results != sorted(str(e[4]) for e in ours if e[4] is not None):
+            diffs.append(f"{key}: result local {[e[4] for e in ours]} argo {[e[4] for e in real]}")
+        counts[RESULT_ONLY_LOCAL] = counts.get(RESULT_ONLY_LOCAL, 0) + sum(
+            1 for a, b in zip(ours, real, strict=True) if a[4] is not None and b[4] is None
+        )
     return diffs
 
 
@@ -174,32 +190,34 @@ def outcomes(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> dict
 def test_upstream_examples_agree_with_the_real_controller(
     outcomes: dict[str, tuple[Any, Any]], cluster: Cluster
 ) -> None:
-    report = {rel: compare(local, argo) for rel, (local, argo) in outcomes.items()}
-    same_phase = [
-        rel
-        for rel, (local, argo) in outcomes.items()
-        if isinstance(local, dict) and isinstance(argo, dict) and local["status"]["phase"] == argo["status"]["phase"]
-    ]
-    identical = [rel for rel, diffs in report.items() if not diffs]
+    counts: dict[str, int] = {}
+    report = {rel: compare(local, argo, counts) for rel, (local, argo) in outcomes.items()}
+    both = {rel: pair for rel, pair in outcomes.items() if all(isinstance(x, dict) for x in pair)}
+    same_phase = [rel for rel, (a, b) in both.items() if a["status"]["phase"] == b["status"]["phase"]]
     summary = {
         "examples": len(outcomes),
-        "timeouts": [rel for rel, (_, argo) in outcomes.items() if isinstance(argo, TimeoutError)],
+        "argo_succeeded": sum(1 for _, b in both.values() if b["status"]["phase"] == "Succeeded"),
         "same_workflow_phase": len(same_phase),
-        "identical_nodes": len(identical),
-        "argo_succeeded": sum(
-            1 for _, a in outcomes.values() if isinstance(a, dict) and a["status"]["phase"] == "Succeeded"
-        ),
+        "identical_nodes": sum(1 for diffs in report.values() if not diffs),
+        "nondeterministic": sorted(set(NONDETERMINISTIC) & set(outcomes)),
+        "listed_mismatches": sorted(set(MISMATCHES) & set(outcomes)),
+        "pods_with_result_only_local": counts.get(RESULT_ONLY_LOCAL, 0),
+        "timeouts": [rel for rel, (_, argo) in outcomes.items() if isinstance(argo, TimeoutError)],
         "differences": {rel: diffs for rel, diffs in report.items() if diffs},
     }
     (cluster.workdir / "fidelity.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps({k: v for k, v in summary.items() if k != "differences"}))
-    unexplained = {
-        rel: [d for d in diffs if not any(d.startswith(f"{name}:") for (ex, name) in MISMATCHES if ex == rel)]
-        for rel, diffs in report.items()
-        if diffs and rel not in NONDETERMINISTIC
-    }
-    unexplained = {rel: diffs for rel, diffs in unexplained.items() if diffs}
+    unexplained = {}
+    for rel, diffs in report.items():
+        if not diffs or rel in MISMATCHES:
+            continue
+        if rel in NONDETERMINISTIC:
+            diffs = [d for d in diffs if d.startswith(("workflow phase", "local:", "argo:"))]
+        if diffs:
+            unexplained[rel] = diffs
     assert not unexplained, json.dumps(unexplained, indent=1)[:6000]
+    stale = set(MISMATCHES) - set(summary["differences"])
+    assert not stale, f"listed mismatches that now agree: {stale}"
 
 
 def test_the_comparison_can_fail() -> None:
@@ -210,6 +228,3 @@ def test_the_comparison_can_fail() -> None:
     other = json.loads(json.dumps(wf))
     other["status"]["nodes"]["a"]["phase"] = "Failed"
     assert compare(wf, wf) == [] and compare(wf, other)
-
-
-_ = re
