@@ -119,7 +119,7 @@ def drift(root: Path, files: dict[Path, str], owned: list[Path]) -> tuple[dict[P
             rel = stale.relative_to(root)
             if rel not in files:
                 changes[rel] = None
-    diff = []
+    diff: list[str] = []
     for path in sorted(changes):
         old = (root / path).read_text() if (root / path).is_file() else ""
         new = changes[path] or ""

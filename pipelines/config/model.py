@@ -200,6 +200,13 @@ class NodeClass(_Strict):
     volume_size: str = Field("100Gi", pattern=r"^[1-9][0-9]*Gi$")
 
 
+CapacityType = Literal["on-demand", "spot"]
+
+
+def _on_demand() -> list[CapacityType]:
+    return ["on-demand"]
+
+
 class Capacity(_Strict):
     node_pool: str = Field("kiosk-gpu", pattern=_DNS1123)
     max_gpus: int = Field(8, ge=0, le=10_000, description="NodePool limit on nvidia.com/gpu across its nodes.")
@@ -207,7 +214,7 @@ class Capacity(_Strict):
         "60s", pattern=r"^([0-9]+(s|m|h))+$", description="How long an empty GPU node waits before it goes."
     )
     instance_families: list[str] = Field(default_factory=lambda: ["g5", "g6"], min_length=1)
-    capacity_types: list[Literal["on-demand", "spot"]] = Field(default_factory=lambda: ["on-demand"], min_length=1)
+    capacity_types: list[CapacityType] = Field(default_factory=_on_demand, min_length=1)
     expire_after: str = Field("720h", pattern=r"^(([0-9]+(s|m|h))+|Never)$")
     node_class: NodeClass = NodeClass()
     scale_down_delay: str = Field(

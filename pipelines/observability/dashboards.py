@@ -23,7 +23,8 @@ from pipelines.config import KioskConfig
 from pipelines.observability.panels import DashboardSpec, Panel, Variable, all_dashboards
 
 WIDTH, HEIGHT = 12, 8  # two panels a row on Grafana's 24-column grid
-_PANELS = {"timeseries": timeseries.Panel, "stat": stat.Panel, "bargauge": bargauge.Panel}
+# Any: the three builders share their fluent methods, which their common base class does not declare.
+_PANELS: dict[str, Any] = {"timeseries": timeseries.Panel, "stat": stat.Panel, "bargauge": bargauge.Panel}
 
 
 def _datasource(cfg: KioskConfig) -> DataSourceRef:

@@ -35,7 +35,7 @@ def labels(cfg: KioskConfig, env: str, component: str) -> dict[str, str]:
     }
 
 
-def annotations(title: str, description: str, sync_wave: int = 0) -> dict[str, str]:
+def template_annotations(title: str, description: str, sync_wave: int = 0) -> dict[str, str]:
     return {
         "workflows.argoproj.io/title": title,
         "workflows.argoproj.io/description": description,
@@ -154,7 +154,7 @@ def template_spec(cfg: KioskConfig, env: str, name: str, title: str, description
         "name": name,
         "namespace": cfg.namespace,
         "labels": labels(cfg, env, name),
-        "annotations": annotations(title, description),
+        "annotations": template_annotations(title, description),
         **runtime_spec(cfg),
         "pod_metadata": m.Metadata(labels=labels(cfg, env, name)),
         "workflow_metadata": m.WorkflowMetadata(labels=labels(cfg, env, name)),

@@ -28,7 +28,7 @@ def cron(
         name=name,
         namespace=cfg.namespace,
         labels=_common.labels(cfg, env, name),
-        annotations=_common.annotations(title, description),
+        annotations=_common.template_annotations(title, description),
         schedules=list(schedule.schedules),
         timezone=schedule.timezone,
         cron_suspend=schedule.suspend,

@@ -164,7 +164,8 @@ def _add_pipeline(cfg: KioskConfig) -> None:
         )
         # Plain `infer`: Argo phases a DAG by its leaves, so a report after a failed infer would
         # turn the run green.
-        t_ingest >> t_infer >> t_report
+        t_ingest >> t_infer  # two statements: Hera types `a >> b` as Task | list[Task]
+        t_infer >> t_report
 
 
 def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
@@ -191,7 +192,7 @@ def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
                 name=PIPELINE,
                 template=PIPELINE,
                 arguments={
-                    **{p.name: f"{{{{workflow.parameters.{p.name}}}}}" for p in workflow_arguments(cfg)},
+                    **{str(p.name): f"{{{{workflow.parameters.{p.name}}}}}" for p in workflow_arguments(cfg)},
                     "run-uri": _common.run_uri(cfg),
                 },
             )

@@ -129,5 +129,7 @@ def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
                     "fail-on-regression": _wf("fail-on-regression"),
                 },
             )
-            t_synth >> t_sweep >> t_report
+            # two statements: Hera types `a >> b` as Task | list[Task], which `>> c` does not accept
+            t_synth >> t_sweep
+            t_sweep >> t_report
     return wt
