@@ -86,7 +86,7 @@ def run_step(
         f"--model-spec={spec}",
         f"--output-uri={out}",
         f"--s3-endpoint={endpoint}",
-        "--device=cpu",
+        f"--device={getattr(args, 'device', 'cpu')}",
         f"--batch-size={args.batch_size}",
         f"--outputs-dir={tempfile.mkdtemp()}",
         f"--prefetch-workers={args.prefetch_workers}",
@@ -109,7 +109,7 @@ def naive_worker(args: argparse.Namespace) -> None:
     from steps.infer.model import load_model, warm_up
     from steps.infer.process import postprocess, prepare
 
-    model = load_model(args.model, args.spec, pixels=args.pixels)
+    model = load_model(args.model, args.spec)
     warm_up(model, 64, 64)
     store = open_store(args.naive_store, s3_endpoint=args.naive_endpoint)
     keys = [f"{args.naive_prefix}/in/{i:06d}.png" for i in range(args.images)]

@@ -69,6 +69,7 @@ def run(params: InferParams) -> int:
         trt_cache_dir=params.trt_cache_dir,
         threads=params.ort_threads,
         pixels=params.normalise_in_graph,
+        trt_cache_uri=params.trt_cache_uri,
         **storage,
     )
     warm_up(model, *_warm_size(model))

@@ -19,6 +19,7 @@ from steps.common.errors import StepError
 from steps.common.storage import StorageError
 from steps.infer import spec as specs
 from steps.infer.normalise import pixel_input_model
+from steps.infer.trt_cache import cache_uri, persist, restore
 
 CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 
@@ -50,6 +51,8 @@ class LoadedModel:
     #: (steps/infer/normalise.py); False: it takes the spec's layout and dtype, normalised on the host.
     pixels: bool = False
     input_name: str = ""  # the session's input (the wrapped one when `pixels`)
+    #: TensorRT only: (cache URI, local cache dir, storage options), saved after the warm-up.
+    trt_cache: tuple[str, str, dict] | None = None
 
     def __post_init__(self) -> None:
         self.input_name = self.input_name or self.spec.input_name
@@ -111,9 +114,12 @@ def load_model(
     trt_cache_dir: str = "/tmp/trt-cache",
     threads: int = 0,
     pixels: bool = True,
+    trt_cache_uri: str = "",
     s3_endpoint: str = "",
     max_attempts: int = 5,
 ) -> LoadedModel:
+    storage_options = {"s3_endpoint": s3_endpoint, "max_attempts": max_attempts}
+
     def read(u: str, what: str) -> bytes | None:
         return read_uri(u, s3_endpoint=s3_endpoint, max_attempts=max_attempts, what=what)
 
@@ -160,6 +166,10 @@ def load_model(
             data, input_name = pixel_input_model(data, spec)
         except Exception as error:  # onnx raises DecodeError, ValidationError, ...
             raise ModelError(f"cannot wrap model {uri} for pixel input: {' '.join(str(error).split())[:300]}") from None
+    trt_cache = None
+    if device == "tensorrt" and TRT in ort.get_available_providers():
+        trt_cache = (trt_cache_uri or cache_uri(uri, ort.__version__), trt_cache_dir, storage_options)
+        restore(trt_cache[0], trt_cache_dir, **storage_options)
     session = _session(uri, data, _options(threads), _providers(device, trt_cache_dir))
     active = session.get_providers()
     if device != "cpu" and CUDA not in active:
@@ -168,7 +178,16 @@ def load_model(
         print(f"steps.infer: warning: {_gpu_missing(device, active, uri)}; running on CPU", file=sys.stderr)
     if device == "tensorrt" and TRT not in active and CUDA in active:
         print(f"steps.infer: warning: TensorRT not active for {uri}; running on CUDA", file=sys.stderr)
-    return LoadedModel(uri, session, spec, active, io_binding=CUDA in active, pixels=pixels, input_name=input_name)
+    return LoadedModel(
+        uri,
+        session,
+        spec,
+        active,
+        io_binding=CUDA in active,
+        pixels=pixels,
+        input_name=input_name,
+        trt_cache=trt_cache if TRT in active else None,
+    )
 
 
 def _options(threads: int) -> ort.SessionOptions:
@@ -212,8 +231,12 @@ def warm_up(model: LoadedModel, height: int, width: int) -> np.ndarray:
     """
     shape, dtype = model.feed(height, width)
     try:
-        return model.run(np.zeros(shape, dtype=dtype))
+        out = model.run(np.zeros(shape, dtype=dtype))
     except Exception as error:
         raise ModelError(
             f"incompatible model {model.uri}: a {shape} {dtype} batch fails: {' '.join(str(error).split())[:300]}"
         ) from None
+    if model.trt_cache is not None:  # the engines exist now: save them for the next pods
+        uri, local, storage_options = model.trt_cache
+        persist(uri, local, **storage_options)
+    return out

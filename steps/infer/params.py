@@ -59,3 +59,9 @@ class InferParams(StorageParams, OutputsParams):
         description="Client for the items' S3 GETs and PUTs: obstore (about 5x less CPU per GET, 10x per PUT, "
         "falling back to boto3 on any error) or boto3 (used for everything else either way).",
     )
+    trt_cache_uri: str = Field(
+        "",
+        description="Where the TensorRT engine/timing caches persist between pods (restored into --trt-cache-dir "
+        "before the session starts, saved after the warm-up); empty: <model>.cache/tensorrt/ort-<version> beside "
+        "an s3:// or file:// model, none for package:// models.",
+    )

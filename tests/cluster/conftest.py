@@ -20,7 +20,7 @@ from kubernetes.dynamic import DynamicClient
 from pipelines.cluster import controlplane, kube, workflows
 from pipelines.cluster.cli_apply import ensure_namespace, env_documents
 from pipelines.cluster.state import ClusterState
-from tests.conftest import require_tool
+from tests.fixtures.tools import require_tool
 
 NAMESPACE = "kiosk-local"
 
