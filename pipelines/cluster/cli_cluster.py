@@ -19,12 +19,12 @@ WorkdirOption = typer.Option(
 )
 
 
-@app.command("up")
 def _pid(state: ClusterState, name: str) -> int | None:
     entry = state.pids.get(name)
     return entry[0] if entry else None
 
 
+@app.command("up")
 def up(workdir: Path | None = WorkdirOption) -> None:
     """Start etcd, kube-apiserver, Argo's CRDs and workflow-controller, and the node agent (a no-op when up)."""
     console = Console(stderr=True)
