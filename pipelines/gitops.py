@@ -14,8 +14,9 @@ SYNCED_ENVS = ("dev", "staging", "prod")
 SERVING_CHART = "argocd/charts/serving"
 CLUSTER = "https://kubernetes.default.svc"
 # Waves order the apps of the app-of-apps: the project, then workflows (RBAC -1 / templates 0 inside
-# each), then serving, which may run the models the workflows publish.
+# each), then serving, which may run the models the workflows publish, and the dashboards and alerts.
 WAVE_PROJECT, WAVE_WORKFLOWS, WAVE_SERVING = "-2", "0", "1"
+WAVE_OBSERVABILITY = "1"
 
 
 def _labels(component: str) -> dict[str, str]:
@@ -37,7 +38,11 @@ def _meta(cfg: KioskConfig, name: str, wave: str, component: str) -> dict[str, A
 
 
 def app_project(shared: KioskConfig, envs: dict[str, KioskConfig]) -> dict[str, Any]:
-    namespaces = sorted({c.namespace for c in envs.values()} | {s.namespace for s in shared.serving.values()})
+    namespaces = sorted(
+        {c.namespace for c in envs.values()}
+        | {s.namespace for s in shared.serving.values()}
+        | {c.observability.grafana_namespace for c in envs.values()}  # the dashboards' ConfigMaps
+    )
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "AppProject",
@@ -81,6 +86,30 @@ def workflows_app(env: str, cfg: KioskConfig) -> dict[str, Any]:
     }
 
 
+def observability_app(env: str, cfg: KioskConfig) -> dict[str, Any]:
+    """The env's dashboards (ConfigMaps in the Grafana namespace) and PrometheusRule.
+
+    Only the YAML: the plain dashboard JSON next to it is for import by hand, not a manifest. The
+    GPU capacity objects (`argocd/cluster/`) are cluster-scoped and left to the platform's tooling.
+    """
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": _meta(cfg, f"observability-{env}", WAVE_OBSERVABILITY, "observability"),
+        "spec": {
+            "project": cfg.gitops.project,
+            "source": {
+                "repoURL": cfg.gitops.repo_url,
+                "targetRevision": cfg.gitops.revision,
+                "path": f"argocd/observability/{env}",
+                "directory": {"recurse": False, "include": "*.yaml"},
+            },
+            "destination": {"server": CLUSTER, "namespace": cfg.namespace},
+            "syncPolicy": _sync_policy(cfg.gitops.automated),
+        },
+    }
+
+
 def serving_app(stage: str, cfg: KioskConfig, automated: bool) -> dict[str, Any]:
     return {
         "apiVersion": "argoproj.io/v1alpha1",
@@ -106,6 +135,7 @@ def build_all(envs: dict[str, KioskConfig]) -> list[dict[str, Any]]:
     return [
         app_project(shared, envs),
         *(workflows_app(env, envs[env]) for env in SYNCED_ENVS),
+        *(observability_app(env, envs[env]) for env in SYNCED_ENVS),
         # A stage named like an environment syncs the way that environment does (canary: like prod).
         *(serving_app(stage, shared, envs.get(stage, shared).gitops.automated) for stage in shared.serving),
     ]

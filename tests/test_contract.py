@@ -87,6 +87,8 @@ def resolve(template: dict[str, Any], model: type[StepParams], flag: str, value:
     if match and (name := INPUT.match(match.group(1))):
         assert name.group(1) in inputs, f"--{flag} uses undeclared input {name.group(1)!r}"
         return inputs[name.group(1)].get("default", sample(model, field))
+    if match:  # a whole value from a global (e.g. --attempt={{retries}}): one of the flag's type
+        return sample(model, field)
     # Globals inside a literal (e.g. a URI with {{workflow.name}}): any name-like text will do.
     return PLACEHOLDER.sub("sample", value)
 

@@ -85,6 +85,8 @@ class Inference(_Strict):
     runs_prefix: str = "runs"
     step_resources: Resources = Resources()
     infer_resources: Resources = Resources(cpu="2", memory="4Gi", cpu_limit="4", memory_limit="8Gi")
+    # Lane workers (issue 12): a claim without a heartbeat for this long is taken over by another lane.
+    claim_ttl_seconds: float = Field(60.0, ge=1, le=86_400)
 
 
 class Schedule(_Strict):
@@ -124,6 +126,9 @@ class Benchmark(_Strict):
     gpu_price_per_hour: float = Field(0.0, ge=0)
     cpu_price_per_hour: float = Field(0.0, ge=0)
     fail_on_regression: float = Field(0.0, ge=0, le=100)
+    # S3 request prices (AWS S3 Standard list prices: $0.0004 per 1k GET/HEAD, $0.005 per 1k PUT/LIST).
+    s3_get_price_per_1k: float = Field(0.0004, ge=0)
+    s3_put_price_per_1k: float = Field(0.005, ge=0)
 
 
 class ArtifactRepository(_Strict):

@@ -52,7 +52,7 @@ def _new_or_increased(series: str, window: str) -> str:
 
 def alerts(cfg: KioskConfig) -> list[Alert]:
     a, obs = cfg.observability.alerts, cfg.observability
-    template = f'{{{n.TEMPLATE_LABEL}="batch-inference"}}'
+    template = f'{{{n.TEMPLATE_LABEL}="batch-inference", {n.WORKFLOW_NAMESPACE_LABEL}="{cfg.namespace}"}}'
     failures = n.controller(n.WORKFLOW_FAILURES) + template
     recent_infer = f'max by ({n.RUN_LABEL}) (push_time_seconds{{job="{n.INFER_JOB}"}}) > time() - {_seconds(a.recent)}'
     items = n.counter(n.INFER_ITEMS)
@@ -62,7 +62,11 @@ def alerts(cfg: KioskConfig) -> list[Alert]:
     )
     period = retention_period(cfg)
     missed = period * a.retention_missed_periods
-    success = f'{n.CLEANUP_LAST_SUCCESS}{{{n.DRY_RUN_LABEL}="false"}}'
+    # Each environment cleans its own store; a store URI with a variable ($KIOSK_WORKDIR) is only
+    # known at run time, so that environment's rules take every store.
+    store = "" if "$" in cfg.storage.uri else f'{n.STORE_LABEL}="{cfg.storage.uri}", '
+    success = f'{n.CLEANUP_LAST_SUCCESS}{{{store}{n.DRY_RUN_LABEL}="false"}}'
+    aborted = f"{{{store.removesuffix(', ')}}}" if store else ""
     gpu = f'{n.DCGM_GPU_UTIL}{{namespace="{cfg.namespace}", pod=~"{obs.infer_pod_regex}"}}'
     return [
         Alert(
@@ -97,7 +101,7 @@ def alerts(cfg: KioskConfig) -> list[Alert]:
         ),
         Alert(
             "KioskCleanupAborted",
-            f"max by ({n.STORE_LABEL}) ({n.CLEANUP_ABORTED}) == 1",
+            f"max by ({n.STORE_LABEL}) ({n.CLEANUP_ABORTED}{aborted}) == 1",
             "0m",
             "warning",
             "Retention cleanup aborted on --max-deletes",

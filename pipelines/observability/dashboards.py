@@ -23,8 +23,11 @@ from pipelines.config import KioskConfig
 from pipelines.observability.panels import DashboardSpec, Panel, Variable, all_dashboards
 
 WIDTH, HEIGHT = 12, 8  # two panels a row on Grafana's 24-column grid
-# Any: the three builders share their fluent methods, which their common base class does not declare.
-_PANELS: dict[str, Any] = {"timeseries": timeseries.Panel, "stat": stat.Panel, "bargauge": bargauge.Panel}
+_PANELS: dict[str, type[timeseries.Panel] | type[stat.Panel] | type[bargauge.Panel]] = {
+    "timeseries": timeseries.Panel,
+    "stat": stat.Panel,
+    "bargauge": bargauge.Panel,
+}
 
 
 def _datasource(cfg: KioskConfig) -> DataSourceRef:
@@ -66,7 +69,8 @@ def _options(builder: Any, kind: str) -> Any:
 
 
 def _panel(spec: Panel, cfg: KioskConfig) -> Any:
-    builder = _PANELS[spec.kind]().title(spec.title).description(spec.description).unit(spec.unit)
+    builder: Any = _PANELS[spec.kind]()
+    builder = builder.title(spec.title).description(spec.description).unit(spec.unit)
     builder = _options(builder, spec.kind)
     builder = builder.datasource(_datasource(cfg)).span(WIDTH).height(HEIGHT)
     for index, query in enumerate(spec.queries):

@@ -70,8 +70,9 @@ def pod_price_per_hour(cfg: KioskConfig) -> float:
 def batch_inference(cfg: KioskConfig) -> DashboardSpec:
     items = n.counter(n.INFER_ITEMS)
     latency = n.bucket(n.INFER_ITEM_LATENCY)
-    wf_bucket = n.controller(n.bucket(n.WORKFLOW_DURATION))
-    wf_count = n.controller(n.count(n.WORKFLOW_DURATION))
+    wf = f'{{{n.WORKFLOW_NAMESPACE_LABEL}="$namespace"}}'
+    wf_bucket = n.controller(n.bucket(n.WORKFLOW_DURATION)) + wf
+    wf_count = n.controller(n.count(n.WORKFLOW_DURATION)) + wf
     gpu = '{namespace="$namespace", pod=~"$infer_pod"}'
     failed, ok = _run(n.STATUS_LABEL + '="failed"'), _run(n.STATUS_LABEL + '="ok"')
     variables = (

@@ -91,6 +91,9 @@ def _outcome_metrics(names: tuple[str, str], what: str, labels: dict[str, str], 
     the whole workflow.
     """
     status, duration = f"{{{{{prefix}status}}}}", f"{{{{{prefix}duration}}}}"
+    # One controller may run every environment's workflows: the namespace tells their series apart
+    # (not `namespace`, which a ServiceMonitor's target labels would rename to `exported_namespace`).
+    labels = {**labels, metric_names.WORKFLOW_NAMESPACE_LABEL: "{{workflow.namespace}}"}
     return [
         m.Prometheus(
             name=names[0],
@@ -208,6 +211,10 @@ class StepSpec:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     literals: Mapping[str, Any] = field(default_factory=dict)
     gpu: bool = False
+    #: Pod annotations (e.g. keeping node autoscalers from evicting a long-lived worker).
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    #: activeDeadlineSeconds of one attempt; None: the config's step deadline.
+    deadline_seconds: int | None = None
 
 
 def step_container(cfg: KioskConfig, workflow_template: str, step: StepSpec) -> Container:
@@ -237,7 +244,8 @@ def step_container(cfg: KioskConfig, workflow_template: str, step: StepSpec) -> 
         security_context=container_security_context(),
         volume_mounts=[m.VolumeMount(name=TMP_VOLUME, mount_path="/tmp")],
         retry_strategy=retry_strategy(cfg),
-        active_deadline_seconds=str(cfg.workflow.step_deadline_seconds),
+        active_deadline_seconds=str(step.deadline_seconds or cfg.workflow.step_deadline_seconds),
+        annotations=dict(step.annotations) or None,
         metrics=step_metrics(workflow_template, step.name),
         node_selector=dict(cfg.gpu.node_selector) if gpu and cfg.gpu.node_selector else None,
         tolerations=[

@@ -1,4 +1,5 @@
-"""`batch-inference` WorkflowTemplate: ingest -> infer (fanned out over shards) -> report.
+"""`batch-inference` WorkflowTemplate: ingest -> infer (`parallelism` long-lived lane pods that claim
+shards from a work queue in storage) -> report.
 
 The DAG lives in its own template, `pipeline`, so `benchmark` can run it through `templateRef`;
 the entrypoint `main` only supplies this run's URIs and lifts the report's outputs to the workflow.
@@ -6,7 +7,7 @@ the entrypoint `main` only supplies this run's URIs and lifts the report's outpu
 
 from __future__ import annotations
 
-from hera.workflows import DAG, Parameter, Step, Steps, Task, WorkflowTemplate
+from hera.workflows import DAG, Parameter, Task, WorkflowTemplate
 from hera.workflows import models as m
 
 from pipelines.config import KioskConfig
@@ -17,14 +18,22 @@ from steps.report.params import ReportParams
 
 NAME = "batch-inference"
 PIPELINE = "pipeline"
-LANE = "infer-lane"
 
 INGEST_OUTPUTS = {
-    "shards": "JSON list of shard URIs (what the infer fan-out iterates).",
     "count": "Number of accepted input images.",
     "rejected": "Number of rejected input images.",
+    "shards": "Number of shards written (listed in the run's shard index, not here).",
 }
-INFER_OUTPUTS = {"processed": "Images processed in this shard.", "failed": "Images that failed in this shard."}
+INFER_OUTPUTS = {
+    "processed": "Images this lane processed.",
+    "failed": "Images that failed in this lane.",
+    "shards": "Shards this lane finished.",
+}
+#: A lane pod works until the queue is empty: node autoscalers must not evict it to pack nodes.
+LANE_ANNOTATIONS = {
+    "karpenter.sh/do-not-disrupt": "true",
+    "cluster-autoscaler.kubernetes.io/safe-to-evict": "false",
+}
 REPORT_OUTPUTS = {
     "processed": "Images processed in the run.",
     "failed": "Images that failed in the run.",
@@ -37,7 +46,7 @@ PIPELINE_OUTPUTS = ("processed", "failed", "summary-uri")
 # Pipeline inputs, by the step model that owns each name; `parallelism` is the DAG's own.
 INGEST_INPUTS = ("input_uri", "output_uri", "run_uri", "shard_size", "force", "missing_input")
 INFER_INPUTS = ("model_uri", "model_spec", "batch_size")
-PARALLELISM_HELP = "Most shards inferred at the same time (concurrent infer pods)."
+PARALLELISM_HELP = "Inference lanes: long-lived infer pods, each claiming shards until none is left."
 
 
 def uri_defaults(cfg: KioskConfig) -> dict[str, str]:
@@ -70,18 +79,20 @@ def _inp(name: str) -> str:
 
 
 def _add_pipeline(cfg: KioskConfig) -> None:
-    """The step templates, the infer lane and the `pipeline` DAG, inside the current WorkflowTemplate."""
+    """The step templates and the `pipeline` DAG, inside the current WorkflowTemplate."""
     pushed = {"pushgateway": cfg.pushgateway} if cfg.pushgateway else {}
     ingest = _common.step_container(
         cfg,
         NAME,
         _common.StepSpec("ingest", IngestParams, INGEST_INPUTS, INGEST_OUTPUTS, _ingest_defaults(cfg), pushed),
     )
-    infer_fields = ("shard_uri", "output_uri", *INFER_INPUTS)
+    infer_fields = ("run_uri", "lane", "lanes", "output_uri", *INFER_INPUTS)
     infer_literals: dict[str, object] = {
         "device": cfg.gpu.device,
         "allow_cpu_fallback": cfg.gpu.allow_cpu_fallback,
         "max_failure_ratio": cfg.inference.max_failure_ratio,
+        "claim_ttl": cfg.inference.claim_ttl_seconds,
+        "attempt": "{{retries}}",
     }
     if cfg.pushgateway:
         infer_literals["pushgateway"] = cfg.pushgateway
@@ -89,7 +100,16 @@ def _add_pipeline(cfg: KioskConfig) -> None:
         cfg,
         NAME,
         _common.StepSpec(
-            "infer", InferParams, infer_fields, INFER_OUTPUTS, _infer_defaults(cfg), infer_literals, gpu=True
+            "infer",
+            InferParams,
+            infer_fields,
+            INFER_OUTPUTS,
+            {**_infer_defaults(cfg), "lanes": 1},
+            infer_literals,
+            gpu=True,
+            annotations=LANE_ANNOTATIONS,
+            # A lane lives as long as the run's inference does, not one shard.
+            deadline_seconds=cfg.workflow.active_deadline_seconds,
         ),
     )
     report = _common.step_container(
@@ -97,31 +117,6 @@ def _add_pipeline(cfg: KioskConfig) -> None:
         NAME,
         _common.StepSpec("report", ReportParams, ("run_uri", "output_uri", "summary_uri"), REPORT_OUTPUTS),
     )
-
-    # Argo's `parallelism` is a fixed integer, so a per-run cap cannot be set on the fan-out itself.
-    # Instead `parallelism` lanes run side by side, each taking every lanes-th shard one at a time.
-    lane_inputs = [
-        _params.extra_parameter("shards", "JSON list of every shard URI of the run."),
-        _params.extra_parameter("lane", "This lane's index, 0 <= lane < lanes."),
-        _params.extra_parameter("lanes", "Number of lanes (the run's parallelism)."),
-        *_params.parameters(InferParams, ("output_uri", *INFER_INPUTS), _infer_defaults(cfg)),
-    ]
-    # expr-lang (v1.17, Argo's `{{= }}`) binds `#index` only inside map/reduce, not filter, so each
-    # shard is paired with its index first. `{ {` keeps a literal `}}` from closing the Argo tag.
-    mine = (
-        "{{=toJson(map(filter(map(fromJSON(inputs.parameters.shards), { {i: #index, s: #} }), "
-        "{.i % asInt(inputs.parameters.lanes) == asInt(inputs.parameters.lane)}), {.s}))}}"
-    )
-    with Steps(name=LANE, inputs=lane_inputs, parallelism=1):
-        Step(
-            name="infer",
-            template=infer,
-            with_param=mine,
-            arguments={
-                "shard-uri": "{{item}}",
-                **{k: _inp(k) for k in ("output-uri", "model-uri", "model-spec", "batch-size")},
-            },
-        )
 
     pipeline_inputs = [
         *_params.parameters(IngestParams, INGEST_INPUTS, _ingest_defaults(cfg)),
@@ -142,12 +137,14 @@ def _add_pipeline(cfg: KioskConfig) -> None:
             template=ingest,
             arguments={k: _inp(k) for k in (_params.kebab(IngestParams, f) for f in INGEST_INPUTS)},
         )
+        # One pod per lane: `parallelism` nodes whatever the number of shards, and no shard list in
+        # any parameter, so the workflow object stays O(parallelism).
         t_infer = Task(
             name="infer",
-            template=LANE,
+            template=infer,
             with_sequence=m.Sequence(count=_inp("parallelism")),
             arguments={
-                "shards": "{{tasks.ingest.outputs.parameters.shards}}",
+                "run-uri": _inp("run-uri"),
                 "lane": "{{item}}",
                 "lanes": _inp("parallelism"),
                 **{k: _inp(k) for k in ("output-uri", "model-uri", "model-spec", "batch-size")},

@@ -70,6 +70,10 @@ def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
         "cpu_price_per_hour": cfg.benchmark.cpu_price_per_hour,
         # Each infer pod holds this many GPUs: a CPU-only environment must not be charged for one.
         "gpus_per_task": cfg.gpu.count,
+        # Bill each run by its lane pods' lifetimes in this Workflow's status, plus its S3 requests.
+        "workflow": "{{workflow.namespace}}/{{workflow.name}}",
+        "s3_get_price_per_1k": cfg.benchmark.s3_get_price_per_1k,
+        "s3_put_price_per_1k": cfg.benchmark.s3_put_price_per_1k,
     }
     if cfg.benchmark.prometheus_url:
         literals["prometheus_url"] = cfg.benchmark.prometheus_url

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from steps.benchmark import plots
+from steps.benchmark.billing import lane_pods, load_workflow
 from steps.benchmark.params import BenchmarkParams
 from steps.benchmark.prom import build_queries, collect
 from steps.benchmark.regression import Regression, compare, load_baseline
@@ -94,7 +95,17 @@ def run(params: BenchmarkParams) -> int:
     )
     runs = load_runs(open_store(params.runs_uri, **store_args))
     frame = pd.DataFrame([r.row for r in runs])
-    frame = add_costs(frame, params.gpu_price_per_hour, params.cpu_price_per_hour, params.gpus_per_task)
+    workflow, billing_note = load_workflow(params.workflow, **store_args)
+    billed = lane_pods(workflow) if workflow is not None else {}
+    frame = add_costs(
+        frame,
+        params.gpu_price_per_hour,
+        params.cpu_price_per_hour,
+        params.gpus_per_task,
+        billed,
+        params.s3_get_price_per_1k,
+        params.s3_put_price_per_1k,
+    )
     baseline = load_baseline(params.baseline, **store_args) if params.baseline else None
 
     prom = collect(params.prometheus_url, frame, queries)
@@ -116,10 +127,15 @@ def run(params: BenchmarkParams) -> int:
     gpu_chart = plots.gpu_utilisation(prom.series)
     if gpu_chart is not None:
         charts["gpu_util.png"] = gpu_chart
+    sources = ", ".join(sorted(set(frame["billing_source"])))
     cost_note = (
-        f"Cost = wall time x parallelism x ({params.gpus_per_task} GPU x ${params.gpu_price_per_hour:g}/h + "
-        f"${params.cpu_price_per_hour:g}/h per task node), divided by images processed. Prices come from "
-        "configuration; nodes are counted as busy for the whole run (an upper bound)."
+        f"$ per 1k images = 1000 x (lane pod seconds x ({params.gpus_per_task} GPU x ${params.gpu_price_per_hour:g}/h "
+        f"+ ${params.cpu_price_per_hour:g}/h per lane node) / 3600 + GET requests x "
+        f"${params.s3_get_price_per_1k:g}/1k + PUT and LIST requests x ${params.s3_put_price_per_1k:g}/1k) / images "
+        "processed. Lane pod seconds are each infer lane pod's start to finish in the Workflow status (model load "
+        "and idle waits included: what the cluster bills); images/s is images over the lanes' first start to last "
+        "finish. Without the Workflow status, lanes are charged the in-step wall time each (an estimate). "
+        f"Prices come from configuration. Billing source: {sources} ({billing_note})."
     )
     report = Report(
         title=f"Benchmark report: {params.runs_uri}",

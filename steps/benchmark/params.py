@@ -38,6 +38,14 @@ class BenchmarkParams(StorageParams, OutputsParams):
     gpus_per_task: int = Field(
         1, ge=0, le=16, description="GPUs each inference task holds (0: CPU-only runs, no GPU cost)."
     )
+    workflow: str = Field(
+        "",
+        description="The Workflow whose status bills each run by its infer lane pods' start/finish times: "
+        "<namespace>/<name> (read from the Kubernetes API in a cluster) or a URI of its JSON (argo get -o json); "
+        "empty or unreadable: in-step wall time x parallelism, an estimate.",
+    )
+    s3_get_price_per_1k: float = Field(0.0, ge=0, description="S3 price, $ per 1000 GET/HEAD requests.")
+    s3_put_price_per_1k: float = Field(0.0, ge=0, description="S3 price, $ per 1000 PUT/COPY/POST/LIST requests.")
     baseline: str = Field("", description="URI of a previous runs.parquet to compare with; empty: none.")
     fail_on_regression: float = Field(
         0.0, ge=0, le=100, description="Exit non-zero when best throughput drops by more than this percent (0: off)."

@@ -66,6 +66,7 @@ WORKFLOW_FAILURES = "kiosk_workflow_failures_total"  # counter, label workflow_t
 STEP_DURATION = "kiosk_step_duration_seconds"  # histogram, labels workflow_template, step, status
 STEP_FAILURES = "kiosk_step_failures_total"  # counter, labels workflow_template, step
 TEMPLATE_LABEL = "workflow_template"
+WORKFLOW_NAMESPACE_LABEL = "workflow_namespace"  # `{{workflow.namespace}}`: one controller, many envs
 STEP_LABEL = "step"
 #: Argo v3.6+ exports every custom metric through OpenTelemetry's Prometheus exporter with the
 #: namespace `argo_workflows` and no added suffixes (util/telemetry/exporter_prometheus.go).

@@ -9,6 +9,9 @@ METRICS_DIR = "metrics"  # infer: metrics/shard-00000.json
 RESULTS_DIR = "results"  # infer: results/shard-00000.jsonl, one line per item
 ATTEMPTS_DIR = "attempts"  # infer: attempts/shard-00000.json, present once a shard has started
 REPORT_DIR = "report"
+SHARD_INDEX = "shard-index.json"  # ingest: {"shards": [{"name", "key", "items"}...], "count": N}
+LANES_DIR = "lanes"  # infer lanes: lanes/lane-0000-a0-<token>.json, one per lane process (requests, times)
+QUEUE_DIR = "queue"  # infer lanes: queue/claims/<shard>/g0000.json (see steps/infer/claims.py)
 
 
 def shard_key(index: int) -> str:

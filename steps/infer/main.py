@@ -1,4 +1,6 @@
-"""The infer step: run one shard through the model and write per-item outputs and shard metrics."""
+"""The infer step: a lane worker (steps/infer/lane.py) or one shard through the model, writing
+per-item outputs and shard metrics.
+"""
 
 from __future__ import annotations
 
@@ -13,38 +15,26 @@ from typing import Any
 from steps.common import runlayout
 from steps.common.errors import StepError
 from steps.common.outputs import write_outputs
-from steps.common.storage import NotFound, Store, open_store, split_uri
+from steps.common.storage import Store, open_store, split_uri
 from steps.infer.metrics import Metrics, summary
 from steps.infer.model import load_model, warm_up
 from steps.infer.params import InferParams
-from steps.infer.pipeline import Item, Pipeline
-
-
-def read_shard(store: Store, key: str, uri: str) -> list[Item]:
-    try:
-        text = store.get_bytes(key).decode()
-    except NotFound:
-        raise StepError(f"shard not found: {uri}") from None
-    items = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            items.append(Item(row["key"], row["input_uri"], int(row.get("size", 0)), str(row.get("etag", ""))))
-        except (ValueError, KeyError, TypeError) as error:
-            raise StepError(f"bad shard {uri} line {number}: {error}") from None
-    return items
-
-
-def _warm_size(model) -> tuple[int, int]:
-    r = model.spec.resize
-    if r.mode == "fixed" or (r.mode == "none" and r.width):
-        return r.height, r.width
-    return 2 * r.multiple if r.multiple > 16 else 64, 2 * r.multiple if r.multiple > 16 else 64
+from steps.infer.pipeline import Pipeline
+from steps.infer.shardio import exit_code, read_shard, warm_size, write_shard_results
 
 
 def run(params: InferParams) -> int:
+    if problem := params.mode_error():
+        raise StepError(f"invalid arguments: {problem}")
+    if params.lanes:
+        from steps.infer.lane import run_lane
+
+        return run_lane(params)
+    return run_shard(params)
+
+
+def run_shard(params: InferParams) -> int:
+    """Single-shard mode (--shard-uri): one shard, then exit."""
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     workers = params.prefetch_workers + params.upload_workers
@@ -72,7 +62,7 @@ def run(params: InferParams) -> int:
         trt_cache_uri=params.trt_cache_uri,
         **storage,
     )
-    warm_up(model, *_warm_size(model))
+    warm_up(model, *warm_size(model))
 
     # A shard that started before may have finished items: those whose result is newer than the
     # shard file were written by this run and are skipped. First attempts skip the lookups.
@@ -133,24 +123,7 @@ def run(params: InferParams) -> int:
     metrics.record_requests(pipeline.requests)
     metrics.ips.set(doc["images_per_second"])
     metrics.seconds.set(doc["startup_seconds"] + doc["wall_seconds"])  # H15: cost per 1k images
-    lines = "".join(
-        json.dumps(
-            {
-                "key": r.key,
-                "status": r.status,
-                "reason": r.reason,
-                "latency_ms": round(r.latency_s * 1000, 2),
-                "stages_ms": {k: round(v * 1000, 2) for k, v in r.stages.items()},
-                "outputs": r.outputs,
-            }
-        )
-        + "\n"
-        for r in sorted(results, key=lambda r: r.key)
-    )
-    run_store.put_bytes(f"{runlayout.RESULTS_DIR}/{name}.jsonl", lines.encode(), content_type="application/x-ndjson")
-    run_store.put_bytes(
-        f"{runlayout.METRICS_DIR}/{name}.json", json.dumps(doc, indent=1).encode(), content_type="application/json"
-    )
+    write_shard_results(run_store, name, results, doc)
     write_outputs(params.outputs_dir, {"processed": str(doc["processed"]), "failed": str(doc["failed"])})
     if params.pushgateway:
         metrics.push(params.pushgateway)
@@ -168,7 +141,5 @@ def run(params: InferParams) -> int:
             f"{doc['failures'][0]['reason']}",
             file=sys.stderr,
         )
-        # Exit 1 lets Argo retry (a rerun resumes and retries only the failed items); when every
-        # failure is a bad image, a retry gives the same answer, so exit 2 (permanent) instead.
-        return 1 if any(r.transient for r in results if r.status == "failed") else 2
+        return exit_code(results)
     return 0

@@ -1,4 +1,6 @@
-"""Parameters of `python -m steps.infer` (one shard per task of the `infer` fan-out)."""
+"""Parameters of `python -m steps.infer`: a lane worker (`--run-uri R --lane i --lanes L`, one
+long-lived pod per lane of the `infer` fan-out) or, with `--shard-uri`, a single shard.
+"""
 
 from typing import ClassVar, Literal
 
@@ -9,7 +11,9 @@ from steps.common.params_base import OutputsParams, StorageParams
 
 class InferParams(StorageParams, OutputsParams):
     step_module: ClassVar[str] = "steps.infer"
-    shard_uri: str = Field(description="URI of the shard file (JSONL of input keys) to process.")
+    shard_uri: str = Field(
+        "", description="Single-shard mode: URI of one shard file (JSONL of input keys); empty with --lanes."
+    )
     model_uri: str = Field(
         description="ONNX model: s3://..., file:///..., or package://<python-package>/<path inside it>."
     )
@@ -36,7 +40,8 @@ class InferParams(StorageParams, OutputsParams):
     pushgateway: str = Field("", description="Prometheus Pushgateway address; empty disables pushing.")
     run_uri: str = Field(
         "",
-        description="Prefix URI of the run (metrics/, results/ go there); empty: the shard URI's <run>/shards/ parent.",
+        description="Prefix URI of the run (shard index, queue/, metrics/, results/); empty: the shard URI's "
+        "<run>/shards/ parent.",
     )
     max_pixels: int = Field(
         100_000_000, ge=1, description="Fail items with more pixels than this (decompression bombs)."
@@ -65,3 +70,32 @@ class InferParams(StorageParams, OutputsParams):
         "before the session starts, saved after the warm-up); empty: <model>.cache/tensorrt/ort-<version> beside "
         "an s3:// or file:// model, none for package:// models.",
     )
+
+    # -- lane worker (issue 12): one pod per lane claims shards from the run's work queue ---------------
+    lane: int = Field(0, ge=0, le=9999, description="This lane's index, 0 <= lane < lanes (lane mode).")
+    lanes: int = Field(
+        0, ge=0, le=10000, description="Number of lanes of the run (its parallelism); 0: single-shard mode."
+    )
+    attempt: int = Field(
+        0, ge=0, description="Retry number of this lane pod (Argo's `retries` variable), for the claim log."
+    )
+    claim_ttl: float = Field(
+        60.0,
+        ge=0.2,
+        le=86400,
+        description="Seconds without a heartbeat after which another lane takes a shard's claim over.",
+    )
+
+    def mode_error(self) -> str:
+        """'' when the flags name one mode completely, else what is wrong (checked when the step runs, so
+        rendered templates, whose inputs are placeholders, still parse).
+        """
+        if self.lanes and self.shard_uri:
+            return "give either --shard-uri (one shard) or --lanes with --run-uri (lane worker), not both"
+        if not self.lanes and not self.shard_uri:
+            return "missing --shard-uri, or --run-uri with --lane and --lanes"
+        if self.lanes and not self.run_uri:
+            return "--lanes needs --run-uri (the run whose shard index and queue the lanes share)"
+        if self.lanes and self.lane >= self.lanes:
+            return f"--lane={self.lane} must be below --lanes={self.lanes}"
+        return ""

@@ -1,7 +1,8 @@
-"""The ingest step: list and check the inputs, write the run manifest, rejects and shard files.
+"""The ingest step: list and check the inputs, write the run manifest, rejects, shard files and the
+shard index (what the infer lanes claim from).
 
-The Argo output `shards` holds shard URIs only (Argo caps output parameters); the item lists stay
-in storage.
+Its Argo outputs are counts only (`count`, `rejected`, `shards`): no list of URIs goes through
+parameters, so the workflow object does not grow with the number of shards.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from steps.common import runlayout
 from steps.common.errors import StepError
 from steps.common.images import HEADER_BYTES, ImageError, decode, read_header
 from steps.common.outputs import write_outputs
-from steps.common.storage import FileStore, NotFound, ObjectInfo, Store, dir_prefix, open_store
+from steps.common.storage import FileStore, NotFound, ObjectInfo, Store, dir_prefix, open_store, request_counts
 from steps.ingest.params import IngestParams
 
 #: Run artifacts of an earlier ingest into the same --run-uri (an Argo retry, a rerun): stale shards
@@ -27,6 +28,8 @@ _RUN_DIRS = (
     runlayout.RESULTS_DIR,
     runlayout.ATTEMPTS_DIR,
     runlayout.REPORT_DIR,
+    runlayout.QUEUE_DIR,
+    runlayout.LANES_DIR,
 )
 
 
@@ -98,7 +101,7 @@ def run(params: IngestParams) -> int:
     skip_prefix = dir_prefix(out_uri[len(input_uri) :]) if out_uri.startswith(input_uri + "/") else ""
     done = set() if params.force else _outputs_done(outputs)
 
-    stale = [o.key for d in _RUN_DIRS for o in run_store.list(d)]
+    stale = [o.key for d in _RUN_DIRS for o in run_store.list(d)] + [runlayout.SHARD_INDEX]
     errors = run_store.delete_many(stale)
     if errors:
         raise StepError(f"cannot clear earlier run files under {params.run_uri}: {errors[0].key}: {errors[0].message}")
@@ -106,13 +109,13 @@ def run(params: IngestParams) -> int:
     manifest: list[str] = []
     rejected: list[str] = []
     shard: list[str] = []
-    shard_uris: list[str] = []
+    index: list[dict] = []
     skipped = 0
 
     def flush() -> None:
-        key = runlayout.shard_key(len(shard_uris))
+        key = runlayout.shard_key(len(index))
         run_store.put_bytes(key, "".join(shard).encode(), content_type="application/x-ndjson")
-        shard_uris.append(run_store.uri_for(key))
+        index.append({"name": runlayout.shard_name(key), "key": key, "items": len(shard)})
         shard.clear()
 
     with ThreadPoolExecutor(params.workers, thread_name_prefix="ingest") as pool:
@@ -139,20 +142,25 @@ def run(params: IngestParams) -> int:
     run_store.put_bytes(runlayout.MANIFEST, "".join(manifest).encode(), content_type="application/x-ndjson")
     run_store.put_bytes(runlayout.REJECTED, "".join(rejected).encode(), content_type="application/x-ndjson")
     count = sum(1 for line in manifest if line.endswith('"pending"}\n'))
-    write_outputs(params.outputs_dir, {"shards": shard_uris, "count": str(count), "rejected": str(len(rejected))})
+    # The index goes last: lanes that find it find every shard it names.
+    # ingest's own S3 requests ride along, so the report can total the run's request cost.
+    doc = {"count": count, "shard_size": params.shard_size, "requests": request_counts(), "shards": index}
+    run_store.put_bytes(runlayout.SHARD_INDEX, json.dumps(doc).encode(), content_type="application/json")
+    counts = {"count": str(count), "rejected": str(len(rejected)), "shards": str(len(index))}
+    write_outputs(params.outputs_dir, counts)
     warning = ""
     if missing:
         warning = f"; warning: {params.input_uri} does not exist yet, so nothing is new"
     elif not manifest and not rejected and not isinstance(inputs, FileStore):
         warning = f"; warning: no object under {params.input_uri} (S3 has no directories: check the prefix)"
     print(
-        f"steps.ingest: {count} to process in {len(shard_uris)} shards, {skipped} already done, "
+        f"steps.ingest: {count} to process in {len(index)} shards, {skipped} already done, "
         f"{len(rejected)} rejected ({params.input_uri} -> {params.run_uri}){warning}",
         file=sys.stderr,
     )
     if params.pushgateway:
         from steps.ingest.metrics import push  # prometheus_client only when pushing
 
-        push(params.pushgateway, params.run_uri.rstrip("/").rsplit("/", 1)[-1], len(shard_uris), count, len(rejected))
-    print(json.dumps(shard_uris))
+        push(params.pushgateway, params.run_uri.rstrip("/").rsplit("/", 1)[-1], len(index), count, len(rejected))
+    print(json.dumps(counts))
     return 0

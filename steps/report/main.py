@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +42,19 @@ def _percentiles(values: np.ndarray) -> dict[str, float | None]:
     if not len(values):
         return {"p50": None, "p95": None, "p99": None}
     return {f"p{q}": round(float(np.percentile(values, q)), 2) for q in (50, 95, 99)}
+
+
+def _requests(store: Store) -> dict[str, int]:
+    """S3 requests of the run by price class: every lane process's own count plus ingest's (issue 12)."""
+    total = dict.fromkeys(("GET", "PUT", "LIST", "DELETE"), 0)
+    docs = [json.loads(v) for v in _read_all(store, runlayout.LANES_DIR, ".json").values()]
+    with contextlib.suppress(NotFound):
+        docs.append(json.loads(store.get_bytes(runlayout.SHARD_INDEX)))
+    for doc in docs:
+        for kind, count in (doc.get("requests") or {}).items():
+            if kind in total:
+                total[kind] += int(count)
+    return total
 
 
 def summarize(store: Store, run_uri: str, output_uri: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
@@ -94,6 +108,7 @@ def summarize(store: Store, run_uri: str, output_uri: str) -> tuple[dict, pd.Dat
         "shards_expected": len(expected),
         "missing_shards": missing,
         "batch_size": batch_size,
+        "requests": _requests(store),
         "failures": infer_failures[["key", "reason"]].head(MAX_LISTED).to_dict("records"),
         "failures_truncated": len(infer_failures) > MAX_LISTED,
         # The old kiosk's benchmark names, kept for its dashboards.

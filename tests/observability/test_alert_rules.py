@@ -56,7 +56,7 @@ def case(alert: str, eval_time: str, series: dict[str, str], fired: list[dict], 
     }
 
 
-FAILURES = 'argo_workflows_kiosk_workflow_failures_total{workflow_template="%s"}'
+FAILURES = 'argo_workflows_kiosk_workflow_failures_total{workflow_template="%s", workflow_namespace="%s"}'
 ITEMS = 'kiosk_infer_items_total{run="%s", status="%s"}'
 PUSHED = 'push_time_seconds{job="kiosk_infer", run="%s", shard="shard-00000"}'
 SUCCESS = 'kiosk_cleanup_last_success_timestamp_seconds{store="s3://kiosk-data-dev", dry_run="%s", last="success"}'
@@ -70,20 +70,24 @@ CASES = {
         case(
             "KioskBatchRunFailed",
             "7m",
-            {FAILURES % "batch-inference": "_x5 1x10"},
-            [expected("KioskBatchRunFailed", {"workflow_template": "batch-inference"})],
+            {FAILURES % ("batch-inference", NS): "_x5 1x10"},
+            [expected("KioskBatchRunFailed", {"workflow_template": "batch-inference", "workflow_namespace": NS})],
         ),
         case(
             "KioskBatchRunFailed",
             "25m",
-            {FAILURES % "batch-inference": "1x20 2x10"},
-            [expected("KioskBatchRunFailed", {"workflow_template": "batch-inference"})],
+            {FAILURES % ("batch-inference", NS): "1x20 2x10"},
+            [expected("KioskBatchRunFailed", {"workflow_template": "batch-inference", "workflow_namespace": NS})],
         ),
         # An old failure, and another template's, do not page.
         case(
             "KioskBatchRunFailed",
             "25m",
-            {FAILURES % "batch-inference": "1x30", FAILURES % "benchmark": "_x20 1x10"},
+            {
+                FAILURES % ("batch-inference", NS): "1x30",
+                FAILURES % ("benchmark", NS): "_x20 1x10",
+                FAILURES % ("batch-inference", "kiosk-prod"): "_x20 1x10",  # another environment's
+            },
             [],
         ),
     ],
@@ -125,7 +129,7 @@ CASES = {
             "KioskRetentionNotSucceeding",
             "1h",
             {SUCCESS % "true": "0x60"},
-            [expected("KioskRetentionNotSucceeding", {"dry_run": "false"})],
+            [expected("KioskRetentionNotSucceeding", {**STORE, "dry_run": "false"})],
             interval="1h",
         ),
     ],
@@ -137,6 +141,7 @@ CASES = {
             [expected("KioskCleanupAborted", STORE)],
         ),
         case("KioskCleanupAborted", "2m", {'kiosk_cleanup_aborted{store="s3://kiosk-data-dev"}': "0x5"}, []),
+        case("KioskCleanupAborted", "2m", {'kiosk_cleanup_aborted{store="s3://kiosk-data-prod"}': "1x5"}, []),
     ],
     "KioskGpuIdle": [
         case(

@@ -101,19 +101,20 @@ def _feed(stack: PromStack, cfg, workflows: list[dict]) -> None:
     duration = Histogram(
         n.controller(n.WORKFLOW_DURATION),
         "fed: workflow duration",
-        [n.TEMPLATE_LABEL, n.STATUS_LABEL],
+        [n.TEMPLATE_LABEL, n.WORKFLOW_NAMESPACE_LABEL, n.STATUS_LABEL],
         buckets=(1, 5, 10, 30, 60, 120, 300, 600),
         registry=registry,
     )
-    failures = Counter(n.controller(n.WORKFLOW_FAILURES), "fed: failures", [n.TEMPLATE_LABEL], registry=registry)
+    labels = [n.TEMPLATE_LABEL, n.WORKFLOW_NAMESPACE_LABEL]
+    failures = Counter(n.controller(n.WORKFLOW_FAILURES), "fed: failures", labels, registry=registry)
     for template in ("batch-inference", "retention-cleanup", "synthetic-data"):
-        duration.labels(template, "Succeeded")
+        duration.labels(template, cfg.namespace, "Succeeded")
     for workflow in workflows:
         status = workflow["status"]
         template = workflow["metadata"]["generateName"].rstrip("-")  # the runner names runs <template>-xxxxx
         started = _ts(status["startedAt"])
-        duration.labels(template, status["phase"]).observe(_ts(status["finishedAt"]) - started)
-        failures.labels(template).inc(0)
+        duration.labels(template, cfg.namespace, status["phase"]).observe(_ts(status["finishedAt"]) - started)
+        failures.labels(template, cfg.namespace).inc(0)
     push_to_gateway(stack.gateway, job=FED_JOB, registry=registry, timeout=10)
 
 

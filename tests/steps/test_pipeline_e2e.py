@@ -1,4 +1,4 @@
-"""ingest -> infer (each shard) -> report, as Argo would chain them, on both stores."""
+"""ingest -> infer (lane workers on the shard queue) -> report, as Argo would chain them, on both stores."""
 
 from __future__ import annotations
 
@@ -58,9 +58,9 @@ def test_ingest_infer_report(store_case, tmp_path):
         f"--outputs-dir={tmp_path}/ingest",
     ]
     assert run_step("steps.ingest", IngestParams, ingest, ingest_args) == 0
-    shards = json.loads(read_outputs(tmp_path / "ingest")["shards"])
-    assert len(shards) == 2
+    assert read_outputs(tmp_path / "ingest")["shards"] == "2"
 
+    # Two lanes, one after the other: the first claims its stride and steals the rest.
     codes = [
         run_step(
             "steps.infer",
@@ -68,7 +68,9 @@ def test_ingest_infer_report(store_case, tmp_path):
             infer,
             [
                 *common,
-                f"--shard-uri={uri}",
+                f"--run-uri={run_uri}",
+                f"--lane={n}",
+                "--lanes=2",
                 f"--model-uri=file://{model}",
                 f"--output-uri={out_uri}",
                 "--device=cpu",
@@ -78,9 +80,11 @@ def test_ingest_infer_report(store_case, tmp_path):
                 f"--outputs-dir={tmp_path}/infer{n}",
             ],
         )
-        for n, uri in enumerate(shards)
+        for n in range(2)
     ]
     assert codes == [0, 0]
+    assert read_outputs(tmp_path / "infer0") == {"processed": "5", "failed": "1", "shards": "2"}
+    assert read_outputs(tmp_path / "infer1") == {"processed": "0", "failed": "0", "shards": "0"}
 
     report_args = [*common, f"--run-uri={run_uri}", f"--output-uri={out_uri}", f"--outputs-dir={tmp_path}/report"]
     assert run_step("steps.report", ReportParams, report, report_args) == 0
@@ -104,9 +108,9 @@ def test_ingest_infer_report(store_case, tmp_path):
     # A rerun finds every output: only broken.png (no output, header fine) is pending again...
     assert run_step("steps.ingest", IngestParams, ingest, ingest_args) == 0
     again = read_outputs(tmp_path / "ingest")
-    assert again["count"] == "1" and len(json.loads(again["shards"])) == 1
+    assert again["count"] == "1" and again["shards"] == "1"
     # ... and a full decode check rejects it at ingest: nothing left to do, no shards to fan out.
     assert run_step("steps.ingest", IngestParams, ingest, [*ingest_args, "--verify=decode"]) == 0
     again = read_outputs(tmp_path / "ingest")
-    assert json.loads(again["shards"]) == [] and again["count"] == "0" and again["rejected"] == "2"
+    assert again["shards"] == "0" and again["count"] == "0" and again["rejected"] == "2"
     assert list(store.list("runs/r1/shards")) == [] and list(store.list("runs/r1/metrics")) == []

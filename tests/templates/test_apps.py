@@ -23,6 +23,7 @@ def test_project_is_limited_to_this_repo_and_the_target_namespaces() -> None:
     assert project["spec"]["sourceRepos"] == [prod.gitops.repo_url]
     namespaces = {d["namespace"] for d in project["spec"]["destinations"]}
     expected = {load_config(e).namespace for e in gitops.SYNCED_ENVS} | {s.namespace for s in prod.serving.values()}
+    expected |= {load_config(e).observability.grafana_namespace for e in gitops.SYNCED_ENVS}
     assert namespaces == expected and "*" not in namespaces
     assert project["spec"]["clusterResourceWhitelist"] == [{"group": "", "kind": "Namespace"}]
 
@@ -76,3 +77,18 @@ def test_apps_dir_holds_exactly_the_rendered_files() -> None:
     expected = {REPO_ROOT / path for path in files if REPO_ROOT / path.parent == APPS}
     assert expected, "kiosk render writes nothing to argocd/apps/"
     assert set(APPS.iterdir()) == expected
+
+
+def test_one_observability_app_per_synced_environment_yaml_only() -> None:
+    apps = {n: d for n, d in docs().items() if n.startswith("observability-")}
+    assert set(apps) == {f"observability-{e}" for e in gitops.SYNCED_ENVS}
+    for name, app in apps.items():
+        env = name.removeprefix("observability-")
+        cfg = load_config(env)
+        source = app["spec"]["source"]
+        assert source["path"] == f"argocd/observability/{env}" and (REPO_ROOT / source["path"]).is_dir()
+        # The dashboards' JSON files are not manifests: ArgoCD must not try to apply them.
+        assert source["directory"] == {"recurse": False, "include": "*.yaml"}
+        assert app["spec"]["destination"]["namespace"] == cfg.namespace
+        automated = app["spec"]["syncPolicy"].get("automated")
+        assert automated == ({"prune": True, "selfHeal": True} if cfg.gitops.automated else None), name

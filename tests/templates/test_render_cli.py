@@ -35,13 +35,13 @@ def test_check_passes_on_the_committed_tree(tree: Path) -> None:
 
 def test_check_prints_a_diff_of_a_hand_edit_and_writes_nothing(tree: Path) -> None:
     target = tree / SAMPLE
-    edited = target.read_text().replace("parallelism: 1\n", "parallelism: 7\n", 1)
+    edited = target.read_text().replace("  activeDeadlineSeconds: 21600\n", "  activeDeadlineSeconds: 7\n", 1)
     assert edited != target.read_text()
     target.write_text(edited)
     result = kiosk("--check", "--root", str(tree))
     assert result.exit_code == 1
     assert f"--- a/{SAMPLE}" in result.stdout and f"+++ b/{SAMPLE}" in result.stdout
-    assert "-    parallelism: 7\n" in result.stdout and "+    parallelism: 1\n" in result.stdout
+    assert "-  activeDeadlineSeconds: 7\n" in result.stdout and "+  activeDeadlineSeconds: 21600\n" in result.stdout
     assert target.read_text() == edited
 
 

@@ -127,7 +127,10 @@ def test_step_container(env: str, case: str, template: dict[str, Any]) -> None:
     assert metrics["kiosk_step_duration_seconds"]["histogram"]["value"] == "{{duration}}"
     assert "{{status}}" in metrics["kiosk_step_failures_total"]["when"]
     assert all(re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name) and m["help"] for name, m in metrics.items())
-    assert int(template["activeDeadlineSeconds"]) == cfg.workflow.step_deadline_seconds
+    # A lane worker lives as long as the run's inference; every other step gets the step deadline.
+    lane = c["command"] == ["python", "-m", "steps.infer"]
+    deadline = cfg.workflow.active_deadline_seconds if lane else cfg.workflow.step_deadline_seconds
+    assert int(template["activeDeadlineSeconds"]) == deadline
     for p in template.get("inputs", {}).get("parameters", []):
         assert p.get("description"), f"input {p['name']} needs a description"
     for out in template.get("outputs", {}).get("parameters", []):
@@ -162,17 +165,25 @@ def test_gpu_only_for_infer_and_only_when_configured(env: str) -> None:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_pipeline_dag_fans_infer_out_over_the_shards(env: str) -> None:
+def test_pipeline_dag_fans_infer_out_over_lanes(env: str) -> None:
     templates = {t["name"]: t for t in wt(env, "batch-inference")["spec"]["templates"]}
     tasks = {t["name"]: t for t in templates["pipeline"]["dag"]["tasks"]}
     assert tasks["infer"]["depends"] == "ingest"
     assert tasks["report"]["depends"] == "infer", "a report after a failed infer would make the run succeed"
+    # One lane pod per sequence item, straight from the DAG: no Steps indirection, no shard list.
     assert tasks["infer"]["withSequence"]["count"] == "{{inputs.parameters.parallelism}}"
     lane = templates[tasks["infer"]["template"]]
-    assert lane["parallelism"] == 1
-    (step,) = lane["steps"][0]
-    assert "inputs.parameters.shards" in step["withParam"] and step["template"] == "infer"
-    assert tasks["infer"]["arguments"]["parameters"][0]["value"] == "{{tasks.ingest.outputs.parameters.shards}}"
+    assert "container" in lane and lane["container"]["command"] == ["python", "-m", "steps.infer"]
+    arguments = {p["name"]: p["value"] for p in tasks["infer"]["arguments"]["parameters"]}
+    assert arguments["lane"] == "{{item}}" and arguments["lanes"] == "{{inputs.parameters.parallelism}}"
+    assert arguments["run-uri"] == "{{inputs.parameters.run-uri}}"
+    assert not any("tasks.ingest.outputs" in v for v in arguments.values())
+    assert lane["metadata"]["annotations"] == {
+        "karpenter.sh/do-not-disrupt": "true",
+        "cluster-autoscaler.kubernetes.io/safe-to-evict": "false",
+    }
+    assert "--attempt={{retries}}" in lane["container"]["args"]
+    assert {p["name"] for p in templates["ingest"]["outputs"]["parameters"]} == {"count", "rejected", "shards"}
     wanted = {"input-uri", "output-uri", "model-uri", "batch-size", "shard-size", "parallelism"}
     args = {p["name"] for p in wt(env, "batch-inference")["spec"]["arguments"]["parameters"]}
     assert wanted <= args
@@ -232,7 +243,10 @@ def test_rbac_is_the_executor_minimum(env: str) -> None:
     cfg = load_config(env)
     roles = [d for p in (WORKFLOWS / env).glob("role-*.yaml") if (d := load(p))["kind"] == "Role"]
     assert [r["rules"] for r in roles] == [
-        [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}]
+        [
+            {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]},
+            {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get"]},
+        ]
     ]
     bindings = [load(p) for p in (WORKFLOWS / env).glob("rolebinding-*.yaml")]
     assert [b["subjects"] for b in bindings] == [

@@ -10,10 +10,20 @@ import os
 import re
 from pathlib import Path
 
-from steps.common.storage.base import DeleteError, NotFound, ObjectInfo, StorageError, Store, dir_prefix
+from steps.common.storage.base import (
+    ConditionalWritesUnsupported,
+    DeleteError,
+    NotFound,
+    ObjectInfo,
+    StorageError,
+    Store,
+    dir_prefix,
+    request_counts,
+)
 from steps.common.storage.file import FileStore
 
 __all__ = [
+    "ConditionalWritesUnsupported",
     "DeleteError",
     "FileStore",
     "NotFound",
@@ -22,7 +32,9 @@ __all__ = [
     "Store",
     "dir_prefix",
     "open_store",
+    "probe_conditional_writes",
     "read_uri",
+    "request_counts",
     "split_uri",
 ]
 
@@ -114,3 +126,28 @@ def read_uri(uri: str, *, s3_endpoint: str = "", max_attempts: int = 5) -> bytes
         return open_store(parent, s3_endpoint=s3_endpoint, max_attempts=max_attempts).get_bytes(key)
     except NotFound:
         return None
+
+
+def probe_conditional_writes(store: Store, key: str) -> None:
+    """Create `key` twice with create-if-absent: the second must be refused. A server that ignores
+    `If-None-Match` (older MinIO gateways, some S3 look-alikes, a proxy that drops the header) would
+    let two workers own one claim silently, so this raises ConditionalWritesUnsupported instead.
+    """
+    import uuid
+
+    token = uuid.uuid4().hex
+    probe = f"{key}-{token}"
+    try:
+        if not store.create_bytes(probe, b"first"):
+            raise ConditionalWritesUnsupported(f"conditional-write probe {store.uri_for(probe)} already existed")
+        second = store.create_bytes(probe, b"second")
+        content = store.get_bytes(probe)
+    finally:
+        store.delete_many([probe])
+    if second or content != b"first":
+        raise ConditionalWritesUnsupported(
+            f"{store.uri} ignores conditional writes (a second PutObject with If-None-Match: * "
+            f"{'succeeded' if second else 'overwrote the object'}): work-queue claims need a server that "
+            "answers 412 PreconditionFailed (AWS S3, MinIO, Ceph RGW, R2); refusing to run rather than risk "
+            "processing shards twice"
+        )

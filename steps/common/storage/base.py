@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import abc
 import builtins
+import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from steps.common.errors import StepError
+
+#: Requests this process sent, by S3 price class (GET: GET/HEAD, PUT: PUT/COPY/POST/LIST, DELETE),
+#: so a step can report its own request cost. The file store counts what S3 would have been sent.
+_REQUESTS: Counter[str] = Counter()
+_REQUESTS_LOCK = threading.Lock()
+
+
+def count_request(kind: str, n: int = 1) -> None:
+    with _REQUESTS_LOCK:
+        _REQUESTS[kind] += n
+
+
+def request_counts() -> dict[str, int]:
+    with _REQUESTS_LOCK:
+        return {k: _REQUESTS.get(k, 0) for k in ("GET", "PUT", "LIST", "DELETE")}
 
 
 class StorageError(StepError):
@@ -17,6 +34,10 @@ class StorageError(StepError):
 
 class NotFound(StorageError):
     """The object does not exist (callers that expect this catch it, e.g. per-item failures)."""
+
+
+class ConditionalWritesUnsupported(StorageError):
+    """The server accepted a second create-if-absent of one key: claims on it could have two owners."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +103,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         """Write atomically: readers see the old object or the whole new one, never a part."""
+
+    @abc.abstractmethod
+    def create_bytes(self, key: str, data: bytes, content_type: str | None = None) -> bool:
+        """Create `key` only if it does not exist, atomically (S3 `If-None-Match: *`, a hard link on
+        files): True when this call created it, False when it already existed. Never overwrites.
+        """
 
     @abc.abstractmethod
     def download_file(self, key: str, path: str) -> None:

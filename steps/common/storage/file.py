@@ -10,7 +10,16 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from steps.common.storage.base import DeleteError, NotFound, ObjectInfo, StorageError, Store, check_key, dir_prefix
+from steps.common.storage.base import (
+    DeleteError,
+    NotFound,
+    ObjectInfo,
+    StorageError,
+    Store,
+    check_key,
+    count_request,
+    dir_prefix,
+)
 
 #: Temporary files of in-flight writes: hidden from listings so readers never see partial objects.
 TMP_PREFIX = ".kiosk-tmp-"
@@ -24,6 +33,20 @@ def _info(key: str, st: os.stat_result) -> ObjectInfo:
         etag=f"{st.st_size:x}-{st.st_mtime_ns:x}",
         last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
     )
+
+
+def _temp_file(directory: Path) -> tuple[int, str]:
+    """A temporary file in `directory`, made if missing. A concurrent delete may prune the directory
+    between mkdir and mkstemp when it just became empty (S3 has no directories to lose), so retry.
+    """
+    for attempt in range(10):
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            return tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
+        except FileNotFoundError:
+            if attempt == 9:
+                raise
+    raise AssertionError("unreachable")
 
 
 class FileStore(Store):
@@ -77,11 +100,13 @@ class FileStore(Store):
         prefix = dir_prefix(prefix)
         if prefix:
             check_key(prefix[:-1])
+        count_request("LIST")
         page: list[ObjectInfo] = []
         for info in self._walk(self.root / prefix if prefix else self.root, prefix, start_after):
             page.append(info)
             if len(page) >= page_size:
                 yield page
+                count_request("LIST")
                 page = []
         if page:
             yield page
@@ -95,6 +120,7 @@ class FileStore(Store):
 
     def get_bytes(self, key: str, *, length: int | None = None) -> bytes:
         path = self._path(key)
+        count_request("GET")
         try:
             if length is not None:
                 with open(path, "rb") as handle:
@@ -107,9 +133,9 @@ class FileStore(Store):
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         path = self._path(key)
+        count_request("PUT")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+            fd, tmp = _temp_file(path.parent)
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
@@ -120,6 +146,25 @@ class FileStore(Store):
         except OSError as error:
             raise self._error(error, f"write {key!r} to") from None
 
+    def create_bytes(self, key: str, data: bytes, content_type: str | None = None) -> bool:
+        # The content goes to a temporary file first and is then hard-linked into place: link(2)
+        # fails with EEXIST like O_CREAT|O_EXCL does, but readers never see a half-written claim.
+        path = self._path(key)
+        count_request("PUT")
+        try:
+            fd, tmp = _temp_file(path.parent)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(tmp)
+        except OSError as error:
+            raise self._error(error, f"create {key!r} in") from None
+        return True
+
     def download_file(self, key: str, path: str) -> None:
         try:
             shutil.copyfile(self._path(key), path)
@@ -129,6 +174,7 @@ class FileStore(Store):
             raise self._error(error, f"read {key!r} from") from None
 
     def head(self, key: str) -> ObjectInfo | None:
+        count_request("GET")
         try:
             st = self._path(key).stat()
         except (FileNotFoundError, NotADirectoryError):
@@ -139,6 +185,7 @@ class FileStore(Store):
 
     def delete_many(self, keys: Sequence[str]) -> list[DeleteError]:
         errors = []
+        count_request("DELETE", -(-len(keys) // 1000))
         for key in keys:
             try:
                 path = self._path(key)

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import boto3
 import botocore.session
@@ -30,12 +31,23 @@ from botocore.exceptions import (
 )
 from botocore.utils import parse_timestamp
 
-from steps.common.storage.base import DeleteError, NotFound, ObjectInfo, StorageError, Store, check_key, dir_prefix
+from steps.common.storage.base import (
+    DeleteError,
+    NotFound,
+    ObjectInfo,
+    StorageError,
+    Store,
+    check_key,
+    count_request,
+    dir_prefix,
+)
 
 #: Above this size a PUT goes through the transfer manager (parallel multipart, per-part retries).
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 _DELETE_BATCH = 1000  # the DeleteObjects limit
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+_PRECONDITION = {"412", "PreconditionFailed"}
+_CONFLICT = {"409", "ConditionalRequestConflict", "OperationAborted"}
 _DENIED = {"403", "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 
 
@@ -53,6 +65,34 @@ def _timestamp(value: object) -> datetime:
             if parsed.tzinfo is not None:
                 return parsed
     return parse_timestamp(value)
+
+
+#: S3's price classes: GET and HEAD are billed as GET; PUT, COPY, POST and LIST as PUT; DELETE is free.
+_PRICE_CLASS = {
+    "GetObject": "GET",
+    "HeadObject": "GET",
+    "HeadBucket": "GET",
+    "ListObjectsV2": "LIST",
+    "ListObjectVersions": "LIST",
+    "DeleteObjects": "DELETE",
+    "DeleteObject": "DELETE",
+}
+
+
+def _count(model: object = None, **_: object) -> None:
+    name = getattr(model, "name", "")
+    count_request(_PRICE_CLASS.get(name, "PUT"))
+
+
+class _Retry(Exception):
+    pass
+
+
+def _code(error: ClientError) -> str:
+    response = error.response
+    return str(response.get("Error", {}).get("Code", "")) or str(
+        response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
+    )
 
 
 class S3Store(Store):
@@ -95,6 +135,7 @@ class S3Store(Store):
         core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp)
         session = boto3.session.Session(botocore_session=core)
         self._client = session.client("s3", endpoint_url=endpoint or None, config=Config(**options))
+        self._client.meta.events.register("before-call.s3", _count)
         self._bulk = None
         if bulk_client == "obstore":
             self._bulk = self._obstore(session, endpoint, max_pool_connections)
@@ -102,7 +143,7 @@ class S3Store(Store):
             # so a persistent failure still costs max_attempts requests in all. Made on first use.
             rest = {**options, "retries": {"mode": "standard", "total_max_attempts": max(1, max_attempts - 1)}}
             self._retry_args = (session, endpoint or None, Config(**rest))
-            self._retry = None
+            self._retry: Any = None  # a boto3 client, made on first use
             self._retry_lock = threading.Lock()
         self._transfer = TransferConfig(
             multipart_threshold=MULTIPART_THRESHOLD, max_concurrency=max(1, min(max_pool_connections, 10))
@@ -123,6 +164,7 @@ class S3Store(Store):
             if self._retry is None:
                 session, endpoint, config = self._retry_args
                 self._retry = session.client("s3", endpoint_url=endpoint, config=config)
+                self._retry.meta.events.register("before-call.s3", _count)
             return self._retry
 
     @property
@@ -212,6 +254,7 @@ class S3Store(Store):
             from steps.common.storage.s3_bulk import BulkFailed, Missing
 
             try:
+                count_request("GET")  # obstore bypasses botocore's events: counted here
                 return self._bulk.get(full, length)
             except Missing:
                 raise NotFound(f"object not found: {self.uri_for(key)}") from None
@@ -243,6 +286,7 @@ class S3Store(Store):
             from steps.common.storage.s3_bulk import BulkFailed
 
             try:
+                count_request("PUT")
                 return self._bulk.put(full, data, content_type)
             except BulkFailed:
                 client = self._retry_client()
@@ -253,6 +297,28 @@ class S3Store(Store):
                 self._client.upload_fileobj(
                     io.BytesIO(data), self.bucket, full, ExtraArgs=extra or None, Config=self._transfer
                 )
+
+    def create_bytes(self, key: str, data: bytes, content_type: str | None = None) -> bool:
+        full = self._key(key)
+        extra = {"ContentType": content_type} if content_type else {}
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                with self._errors("create", key):
+                    try:
+                        self._client.put_object(Bucket=self.bucket, Key=full, Body=data, IfNoneMatch="*", **extra)
+                    except ClientError as error:
+                        code = _code(error)
+                        if code in _PRECONDITION:
+                            return False
+                        if code in _CONFLICT and attempt < self.max_attempts:
+                            raise _Retry from None
+                        raise
+                return True
+            except _Retry:
+                # 409 ConditionalRequestConflict: a concurrent create of the same key is in flight
+                # (AWS); the retry learns who won, as a 412 or a success.
+                time.sleep(min(2.0, random.uniform(0, 0.05 * 2**attempt)))
+        raise AssertionError("unreachable")
 
     def download_file(self, key: str, path: str) -> None:
         with self._errors("read", key):

@@ -69,12 +69,18 @@ def test_checks_rejects_and_shards(store_case, tmp_path, verify):
     assert [m["key"] for m in manifest] == accepted and all(m["size"] > 0 and m["etag"] for m in manifest)
 
     outputs = read_outputs(tmp_path / "o")
-    shards = json.loads(outputs["shards"])
-    assert outputs["count"] == str(len(accepted)) and outputs["rejected"] == str(len(reasons))
-    assert shards == [f"{store_case.uri}/run/shards/shard-{i:05d}.jsonl" for i in range((len(accepted) + 1) // 2)]
+    expected = (len(accepted) + 1) // 2
+    # Counts only: the shard list lives in storage (the index), never in Argo parameters.
+    assert outputs == {"count": str(len(accepted)), "rejected": str(len(reasons)), "shards": str(expected)}
+    index = json.loads(store.get_bytes("run/shard-index.json"))
+    assert index["count"] == len(accepted) and index["shard_size"] == 2
+    assert index["shards"] == [
+        {"name": f"shard-{i:05d}", "key": f"shards/shard-{i:05d}.jsonl", "items": min(2, len(accepted) - 2 * i)}
+        for i in range(expected)
+    ]
     sharded = [
         json.loads(line)
-        for i in range(len(shards))
+        for i in range(expected)
         for line in store.get_bytes(f"run/shards/shard-{i:05d}.jsonl").splitlines()
     ]
     assert [s["key"] for s in sharded] == accepted
@@ -108,7 +114,7 @@ def test_skips_done_inputs_unless_forced(tmp_path):
     assert read_outputs(tmp_path / "o")["count"] == "4"
 
 
-def test_output_holds_shard_references_only(tmp_path):
+def test_outputs_are_counts_and_the_index_is_in_storage(tmp_path):
     uri = f"file://{tmp_path}/s"
     store = open_store(uri)
     image = zoo.blob_image((16, 16), [])
@@ -123,8 +129,9 @@ def test_output_holds_shard_references_only(tmp_path):
         "--verify=none",
     ]
     assert run_step("steps.ingest", IngestParams, run, args) == 0
-    shards = read_outputs(tmp_path / "o")["shards"]
-    assert len(json.loads(shards)) == 3 and "0001.png" not in shards
+    assert read_outputs(tmp_path / "o")["shards"] == "3"
+    index = json.loads(open_store(f"{uri}/run").get_bytes("shard-index.json"))
+    assert [s["items"] for s in index["shards"]] == [100, 100, 50]
 
 
 def test_workdir_uri_and_one_line_storage_error(tmp_path):
@@ -146,7 +153,7 @@ def test_workdir_uri_and_one_line_storage_error(tmp_path):
         timeout=60,
     )
     assert ok.returncode == 0, ok.stderr
-    assert json.loads(ok.stdout) == [f"file://{tmp_path}/store/run/shards/shard-00000.jsonl"]
+    assert json.loads(ok.stdout) == {"count": "1", "rejected": "0", "shards": "1"}
 
     bad = subprocess.run(
         [
@@ -205,7 +212,7 @@ def test_the_cron_finds_nothing_new_in_a_missing_directory(tmp_path):
     args = [f"--input-uri={uri}/uploads", f"--output-uri={uri}/out", f"--run-uri={uri}/run", "--missing-input=empty"]
     done = _ingest(args, tmp_path)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == [] and read_outputs(tmp_path / "o")["count"] == "0"
+    assert json.loads(done.stdout)["shards"] == "0" and read_outputs(tmp_path / "o")["count"] == "0"
     assert "does not exist yet, so nothing is new" in done.stderr
 
 
@@ -214,7 +221,7 @@ def test_an_empty_directory_is_nothing_new_without_a_warning(tmp_path):
     uri = f"file://{tmp_path}/store"
     done = _ingest([f"--input-uri={uri}/uploads", f"--output-uri={uri}/out", f"--run-uri={uri}/run"], tmp_path)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == [] and "warning" not in done.stderr
+    assert json.loads(done.stdout)["shards"] == "0" and "warning" not in done.stderr
 
 
 def test_an_empty_s3_prefix_is_a_warning_in_the_summary(s3_bucket, tmp_path):

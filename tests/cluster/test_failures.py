@@ -1,0 +1,115 @@
+"""Failure semantics on Argo's real controller.
+
+The retry cases run our rendered retryStrategy (taken from the rendered batch-inference template,
+its backoff shortened from 30 s to 1 s so the test is quick) around a step exiting with a given code.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import time
+from typing import Any
+
+import psutil
+import yaml
+
+from pipelines.tools import REPO_ROOT
+from tests.cluster.conftest import Cluster
+
+RENDERED = REPO_ROOT / "argocd" / "workflows" / "local" / "workflowtemplate-batch-inference.yaml"
+
+
+def rendered_retry() -> dict[str, Any]:
+    template = yaml.safe_load(RENDERED.read_text())
+    strategies = [t["retryStrategy"] for t in template["spec"]["templates"] if "retryStrategy" in t]
+    strategy = copy.deepcopy(strategies[0])
+    strategy["backoff"].update(duration="1s", cap="2s", maxDuration="2m")
+    return strategy
+
+
+def workflow(name: str, template: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    body = {"entrypoint": "main", "serviceAccountName": "kiosk-workflow", "templates": [{"name": "main", **template}]}
+    body.update(spec)
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": f"{name}-"},
+        "spec": body,
+    }
+
+
+def exits(code: int) -> dict[str, Any]:
+    script = f"import sys; print('attempt'); sys.exit({code})"
+    return {
+        "container": {"image": "python:3.11", "command": ["python", "-c", script]},
+        "retryStrategy": rendered_retry(),
+    }
+
+
+def attempts(done: dict[str, Any]) -> list[dict[str, Any]]:
+    return sorted((n for n in done["status"]["nodes"].values() if n["type"] == "Pod"), key=lambda n: n["startedAt"])
+
+
+def test_exit_1_is_retried_with_backoff(cluster: Cluster) -> None:
+    done = cluster.run(workflow("exit-one", exits(1)), timeout_s=180)
+    assert done["status"]["phase"] == "Failed"
+    pods = attempts(done)
+    limit = int(rendered_retry()["limit"])
+    assert len(pods) == limit + 1
+    assert all(p["phase"] == "Failed" and p["outputs"]["exitCode"] == "1" for p in pods)
+    retry = next(n for n in done["status"]["nodes"].values() if n["type"] == "Retry")
+    assert len(retry["children"]) == limit + 1
+    gaps = [_seconds(b["startedAt"]) - _seconds(a["finishedAt"]) for a, b in itertools.pairwise(pods)]
+    assert all(gap >= 1 for gap in gaps), gaps  # the backoff was honoured between attempts
+
+
+def test_exit_2_is_not_retried(cluster: Cluster) -> None:
+    done = cluster.run(workflow("exit-two", exits(2)), timeout_s=120)
+    assert done["status"]["phase"] == "Failed"
+    pods = attempts(done)
+    assert [p["outputs"]["exitCode"] for p in pods] == ["2"]
+
+
+def _sleepers(cluster: Cluster, marker: str) -> list[int]:
+    found = []
+    for proc in psutil.process_iter(["cmdline", "environ"]):
+        try:
+            if (proc.info["cmdline"] or [])[-2:] == ["sleep", marker] and (proc.info["environ"] or {}).get(
+                "KIOSK_WORKDIR"
+            ) == str(cluster.workdir):
+                found.append(proc.pid)
+        except psutil.Error:
+            pass
+    return found
+
+
+def _wait_gone(cluster: Cluster, marker: str, timeout_s: float = 20) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    while (left := _sleepers(cluster, marker)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left
+
+
+def test_template_deadline_fails_the_run_and_kills_its_processes(cluster: Cluster) -> None:
+    template = {"activeDeadlineSeconds": 4, "container": {"image": "busybox", "command": ["sleep", "301"]}}
+    done = cluster.run(workflow("template-deadline", template), timeout_s=120)
+    assert done["status"]["phase"] == "Failed"
+    pod = attempts(done)[0]
+    assert pod["phase"] in ("Failed", "Error")
+    assert "deadline" in (pod.get("message") or "").lower(), pod
+    assert not _wait_gone(cluster, "301")
+
+
+def test_workflow_deadline_fails_the_run_and_kills_its_processes(cluster: Cluster) -> None:
+    template = {"container": {"image": "busybox", "command": ["sleep", "302"]}}
+    created = cluster.run(workflow("workflow-deadline", template, activeDeadlineSeconds=6), timeout_s=120)
+    assert created["status"]["phase"] in ("Failed", "Error")
+    assert "deadline" in (created["status"].get("message") or "").lower(), created["status"].get("message")
+    assert not _wait_gone(cluster, "302", timeout_s=40)
+
+
+def _seconds(stamp: str) -> float:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()

@@ -1,0 +1,234 @@
+"""Lane workers on one run's work queue: races, a SIGKILLed worker, a retried lane, an S3 server that
+ignores conditional writes. Real `python -m steps.infer` processes, on the file store and on the
+S3 emulator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from steps.common.storage import open_store
+from steps.infer.claims import claims_prefix
+from steps.ingest.main import run as ingest
+from steps.ingest.params import IngestParams
+from tests.fixtures import onnx_models as zoo
+from tests.fixtures.fault_proxy import FaultProxy
+from tests.fixtures.stepkit import StoreCase, run_step
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _seed(case: StoreCase, tmp_path: Path, images: int, shard_size: int, size: int = 24) -> None:
+    store = open_store(case.uri, s3_endpoint=case.endpoint)
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
+    for i in range(images):
+        store.put_bytes(f"in/{i:04d}.png", zoo.blob_image((size, size), []) if i % 7 == 6 else _solid(colours[i % 3]))
+    args = [
+        f"--input-uri={case.uri}/in",
+        f"--output-uri={case.uri}/out",
+        f"--run-uri={case.uri}/run",
+        f"--shard-size={shard_size}",
+        f"--outputs-dir={tmp_path}/ingest",
+        f"--s3-endpoint={case.endpoint}",
+    ]
+    assert run_step("steps.ingest", IngestParams, ingest, args) == 0
+    model = tmp_path / "colour.onnx"
+    model.write_bytes(zoo.colour_classifier())
+
+
+def _solid(colour: tuple[int, int, int]) -> bytes:
+    from PIL import Image
+
+    return zoo.png(Image.new("RGB", (24, 24), colour))
+
+
+def _lane(case: StoreCase, tmp_path: Path, lane: int, lanes: int, *extra: str, endpoint: str | None = None) -> list:
+    return [
+        sys.executable,
+        "-m",
+        "steps.infer",
+        f"--run-uri={case.uri}/run",
+        f"--lane={lane}",
+        f"--lanes={lanes}",
+        f"--model-uri=file://{tmp_path}/colour.onnx",
+        f"--output-uri={case.uri}/out",
+        f"--outputs-dir={tmp_path}/lane-{lane}",
+        f"--s3-endpoint={case.endpoint if endpoint is None else endpoint}",
+        "--device=cpu",
+        "--batch-size=4",
+        "--prefetch-workers=2",
+        "--upload-workers=2",
+        "--ort-threads=1",
+        *extra,
+    ]
+
+
+def _start(command: list) -> subprocess.Popen:
+    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _claim_log(case: StoreCase) -> dict[str, list[dict]]:
+    """Per shard: its claim generations in order, each with its body and marks."""
+    store = open_store(case.uri, s3_endpoint=case.endpoint)
+    log: dict[str, list[dict]] = {}
+    prefix = f"run/{claims_prefix()}"
+    for info in store.list(prefix):
+        shard, name = info.key[len(prefix) + 1 :].split("/")
+        if name.count(".") == 1:
+            body = json.loads(store.get_bytes(info.key))
+            log.setdefault(shard, []).append(body)
+    for shard, claims in log.items():
+        claims.sort(key=lambda c: c["generation"])
+        for claim in claims:
+            base = f"{prefix}/{shard}/g{claim['generation']:04d}"
+            claim["done"] = store.exists(f"{base}.done.json")
+            claim["failed"] = store.exists(f"{base}.failed.json")
+    return log
+
+
+def _check_complete(case: StoreCase, images: int, shards: int) -> dict[str, list[dict]]:
+    store = open_store(case.uri, s3_endpoint=case.endpoint)
+    outputs = [o.key for o in store.list("out") if o.key.endswith(".json")]
+    assert sorted(outputs) == [f"out/{i:04d}.png.json" for i in range(images)]
+    results = Counter()
+    for info in store.list("run/results"):
+        for line in store.get_bytes(info.key).splitlines():
+            row = json.loads(line)
+            assert row["status"] in ("ok", "resumed"), row
+            results[row["key"]] += 1
+    assert results == Counter({f"{i:04d}.png": 1 for i in range(images)})  # one result line per item
+    metrics = [json.loads(store.get_bytes(o.key)) for o in store.list("run/metrics")]
+    assert len(metrics) == shards and sum(m["processed"] for m in metrics) == images
+    log = _claim_log(case)
+    assert len(log) == shards
+    for shard, claims in log.items():
+        assert claims[-1]["done"], (shard, claims)
+        assert [c["generation"] for c in claims] == list(range(len(claims)))
+        # A second claim of a shard only ever follows a takeover (stale, failed or a lane's own resume).
+        assert all(c["reason"] in ("stale", "failed", "resume") for c in claims[1:]), (shard, claims)
+    return log
+
+
+@pytest.mark.parametrize("kind", ["file", "s3"])
+def test_eight_racing_lanes_process_every_shard_once(kind, tmp_path, request):
+    if kind == "file":
+        case = StoreCase("file", f"file://{tmp_path}/store")
+    else:
+        bucket = request.getfixturevalue("s3_bucket")
+        case = StoreCase("s3", bucket.uri, bucket.endpoint)
+    images, shard_size, lanes = 96, 3, 8
+    _seed(case, tmp_path, images, shard_size)
+    # Eight lanes on one queue on two cores: they start seconds apart, so the early ones steal from
+    # the tails of the late ones' strides while those claim from the front, and the thieves collide.
+    procs = [_start(_lane(case, tmp_path, i, lanes, "--claim-ttl=30")) for i in range(lanes)]
+    for proc in procs:
+        _out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+    log = _check_complete(case, images, images // shard_size)
+    assert all(len(claims) == 1 for claims in log.values()), "no takeover was due, so no shard ran twice"
+    workers = Counter(claims[0]["token"] for claims in log.values())
+    assert len(workers) >= 2  # the work really was shared
+
+
+def _wait_for(predicate, timeout: float = 120.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_sigkill_mid_shard_takeover_and_retried_lane_resumes(tmp_path):
+    case = StoreCase("file", f"file://{tmp_path}/store")
+    images, shard_size = 60, 20
+    _seed(case, tmp_path, images, shard_size)
+    store = open_store(case.uri)
+
+    # Lane 0 of 2 starts alone; it is killed once its first shard is half written.
+    victim = _start(_lane(case, tmp_path, 0, 2, "--claim-ttl=1.5", "--batch-size=1", "--upload-workers=1"))
+
+    def half_done() -> bool:
+        return len([o for o in store.list("out") if o.key.endswith(".json")]) >= 3
+
+    _wait_for(half_done, what="lane 0 to write some outputs")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    killed = {s for s, claims in _claim_log(case).items() if not claims[-1]["done"]}
+    assert "shard-00000" in killed
+    written_before = {o.key for o in store.list("out") if o.key.endswith(".json")}
+
+    # Lane 1 runs its stride, steals, then takes the dead lane's claims over after the TTL.
+    rescuer = subprocess.run(_lane(case, tmp_path, 1, 2, "--claim-ttl=1.5"), cwd=REPO, capture_output=True, text=True)
+    assert rescuer.returncode == 0, rescuer.stderr[-3000:]
+    assert "took over shard-00000 generation 0" in rescuer.stderr
+    log = _check_complete(case, images, images // shard_size)
+    for shard in killed:
+        assert [c["reason"] for c in log[shard]] == ["new", "stale"] and log[shard][1]["lane"] == 1
+    metrics = json.loads(store.get_bytes("run/metrics/shard-00000.json"))
+    assert metrics["resumed"] >= len(written_before & {f"out/{i:04d}.png.json" for i in range(20)}) > 0
+    assert metrics["generation"] == 1
+
+
+def test_retried_lane_resumes_its_own_claims_first(tmp_path):
+    case = StoreCase("file", f"file://{tmp_path}/store")
+    images, shard_size = 60, 10
+    _seed(case, tmp_path, images, shard_size)
+    store = open_store(case.uri)
+    first = _start(_lane(case, tmp_path, 0, 2, "--claim-ttl=600", "--batch-size=1", "--upload-workers=1"))
+    _wait_for(lambda: any(o.key.endswith(".json") for o in store.list("out")), what="lane 0 to start writing")
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    unfinished = {s for s, claims in _claim_log(case).items() if not claims[-1]["done"]}
+    assert unfinished
+
+    # Argo retries the lane pod (attempt 1): with a TTL of 10 minutes nobody else could take the
+    # claims over yet, so only the lane's own resume can finish them.
+    retry = subprocess.run(
+        _lane(case, tmp_path, 0, 2, "--claim-ttl=600", "--attempt=1"), cwd=REPO, capture_output=True, text=True
+    )
+    lane1 = subprocess.run(_lane(case, tmp_path, 1, 2, "--claim-ttl=600"), cwd=REPO, capture_output=True, text=True)
+    assert retry.returncode == 0 and lane1.returncode == 0, (retry.stderr[-2000:], lane1.stderr[-2000:])
+    log = _check_complete(case, images, images // shard_size)
+    retry_claims = sorted(
+        (c for claims in log.values() for c in claims if c["attempt"] == 1), key=lambda c: c["claimed_at"]
+    )
+    first_ones = retry_claims[: len(unfinished)]
+    assert {c["shard"] for c in first_ones} == unfinished and all(c["reason"] == "resume" for c in first_ones)
+
+
+def test_server_ignoring_if_none_match_is_refused(s3_server, tmp_path):
+    bucket = s3_server.create_bucket()
+    case = StoreCase("s3", f"s3://{bucket}", s3_server.endpoint)
+    _seed(case, tmp_path, 6, 3)
+    with FaultProxy(s3_server.endpoint) as proxy:
+        proxy.strip_headers("If-None-Match")
+        done = subprocess.run(
+            _lane(case, tmp_path, 0, 1, endpoint=proxy.url), cwd=REPO, capture_output=True, text=True, timeout=120
+        )
+    assert done.returncode == 2
+    message = done.stderr.strip().splitlines()[-1]
+    assert message.startswith("steps.infer: error: ") and "ignores conditional writes" in message, done.stderr
+    store = open_store(case.uri, s3_endpoint=case.endpoint)
+    assert not list(store.list("out")) and not list(store.list(f"run/{claims_prefix()}"))
+    assert not list(store.list("run/queue")), "the probe cleans up after itself"
+
+
+def test_lane_flags_are_checked(tmp_path):
+    base = [sys.executable, "-m", "steps.infer", "--model-uri=file:///m.onnx", "--output-uri=file:///o"]
+    for extra, wanted in (
+        (["--lanes=2", "--lane=2", "--run-uri=file:///r"], "--lane=2 must be below --lanes=2"),
+        (["--lanes=2"], "--lanes needs --run-uri"),
+        ([], "missing --shard-uri"),
+    ):
+        done = subprocess.run([*base, *extra], cwd=REPO, capture_output=True, text=True, env=os.environ)
+        assert done.returncode == 2 and wanted in done.stderr, done.stderr
