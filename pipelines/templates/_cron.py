@@ -35,8 +35,8 @@ def cron(
         # A run still going when the next one is due means the schedule is too tight: skip, never pile up.
         concurrency_policy="Forbid",
         starting_deadline_seconds=schedule.starting_deadline_seconds,
-        successful_jobs_history_limit=3,
-        failed_jobs_history_limit=3,
+        successful_jobs_history_limit=schedule.successful_jobs_history_limit,
+        failed_jobs_history_limit=schedule.failed_jobs_history_limit,
         workflow_template_ref=m.WorkflowTemplateRef(name=template),
         arguments=dict(arguments),
         synchronization=m.Synchronization(mutexes=[m.Mutex(name=mutex)]),
