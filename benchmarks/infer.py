@@ -14,6 +14,7 @@ the raw number).
 from __future__ import annotations
 
 import argparse
+import atexit
 import io
 import json
 import os
@@ -172,6 +173,17 @@ class _Moto:
 
     def close(self) -> None:
         self.server.stop()
+
+
+def _close_once(server: object):
+    closed = []
+
+    def close() -> None:
+        if not closed:
+            closed.append(True)
+            server.close()  # type: ignore[attr-defined]
+
+    return close
 
 
 def start_s3(name: str) -> tuple[object, str]:
@@ -346,6 +358,8 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="kiosk-bench-"))
     server, server_name = start_s3(args.server)
+    # A failing round must not leave the S3 server process behind.
+    atexit.register(_close_once(server))
     endpoint = server.endpoint
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/bench", method="PUT"), timeout=10).close()
     proxy = FaultProxy(endpoint).start()
@@ -412,7 +426,6 @@ def main() -> None:
 
     if args.gpu_proxy == "only":
         proxy.stop()
-        server.close()
         print(json.dumps({"gpu_proxy": proxy_runs.summary(), **context(args, images, server_name)}))  # type: ignore[union-attr]
         return
     many = images * args.rss_factor
@@ -420,7 +433,6 @@ def main() -> None:
     big_run = run_step(big_shard, f"{file_uri}/large/out", "", args, args.spec)
     log(f"pipeline file x{args.rss_factor}: {big_run['images_per_second']} images/s, {big_run['peak_rss_mb']} MB")
     proxy.stop()
-    server.close()
 
     raw, pipeline, pipeline_s3, pipeline_lat, naive_ips = (
         best[k] for k in ("raw", "file", "s3", "s3_latency", "naive_latency")

@@ -160,6 +160,19 @@ def batch_inference(cfg: KioskConfig) -> DashboardSpec:
             ),
         ),
         Panel(
+            "Storage requests per 1k images",
+            "bargauge",
+            "short",
+            "GET/PUT/HEAD requests the infer shards made per 1,000 images processed (S3 bills each request).",
+            (
+                Query(
+                    f"sum by ({n.RUN_LABEL}, {n.REQUEST_KIND_LABEL}) ({n.counter(n.INFER_STORAGE_REQUESTS)}{_run()})"
+                    f" / on ({n.RUN_LABEL}) group_left sum by ({n.RUN_LABEL}) ({items}{ok}) * 1000",
+                    "{{run}} {{kind}}",
+                ),
+            ),
+        ),
+        Panel(
             "Workflow duration p50 / p95",
             "timeseries",
             "s",

@@ -57,7 +57,9 @@ class Lane:
         self.queue = queue
         self.keys = {s["name"]: s["key"] for s in index}
         names = [s["name"] for s in index]
-        self.scheduler = Scheduler(queue, names, poll_s=min(max(params.claim_ttl / 4, 0.1), 5.0))
+        # Polls only run at the tail (waiting on other lanes' last shards, few listings each), so a
+        # short interval costs little and keeps lanes from idling after the work is done.
+        self.scheduler = Scheduler(queue, names, poll_s=min(max(params.claim_ttl / 8, 0.1), 1.0))
         self._owner: dict[str, _ShardRun] = {}
         self._lock = threading.Lock()
         self.finished: list[dict] = []

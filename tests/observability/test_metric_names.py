@@ -30,7 +30,7 @@ from steps.ingest import metrics as ingest_metrics
 EXTERNAL = {n.DCGM_GPU_UTIL, n.DCGM_FB_USED, n.UP, "push_time_seconds"}
 PROMQL_WORDS = {
     "sum", "max", "min", "avg", "count", "by", "on", "without", "ignoring", "and", "or", "unless", "offset",
-    "histogram_quantile", "increase", "rate", "time", "absent", "absent_over_time", "le", "bool",
+    "group_left", "histogram_quantile", "increase", "rate", "time", "absent", "absent_over_time", "le", "bool",
 }  # fmt: skip
 
 
@@ -52,6 +52,7 @@ def emitted() -> set[str]:
     infer = Metrics("shard-00000", ["CPUExecutionProvider"], run="run-1")
     infer.record(ItemResult(key="a.png", status="ok", latency_s=0.1, stages={"infer": 0.05}))
     infer.record_batch(1, 0.05)
+    infer.record_requests({"get": 1, "put": 1})
     report = Report(
         store="file:///s",
         older_than="7d",

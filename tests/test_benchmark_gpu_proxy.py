@@ -1,0 +1,50 @@
+"""The GPU-proxy benchmarks run end to end and print the figures the README quotes (issue 13).
+
+Figures are never checked here (speed lives in the benchmarks, not in timed tests): only that
+`benchmarks/infer.py --gpu-proxy only` and `benchmarks/gpu.py --device cpu` complete on a few
+images and report every documented key with sane values, so a broken benchmark shows in CI rather
+than minutes into a hand-run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from pipelines.tools import REPO_ROOT
+from tests.fixtures.tools import require_tool
+
+
+def _json(*args: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_gpu_proxy_section_reports_cpu_per_image_against_decode():
+    require_tool("gofakes3")
+    out = _json("benchmarks/infer.py", "--json", "--gpu-proxy", "only", "--rounds", "1", "--images", "8")
+    proxy = out["gpu_proxy"]
+    assert proxy["model"] == "free_ppocr_det.onnx" and out["server"].startswith("gofakes3")
+    for key in ("decode_ms_per_image", "cpu_ms_per_image", "cpu_ms_per_image_s3", "model_cpu_ms_per_image"):
+        assert proxy[key] > 0, key
+    assert proxy["ratio_vs_decode"] == round(proxy["cpu_ms_per_image"] / proxy["decode_ms_per_image"], 3)
+    assert proxy["ratio_vs_decode_s3"] == round(proxy["cpu_ms_per_image_s3"] / proxy["decode_ms_per_image"], 3)
+    assert proxy["decode_bound_ips"] == round(out["cpu_count"] / proxy["decode_ms_per_image"] * 1000, 3)
+    assert 0 < proxy["throughput_vs_decode_bound"] < 1
+    rounds = proxy["rounds"]
+    assert rounds["put_requests_per_image_s3"] == [2.0] and rounds["get_requests_per_image_s3"] == [1.0]
+    assert rounds["put_requests_per_image_s3_per_shard"] == [0.25]  # 2 PUTs for the 8-image shard
+    assert proxy["request_usd_per_1k_images"]["per-shard"] < proxy["request_usd_per_1k_images"]["per-image"]
+
+
+def test_gpu_script_runs_on_the_cpu():
+    out = _json("benchmarks/gpu.py", "--json", "--device", "cpu", "--images", "8", "--batch-size", "4", "--repeat", "1")
+    for model in ("free", "real"):
+        figures = out[model]
+        assert figures["raw_ips"]["cpu"] > 0 and figures["pipeline_ips"]["cpu"] > 0
+        assert figures["providers_cpu"] == ["CPUExecutionProvider"]
+        assert figures["ratio_vs_raw"]["cpu"] == round(figures["pipeline_ips"]["cpu"] / figures["raw_ips"]["cpu"], 3)
