@@ -47,13 +47,15 @@ def main() -> None:
     from steps.infer.model import load_model
     from steps.infer.process import postprocess, prepare
 
-    spec = load_model(args.model, args.spec).spec
+    model = load_model(args.model, args.spec)
+    spec, pixels = model.spec, model.pixels
+    del model
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
 
     def prep(row: dict) -> dict:
-        prepared = prepare(row["bytes"], spec)
+        prepared = prepare(row["bytes"], spec, pixels=pixels)
         return {"tensor": prepared.tensor, "width": prepared.width, "height": prepared.height, "path": row["path"]}
 
     def post(row: dict) -> dict:

@@ -152,11 +152,18 @@ class WorkQueue:
             return {}
         return value if isinstance(value, dict) else {}
 
-    def scan(self) -> dict[str, ShardState]:
-        """Every shard that has a claim, from one listing of the claims prefix."""
+    def scan(self, shards: list[str] | None = None) -> dict[str, ShardState]:
+        """Every shard that has a claim, from one listing of the claims prefix; or only `shards`, one
+        small listing each (cheaper than the whole queue once few shards are left).
+        """
         states: dict[str, ShardState] = {}
         cut = len(claims_prefix()) + 1
-        for info in self.store.list(claims_prefix()):
+        listings = (
+            [self.store.list(claims_prefix())]
+            if shards is None
+            else [self.store.list(f"{claims_prefix()}/{shard}") for shard in shards]
+        )
+        for info in (info for listing in listings for info in listing):
             match = _KEY.match(info.key[cut:])
             if not match:
                 continue

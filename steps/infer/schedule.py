@@ -18,6 +18,9 @@ from collections.abc import Iterator
 
 from steps.infer.claims import Claim, ShardState, WorkQueue
 
+#: At most this many open shards are checked one listing each instead of listing the whole queue.
+_FEW = 16
+
 
 def _log(message: str) -> None:
     print(f"steps.infer: {message}", file=sys.stderr, flush=True)
@@ -76,7 +79,7 @@ class Scheduler:
                 if claim is not None:
                     yield claim
 
-    def _pending(self, states: dict[str, ShardState]) -> list[str]:
+    def _pending(self, states: dict[str, ShardState], among: list[str] | None = None) -> list[str]:
         """Shards not finished, leaving out those this process marked failed itself (its retry, or
         another lane, takes them over) and those out of generations.
         """
@@ -87,12 +90,15 @@ class Scheduler:
                 return True
             return state.failed_latest and (state.latest + 1 >= self.max_generations or (shard, state.latest) in mine)
 
-        return [s for s in self.names if s not in states or not settled(s, states[s])]
+        return [s for s in (self.names if among is None else among) if s not in states or not settled(s, states[s])]
 
     def _stragglers(self) -> Iterator[Claim]:
+        states = self.queue.scan()
+        pending = self._pending(states)
         while not self.stop.is_set():
-            states = self.queue.scan()
-            pending = self._pending(states)
+            # The tail: list just the shards still open.
+            states = self.queue.scan(pending) if len(pending) <= _FEW else self.queue.scan()
+            pending = self._pending(states, pending)
             if not pending:
                 return
             now = self.queue.store.server_time()
