@@ -74,7 +74,7 @@ def crd_documents() -> list[dict[str, Any]]:
     if cache.is_file():
         return json.loads(cache.read_text())
     argo = sorted((argo_manifests() / "base" / "crds" / "full").glob("argoproj.io_*.yaml"))
-    argocd = [argocd_crds.module_dir() / "manifests" / "crds" / name for name in argocd_crds.CRD_FILES]
+    argocd = [argocd_crds.module_dir() / path for path in argocd_crds.ARGOCD.files]
     docs = load_all([*argo, *argocd])
     tmp = cache.with_suffix(".partial")
     tmp.write_text(json.dumps(docs))
@@ -91,7 +91,7 @@ def controller_documents(namespace: str) -> list[dict[str, Any]]:
             doc["metadata"]["namespace"] = namespace
         for subject in doc.get("subjects") or []:
             subject.setdefault("namespace", namespace)  # kustomize fills it in upstream
-    config = {"apiVersion": "v1", "kind": "ConfigMap"}
+    config: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap"}
     config["metadata"] = {"name": "workflow-controller-configmap", "namespace": namespace}
     config["data"] = CONTROLLER_CONFIG
     namespace_doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}

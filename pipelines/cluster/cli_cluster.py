@@ -19,6 +19,11 @@ WorkdirOption = typer.Option(
 )
 
 
+def _pid(state: ClusterState, name: str) -> int | None:
+    entry = state.pids.get(name)
+    return entry[0] if entry else None
+
+
 @app.command("up")
 def up(workdir: Path | None = WorkdirOption) -> None:
     """Start etcd, kube-apiserver, Argo's CRDs and workflow-controller, and the node agent (a no-op when up)."""
@@ -46,12 +51,12 @@ def status(
     alive = controlplane.running(state)
     if output == "json":
         body = {"running": all(alive.values()), "kubeconfig": str(state.kubeconfig), "ports": state.ports}
-        body["components"] = {n: {"pid": (state.pids.get(n) or [None])[0], "running": alive[n]} for n in COMPONENTS}
+        body["components"] = {n: {"pid": _pid(state, n), "running": alive[n]} for n in COMPONENTS}
         typer.echo(json.dumps(body, indent=1))
     else:
         table = Table("component", "pid", "state")
         for name in COMPONENTS:
-            table.add_row(name, str((state.pids.get(name) or ["-"])[0]), "running" if alive[name] else "stopped")
+            table.add_row(name, str(_pid(state, name) or "-"), "running" if alive[name] else "stopped")
         Console().print(table)
         if state.ports.get("apiserver"):
             typer.echo(f"apiserver https://127.0.0.1:{state.ports['apiserver']}  kubeconfig {state.kubeconfig}")

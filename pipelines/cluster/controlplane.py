@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from pipelines.cluster import bootstrap
-from pipelines.cluster.state import COMPONENTS, ClusterState, cluster_dir, free_port, stop_group
+from pipelines.cluster.state import COMPONENTS, ClusterState, cluster_dir, free_port, start_ticks, stop_group
 from pipelines.tools import REPO_ROOT, find_tool
 
 BINARIES = ("etcd", "kube-apiserver", "workflow-controller", "argoexec")
@@ -94,10 +94,32 @@ def down(workdir: Path | None = None) -> list[str]:
             if state.alive(name):
                 stopped.append(name)
             stop_group(entry[0], entry[1])
+    for pid in _strays(state.root):  # processes of this cluster that state.json lost track of
+        ticks = start_ticks(pid)
+        if ticks is not None:
+            stop_group(pid, ticks)
     state.pids = {}
     if state.path.parent.is_dir():
         state.save()
     return stopped
+
+
+def _strays(root: Path) -> list[int]:
+    """PIDs of our binaries (or the agent) whose command line names this cluster's directory."""
+    marker = f"{root}/"
+    names = {*BINARIES, "python"}
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [a.decode(errors="replace") for a in argv if a]
+        if words and Path(words[0]).name.rstrip("0123456789.") in names and any(marker in w for w in words[1:]):
+            found.append(int(entry.name))
+    return found
 
 
 def _check_alive(state: ClusterState) -> None:

@@ -66,7 +66,7 @@ class ClusterState:
 
     def alive(self, name: str) -> bool:
         entry = self.pids.get(name)
-        return bool(entry) and start_ticks(entry[0]) == entry[1]
+        return entry is not None and len(entry) == 2 and start_ticks(entry[0]) == entry[1]
 
 
 def start_ticks(pid: int) -> int | None:

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _DNS1123 = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _DURATION = r"^[1-9][0-9]*(m|h|d)$"
+# Argo (Go) durations as retry backoffs take them: 30s, 5m, 1h30m.
+_ARGO_DURATION = r"^([0-9]+(s|m|h))+$"
 
 
 class _Strict(BaseModel):
@@ -94,6 +96,8 @@ class Schedule(_Strict):
     timezone: str = "UTC"
     suspend: bool = False
     starting_deadline_seconds: int = Field(300, ge=0)
+    successful_jobs_history_limit: int = Field(3, ge=0, description="Succeeded runs the CronWorkflow keeps.")
+    failed_jobs_history_limit: int = Field(3, ge=0, description="Failed runs the CronWorkflow keeps.")
 
 
 class Retention(_Strict):
@@ -136,6 +140,17 @@ class ArtifactRepository(_Strict):
     key: str = "default-v1"
 
 
+class RetryBackoff(_Strict):
+    """Argo's retryStrategy.backoff for every step: waits of duration * factor^n, at most cap, in all
+    at most max_duration.
+    """
+
+    duration: str = Field("30s", pattern=_ARGO_DURATION)
+    factor: int = Field(2, ge=1)
+    cap: str = Field("5m", pattern=_ARGO_DURATION)
+    max_duration: str = Field("30m", pattern=_ARGO_DURATION)
+
+
 class WorkflowDefaults(_Strict):
     pod_gc: Literal["OnPodCompletion", "OnPodSuccess", "OnWorkflowCompletion", "OnWorkflowSuccess"] = "OnPodSuccess"
     ttl_after_completion_seconds: int = Field(86_400, ge=0)
@@ -144,7 +159,11 @@ class WorkflowDefaults(_Strict):
     active_deadline_seconds: int = Field(21_600, ge=60)
     step_deadline_seconds: int = Field(3_600, ge=30)
     retry_limit: int = Field(3, ge=0, le=10)
+    retry_backoff: RetryBackoff = RetryBackoff()
     run_as_user: int = Field(10001, ge=10000)
+    tmp_size_limit: str = Field(
+        "4Gi", pattern=r"^[0-9]+(Ki|Mi|Gi|Ti)$", description="sizeLimit of each pod's /tmp emptyDir (outputs, scratch)."
+    )
 
 
 class ServingStage(_Strict):
@@ -205,6 +224,13 @@ class NodeClass(_Strict):
     volume_size: str = Field("100Gi", pattern=r"^[1-9][0-9]*Gi$")
 
 
+CapacityType = Literal["on-demand", "spot"]
+
+
+def _on_demand() -> list[CapacityType]:
+    return ["on-demand"]
+
+
 class Capacity(_Strict):
     node_pool: str = Field("kiosk-gpu", pattern=_DNS1123)
     max_gpus: int = Field(8, ge=0, le=10_000, description="NodePool limit on nvidia.com/gpu across its nodes.")
@@ -212,7 +238,7 @@ class Capacity(_Strict):
         "60s", pattern=r"^([0-9]+(s|m|h))+$", description="How long an empty GPU node waits before it goes."
     )
     instance_families: list[str] = Field(default_factory=lambda: ["g5", "g6"], min_length=1)
-    capacity_types: list[Literal["on-demand", "spot"]] = Field(default_factory=lambda: ["on-demand"], min_length=1)
+    capacity_types: list[CapacityType] = Field(default_factory=_on_demand, min_length=1)
     expire_after: str = Field("720h", pattern=r"^(([0-9]+(s|m|h))+|Never)$")
     node_class: NodeClass = NodeClass()
     scale_down_delay: str = Field(

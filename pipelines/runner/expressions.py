@@ -221,7 +221,7 @@ class _Parser:
 
     def map_literal(self) -> tuple:
         """`{key: value, ...}`; keys are names, strings, numbers or a parenthesised expression."""
-        pairs = []
+        pairs: list[tuple[tuple, tuple]] = []
         while self.peek().text != "}":
             if pairs:
                 self.take(",")

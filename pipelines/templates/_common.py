@@ -35,7 +35,7 @@ def labels(cfg: KioskConfig, env: str, component: str) -> dict[str, str]:
     }
 
 
-def annotations(title: str, description: str, sync_wave: int = 0) -> dict[str, str]:
+def template_annotations(title: str, description: str, sync_wave: int = 0) -> dict[str, str]:
     return {
         "workflows.argoproj.io/title": title,
         "workflows.argoproj.io/description": description,
@@ -75,12 +75,18 @@ def container_security_context() -> m.SecurityContext:
 
 def retry_strategy(cfg: KioskConfig) -> m.RetryStrategy:
     codes = ", ".join(str(c) for c in PERMANENT_EXIT_CODES)
+    backoff = cfg.workflow.retry_backoff
     # IntOrString fields are written as strings: Argo's JSON schema types IntOrString as string.
     return m.RetryStrategy(
         limit=str(cfg.workflow.retry_limit),
         retry_policy="Always",
         expression=f"asInt(lastRetry.exitCode) not in [{codes}]",
-        backoff=m.Backoff(duration="30s", factor="2", cap="5m", max_duration="30m"),
+        backoff=m.Backoff(
+            duration=backoff.duration,
+            factor=str(backoff.factor),
+            cap=backoff.cap,
+            max_duration=backoff.max_duration,
+        ),
     )
 
 
@@ -157,12 +163,14 @@ def template_spec(cfg: KioskConfig, env: str, name: str, title: str, description
         "name": name,
         "namespace": cfg.namespace,
         "labels": labels(cfg, env, name),
-        "annotations": annotations(title, description),
+        "annotations": template_annotations(title, description),
         **runtime_spec(cfg),
         "pod_metadata": m.Metadata(labels=labels(cfg, env, name)),
         "workflow_metadata": m.WorkflowMetadata(labels=labels(cfg, env, name)),
         "metrics": workflow_metrics(name),
-        "volumes": [m.Volume(name=TMP_VOLUME, empty_dir=m.EmptyDirVolumeSource(size_limit="4Gi"))],
+        "volumes": [
+            m.Volume(name=TMP_VOLUME, empty_dir=m.EmptyDirVolumeSource(size_limit=cfg.workflow.tmp_size_limit))
+        ],
     }
     if uses_s3(cfg):
         # Pods are garbage-collected, so logs survive only when archived to the artifact repository.
@@ -196,7 +204,7 @@ def storage_literals(cfg: KioskConfig) -> dict[str, Any]:
     return {"s3_endpoint": cfg.storage.s3_endpoint} if cfg.storage.s3_endpoint else {}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StepSpec:
     """One container template running `python -m <model.step_module>`.
 
@@ -225,12 +233,11 @@ def step_container(cfg: KioskConfig, workflow_template: str, step: StepSpec) -> 
     if gpu:
         requests[cfg.gpu.resource] = limits[cfg.gpu.resource] = str(cfg.gpu.count)
     literals = {**storage_literals(cfg), **step.literals, "outputs_dir": OUTPUTS_DIR}
-    return Container(
+    container = Container(
         name=step.name,
         image=cfg.image.ref(gpu=gpu),
         image_pull_policy=cfg.image.pull_policy,
         command=["python", "-m", step.model.step_module],
-        args=_params.args(step.model, step.inputs, literals),
         inputs=_params.parameters(step.model, step.inputs, step.defaults),
         outputs=[
             Parameter(name=name, description=text, value_from=m.ValueFrom(path=f"{OUTPUTS_DIR}/{name}"))
@@ -255,3 +262,6 @@ def step_container(cfg: KioskConfig, workflow_template: str, step: StepSpec) -> 
         if gpu and cfg.gpu.tolerations
         else None,
     )
+    # The args reference the container's own inputs through Hera, so a name it lacks fails here.
+    container.args = _params.args(step.model, step.inputs, literals, lambda name: container.get_parameter(name).value)
+    return container

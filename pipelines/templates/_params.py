@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from hera.workflows import Parameter
@@ -92,8 +92,20 @@ def extra_parameter(
     return Parameter(**kwargs)
 
 
-def args(model: type[StepParams], inputs: Iterable[str], literals: Mapping[str, Any]) -> list[str]:
-    """`--flag={{inputs.parameters.flag}}` for each input field, then `--flag=<value>` for literals."""
-    out = [f"--{kebab(model, f)}={{{{inputs.parameters.{kebab(model, f)}}}}}" for f in inputs]
+def args(
+    model: type[StepParams], inputs: Iterable[str], literals: Mapping[str, Any], reference: Callable[[str], Any]
+) -> list[str]:
+    """`--flag=<reference to the input>` for each input field, then `--flag=<value>` for literals.
+
+    `reference(name)` is the template's own reference to its input `name` (Hera's `get_parameter`).
+    """
+    out = [f"--{kebab(model, f)}={reference(kebab(model, f))}" for f in inputs]
     out += [f"--{kebab(model, f)}={argo_value(v)}" for f, v in literals.items()]
     return out
+
+
+def arguments(model: type[StepParams], fields: Iterable[str], reference: Callable[[str], Any]) -> dict[str, Any]:
+    """{parameter name: reference(name)} for `fields` of `model`: a task's arguments passing its
+    caller's parameters of the same names through (`reference` is e.g. the caller's get_parameter).
+    """
+    return {kebab(model, f): reference(kebab(model, f)) for f in fields}

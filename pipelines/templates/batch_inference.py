@@ -7,7 +7,10 @@ the entrypoint `main` only supplies this run's URIs and lifts the report's outpu
 
 from __future__ import annotations
 
-from hera.workflows import DAG, Parameter, Task, WorkflowTemplate
+from collections.abc import Callable
+from typing import Any
+
+from hera.workflows import DAG, Container, Parameter, Task, WorkflowTemplate
 from hera.workflows import models as m
 
 from pipelines.config import KioskConfig
@@ -46,6 +49,9 @@ PIPELINE_OUTPUTS = ("processed", "failed", "summary-uri")
 # Pipeline inputs, by the step model that owns each name; `parallelism` is the DAG's own.
 INGEST_INPUTS = ("input_uri", "output_uri", "run_uri", "shard_size", "force", "missing_input")
 INFER_INPUTS = ("model_uri", "model_spec", "batch_size")
+# What each step template takes as inputs (the rest of its flags are literals).
+INFER_FIELDS = ("run_uri", "lane", "lanes", "output_uri", *INFER_INPUTS)
+REPORT_FIELDS = ("run_uri", "output_uri", "summary_uri")
 PARALLELISM_HELP = "Inference lanes: long-lived infer pods, each claiming shards until none is left."
 
 
@@ -74,19 +80,26 @@ def workflow_arguments(cfg: KioskConfig) -> list[Parameter]:
     ]
 
 
-def _inp(name: str) -> str:
-    return f"{{{{inputs.parameters.{name}}}}}"
+def _ref(template: DAG) -> Callable[[str], Any]:
+    """A template's reference to its own input `name`, through Hera (an unknown name fails here)."""
+    return lambda name: template.get_parameter(name).value
 
 
-def _add_pipeline(cfg: KioskConfig) -> None:
-    """The step templates and the `pipeline` DAG, inside the current WorkflowTemplate."""
+def _step_templates(cfg: KioskConfig) -> tuple[Container, Container, Container]:
+    """The ingest, infer (one lane) and report containers, inside the current WorkflowTemplate."""
     pushed = {"pushgateway": cfg.pushgateway} if cfg.pushgateway else {}
     ingest = _common.step_container(
         cfg,
         NAME,
-        _common.StepSpec("ingest", IngestParams, INGEST_INPUTS, INGEST_OUTPUTS, _ingest_defaults(cfg), pushed),
+        _common.StepSpec(
+            name="ingest",
+            model=IngestParams,
+            inputs=INGEST_INPUTS,
+            outputs=INGEST_OUTPUTS,
+            defaults=_ingest_defaults(cfg),
+            literals=pushed,
+        ),
     )
-    infer_fields = ("run_uri", "lane", "lanes", "output_uri", *INFER_INPUTS)
     infer_literals: dict[str, object] = {
         "device": cfg.gpu.device,
         "allow_cpu_fallback": cfg.gpu.allow_cpu_fallback,
@@ -100,12 +113,12 @@ def _add_pipeline(cfg: KioskConfig) -> None:
         cfg,
         NAME,
         _common.StepSpec(
-            "infer",
-            InferParams,
-            infer_fields,
-            INFER_OUTPUTS,
-            {**_infer_defaults(cfg), "lanes": 1},
-            infer_literals,
+            name="infer",
+            model=InferParams,
+            inputs=INFER_FIELDS,
+            outputs=INFER_OUTPUTS,
+            defaults={**_infer_defaults(cfg), "lanes": 1},
+            literals=infer_literals,
             gpu=True,
             annotations=LANE_ANNOTATIONS,
             # A lane lives as long as the run's inference does, not one shard.
@@ -115,53 +128,55 @@ def _add_pipeline(cfg: KioskConfig) -> None:
     report = _common.step_container(
         cfg,
         NAME,
-        _common.StepSpec("report", ReportParams, ("run_uri", "output_uri", "summary_uri"), REPORT_OUTPUTS),
+        _common.StepSpec(name="report", model=ReportParams, inputs=REPORT_FIELDS, outputs=REPORT_OUTPUTS),
     )
+    return ingest, infer, report
 
+
+def _pipeline(cfg: KioskConfig, ingest: Container, infer: Container, report: Container) -> DAG:
+    """The `pipeline` DAG: ingest, `parallelism` infer lanes, report."""
     pipeline_inputs = [
         *_params.parameters(IngestParams, INGEST_INPUTS, _ingest_defaults(cfg)),
         *_params.parameters(InferParams, INFER_INPUTS, _infer_defaults(cfg)),
         _params.extra_parameter("parallelism", PARALLELISM_HELP, cfg.inference.parallelism),
     ]
-    outputs = [
-        Parameter(
-            name=name,
-            description=REPORT_OUTPUTS[name],
-            value_from=m.ValueFrom(parameter=f"{{{{tasks.report.outputs.parameters.{name}}}}}"),
-        )
-        for name in PIPELINE_OUTPUTS
-    ]
-    with DAG(name=PIPELINE, inputs=pipeline_inputs, outputs=outputs):
-        t_ingest = Task(
-            name="ingest",
-            template=ingest,
-            arguments={k: _inp(k) for k in (_params.kebab(IngestParams, f) for f in INGEST_INPUTS)},
-        )
+    with DAG(name=PIPELINE, inputs=pipeline_inputs) as pipeline:
+        inp = _ref(pipeline)
+        t_ingest = Task(name="ingest", template=ingest, arguments=_params.arguments(IngestParams, INGEST_INPUTS, inp))
         # One pod per lane: `parallelism` nodes whatever the number of shards, and no shard list in
         # any parameter, so the workflow object stays O(parallelism).
         t_infer = Task(
             name="infer",
             template=infer,
-            with_sequence=m.Sequence(count=_inp("parallelism")),
+            with_sequence=m.Sequence(count=inp("parallelism")),
             arguments={
-                "run-uri": _inp("run-uri"),
-                "lane": "{{item}}",
-                "lanes": _inp("parallelism"),
-                **{k: _inp(k) for k in ("output-uri", "model-uri", "model-spec", "batch-size")},
+                _params.kebab(InferParams, "run_uri"): inp("run-uri"),
+                _params.kebab(InferParams, "lane"): "{{item}}",
+                _params.kebab(InferParams, "lanes"): inp("parallelism"),
+                **_params.arguments(InferParams, ("output_uri", *INFER_INPUTS), inp),
             },
         )
         t_report = Task(
             name="report",
             template=report,
             arguments={
-                "run-uri": _inp("run-uri"),
-                "output-uri": _inp("output-uri"),
-                "summary-uri": f"{_inp('run-uri')}/report/",
+                **_params.arguments(ReportParams, ("run_uri", "output_uri"), inp),
+                _params.kebab(ReportParams, "summary_uri"): f"{inp('run-uri')}/report/",
             },
         )
         # Plain `infer`: Argo phases a DAG by its leaves, so a report after a failed infer would
         # turn the run green.
-        t_ingest >> t_infer >> t_report
+        t_ingest >> t_infer  # two statements: Hera types `a >> b` as Task | list[Task]
+        t_infer >> t_report
+    pipeline.outputs = [
+        Parameter(
+            name=name,
+            description=REPORT_OUTPUTS[name],
+            value_from=m.ValueFrom(parameter=t_report.get_parameter(name).value),
+        )
+        for name in PIPELINE_OUTPUTS
+    ]
+    return pipeline
 
 
 def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
@@ -172,24 +187,24 @@ def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
         "Batch inference",
         "Validates and shards new images, runs the ONNX model over each shard on GPUs, and writes a run report.",
     )
-    outputs = [
-        Parameter(
-            name=name,
-            description=REPORT_OUTPUTS[name],
-            global_name=name,
-            value_from=m.ValueFrom(parameter=f"{{{{tasks.{PIPELINE}.outputs.parameters.{name}}}}}"),
-        )
-        for name in PIPELINE_OUTPUTS
-    ]
     with WorkflowTemplate(entrypoint="main", arguments=workflow_arguments(cfg), **spec) as wt:
-        _add_pipeline(cfg)
-        with DAG(name="main", outputs=outputs):
-            Task(
+        pipeline = _pipeline(cfg, *_step_templates(cfg))
+        with DAG(name="main") as main:
+            run = Task(
                 name=PIPELINE,
-                template=PIPELINE,
+                template=pipeline,
                 arguments={
-                    **{p.name: f"{{{{workflow.parameters.{p.name}}}}}" for p in workflow_arguments(cfg)},
+                    **{str(p.name): wt.get_parameter(str(p.name)).value for p in workflow_arguments(cfg)},
                     "run-uri": _common.run_uri(cfg),
                 },
             )
+        main.outputs = [
+            Parameter(
+                name=name,
+                description=REPORT_OUTPUTS[name],
+                global_name=name,
+                value_from=m.ValueFrom(parameter=run.get_parameter(name).value),
+            )
+            for name in PIPELINE_OUTPUTS
+        ]
     return wt

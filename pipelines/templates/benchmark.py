@@ -4,13 +4,16 @@ configuration (through `templateRef`) -> one report comparing them.
 
 from __future__ import annotations
 
-from hera.workflows import DAG, Parameter, Task, WorkflowTemplate
+from collections.abc import Callable
+
+from hera.workflows import DAG, Container, Parameter, Task, WorkflowTemplate
 from hera.workflows import models as m
 
 from pipelines.config import KioskConfig
 from pipelines.templates import _common, _params, batch_inference, synthetic_data
 from steps.benchmark.params import BenchmarkParams
 from steps.infer.params import InferParams
+from steps.ingest.params import IngestParams
 from steps.synth.params import SynthParams
 
 NAME = "benchmark"
@@ -50,20 +53,7 @@ def workflow_arguments(cfg: KioskConfig) -> list[Parameter]:
     ]
 
 
-def _wf(name: str) -> str:
-    return f"{{{{workflow.parameters.{name}}}}}"
-
-
-def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
-    spec = _common.template_spec(
-        cfg,
-        env,
-        NAME,
-        "Benchmark",
-        "Runs batch-inference over synthetic images for each sweep configuration and reports throughput and cost.",
-    )
-    bench = bench_uri(cfg)
-    run = f"{bench}/runs/bs{{{{item.batch_size}}}}-ss{{{{item.shard_size}}}}-p{{{{item.parallelism}}}}"
+def _report_literals(cfg: KioskConfig) -> dict[str, object]:
     literals: dict[str, object] = {
         "namespace": "{{workflow.namespace}}",
         "gpu_price_per_hour": cfg.benchmark.gpu_price_per_hour,
@@ -77,61 +67,99 @@ def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
     }
     if cfg.benchmark.prometheus_url:
         literals["prometheus_url"] = cfg.benchmark.prometheus_url
-    outputs = [
+    return literals
+
+
+def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
+    spec = _common.template_spec(
+        cfg,
+        env,
+        NAME,
+        "Benchmark",
+        "Runs batch-inference over synthetic images for each sweep configuration and reports throughput and cost.",
+    )
+    with WorkflowTemplate(entrypoint="main", arguments=workflow_arguments(cfg), **spec) as wt:
+
+        def wf(name: str) -> str:  # a workflow parameter, through Hera: an unknown name fails here
+            return str(wt.get_parameter(name).value)
+
+        _main(cfg, *_step_templates(cfg), wf)
+    return wt
+
+
+def _step_templates(cfg: KioskConfig) -> tuple[Container, Container]:
+    synth = _common.step_container(
+        cfg,
+        NAME,
+        _common.StepSpec(
+            name="synth",
+            model=SynthParams,
+            inputs=SYNTH_INPUTS,
+            outputs=synthetic_data.OUTPUTS,
+            defaults=synthetic_data.defaults(cfg),
+        ),
+    )
+    report = _common.step_container(
+        cfg,
+        NAME,
+        _common.StepSpec(
+            name="benchmark",
+            model=BenchmarkParams,
+            inputs=BENCH_INPUTS,
+            outputs=OUTPUTS,
+            defaults=_bench_defaults(cfg),
+            literals=_report_literals(cfg),
+        ),
+    )
+    return synth, report
+
+
+def _main(cfg: KioskConfig, synth: Container, report: Container, wf: Callable[[str], str]) -> None:
+    bench = bench_uri(cfg)
+    run = f"{bench}/runs/bs{{{{item.batch_size}}}}-ss{{{{item.shard_size}}}}-p{{{{item.parallelism}}}}"
+    # parallelism 1: sweep configurations must not compete for the same GPUs, or the numbers lie.
+    with DAG(name="main", parallelism=1) as main:
+        t_synth = Task(
+            name="synth",
+            template=synth,
+            arguments={
+                _params.kebab(SynthParams, "output_uri"): f"{bench}/images",
+                **_params.arguments(SynthParams, ("count", "width", "height"), wf),
+            },
+        )
+        t_sweep = Task(
+            name="sweep",
+            template_ref=m.TemplateRef(name=batch_inference.NAME, template=batch_inference.PIPELINE),
+            with_param=wf("sweep"),
+            arguments={
+                _params.kebab(IngestParams, "input_uri"): t_synth.get_parameter("uri").value,
+                _params.kebab(IngestParams, "output_uri"): f"{run}/outputs",
+                _params.kebab(IngestParams, "run_uri"): run,
+                **_params.arguments(InferParams, ("model_uri", "model_spec"), wf),
+                _params.kebab(InferParams, "batch_size"): "{{item.batch_size}}",
+                _params.kebab(IngestParams, "shard_size"): "{{item.shard_size}}",
+                "parallelism": "{{item.parallelism}}",  # the pipeline DAG's own, no step's flag
+                _params.kebab(IngestParams, "force"): "false",
+            },
+        )
+        t_report = Task(
+            name="benchmark",
+            template=report,
+            arguments={
+                _params.kebab(BenchmarkParams, "runs_uri"): f"{bench}/runs",
+                _params.kebab(BenchmarkParams, "report_uri"): f"{bench}/report",
+                **_params.arguments(BenchmarkParams, ("baseline", "fail_on_regression"), wf),
+            },
+        )
+        # two statements: Hera types `a >> b` as Task | list[Task], which `>> c` does not accept
+        t_synth >> t_sweep
+        t_sweep >> t_report
+    main.outputs = [
         Parameter(
             name=name,
             description=text,
             global_name=name,
-            value_from=m.ValueFrom(parameter=f"{{{{tasks.benchmark.outputs.parameters.{name}}}}}"),
+            value_from=m.ValueFrom(parameter=t_report.get_parameter(name).value),
         )
         for name, text in OUTPUTS.items()
     ]
-    with WorkflowTemplate(entrypoint="main", arguments=workflow_arguments(cfg), **spec) as wt:
-        synth = _common.step_container(
-            cfg,
-            NAME,
-            _common.StepSpec("synth", SynthParams, SYNTH_INPUTS, synthetic_data.OUTPUTS, synthetic_data.defaults(cfg)),
-        )
-        report = _common.step_container(
-            cfg,
-            NAME,
-            _common.StepSpec("benchmark", BenchmarkParams, BENCH_INPUTS, OUTPUTS, _bench_defaults(cfg), literals),
-        )
-        # parallelism 1: sweep configurations must not compete for the same GPUs, or the numbers lie.
-        with DAG(name="main", outputs=outputs, parallelism=1):
-            t_synth = Task(
-                name="synth",
-                template=synth,
-                arguments={
-                    "output-uri": f"{bench}/images",
-                    **{k: _wf(k) for k in ("count", "width", "height")},
-                },
-            )
-            t_sweep = Task(
-                name="sweep",
-                template_ref=m.TemplateRef(name=batch_inference.NAME, template=batch_inference.PIPELINE),
-                with_param=_wf("sweep"),
-                arguments={
-                    "input-uri": "{{tasks.synth.outputs.parameters.uri}}",
-                    "output-uri": f"{run}/outputs",
-                    "run-uri": run,
-                    "model-uri": _wf("model-uri"),
-                    "model-spec": _wf("model-spec"),
-                    "batch-size": "{{item.batch_size}}",
-                    "shard-size": "{{item.shard_size}}",
-                    "parallelism": "{{item.parallelism}}",
-                    "force": "false",
-                },
-            )
-            t_report = Task(
-                name="benchmark",
-                template=report,
-                arguments={
-                    "runs-uri": f"{bench}/runs",
-                    "report-uri": f"{bench}/report",
-                    "baseline": _wf("baseline"),
-                    "fail-on-regression": _wf("fail-on-regression"),
-                },
-            )
-            t_synth >> t_sweep >> t_report
-    return wt

@@ -33,6 +33,10 @@ def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
     arguments = _params.parameters(PublishModelParams, INPUTS, defaults(cfg), as_arguments=True)
     with WorkflowTemplate(entrypoint="publish-model", arguments=arguments, **spec) as wt:
         _common.step_container(
-            cfg, NAME, _common.StepSpec("publish-model", PublishModelParams, INPUTS, OUTPUTS, defaults(cfg))
+            cfg,
+            NAME,
+            _common.StepSpec(
+                name="publish-model", model=PublishModelParams, inputs=INPUTS, outputs=OUTPUTS, defaults=defaults(cfg)
+            ),
         )
     return wt

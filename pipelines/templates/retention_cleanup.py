@@ -51,6 +51,15 @@ def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
     arguments = _params.parameters(CleanupParams, INPUTS, defaults(cfg), as_arguments=True)
     with WorkflowTemplate(entrypoint="cleanup", arguments=arguments, synchronization=mutex(), **spec) as wt:
         _common.step_container(
-            cfg, NAME, _common.StepSpec("cleanup", CleanupParams, INPUTS, OUTPUTS, defaults(cfg), literals)
+            cfg,
+            NAME,
+            _common.StepSpec(
+                name="cleanup",
+                model=CleanupParams,
+                inputs=INPUTS,
+                outputs=OUTPUTS,
+                defaults=defaults(cfg),
+                literals=literals,
+            ),
         )
     return wt

@@ -34,5 +34,9 @@ def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
     arguments = _params.parameters(SynthParams, INPUTS, defaults(cfg), as_arguments=True)
     # The entrypoint is the step itself: Argo hands the workflow arguments to its inputs by name.
     with WorkflowTemplate(entrypoint="synth", arguments=arguments, **spec) as wt:
-        _common.step_container(cfg, NAME, _common.StepSpec("synth", SynthParams, INPUTS, OUTPUTS, defaults(cfg)))
+        _common.step_container(
+            cfg,
+            NAME,
+            _common.StepSpec(name="synth", model=SynthParams, inputs=INPUTS, outputs=OUTPUTS, defaults=defaults(cfg)),
+        )
     return wt

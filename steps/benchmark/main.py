@@ -89,7 +89,7 @@ def _legacy(frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def run(params: BenchmarkParams) -> int:
-    store_args = {"s3_endpoint": params.s3_endpoint, "max_attempts": params.s3_max_attempts}
+    store_args: dict[str, Any] = {"s3_endpoint": params.s3_endpoint, "max_attempts": params.s3_max_attempts}
     queries = build_queries(
         params.gpu_metric, params.gpu_memory_metric, params.cpu_query, params.step_queries, params.namespace
     )

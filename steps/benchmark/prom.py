@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import requests
@@ -102,7 +103,7 @@ def collect(url: str, frame: pd.DataFrame, queries: dict[str, str], timeout: flo
         return PromData(False, f"no Prometheus data ({url} unreachable: {why})", queries)
 
     per_run: dict[str, dict[str, float]] = {}
-    points = []
+    points: list[tuple[Any, str, float, float]] = []
     for _, run in frame.iterrows():
         start, end = window(run["started_at"], run["finished_at"])
         step = _step_seconds((end - start).total_seconds())

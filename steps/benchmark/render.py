@@ -10,6 +10,7 @@ import base64
 import html
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -47,7 +48,7 @@ class Report:
     regression_note: str = ""
 
 
-def _cell(value: object, fmt: str) -> str:
+def _cell(value: Any, fmt: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     try:

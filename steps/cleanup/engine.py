@@ -70,9 +70,13 @@ class Source(Protocol):
 
 
 class ObjectInfoLike(Protocol):
-    key: str
-    size: int
-    last_modified: datetime
+    # read-only, as ObjectInfo (a frozen dataclass) has them
+    @property
+    def key(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def last_modified(self) -> datetime: ...
 
 
 def select(page: Iterable[ObjectInfoLike], prefix: str, cutoff: datetime) -> list[Target]:

@@ -62,7 +62,8 @@ def plan(store: DirLister, prefix: str, parts: int) -> list[KeyRange]:
 
 
 class Keyed(Protocol):
-    key: str
+    @property
+    def key(self) -> str: ...
 
 
 K = TypeVar("K", bound=Keyed)

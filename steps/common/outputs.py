@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 
 from steps.common.errors import StepError
 
 
-def write_outputs(directory: str, values: dict[str, object]) -> None:
+def write_outputs(directory: str, values: Mapping[str, object]) -> None:
     """Write each value (strings as-is, anything else as JSON) atomically to <directory>/<name>."""
     try:
         os.makedirs(directory, exist_ok=True)

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
 from steps.common import runlayout
 from steps.common.outputs import write_outputs
@@ -209,7 +210,7 @@ class Lane:
 def run_lane(params: InferParams) -> int:
     started = time.perf_counter()
     workers = params.prefetch_workers + params.upload_workers
-    storage = {"s3_endpoint": params.s3_endpoint, "max_attempts": params.s3_max_attempts}
+    storage: dict[str, Any] = {"s3_endpoint": params.s3_endpoint, "max_attempts": params.s3_max_attempts}
     run_store = open_store(params.run_uri, max_pool_connections=workers + 4, **storage)
     # Before the model loads: a server that ignores If-None-Match must be refused, never used.
     probe_conditional_writes(run_store, f"{runlayout.QUEUE_DIR}/probe")
@@ -227,7 +228,7 @@ def run_lane(params: InferParams) -> int:
         **storage,
     )
     warm_up(model, *warm_size(model))
-    bulk = {"max_pool_connections": workers + 2, "bulk_client": params.s3_bulk_client}
+    bulk: dict[str, Any] = {"max_pool_connections": workers + 2, "bulk_client": params.s3_bulk_client}
     outputs = open_store(params.output_uri, **bulk, **storage)
 
     @lru_cache(maxsize=16)

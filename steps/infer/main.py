@@ -10,6 +10,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
 from steps.common import runlayout
 from steps.common.errors import StepError
@@ -37,7 +38,7 @@ def run_shard(params: InferParams) -> int:
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     workers = params.prefetch_workers + params.upload_workers
-    storage = {"s3_endpoint": params.s3_endpoint, "max_attempts": params.s3_max_attempts}
+    storage: dict[str, Any] = {"s3_endpoint": params.s3_endpoint, "max_attempts": params.s3_max_attempts}
 
     shard_parent, shard_file = split_uri(params.shard_uri)
     shard_store = open_store(shard_parent, **storage)
@@ -70,7 +71,7 @@ def run_shard(params: InferParams) -> int:
     resume_after = shard_info.last_modified if previous is not None else None
     run_store.put_bytes(attempt_key, json.dumps({"started_at": started.isoformat(), "pid": os.getpid()}).encode())
 
-    bulk = {"max_pool_connections": workers + 2, "bulk_client": params.s3_bulk_client}
+    bulk: dict[str, Any] = {"max_pool_connections": workers + 2, "bulk_client": params.s3_bulk_client}
     outputs = open_store(params.output_uri, **bulk, **storage)
 
     @lru_cache(maxsize=16)

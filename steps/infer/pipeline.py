@@ -224,7 +224,7 @@ class Pipeline:
         self.on_batch(len(group), elapsed)
         for i, flight in enumerate(group):
             flight.stages["infer"] = elapsed / len(group)
-            flight.prepared.tensor = None  # the batch holds a copy: free the per-item one now
+            flight.prepared.tensor = None  # type: ignore[union-attr]  # the batch holds a copy: free it now
             done.put((flight, outputs[i]))
 
     def _batch(self, group: list[_InFlight]) -> np.ndarray:
@@ -232,7 +232,7 @@ class Pipeline:
         np.stack page-faults its whole size in each time). ORT has read the buffer when run()
         returns (CPU computes from it, CUDA copies it to the device), so the next batch can reuse it.
         """
-        first = group[0].prepared.tensor
+        first = group[0].prepared.tensor  # type: ignore[union-attr]  # prepared before batched
         key = (first.shape, first.dtype.str)
         buffer = self._buffers.pop(key, None)
         if buffer is None or len(buffer) < len(group):
@@ -242,7 +242,7 @@ class Pipeline:
             del self._buffers[next(iter(self._buffers))]
         batch = buffer[: len(group)]
         for i, flight in enumerate(group):
-            batch[i] = flight.prepared.tensor
+            batch[i] = flight.prepared.tensor  # type: ignore[union-attr]  # prepared before batched
         return batch
 
     # -- driver ----------------------------------------------------------------------------------------

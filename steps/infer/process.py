@@ -61,7 +61,7 @@ def prepare(data: bytes, spec: ModelSpec, *, max_pixels: int = 0, pixels: bool =
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
             # JPEG can decode at 1/2..1/8 scale directly: megapixel inputs shrink for almost free.
             image.draft("RGB" if spec.channels == 3 else "L", size)
             image.load()

@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from steps.common import runlayout
 from steps.common.errors import StepError
@@ -84,7 +85,7 @@ def _missing_input(inputs: Store, params: IngestParams) -> bool:
 
 
 def run(params: IngestParams) -> int:
-    storage = {
+    storage: dict[str, Any] = {
         "s3_endpoint": params.s3_endpoint,
         "max_attempts": params.s3_max_attempts,
         "max_pool_connections": params.workers + 2,

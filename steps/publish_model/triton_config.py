@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import onnx
 
 # onnx.TensorProto element type -> Triton data type (model_config.proto DataType).
-_TRITON_TYPES = {
+_TRITON_TYPES: dict[int, str] = {
     onnx.TensorProto.BOOL: "TYPE_BOOL",
     onnx.TensorProto.UINT8: "TYPE_UINT8",
     onnx.TensorProto.UINT16: "TYPE_UINT16",

@@ -7,6 +7,7 @@ import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -169,7 +170,7 @@ def markdown(summary: dict, table: pd.DataFrame, failures: pd.DataFrame, listed:
 
 
 def run(params: ReportParams) -> int:
-    storage = {"s3_endpoint": params.s3_endpoint, "max_attempts": params.s3_max_attempts}
+    storage: dict[str, Any] = {"s3_endpoint": params.s3_endpoint, "max_attempts": params.s3_max_attempts}
     store = open_store(params.run_uri, max_pool_connections=10, **storage)
     target = open_store(params.summary_uri, **storage) if params.summary_uri else store
     prefix = "" if params.summary_uri else f"{runlayout.REPORT_DIR}/"

@@ -10,6 +10,7 @@ import multiprocessing
 import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any
 
 from steps.common.errors import StepError
 from steps.common.outputs import write_outputs
@@ -61,7 +62,7 @@ def _rendered(params: SynthParams, workers: int) -> Iterator[tuple[int, bytes, d
 def run(params: SynthParams) -> int:
     truth_uri = params.truth_uri or default_truth_uri(params.output_uri)
     _check_truth_outside(params.output_uri, truth_uri)
-    store_args = {"s3_endpoint": params.s3_endpoint, "max_attempts": params.s3_max_attempts}
+    store_args: dict[str, Any] = {"s3_endpoint": params.s3_endpoint, "max_attempts": params.s3_max_attempts}
     images = open_store(params.output_uri, **store_args)
     truths = open_store(truth_uri, **store_args)
     workers = params.workers or os.cpu_count() or 1

@@ -63,7 +63,7 @@ def _text_lines(draw: ImageDraw.ImageDraw, rng: np.random.Generator, width: int,
                 break
             words.pop()
         text_w, text_h = x1 - x0, y1 - y0
-        left = int(rng.integers(margin, max(margin + 1, width - margin - text_w)))
+        left = int(rng.integers(margin, max(margin + 1, width - margin - text_w)))  # type: ignore[call-overload]  # numpy takes float bounds
         top = int(row * band + rng.integers(0, max(1, int(band - text_h))))
         color = tuple(int(c) for c in rng.integers(0, 61, size=3))
         # textbbox is offset from the anchor by the font's bearing: shift so the ink starts at (left, top).
@@ -78,8 +78,8 @@ def _blobs(draw: ImageDraw.ImageDraw, rng: np.random.Generator, width: int, top:
     count = int(rng.integers(1, 4))
     slot = width / count
     for i in range(count):
-        w = int(rng.integers(max(4, slot * 0.25), max(5, slot * 0.7)))
-        h = int(rng.integers(max(4, band * 0.3), max(5, band * 0.8)))
+        w = int(rng.integers(max(4, slot * 0.25), max(5, slot * 0.7)))  # type: ignore[call-overload]  # numpy takes float bounds
+        h = int(rng.integers(max(4, band * 0.3), max(5, band * 0.8)))  # type: ignore[call-overload]  # numpy takes float bounds
         x0 = int(i * slot + rng.integers(0, max(1, int(slot - w))))
         y0 = int(top + rng.integers(0, max(1, int(band - h))))
         shape = "ellipse" if rng.integers(0, 2) else "rectangle"

@@ -6,14 +6,20 @@ its backoff shortened from 30 s to 1 s so the test is quick) around a step exiti
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
+import json
+import os
+import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import psutil
 import yaml
 
+from pipelines.cluster import workflows
 from pipelines.tools import REPO_ROOT
 from tests.cluster.conftest import Cluster
 
@@ -113,3 +119,65 @@ def _seconds(stamp: str) -> float:
     import datetime as dt
 
     return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def _claims(run_dir: Path) -> dict[str, list[str]]:
+    claims: dict[str, list[str]] = {}
+    for path in sorted((run_dir / "queue" / "claims").glob("*/g*.json")):
+        claims.setdefault(path.parent.name, []).append(path.name)
+    return claims
+
+
+def _output_keys(out_dir: Path) -> list[str]:
+    """Every result record's input key: per-shard JSONL records, else per-image result files."""
+    shards = sorted((out_dir / "shards").glob("*.jsonl"))
+    if shards:
+        return [json.loads(line)["key"] for path in shards for line in path.read_text().splitlines() if line.strip()]
+    return [str(p.relative_to(out_dir)).rsplit(".", 1)[0] for p in out_dir.rglob("*.json")]
+
+
+def _lane_process(workflow: str, lane: int) -> int | None:
+    """The `python -m steps.infer` process of this workflow's lane (not emissary, its parent)."""
+    for proc in psutil.process_iter(["cmdline"]):
+        argv = proc.info["cmdline"] or []
+        ours = "steps.infer" in argv and f"--lane={lane}" in argv and any(f"/{workflow}" in a for a in argv)
+        if ours and "emissary" not in argv:
+            return proc.pid
+    return None
+
+
+def test_lane_killed_mid_shard_is_retried_and_every_output_is_written_once(cluster: Cluster) -> None:
+    from tests.cluster.test_templates import outputs, synth
+
+    images = synth(cluster, "lane-kill-case")
+    inputs = sorted(str(p.relative_to(images)) for p in images.rglob("*.png"))
+    out_uri = "file://$KIOSK_WORKDIR/store/outputs/lane-kill-case"
+    params = {"input-uri": f"file://{images}", "output-uri": out_uri, "shard-size": "3", "parallelism": "2"}
+    created = workflows.create(cluster.api, workflows.from_template("batch-inference", "kiosk-local", params))
+    name = created["metadata"]["name"]
+    run_dir = cluster.workdir / "store" / "runs" / name
+    victim, deadline = None, time.monotonic() + 240
+    while victim is None and time.monotonic() < deadline:  # a shard claimed and not yet done: kill its owner
+        for shard, names in _claims(run_dir).items():
+            if names == ["g0000.json"]:
+                claim = json.loads((run_dir / "queue" / "claims" / shard / "g0000.json").read_text())
+                pid = _lane_process(name, int(claim["lane"]))
+                if pid is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                        victim = shard
+                break
+        time.sleep(0.05)
+    assert victim is not None, "no lane was caught mid-shard"
+    done = workflows.wait(cluster.api, "kiosk-local", name, 600)
+    assert done["status"]["phase"] == "Succeeded", done["status"].get("message")
+    lanes = [
+        n for n in done["status"]["nodes"].values() if n["type"] == "Pod" and n["templateName"].startswith("infer")
+    ]
+    killed = [n for n in lanes if (n.get("outputs") or {}).get("exitCode") == "137" or n["phase"] == "Failed"]
+    assert killed, "the killed lane's attempt is not in the status"
+    found = outputs(done)
+    assert (found["processed"], found["failed"]) == (str(len(inputs)), "0"), found
+    assert len(_claims(run_dir)[victim]) > 1  # the shard was taken over (a second generation)
+    keys = _output_keys(cluster.workdir / "store" / "outputs" / "lane-kill-case")
+    assert len(keys) == len(set(keys)) == len(inputs), (len(keys), len(set(keys)), len(inputs))

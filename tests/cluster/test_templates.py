@@ -29,7 +29,9 @@ IMAGES = 12
 def outputs(workflow: dict[str, Any]) -> dict[str, str]:
     """Every output parameter of the run; workflow-level (globalName) ones win."""
     found = {}
-    for node in workflow["status"]["nodes"].values():
+    nodes = workflow["status"]["nodes"]
+    root = nodes[workflow["metadata"]["name"]]  # the run's own outputs win over a shard's
+    for node in [*nodes.values(), root]:
         for param in (node.get("outputs") or {}).get("parameters") or []:
             found[param["name"]] = param.get("value", "")
     for param in (workflow["status"].get("outputs") or {}).get("parameters") or []:

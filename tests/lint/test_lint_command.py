@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 
+import typer
 from typer.testing import CliRunner
 
 from pipelines import lint
@@ -83,5 +84,10 @@ def test_a_crashing_check_is_a_finding(tmp_path, monkeypatch):
     assert result.exit_code == 1 and "bug in a check" in result.output
 
 
-def test_repo_option_is_hidden():
+def test_repo_option_is_hidden_but_works(tmp_path):
+    """--repo (a repository to lint other than this one, for tests) exists and is hidden from --help."""
+    command = typer.main.get_command(app).commands["lint"]
+    (option,) = [p for p in command.params if "--repo" in getattr(p, "opts", [])]
+    assert option.hidden
     assert "--repo" not in CliRunner().invoke(app, ["lint", "--help"]).output
+    assert invoke("--repo", str(good_repo(tmp_path)), *CHEAP).exit_code == 0

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from pipelines.tools import REPO_ROOT
 from steps.common.storage import open_store
 from tests.fixtures import onnx_models as zoo
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 SHARDS = 10_000
 PARALLELISM = 2
 STATUS_LIMIT = 64 * 1024

@@ -6,7 +6,6 @@ answers "not implemented" (exit code 3) fails its case, naming the step.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from pipelines import demo
 from pipelines.config import load_config
 from pipelines.runner import api
 from pipelines.runner.loading import RUNNABLE, env_tree
+from tests.fixtures.s3 import S3Bucket
 
 #: Rendered retry backoffs are minutes long (cluster values); the semantics are tested elsewhere.
 BACKOFF = 0.001
@@ -79,33 +79,20 @@ def test_the_cron_finds_nothing_new_in_a_missing_input_directory(tmp_path: Path)
     assert _ingest_node(workflow)["outputs"]["exitCode"] == "0"
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Any:
-    moto = pytest.importorskip("moto.server")
-    server = moto.ThreadedMotoServer(ip_address="127.0.0.1", port=0)  # an S3 emulator on loopback
-    server.start()
-    host, port = server.get_host_and_port()
-    os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1")
-    import boto3  # tests may use boto3; the runner never does
-
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="kiosk-test")
-    yield endpoint
-    server.stop()
-
-
 @pytest.mark.parametrize(("path", "name"), RENDERED[:1], ids=[n for _, n in RENDERED[:1]])
 def test_rendered_template_runs_against_s3(
-    path: Path, name: str, tmp_path: Path, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+    path: Path, name: str, tmp_path: Path, s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The local env renders no endpoint; botocore's standard variable points every step at the emulator.
+    # The S3 emulator (tests/fixtures/s3.py, dummy credentials for the session). The local env renders
+    # no endpoint; botocore's standard variable points every step at the emulator.
+    s3_endpoint = s3_bucket.endpoint
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
     probe = api.prepare(name, env="local", workdir=tmp_path)
     params = {}
     for param in (probe.spec.get("arguments") or {}).get("parameters") or []:
         value = str(param.get("value", ""))
         if value.startswith("file://"):
-            params[param["name"]] = "s3://kiosk-test/" + value.split("/store/", 1)[-1].lstrip("/")
+            params[param["name"]] = f"{s3_bucket.uri}/" + value.split("/store/", 1)[-1].lstrip("/")
         if param["name"] == "s3-endpoint":
             params[param["name"]] = s3_endpoint
     if not params:

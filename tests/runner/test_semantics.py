@@ -280,9 +280,26 @@ def test_cli_table_output(tmp_path: Path) -> None:
     assert "Succeeded" in result.output and "check" in result.output
 
 
-def test_rendered_yaml_roundtrip_of_final_object(tmp_path: Path) -> None:
+def _plain(value: object) -> bool:
+    """Only JSON's own types, exactly (a str subclass such as a Phase enum would leak into YAML/JSON)."""
+    if isinstance(value, dict):
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return value is None or type(value) in (str, int, float, bool)
+
+
+def test_the_final_object_is_plain_data_that_survives_yaml_and_json(tmp_path: Path) -> None:
+    """`-o json` and anything that dumps the final Workflow (safe_dump refuses enums) see plain data."""
     workflow, _, _ = run(tmp_path, FANOUT)
-    assert yaml.safe_load(json.dumps(workflow))["status"]["progress"] == "7/7"
+    assert _plain(workflow)
+    assert yaml.safe_load(yaml.safe_dump(workflow)) == workflow == json.loads(json.dumps(workflow))
+    assert workflow["status"]["progress"] == "7/7"
+    cli = CliRunner().invoke(app, ["run", str(write(tmp_path, FANOUT)), "-o", "json", "--workdir", str(tmp_path / "c")])
+    assert cli.exit_code == 0, cli.output
+    printed = json.loads(cli.stdout)
+    assert printed["status"]["phase"] == "Succeeded" and printed["status"]["progress"] == "7/7"
+    assert {n["phase"] for n in printed["status"]["nodes"].values()} == {"Succeeded"}
 
 
 OURS = """

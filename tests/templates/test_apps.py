@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from pipelines import gitops
+from pipelines import gitops, render
 from pipelines.config import ENVIRONMENTS, load_config
 from pipelines.tools import REPO_ROOT
 
@@ -70,8 +69,14 @@ def test_every_app_belongs_to_the_project() -> None:
             assert doc["spec"]["project"] == project, name
 
 
-def test_apps_dir_holds_only_rendered_files() -> None:
-    assert all(p.suffix == ".yaml" for p in Path(APPS).iterdir())
+def test_apps_dir_holds_exactly_the_rendered_files() -> None:
+    """Every file under argocd/apps/ is one `kiosk render` writes there, and each of those is there:
+    a hand-added or a stale Application (ArgoCD would sync it) fails, whatever its suffix.
+    """
+    files, _ = render.render_tree(tuple(ENVIRONMENTS))
+    expected = {REPO_ROOT / path for path in files if REPO_ROOT / path.parent == APPS}
+    assert expected, "kiosk render writes nothing to argocd/apps/"
+    assert set(APPS.iterdir()) == expected
 
 
 def test_one_observability_app_per_synced_environment_yaml_only() -> None:

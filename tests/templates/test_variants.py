@@ -20,6 +20,11 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
     overlay["storage"].update(s3_endpoint="http://minio.minio:9000", credentials_secret="")
     overlay["pushgateway"] = "pushgateway.monitoring:9091"
     overlay["benchmark"] = {"prometheus_url": "http://prometheus.monitoring:9090"}
+    # what a user tunes in config, not in code: retry backoff, /tmp size, cron history
+    overlay.setdefault("workflow", {}).update(
+        retry_backoff={"duration": "10s", "factor": 3, "cap": "2m", "max_duration": "20m"}, tmp_size_limit="8Gi"
+    )
+    overlay["batch_cron"] = {**overlay.get("batch_cron", {}), "successful_jobs_history_limit": 5}
     (config_dir / "staging.yaml").write_text(yaml.safe_dump(overlay))
     files = render.render_env("staging", config_dir)
     return {path.name: yaml.safe_load(text) for path, text in files.items()}
@@ -54,3 +59,13 @@ def test_pushgateway_and_prometheus_are_passed(rendered: dict[str, dict[str, Any
     assert "--pushgateway=pushgateway.monitoring:9091" in cleanup["args"]
     bench = containers(rendered["workflowtemplate-benchmark.yaml"])["benchmark"]
     assert "--prometheus-url=http://prometheus.monitoring:9090" in bench["args"]
+
+
+def test_retry_backoff_tmp_size_and_history_limits_come_from_config(rendered: dict[str, dict[str, Any]]) -> None:
+    template = rendered["workflowtemplate-batch-inference.yaml"]
+    assert template["spec"]["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "8Gi"}}]
+    for container_template in (t for t in template["spec"]["templates"] if "container" in t):
+        backoff = container_template["retryStrategy"]["backoff"]
+        assert backoff == {"duration": "10s", "factor": "3", "cap": "2m", "maxDuration": "20m"}
+    cron = rendered["cronworkflow-batch-inference.yaml"]["spec"]
+    assert (cron["successfulJobsHistoryLimit"], cron["failedJobsHistoryLimit"]) == (5, 3)

@@ -142,7 +142,9 @@ class PodRun(threading.Thread):
 
         if self.pod.spec.automount_service_account_token is False and not _projects_token(self.pod):
             return None
-        account = self.pod.spec.service_account_name or "default"
+        account = self.pod.spec.service_account_name
+        if not account:  # no ServiceAccount admission here to fill in "default": a token not bound to the pod
+            return service_account_token(self.config.api, self.pod.metadata.namespace, "default", 3600)
         return service_account_token(self.config.api, self.pod.metadata.namespace, account, 3600, self.pod)
 
     def _start(self, container: Any, resolver: Resolver, vols: dict[str, Path]) -> str:

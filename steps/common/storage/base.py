@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import builtins
 import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -121,7 +122,7 @@ class Store(abc.ABC):
         return self.head(key) is not None
 
     @abc.abstractmethod
-    def delete_many(self, keys: Sequence[str]) -> list[DeleteError]:
+    def delete_many(self, keys: Sequence[str]) -> builtins.list[DeleteError]:  # `list` is a method here
         """Delete keys (missing ones count as deleted); per-key failures are returned, not raised."""
 
     @abc.abstractmethod

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import boto3
 import botocore.session
@@ -142,7 +143,7 @@ class S3Store(Store):
             # so a persistent failure still costs max_attempts requests in all. Made on first use.
             rest = {**options, "retries": {"mode": "standard", "total_max_attempts": max(1, max_attempts - 1)}}
             self._retry_args = (session, endpoint or None, Config(**rest))
-            self._retry = None
+            self._retry: Any = None  # a boto3 client, made on first use
             self._retry_lock = threading.Lock()
         self._transfer = TransferConfig(
             multipart_threshold=MULTIPART_THRESHOLD, max_concurrency=max(1, min(max_pool_connections, 10))

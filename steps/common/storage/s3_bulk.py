@@ -16,6 +16,7 @@ the storage module's contract (tests/steps/common/test_storage.py).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import obstore
 from obstore.exceptions import BaseError, NotFoundError
@@ -36,7 +37,7 @@ class Missing(Exception):
 
 class ObstoreBulk:
     def __init__(self, bucket: str, *, endpoint: str, region: str, credentials, pool: int) -> None:
-        def provide() -> dict:
+        def provide() -> Any:  # obstore's S3Credential TypedDict
             frozen = credentials.get_frozen_credentials()
             return {
                 "access_key_id": frozen.access_key,
@@ -45,7 +46,7 @@ class ObstoreBulk:
                 "expires_at": datetime.now(UTC) + CREDENTIALS_TTL,
             }
 
-        config: dict = {"region": region or "us-east-1"}
+        config: Any = {"region": region or "us-east-1"}  # obstore's S3Config TypedDict
         if endpoint:
             config.update(endpoint=endpoint, virtual_hosted_style_request=False)
         self._store = _ObjectStore(
@@ -62,7 +63,7 @@ class ObstoreBulk:
         )
 
     def get(self, key: str, length: int | None = None) -> bytes:
-        options = {"range": (0, length)} if length else None
+        options: Any = {"range": (0, length)} if length else None  # obstore's GetOptions TypedDict
         try:
             return bytes(obstore.get(self._store, key, options=options).bytes())
         except (NotFoundError, FileNotFoundError) as error:  # obstore raises the builtin for a 404

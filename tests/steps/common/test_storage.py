@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from steps.cleanup.main import check_clock
+from steps.common.errors import StepError
 from steps.common.storage import NotFound, StorageError, open_store, split_uri
 
 
@@ -76,8 +78,26 @@ def test_delete_many_batches_by_1000(faulty_s3):
     assert not store.exists("k/0")
 
 
-def test_server_time_is_close_to_now(store_case):
-    assert abs(_open(store_case).server_time() - datetime.now(UTC)) < timedelta(minutes=1)
+def test_server_time_is_the_clock_that_stamps_last_modified(store_case):
+    """What retention relies on: ages are server_time() - last_modified, so a just-written object is
+    about 0 s old by the store's own clock (S3's Date header and LastModified have 1 s resolution).
+    """
+    store = _open(store_case)
+    store.put_bytes("fresh.bin", b"x")
+    written = store.head("fresh.bin").last_modified
+    age = store.server_time() - written
+    assert written.tzinfo is not None and timedelta(seconds=-1) <= age < timedelta(seconds=5), age
+
+
+@pytest.mark.parametrize("skew", [timedelta(minutes=10), -timedelta(minutes=10)])
+def test_a_node_clock_off_from_the_stores_fails_the_cleanup_check(store_case, skew):
+    """check_clock compares the node's clock with the store's: a node running ahead (or behind) would
+    see every object older (or younger) than it is, and deletes the wrong ones.
+    """
+    store = _open(store_case)
+    assert check_clock(store, timedelta(minutes=1)) - datetime.now(UTC) < timedelta(minutes=1)
+    with pytest.raises(StepError, match=r"^clock skew: .* more than --clock-skew-margin=0:01:00"):
+        check_clock(store, timedelta(minutes=1), clock=lambda: datetime.now(UTC) + skew)
 
 
 def test_uri_for_reopens_the_object(store_case):

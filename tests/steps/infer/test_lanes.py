@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.tools import REPO_ROOT
 from steps.common.storage import open_store
 from steps.infer.claims import claims_prefix
 from steps.ingest.main import run as ingest
@@ -24,7 +25,7 @@ from tests.fixtures import onnx_models as zoo
 from tests.fixtures.fault_proxy import FaultProxy
 from tests.fixtures.stepkit import StoreCase, run_step
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = REPO_ROOT
 
 
 def _seed(case: StoreCase, tmp_path: Path, images: int, shard_size: int, size: int = 24) -> None:
