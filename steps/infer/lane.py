@@ -17,7 +17,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -67,6 +67,7 @@ class Lane:
         self.error: BaseException | None = None
         self.model_kind = ""
         self.providers: list[str] = []
+        self.shard_done: Callable[[], None] = lambda: None
 
     # -- feeding --------------------------------------------------------------------------------------
     def _resumed(self, shard: _ShardRun, items: list[Item], since: datetime) -> set[str]:
@@ -198,6 +199,7 @@ class Lane:
             self.finished.append(doc)
             if over:
                 self.over_ratio.append((claim.shard, code))
+        self.shard_done()
         self.scheduler.wake.set()
         print(
             f"steps.infer: lane {p.lane}: {claim.shard} (generation {claim.generation}, {claim.body['reason']}): "
@@ -271,6 +273,9 @@ def run_lane(params: InferParams) -> int:
         else:
             # One stream across shards: the next shard's downloads overlap this one's tail.
             pipeline = make()
+            # The lane books every result to its shard; the pipeline's own list would grow with
+            # every image the lane ever processes, so it is emptied as shards finish.
+            lane.shard_done = pipeline.results.clear
             pipeline.run(lane.items())
             item_requests = pipeline.requests
     finally:
