@@ -35,6 +35,16 @@ def ensure_namespace(dynamic: DynamicClient, namespace: str, dry_run: bool) -> k
     return kube.apply(dynamic, [doc], dry_run=dry_run)[0]
 
 
+def _namespace_exists(dynamic: DynamicClient, namespace: str) -> bool:
+    try:
+        dynamic.resources.get(api_version="v1", kind="Namespace").get(name=namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
+
+
 def command(
     env: Annotated[str, typer.Option("--env", help="Environment whose rendered tree to apply.")] = "local",
     dry_run: Annotated[
@@ -50,6 +60,13 @@ def command(
         namespace, docs = env_documents(env)
         dynamic = DynamicClient(kube.api_client(kubeconfig, context))
         server_dry = dry_run == DryRun.server
+        if server_dry and not _namespace_exists(dynamic, namespace):
+            typer.echo(
+                f"kiosk apply --dry-run=server: namespace {namespace!r} does not exist on the cluster, so the API "
+                "server cannot check the objects in it; create it first (`kiosk apply` without --dry-run does)",
+                err=True,
+            )
+            raise typer.Exit(1)
         results = [ensure_namespace(dynamic, namespace, server_dry)]
         results += kube.apply(dynamic, docs, dry_run=server_dry, namespace=namespace)
     except (ConfigError, ConfigException, ApiException, OSError) as error:

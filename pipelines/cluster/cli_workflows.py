@@ -137,7 +137,7 @@ def logs(
     try:
         api = kube.api_client(kubeconfig, context)
         workflow = workflows.get(api, namespace or load_config(env).namespace, name)
-        for node, text in workflows.logs(api, workflow, container):
+        for node, text in workflows.logs(api, workflow, container, kube.pods_root(kubeconfig)):
             for line in text.splitlines():
                 typer.echo(f"{node}: {line}")
     except (ConfigError, ConfigException, ApiException, OSError) as error:

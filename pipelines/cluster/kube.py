@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,14 @@ def api_client(kubeconfig: str | None = None, context: str | None = None) -> k8s
         if not env and not default.is_file() and local.kubeconfig.is_file():
             kubeconfig = str(local.kubeconfig)
     return k8s_config.new_client_from_config(kubeconfig, context=context)
+
+
+def pods_root(kubeconfig: str | None = None) -> Path:
+    """Where the node agent keeps pod logs for the cluster this kubeconfig names (local clusters only)."""
+    path = kubeconfig or os.environ.get("KUBECONFIG")
+    if path and (Path(path).parent / "pods").is_dir():
+        return Path(path).parent / "pods"
+    return cluster_dir() / "pods"
 
 
 def apply(

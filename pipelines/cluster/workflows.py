@@ -91,8 +91,13 @@ def pod_name(workflow: dict[str, Any], node: dict[str, Any]) -> str:
     return f"{prefix}-{suffix}"
 
 
-def logs(api: k8s.ApiClient, workflow: dict[str, Any], container: str = "main") -> list[tuple[str, str]]:
-    """(pod, text) for each Pod node in start order: the pod log API, else the local agent's files."""
+def logs(
+    api: k8s.ApiClient, workflow: dict[str, Any], container: str = "main", pods_root: Path | None = None
+) -> list[tuple[str, str]]:
+    """(pod, text) for each Pod node in start order: the pod log API, else the local agent's files
+    (under `pods_root`, default the local cluster's `pods/`).
+    """
+    pods_root = pods_root or cluster_dir() / "pods"
     namespace = workflow["metadata"]["namespace"]
     nodes = sorted((workflow.get("status") or {}).get("nodes", {}).values(), key=lambda n: n.get("startedAt") or "")
     out = []
@@ -100,18 +105,19 @@ def logs(api: k8s.ApiClient, workflow: dict[str, Any], container: str = "main") 
         if node.get("type") != "Pod":
             continue
         pod = pod_name(workflow, node)
-        out.append((node.get("displayName", pod), _pod_log(api, namespace, pod, container)))
+        out.append((node.get("displayName", pod), _pod_log(api, namespace, pod, container, pods_root)))
     return out
 
 
-def _pod_log(api: k8s.ApiClient, namespace: str, pod: str, container: str) -> str:
+def _pod_log(api: k8s.ApiClient, namespace: str, pod: str, container: str, pods_root: Path) -> str:
     try:
-        return k8s.CoreV1Api(api).read_namespaced_pod_log(pod, namespace, container=container)
+        text = k8s.CoreV1Api(api).read_namespaced_pod_log(pod, namespace, container=container)
+        if text:
+            return str(text)
     except ApiException:
-        pass  # no kubelet behind the local cluster's pods: the agent keeps their logs in files
-    found = sorted(
-        (cluster_dir() / "pods" / namespace).glob(f"{pod}-*/{container}.log"), key=lambda p: p.stat().st_mtime
-    )
+        pass
+    # No kubelet behind the local cluster's pods (the API answers nothing): the agent keeps the logs.
+    found = sorted((pods_root / namespace).glob(f"{pod}-*/{container}.log"), key=lambda p: p.stat().st_mtime)
     if not found:
         return ""
     return "".join(line for line in found[-1].read_text(errors="replace").splitlines(True) if not _executor_line(line))

@@ -1,0 +1,84 @@
+"""`kiosk apply`, `kiosk submit`, `kiosk get` and `kiosk logs` through the CLI, on the session's cluster."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from tests.cluster.conftest import NAMESPACE, Cluster
+
+
+def _kiosk(cluster: Cluster, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, [*args, "--kubeconfig", str(cluster.state.kubeconfig)])
+    return result.exit_code, result.output
+
+
+def _manifest(tmp_path: Path, script: str) -> Path:
+    workflow = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "cli-"},
+        "spec": {
+            "entrypoint": "main",
+            "serviceAccountName": "kiosk-workflow",
+            "arguments": {"parameters": [{"name": "message", "value": "default"}]},
+            "templates": [
+                {
+                    "name": "main",
+                    "inputs": {"parameters": [{"name": "message"}]},
+                    "container": {"image": "busybox", "command": ["sh", "-c", script]},
+                }
+            ],
+        },
+    }
+    path = tmp_path / "workflow.yaml"
+    path.write_text(yaml.safe_dump(workflow))
+    return path
+
+
+def test_apply_server_dry_run_prints_every_object(cluster: Cluster) -> None:
+    code, output = _kiosk(cluster, "apply", "--env", "local", "--dry-run", "server")
+    assert code == 0, output
+    assert "WorkflowTemplate" in output and "batch-inference" in output and "server dry run" in output
+    assert "rejected" not in output
+
+
+def test_submit_watch_get_logs(cluster: Cluster, tmp_path: Path) -> None:
+    path = _manifest(tmp_path, "echo said {{inputs.parameters.message}}")
+    result = CliRunner().invoke(
+        app,
+        [
+            "submit",
+            str(path),
+            "-p",
+            "message=hello-kiosk",
+            "--watch",
+            "-o",
+            "json",
+            "--kubeconfig",
+            str(cluster.state.kubeconfig),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    final = json.loads(result.stdout)
+    assert final["status"]["phase"] == "Succeeded"
+    name = final["metadata"]["name"]
+    code, output = _kiosk(cluster, "get", name, "-n", NAMESPACE, "-o", "json")
+    assert code == 0 and json.loads(output)["metadata"]["name"] == name
+    code, output = _kiosk(cluster, "logs", name, "-n", NAMESPACE)
+    assert code == 0 and f"{name}: said hello-kiosk" in output, output
+
+
+def test_submit_watch_exits_1_unless_succeeded(cluster: Cluster, tmp_path: Path) -> None:
+    code, output = _kiosk(cluster, "submit", str(_manifest(tmp_path, "exit 5")), "--watch")
+    assert code == 1, output
+    assert "Failed" in output
+
+
+def test_submit_rejects_an_undeclared_parameter(cluster: Cluster, tmp_path: Path) -> None:
+    code, output = _kiosk(cluster, "submit", str(_manifest(tmp_path, "true")), "-p", "nope=1")
+    assert code == 1 and "nope" in output
