@@ -214,9 +214,10 @@ def run_lane(params: InferParams) -> int:
     workers = params.prefetch_workers + params.upload_workers
     storage: dict[str, Any] = {"s3_endpoint": params.s3_endpoint, "max_attempts": params.s3_max_attempts}
     run_store = open_store(params.run_uri, max_pool_connections=workers + 4, **storage)
+    # Read first, so a --run-uri that ingest never wrote is refused before the probe writes into it.
+    index = read_index(run_store)
     # Before the model loads: a server that ignores If-None-Match must be refused, never used.
     probe_conditional_writes(run_store, f"{runlayout.QUEUE_DIR}/probe")
-    index = read_index(run_store)
 
     model = load_model(
         params.model_uri,
