@@ -140,6 +140,45 @@ def test_eight_racing_lanes_process_every_shard_once(kind, tmp_path, request):
     assert len(workers) >= 2  # the work really was shared
 
 
+class _Gate:
+    """Turns one input image into a FIFO, so the lane that reads it blocks there, mid-shard, until
+    the test lets it go: a SIGKILL then lands inside that shard however fast or loaded the machine is
+    (tiny images on a nearly free model finish a shard between two polls, so waiting on the outputs
+    alone could not say where the worker was).
+    """
+
+    def __init__(self, store_root: Path, key: str) -> None:
+        self.path = store_root / key
+        self.data = self.path.read_bytes()
+        self.path.unlink()
+        os.mkfifo(self.path)
+        self._writer: int | None = None
+
+    def reader_blocked(self) -> bool:
+        """True once a worker has opened the FIFO to read it (it now waits for a writer). The write end
+        is kept open (nothing written) until `release`, so the reader never sees an early EOF.
+        """
+        if self._writer is None:
+            try:
+                self._writer = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: no reader yet
+                return False
+        return True
+
+    def release(self) -> None:
+        """After the blocked worker is dead: put the real image back for the workers that follow."""
+        if self._writer is not None:
+            os.close(self._writer)
+        tmp = self.path.with_name(self.path.name + ".restore")
+        tmp.write_bytes(self.data)
+        os.replace(tmp, self.path)
+
+
+def _outputs(store, keys: range) -> int:
+    written = {o.key for o in store.list("out") if o.key.endswith(".json")}
+    return len(written & {f"out/{i:04d}.png.json" for i in keys})
+
+
 def _wait_for(predicate, timeout: float = 120.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -155,15 +194,16 @@ def test_sigkill_mid_shard_takeover_and_retried_lane_resumes(tmp_path):
     _seed(case, tmp_path, images, shard_size)
     store = open_store(case.uri)
 
-    # Lane 0 of 2 starts alone; it is killed once its first shard is half written.
+    # Lane 0 of 2 starts alone; it is killed mid-shard-00000: blocked reading image 10 (a FIFO), with
+    # at least 3 of that shard's outputs written.
+    gate = _Gate(tmp_path / "store", "in/0010.png")
     victim = _start(_lane(case, tmp_path, 0, 2, "--claim-ttl=1.5", "--batch-size=1", "--upload-workers=1"))
-
-    def half_done() -> bool:
-        return len([o for o in store.list("out") if o.key.endswith(".json")]) >= 3
-
-    _wait_for(half_done, what="lane 0 to write some outputs")
+    _wait_for(lambda: gate.reader_blocked() or victim.poll() is not None, what="lane 0 to reach image 10")
+    assert victim.poll() is None, victim.communicate()[1][-3000:]
+    _wait_for(lambda: _outputs(store, range(20)) >= 3, what="lane 0 to write some outputs of shard-00000")
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
+    gate.release()
     killed = {s for s, claims in _claim_log(case).items() if not claims[-1]["done"]}
     assert "shard-00000" in killed
     written_before = {o.key for o in store.list("out") if o.key.endswith(".json")}
@@ -185,12 +225,17 @@ def test_retried_lane_resumes_its_own_claims_first(tmp_path):
     images, shard_size = 60, 10
     _seed(case, tmp_path, images, shard_size)
     store = open_store(case.uri)
+    # Killed mid-shard-00000 (blocked on image 5, a FIFO), so it leaves at least that claim unfinished.
+    gate = _Gate(tmp_path / "store", "in/0005.png")
     first = _start(_lane(case, tmp_path, 0, 2, "--claim-ttl=600", "--batch-size=1", "--upload-workers=1"))
-    _wait_for(lambda: any(o.key.endswith(".json") for o in store.list("out")), what="lane 0 to start writing")
+    _wait_for(lambda: gate.reader_blocked() or first.poll() is not None, what="lane 0 to reach image 5")
+    assert first.poll() is None, first.communicate()[1][-3000:]
+    _wait_for(lambda: _outputs(store, range(5)) >= 1, what="lane 0 to start writing")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
+    gate.release()
     unfinished = {s for s, claims in _claim_log(case).items() if not claims[-1]["done"]}
-    assert unfinished
+    assert "shard-00000" in unfinished
 
     # Argo retries the lane pod (attempt 1): with a TTL of 10 minutes nobody else could take the
     # claims over yet, so only the lane's own resume can finish them.
