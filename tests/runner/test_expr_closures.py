@@ -21,8 +21,10 @@ from pipelines.cli import app
 from pipelines.runner.errors import RunnerError
 from pipelines.runner.expressions import evaluate_expr, to_text
 
-# What the rendered batch-inference template (infer-lane) writes. expr-lang v1.17 declares `#index`
-# only inside map and reduce, so Argo refuses this at compile time ("unknown pointer #index").
+# The lane filter the batch-inference template once rendered (its `infer-lane` Steps template, removed
+# when lanes became long-lived workers that claim shards from a work queue; issue 12), kept as a case
+# of an expression Argo refuses: expr-lang v1.17 declares `#index` only inside map and reduce, so it
+# fails at compile time ("unknown pointer #index").
 TEMPLATE_LANE = (
     "toJson(filter(fromJSON(inputs.parameters.shards), "
     "{#index % asInt(inputs.parameters.lanes) == asInt(inputs.parameters.lane)}))"
