@@ -18,7 +18,8 @@ import pytest
 
 from pipelines.tools import REPO_ROOT
 from steps.common.storage import open_store
-from steps.infer.claims import claims_prefix
+from steps.infer.claims import WorkQueue, claims_prefix
+from steps.infer.lane import unresolved
 from steps.ingest.main import run as ingest
 from steps.ingest.params import IngestParams
 from tests.fixtures import onnx_models as zoo
@@ -278,3 +279,26 @@ def test_lane_flags_are_checked(tmp_path):
     ):
         done = subprocess.run([*base, *extra], cwd=REPO, capture_output=True, text=True, env=os.environ)
         assert done.returncode == 2 and wanted in done.stderr, done.stderr
+
+
+def test_failed_shard_another_lane_finished_needs_no_retry(tmp_path):
+    """A lane that marked a shard failed (transient failures over the ratio) exits 1 only while the
+    shard is still open: once another lane's takeover finished it, a retry of the pod would do nothing.
+    """
+    store = open_store(f"file://{tmp_path}/run")
+    ours = WorkQueue(store, lane=0, lanes=2, attempt=0, ttl=30)
+    theirs = WorkQueue(store, lane=1, lanes=2, attempt=0, ttl=30)
+    over = [("shard-00000", 1), ("shard-00001", 1), ("shard-00002", 2)]
+    for shard, _ in over:
+        claim = ours.try_claim(shard)
+        assert claim is not None
+        ours.finish(claim, {"failed": 3}, failed=shard != "shard-00002")
+    assert unresolved(ours, over) == over  # nobody else finished anything yet
+    rescue = theirs.try_claim("shard-00000", 1, "failed")
+    assert rescue is not None
+    assert unresolved(ours, over) == over  # claimed, not finished
+    theirs.finish(rescue, {"failed": 0}, failed=False)
+    again = theirs.try_claim("shard-00001", 1, "failed")
+    assert again is not None
+    theirs.finish(again, {"failed": 3}, failed=True)  # the takeover failed too: still open
+    assert unresolved(ours, over) == [("shard-00001", 1), ("shard-00002", 2)]
