@@ -130,13 +130,23 @@ def logs(
     env: EnvOption = "local",
     namespace: NamespaceOption = None,
     container: Annotated[str, typer.Option("-c", "--container", help="Container of each pod.")] = "main",
+    follow: Annotated[
+        bool,
+        typer.Option("-f", "--follow", help="Stream the lines as pods write them until the workflow finishes."),
+    ] = False,
     kubeconfig: KubeconfigOption = None,
     context: ContextOption = None,
 ) -> None:
-    """Print each pod's log, prefixed with its node name, like `argo logs`."""
+    """Print each pod's log, prefixed with its node name, like `argo logs` (`-f`: `argo logs --follow`)."""
     try:
         api = kube.api_client(kubeconfig, context)
-        workflow = workflows.get(api, namespace or load_config(env).namespace, name)
+        ns = namespace or load_config(env).namespace
+        if follow:
+            workflows.follow(
+                api, ns, name, lambda node, line: typer.echo(f"{node}: {line}"), container, kube.pods_root(kubeconfig)
+            )
+            return
+        workflow = workflows.get(api, ns, name)
         for node, text in workflows.logs(api, workflow, container, kube.pods_root(kubeconfig)):
             for line in text.splitlines():
                 typer.echo(f"{node}: {line}")

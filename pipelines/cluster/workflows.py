@@ -109,6 +109,47 @@ def logs(
     return out
 
 
+def follow(
+    api: k8s.ApiClient,
+    namespace: str,
+    name: str,
+    emit: Callable[[str, str], None],
+    container: str = "main",
+    pods_root: Path | None = None,
+    poll_s: float = 0.5,
+    timeout_s: float | None = None,
+) -> dict[str, Any]:
+    """`argo logs --follow`: emit (node, line) for each complete log line as pods write them, until the
+    workflow is finished and a last read found nothing new; returns the finished workflow.
+
+    Polls the pod log API (or the local agent's files) and prints what is past the lines already shown:
+    a line still being written is held back until its newline, or until its pod has finished.
+    """
+    shown: dict[str, int] = {}
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        workflow = get(api, namespace, name)
+        finished = (workflow.get("status") or {}).get("phase") in DONE
+        for node in _pod_nodes(workflow):
+            pod = pod_name(workflow, node)
+            lines = _pod_log(api, namespace, pod, container, pods_root or cluster_dir() / "pods").splitlines(True)
+            if lines and not lines[-1].endswith("\n") and node.get("phase") not in DONE:
+                lines.pop()  # still being written
+            for line in lines[shown.get(pod, 0) :]:
+                emit(node.get("displayName", pod), line.rstrip("\n"))
+            shown[pod] = max(shown.get(pod, 0), len(lines))
+        if finished:
+            return workflow
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"workflow {namespace}/{name} not finished after {timeout_s:.0f} s")
+        time.sleep(poll_s)
+
+
+def _pod_nodes(workflow: dict[str, Any]) -> list[dict[str, Any]]:
+    nodes = (workflow.get("status") or {}).get("nodes", {}).values()
+    return [n for n in sorted(nodes, key=lambda n: n.get("startedAt") or "") if n.get("type") == "Pod"]
+
+
 def _pod_log(api: k8s.ApiClient, namespace: str, pod: str, container: str, pods_root: Path) -> str:
     try:
         text = k8s.CoreV1Api(api).read_namespaced_pod_log(pod, namespace, container=container)

@@ -69,6 +69,14 @@ def command(
         status = workflow["status"]
         console.print(f"[bold]{workflow['metadata']['name']}[/] {status['phase']} {status.get('message', '')}")
         console.print(f"logs: {engine.run_dir / 'logs'}  (isolation: {isolation.method()})")
-        for param in (status.get("outputs") or {}).get("parameters") or []:
-            console.print(f"output {param['name']} = {param['value']}")
+        # The entrypoint's own outputs too: Argo publishes no `globalName` of a root DAG's outputs.
+        root = (status.get("nodes") or {}).get(workflow["metadata"]["name"]) or {}
+        shown = set()
+        for param in [
+            *((status.get("outputs") or {}).get("parameters") or []),
+            *((root.get("outputs") or {}).get("parameters") or []),
+        ]:
+            if param["name"] not in shown:
+                shown.add(param["name"])
+                console.print(f"output {param['name']} = {param['value']}")
     raise typer.Exit(0 if workflow["status"]["phase"] == Phase.SUCCEEDED else 1)

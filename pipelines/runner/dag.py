@@ -213,4 +213,8 @@ def run_dag(executor: Executor, template: dict[str, Any], owner: Owner, scope: d
     run = _DagRun(executor, template, owner, scope, node, graph)
     run.schedule()
     phase, message = run.outcome()
+    if phase is Phase.SUCCEEDED:
+        for task_node in run.nodes.values():
+            for param, value in task_node.dag_globals:
+                executor.publish_global(param, value)
     return finish_with_outputs(executor, template, run.scope, node, phase, message)

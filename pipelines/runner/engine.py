@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import os
 import random
+import re
 import string
 import threading
 import time
@@ -61,6 +62,8 @@ class Engine:
         limit = self.spec.get("parallelism")
         self.pod_slots = threading.BoundedSemaphore(min(int(limit), options.max_pods) if limit else options.max_pods)
         self.global_outputs: dict[str, str] = {}
+        #: Node id of each steps/DAG node -> its template: the boundary its children's pods run in.
+        self.boundaries: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.owner = Owner("", {t["name"]: t for t in self.spec.get("templates") or []})
         self.created = now()
@@ -142,6 +145,7 @@ class Engine:
                 continue
             seen.add(key)
             validation.check_template(template)
+            validation.check_archive_logs(template, self.spec)
             groups = template.get("steps") or []
             children = [s for g in groups for s in (g if isinstance(g, list) else [g])]
             children += (template.get("dag") or {}).get("tasks") or []
@@ -320,6 +324,9 @@ class Engine:
         return evaluate_expr(expression, env) is True
 
     def _once(self, template: dict[str, Any], owner: Owner, scope: dict[str, str], at: Placement) -> Node:
+        if "steps" in template or "dag" in template:
+            with self.lock:
+                self.boundaries[self.status.node_id(at.name)] = template
         if "steps" in template:
             return composite.run_steps(self, template, owner, scope, at)
         if "dag" in template:
@@ -383,7 +390,9 @@ class Engine:
     ) -> Node:
         """Read a finished pod's outputs; an output that cannot be read makes a Succeeded pod an Error."""
         tname = template["name"]
-        outputs: dict[str, Any] = {"result": result.stdout}
+        outputs: dict[str, Any] = {}
+        if self._result_referenced(node):
+            outputs["result"] = result.stdout
         if result.exit_code is not None:
             outputs["exitCode"] = str(result.exit_code)
         out_params = []
@@ -408,7 +417,44 @@ class Engine:
         node.outputs = outputs
         return self.status.finish(node, phase, message)
 
+    def _result_referenced(self, node: Node) -> bool:
+        """Whether Argo would keep this pod's stdout as `outputs.result`: only when the steps/DAG
+        template it runs in names `steps.<step>.outputs.result` / `tasks.<task>.outputs.result`
+        (or `steps['<step>'].outputs.result` in an expression). Mirrors the controller's
+        includeScriptOutput/hasOutputResultRef (workflow/controller/operator.go, argo-workflows v4),
+        which searches the parent template's JSON; a pod outside any steps/DAG never keeps it.
+        """
+        with self.lock:
+            parent = self.boundaries.get(node.boundary_id) if node.boundary_id else None
+        if parent is None:
+            return False
+        kind = "tasks" if "dag" in parent else "steps" if "steps" in parent else ""
+        name = re.escape(step_or_task_name(node.name))
+        text = json.dumps(parent)
+        return bool(
+            re.search(rf"{kind}\.{name}\.outputs\.result", text)
+            or re.search(rf"{kind}\[['\"]{name}['\"]\]\.outputs.result", text)
+        )
+
     def publish_global(self, param: dict[str, Any], value: str) -> None:
         if param.get("globalName"):
             with self.lock:
                 self.global_outputs[param["globalName"]] = value
+
+
+def step_or_task_name(node_name: str) -> str:
+    """The step/task a node name belongs to: `wf[0].fan(0:a)(1)` -> `fan` (Argo's getStepOrDAGTaskName)."""
+    closing = {")": "(", "]": "["}
+    opener = ""
+    end = len(node_name)
+    for i in range(len(node_name) - 1, -1, -1):
+        char = node_name[i]
+        if opener:
+            if char == opener:
+                opener = ""
+        elif char in closing:
+            opener = closing[char]
+        else:
+            end = i + 1
+            break
+    return node_name[:end].rsplit(".", 1)[-1]

@@ -39,6 +39,9 @@ class Node:
     inputs: dict[str, Any] | None = None
     exit_code: int | None = None
     log: str = ""
+    #: A DAG template's own `globalName` outputs: Argo publishes them only when a DAG that runs this node
+    #: as a task Succeeds (workflow/controller/dag.go), never for the root DAG or a DAG run as a step.
+    dag_globals: list[tuple[dict[str, Any], str]] = field(default_factory=list)
 
     def to_argo(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -141,7 +141,10 @@ def template_outputs(executor: Executor, template: dict[str, Any], scope: dict[s
     for param in (template.get("outputs") or {}).get("parameters") or []:
         value = _template_output(template, param, scope)
         params.append({"name": param["name"], "value": value})
-        executor.publish_global(param, value)
+        if "dag" in template:
+            node.dag_globals.append((param, value))
+        else:
+            executor.publish_global(param, value)
     if params:
         node.outputs = {"parameters": params}
 

@@ -105,6 +105,9 @@ def _refuse(unknown: set[str], template: str, prefix: str) -> None:
         raise UnsupportedFeature(f"{prefix}{key}", template)
 
 
+ARCHIVE_LOGS_HINT = "archiving a pod's logs needs an artifact repository"
+
+
 def check_spec(spec: dict[str, Any], name: str) -> None:
     _refuse(set(spec) - SPEC_HONOURED - K8S_ONLY, name, "spec.")
     for volume in spec.get("volumes") or []:
@@ -125,6 +128,21 @@ def _check_volume(volume: dict[str, Any], template: str) -> None:
             template,
             "only emptyDir volumes run locally",
         )
+
+
+def check_archive_logs(template: dict[str, Any], spec: dict[str, Any]) -> None:
+    """Refuse a pod template whose logs Argo would archive: the template's `archiveLocation.archiveLogs`,
+    else `spec.archiveLogs` (the controller's IsArchiveLogs, workflow/controller/workflowpod.go). The real
+    controller runs such a pod and then fails it when no artifact repository takes the logs; the runner
+    has none, so it refuses before anything runs instead of ignoring the request.
+    """
+    if "container" not in template and "script" not in template:
+        return
+    own = (template.get("archiveLocation") or {}).get("archiveLogs")
+    if own is True:
+        raise UnsupportedFeature("archiveLocation.archiveLogs", template.get("name", "?"), ARCHIVE_LOGS_HINT)
+    if own is None and spec.get("archiveLogs") is True:
+        raise UnsupportedFeature("spec.archiveLogs", template.get("name", "?"), ARCHIVE_LOGS_HINT)
 
 
 def check_template(template: dict[str, Any]) -> None:

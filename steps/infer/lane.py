@@ -209,14 +209,25 @@ class Lane:
         )
 
 
+def unresolved(queue: WorkQueue, over_ratio: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The shards over --max-failure-ratio that still need this lane's exit code: one marked failed
+    (transient, exit 1) that another lane has finished meanwhile needs no retry of this pod.
+    Shards still open keep exit 1, so Argo retries the pod and its retry resumes them.
+    """
+    retried = [shard for shard, code in over_ratio if code == 1]
+    states = queue.scan(retried) if retried else {}
+    return [(s, c) for s, c in over_ratio if not (c == 1 and s in states and states[s].finished)]
+
+
 def run_lane(params: InferParams) -> int:
     started = time.perf_counter()
     workers = params.prefetch_workers + params.upload_workers
     storage: dict[str, Any] = {"s3_endpoint": params.s3_endpoint, "max_attempts": params.s3_max_attempts}
     run_store = open_store(params.run_uri, max_pool_connections=workers + 4, **storage)
+    # Read first, so a --run-uri that ingest never wrote is refused before the probe writes into it.
+    index = read_index(run_store)
     # Before the model loads: a server that ignores If-None-Match must be refused, never used.
     probe_conditional_writes(run_store, f"{runlayout.QUEUE_DIR}/probe")
-    index = read_index(run_store)
 
     model = load_model(
         params.model_uri,
@@ -322,12 +333,13 @@ def run_lane(params: InferParams) -> int:
         f"{lane.scheduler.takeovers} takeovers; requests {requests}",
         file=sys.stderr,
     )
-    if lane.over_ratio:
-        shard, _ = lane.over_ratio[0]
+    over_ratio = unresolved(queue, lane.over_ratio)
+    if over_ratio:
+        shard, _ = over_ratio[0]
         print(
-            f"steps.infer: error: {len(lane.over_ratio)} shards over --max-failure-ratio={params.max_failure_ratio} "
+            f"steps.infer: error: {len(over_ratio)} shards over --max-failure-ratio={params.max_failure_ratio} "
             f"(first: {shard}; see {params.run_uri.rstrip('/')}/{runlayout.METRICS_DIR}/{shard}.json)",
             file=sys.stderr,
         )
-        return 1 if any(code == 1 for _, code in lane.over_ratio) else 2
+        return 1 if any(code == 1 for _, code in over_ratio) else 2
     return 0

@@ -16,7 +16,7 @@ import onnxruntime as ort
 
 from steps.common import storage
 from steps.common.errors import StepError
-from steps.common.storage import StorageError
+from steps.common.storage import StorageError, StorageUnavailable
 from steps.infer import spec as specs
 from steps.infer.normalise import pixel_input_model
 from steps.infer.trt_cache import cache_uri, persist, restore
@@ -32,6 +32,8 @@ def read_uri(uri: str, *, s3_endpoint: str = "", max_attempts: int = 5, what: st
     """Bytes at a file://, s3:// or package:// URI; None when the object does not exist."""
     try:
         return storage.read_uri(uri, s3_endpoint=s3_endpoint, max_attempts=max_attempts)
+    except StorageUnavailable as error:  # a retry can help: keep its exit code 1
+        raise StorageUnavailable(f"cannot load {what} {uri}: {error}") from None
     except StorageError as error:
         raise ModelError(f"cannot load {what} {uri}: {error}") from None
 

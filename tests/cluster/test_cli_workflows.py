@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import yaml
 from typer.testing import CliRunner
 
 from pipelines.cli import app
+from pipelines.cluster import kube, workflows
 from tests.cluster.conftest import NAMESPACE, Cluster
 
 
@@ -82,3 +84,24 @@ def test_submit_watch_exits_1_unless_succeeded(cluster: Cluster, tmp_path: Path)
 def test_submit_rejects_an_undeclared_parameter(cluster: Cluster, tmp_path: Path) -> None:
     code, output = _kiosk(cluster, "submit", str(_manifest(tmp_path, "true")), "-p", "nope=1")
     assert code == 1 and "nope" in output
+
+
+def test_logs_follow_streams_lines_while_the_pod_runs(cluster: Cluster, tmp_path: Path) -> None:
+    script = "echo first; sleep 6; echo second"
+    created = workflows.create(cluster.api, workflows.from_file(_manifest(tmp_path, script), NAMESPACE, {}))
+    name = created["metadata"]["name"]
+    seen: list[tuple[float, str, str]] = []
+    final = workflows.follow(
+        cluster.api,
+        NAMESPACE,
+        name,
+        lambda node, line: seen.append((time.monotonic(), node, line)),
+        pods_root=kube.pods_root(str(cluster.state.kubeconfig)),
+        timeout_s=120,
+    )
+    assert final["status"]["phase"] == "Succeeded"
+    assert [(node, line) for _, node, line in seen] == [(name, "first"), (name, "second")]
+    # streamed: `first` came out while the pod was still sleeping, not at the end
+    assert seen[1][0] - seen[0][0] > 3, seen
+    code, output = _kiosk(cluster, "logs", name, "-n", NAMESPACE, "--follow")
+    assert code == 0 and output.splitlines() == [f"{name}: first", f"{name}: second"], output

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from pipelines.cli import app
 from pipelines.runner import api, isolation
 from pipelines.runner.errors import RunnerError, UnsupportedFeature
+from tests.runner.stdout import printed
 
 
 def write(tmp_path: Path, text: str, name: str = "wf.yaml") -> Path:
@@ -61,7 +62,9 @@ def test_parallel_nodes_get_a_private_tmp(tmp_path: Path, how: str, monkeypatch:
     monkeypatch.setattr(isolation, "method", lambda: how)
     workflow, nodes, _ = run(tmp_path, FANOUT)
     assert workflow["status"]["phase"] == "Succeeded"
-    assert json.loads(nodes["check"]["outputs"]["result"]) == [f"v{i:02d}" for i in range(6)]
+    assert json.loads(printed(tmp_path / "wd" / "runs" / workflow["metadata"]["name"], nodes["check"])) == [
+        f"v{i:02d}" for i in range(6)
+    ]
     assert not Path("/tmp/copy").exists() or Path("/tmp/copy").read_text().strip() not in {
         f"v{i:02d}" for i in range(6)
     }
@@ -125,7 +128,8 @@ def test_continue_on_exit_handler_and_parallelism(tmp_path: Path) -> None:
     assert workflow["status"]["phase"] == "Failed"
     assert nodes["bad"]["phase"] == "Failed" and nodes["worse"]["phase"] == "Failed"
     assert "never" not in nodes
-    report = nodes[f"{workflow['metadata']['name']}.onExit"]["outputs"]["result"]
+    name = workflow["metadata"]["name"]
+    report = printed(tmp_path / "wd" / "runs" / name, nodes[f"{name}.onExit"])
     assert report.startswith("Failed ")
     assert {f["displayName"] for f in json.loads(report.split(" ", 1)[1])} == {"bad", "worse"}
     pods = [e for e in events if workflow["status"]["nodes"][e[1]]["type"] == "Pod"]
@@ -216,7 +220,39 @@ def test_template_kinds_and_refs(tmp_path: Path, target: str, params: dict, said
     library = write(tmp_path, LIBRARY, "lib.yaml")
     workflow = api.run(target, env=None, files=[library], parameters=params, workdir=tmp_path / "wd")
     assert workflow["status"]["phase"] == "Succeeded"
-    assert workflow["status"]["outputs"]["parameters"] == [{"name": "said", "value": said}]
+    dags = [n for n in workflow["status"]["nodes"].values() if n["type"] == "DAG"]
+    assert [n["outputs"]["parameters"] for n in dags] == [[{"name": "said", "value": said}]]
+    # Argo publishes a DAG's own globalName outputs only when a parent DAG runs it as a task.
+    assert "outputs" not in workflow["status"]
+
+
+NESTED = """
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: nested-}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    dag:
+      tasks:
+      - {name: inner, template: inner}
+    outputs: {parameters: [{name: top, valueFrom: {parameter: "{{tasks.inner.outputs.parameters.said}}"}, globalName: top}]}
+  - name: inner
+    dag:
+      tasks:
+      - {name: say, template: say}
+    outputs: {parameters: [{name: said, valueFrom: {parameter: "{{tasks.say.outputs.result}}"}, globalName: said}]}
+  - name: say
+    container: {image: busybox, command: [echo, hi]}
+"""
+
+
+def test_a_dag_task_publishes_its_global_outputs_the_root_dag_does_not(tmp_path: Path) -> None:
+    workflow, nodes, _ = run(tmp_path, NESTED)
+    assert workflow["status"]["phase"] == "Succeeded"
+    assert nodes["inner"]["outputs"]["parameters"] == [{"name": "said", "value": "hi"}]
+    assert workflow["status"]["outputs"] == {"parameters": [{"name": "said", "value": "hi"}]}
 
 
 def test_unknown_reference_is_an_error(tmp_path: Path) -> None:
@@ -334,3 +370,85 @@ def test_kubernetes_only_fields_are_accepted_no_ops(tmp_path: Path) -> None:
     assert workflow["status"]["phase"] == "Succeeded"
     node = next(iter(workflow["status"]["nodes"].values()))
     assert node["outputs"]["parameters"] == [{"name": "n", "value": str((tmp_path / "wd").resolve())}]
+
+
+RESULTS = """
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: results-}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: quoted, template: say}
+      - {name: expressed, template: say}
+      - {name: unread, template: say}
+      - {name: scripted, template: py}
+    - - name: use
+        template: say
+        when: "{{steps.quoted.outputs.result}} == hi"
+      - name: also
+        template: say
+        when: "{{=steps['expressed'].outputs.result == 'hi'}}"
+  - name: say
+    container: {image: busybox, command: [echo, hi]}
+  - name: py
+    script: {image: python, command: [python], source: "print('hi')"}
+"""
+
+
+def test_stdout_is_a_result_only_where_the_parent_template_references_it(tmp_path: Path) -> None:
+    # Argo's includeScriptOutput: a `{{steps.X.outputs.result}}` or `steps['X'].outputs.result` in the
+    # parent steps/DAG template; a script template gets no result either when nothing references it.
+    workflow, nodes, _ = run(tmp_path, RESULTS)
+    assert workflow["status"]["phase"] == "Succeeded"
+    assert nodes["quoted"]["outputs"]["result"] == nodes["expressed"]["outputs"]["result"] == "hi"
+    for name in ("unread", "scripted", "use", "also"):
+        assert "result" not in nodes[name]["outputs"], name
+        assert nodes[name]["outputs"]["exitCode"] == "0"
+
+
+def test_a_pod_at_the_root_records_no_result(tmp_path: Path) -> None:
+    _, nodes, _ = run(tmp_path, RESULTS.replace("entrypoint: main", "entrypoint: say"))
+    (pod,) = nodes.values()
+    assert pod["outputs"] == {"exitCode": "0"}
+
+
+def test_the_step_name_of_a_node_strips_loops_and_retries() -> None:
+    from pipelines.runner.engine import step_or_task_name
+
+    assert step_or_task_name("wf[0].fan(0:a.b)(1)") == "fan"
+    assert step_or_task_name("wf.dag.task") == "task"
+    assert step_or_task_name("wf[1].step.onExit") == "onExit"
+
+
+@pytest.mark.parametrize(
+    ("spec_level", "template_level", "refused"),
+    [
+        ("", "archiveLocation: {archiveLogs: true}", "archiveLocation.archiveLogs"),
+        ("archiveLogs: true", "", "spec.archiveLogs"),
+        ("archiveLogs: true", "archiveLocation: {archiveLogs: false}", None),
+        ("archiveLogs: false", "", None),
+    ],
+)
+def test_archived_logs_are_refused(tmp_path: Path, spec_level: str, template_level: str, refused: str | None) -> None:
+    text = f"""
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {{generateName: archive-}}
+spec:
+  {spec_level}
+  entrypoint: hello
+  templates:
+  - name: hello
+    {template_level}
+    container: {{image: busybox, command: [echo, hi]}}
+"""
+    if refused is None:
+        assert run(tmp_path, text)[0]["status"]["phase"] == "Succeeded"
+        return
+    with pytest.raises(UnsupportedFeature) as caught:
+        api.prepare(str(write(tmp_path, text)), env=None, workdir=tmp_path / "wd").run()
+    assert f"{refused!r} in template 'hello'" in str(caught.value)
+    assert "artifact repository" in str(caught.value)

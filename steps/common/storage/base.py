@@ -32,6 +32,15 @@ class StorageError(StepError):
     """Storage is unreachable, the bucket is missing, access is denied, or a URI/key is invalid."""
 
 
+class StorageUnavailable(StorageError):
+    """Transient: the endpoint is unreachable, times out, throttles or answers 5xx after botocore's own
+    retries. Exit code 1, so Argo's retryStrategy retries the step; anything else about storage (a
+    malformed URI, a missing bucket, access denied) is bad input, exit code 2.
+    """
+
+    exit_code = 1
+
+
 class NotFound(StorageError):
     """The object does not exist (callers that expect this catch it, e.g. per-item failures)."""
 

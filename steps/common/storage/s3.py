@@ -36,6 +36,7 @@ from steps.common.storage.base import (
     NotFound,
     ObjectInfo,
     StorageError,
+    StorageUnavailable,
     Store,
     check_key,
     count_request,
@@ -48,6 +49,8 @@ _DELETE_BATCH = 1000  # the DeleteObjects limit
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _PRECONDITION = {"412", "PreconditionFailed"}
 _CONFLICT = {"409", "ConditionalRequestConflict", "OperationAborted"}
+#: Server-side trouble that outlived botocore's retries: a later attempt can succeed.
+_TRANSIENT = {"500", "502", "503", "504", "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout"}
 _DENIED = {"403", "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 
 
@@ -193,13 +196,14 @@ class S3Store(Store):
                 raise NotFound(f"object not found: {target}") from None
             if code in _DENIED:
                 raise StorageError(f"access denied: cannot {what} {target} ({code})") from None
-            raise StorageError(f"cannot {what} {target}: {code}: {err.get('Message', '')}".rstrip(": ")) from None
+            kind = StorageUnavailable if code in _TRANSIENT else StorageError
+            raise kind(f"cannot {what} {target}: {code}: {err.get('Message', '')}".rstrip(": ")) from None
         except NoCredentialsError:
             raise StorageError(
                 f"no S3 credentials for {self._where}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile"
             ) from None
         except (BotoConnectionError, HTTPClientError) as error:
-            raise StorageError(f"storage unreachable: cannot {what} {target}: {error}") from None
+            raise StorageUnavailable(f"storage unreachable: cannot {what} {target}: {error}") from None
         except BotoCoreError as error:
             raise StorageError(f"cannot {what} {target}: {error}") from None
 
@@ -274,7 +278,7 @@ class S3Store(Store):
                     return response["Body"].read()
                 except _STREAM_ERRORS as error:
                     if attempt == self.max_attempts:
-                        raise StorageError(f"cannot read {self.uri_for(key)}: {error}") from None
+                        raise StorageUnavailable(f"cannot read {self.uri_for(key)}: {error}") from None
             time.sleep(min(20.0, random.uniform(0, 0.1 * 2**attempt)))
         raise AssertionError("unreachable")
 

@@ -13,6 +13,7 @@ import io
 import json
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,6 +51,9 @@ class Pusher:
 
     gateway: str
     job: str = "kiosk-benchmark-test"
+    #: Blocks until Prometheus returns a value for a query (PromStack.wait_for). When set, a run ends
+    #: only once its final samples are scraped, so its window holds a known sample time.
+    scraped: Callable[[str, float], None] | None = None
     pushed: list[dict[str, float]] = field(default_factory=list)
     processed: int = 0
 
@@ -154,8 +158,9 @@ def run_sweep_point(
     sampler = threading.Thread(target=pusher.sample_while, args=(stop,), daemon=True) if pusher else None
     started = datetime.now(UTC)
     clock = time.perf_counter()
+    run_name = run_store.uri.rstrip("/").rsplit("/", 1)[-1]
     if sampler:
-        pusher.start_run(run_store.uri.rstrip("/").rsplit("/", 1)[-1], batch_size)
+        pusher.start_run(run_name, batch_size)
         pusher.push()
         sampler.start()
     with ThreadPoolExecutor(max_workers=parallelism) as pool:
@@ -165,6 +170,13 @@ def run_sweep_point(
         stop.set()
         sampler.join()
         pusher.push()  # the final values, after the last image
+        if pusher.scraped:
+            # A run of a few tenths of a second can end between two 1 s scrapes, and then its window
+            # holds none of its own samples (no run label, no throughput yet). Like a pod whose metrics
+            # are scraped before it exits, the run ends only after Prometheus holds its final values:
+            # their scrape time is then inside [started, finished], whatever the load.
+            pusher.scraped(f'kiosk_test_batch_size{{run="{run_name}"}}', batch_size)
+            pusher.scraped("kiosk_infer_images_per_second", pusher.pushed[-1]["ips"])
     finished = datetime.now(UTC)
     p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
     summary = {

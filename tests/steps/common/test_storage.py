@@ -9,7 +9,7 @@ import pytest
 
 from steps.cleanup.main import check_clock
 from steps.common.errors import StepError
-from steps.common.storage import NotFound, StorageError, open_store, split_uri
+from steps.common.storage import NotFound, StorageError, StorageUnavailable, open_store, split_uri
 
 
 def _open(case, root: str = "", **kwargs):
@@ -168,8 +168,9 @@ def test_unreachable_endpoint_is_a_storage_error():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     store = open_store("s3://bucket/p", s3_endpoint=f"http://127.0.0.1:{port}", max_attempts=2)
-    with pytest.raises(StorageError, match=r"storage unreachable: .*s3://bucket/p"):
+    with pytest.raises(StorageUnavailable, match=r"storage unreachable: .*s3://bucket/p") as raised:
         store.get_bytes("x")
+    assert raised.value.exit_code == 1  # a retry can help
 
 
 def test_access_denied_names_the_uri(faulty_s3):

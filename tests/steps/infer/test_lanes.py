@@ -18,7 +18,8 @@ import pytest
 
 from pipelines.tools import REPO_ROOT
 from steps.common.storage import open_store
-from steps.infer.claims import claims_prefix
+from steps.infer.claims import WorkQueue, claims_prefix
+from steps.infer.lane import unresolved
 from steps.ingest.main import run as ingest
 from steps.ingest.params import IngestParams
 from tests.fixtures import onnx_models as zoo
@@ -166,6 +167,45 @@ def _holds_claim(case: StoreCase, lane: int, proc: subprocess.Popen) -> bool:
     return any(c["lane"] == lane for claims in _claim_log(case).values() for c in claims)
 
 
+class _Gate:
+    """Turns one input image into a FIFO, so the lane that reads it blocks there, mid-shard, until
+    the test lets it go: a SIGKILL then lands inside that shard however fast or loaded the machine is
+    (tiny images on a nearly free model finish a shard between two polls, so waiting on the outputs
+    alone could not say where the worker was).
+    """
+
+    def __init__(self, store_root: Path, key: str) -> None:
+        self.path = store_root / key
+        self.data = self.path.read_bytes()
+        self.path.unlink()
+        os.mkfifo(self.path)
+        self._writer: int | None = None
+
+    def reader_blocked(self) -> bool:
+        """True once a worker has opened the FIFO to read it (it now waits for a writer). The write end
+        is kept open (nothing written) until `release`, so the reader never sees an early EOF.
+        """
+        if self._writer is None:
+            try:
+                self._writer = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: no reader yet
+                return False
+        return True
+
+    def release(self) -> None:
+        """After the blocked worker is dead: put the real image back for the workers that follow."""
+        if self._writer is not None:
+            os.close(self._writer)
+        tmp = self.path.with_name(self.path.name + ".restore")
+        tmp.write_bytes(self.data)
+        os.replace(tmp, self.path)
+
+
+def _outputs(store, keys: range) -> int:
+    written = {o.key for o in store.list("out") if o.key.endswith(".json")}
+    return len(written & {f"out/{i:04d}.png.json" for i in keys})
+
+
 def _wait_for(predicate, timeout: float = 120.0, what: str = "", poll: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -181,15 +221,16 @@ def test_sigkill_mid_shard_takeover_and_retried_lane_resumes(tmp_path):
     _seed(case, tmp_path, images, shard_size)
     store = open_store(case.uri)
 
-    # Lane 0 of 2 starts alone; it is killed once its first shard is half written.
+    # Lane 0 of 2 starts alone; it is killed mid-shard-00000: blocked reading image 10 (a FIFO), with
+    # at least 3 of that shard's outputs written.
+    gate = _Gate(tmp_path / "store", "in/0010.png")
     victim = _start(_lane(case, tmp_path, 0, 2, "--claim-ttl=1.5", "--batch-size=1", "--upload-workers=1"))
-
-    def half_done() -> bool:
-        return len([o for o in store.list("out") if o.key.endswith(".json")]) >= 3
-
-    _wait_for(half_done, what="lane 0 to write some outputs")
+    _wait_for(lambda: gate.reader_blocked() or victim.poll() is not None, what="lane 0 to reach image 10")
+    assert victim.poll() is None, victim.communicate()[1][-3000:]
+    _wait_for(lambda: _outputs(store, range(20)) >= 3, what="lane 0 to write some outputs of shard-00000")
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
+    gate.release()
     killed = {s for s, claims in _claim_log(case).items() if not claims[-1]["done"]}
     assert "shard-00000" in killed
     written_before = {o.key for o in store.list("out") if o.key.endswith(".json")}
@@ -211,12 +252,17 @@ def test_retried_lane_resumes_its_own_claims_first(tmp_path):
     images, shard_size = 60, 10
     _seed(case, tmp_path, images, shard_size)
     store = open_store(case.uri)
+    # Killed mid-shard-00000 (blocked on image 5, a FIFO), so it leaves at least that claim unfinished.
+    gate = _Gate(tmp_path / "store", "in/0005.png")
     first = _start(_lane(case, tmp_path, 0, 2, "--claim-ttl=600", "--batch-size=1", "--upload-workers=1"))
-    _wait_for(lambda: any(o.key.endswith(".json") for o in store.list("out")), what="lane 0 to start writing")
+    _wait_for(lambda: gate.reader_blocked() or first.poll() is not None, what="lane 0 to reach image 5")
+    assert first.poll() is None, first.communicate()[1][-3000:]
+    _wait_for(lambda: _outputs(store, range(5)) >= 1, what="lane 0 to start writing")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
+    gate.release()
     unfinished = {s for s, claims in _claim_log(case).items() if not claims[-1]["done"]}
-    assert unfinished
+    assert "shard-00000" in unfinished
 
     # Argo retries the lane pod (attempt 1): with a TTL of 10 minutes nobody else could take the
     # claims over yet, so only the lane's own resume can finish them.
@@ -259,3 +305,26 @@ def test_lane_flags_are_checked(tmp_path):
     ):
         done = subprocess.run([*base, *extra], cwd=REPO, capture_output=True, text=True, env=os.environ)
         assert done.returncode == 2 and wanted in done.stderr, done.stderr
+
+
+def test_failed_shard_another_lane_finished_needs_no_retry(tmp_path):
+    """A lane that marked a shard failed (transient failures over the ratio) exits 1 only while the
+    shard is still open: once another lane's takeover finished it, a retry of the pod would do nothing.
+    """
+    store = open_store(f"file://{tmp_path}/run")
+    ours = WorkQueue(store, lane=0, lanes=2, attempt=0, ttl=30)
+    theirs = WorkQueue(store, lane=1, lanes=2, attempt=0, ttl=30)
+    over = [("shard-00000", 1), ("shard-00001", 1), ("shard-00002", 2)]
+    for shard, _ in over:
+        claim = ours.try_claim(shard)
+        assert claim is not None
+        ours.finish(claim, {"failed": 3}, failed=shard != "shard-00002")
+    assert unresolved(ours, over) == over  # nobody else finished anything yet
+    rescue = theirs.try_claim("shard-00000", 1, "failed")
+    assert rescue is not None
+    assert unresolved(ours, over) == over  # claimed, not finished
+    theirs.finish(rescue, {"failed": 0}, failed=False)
+    again = theirs.try_claim("shard-00001", 1, "failed")
+    assert again is not None
+    theirs.finish(again, {"failed": 3}, failed=True)  # the takeover failed too: still open
+    assert unresolved(ours, over) == [("shard-00001", 1), ("shard-00002", 2)]
