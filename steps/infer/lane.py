@@ -21,19 +21,17 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
-from typing import Any
 
 from steps.common import runlayout
 from steps.common.outputs import write_outputs
 from steps.common.storage import Store, open_store, probe_conditional_writes, request_counts
+from steps.infer import wiring
 from steps.infer.claims import Claim, WorkQueue
 from steps.infer.metrics import Metrics, summary
-from steps.infer.model import load_model, warm_up
 from steps.infer.params import InferParams
 from steps.infer.pipeline import Item, ItemResult, Pipeline
 from steps.infer.schedule import Scheduler
-from steps.infer.shardio import exit_code, read_index, read_shard, warm_size, write_shard_results
+from steps.infer.shardio import exit_code, read_index, read_shard, write_shard_results
 
 
 @dataclass
@@ -221,32 +219,16 @@ def unresolved(queue: WorkQueue, over_ratio: list[tuple[str, int]]) -> list[tupl
 
 def run_lane(params: InferParams) -> int:
     started = time.perf_counter()
-    workers = params.prefetch_workers + params.upload_workers
-    storage: dict[str, Any] = {"s3_endpoint": params.s3_endpoint, "max_attempts": params.s3_max_attempts}
-    run_store = open_store(params.run_uri, max_pool_connections=workers + 4, **storage)
+    storage = wiring.storage_options(params)
+    run_store = open_store(params.run_uri, max_pool_connections=wiring.pool_size(params) + 4, **storage)
     # Read first, so a --run-uri that ingest never wrote is refused before the probe writes into it.
     index = read_index(run_store)
     # Before the model loads: a server that ignores If-None-Match must be refused, never used.
     probe_conditional_writes(run_store, f"{runlayout.QUEUE_DIR}/probe")
 
-    model = load_model(
-        params.model_uri,
-        params.model_spec,
-        device=params.device,
-        allow_cpu_fallback=params.allow_cpu_fallback,
-        trt_cache_dir=params.trt_cache_dir,
-        threads=params.ort_threads,
-        pixels=params.normalise_in_graph,
-        trt_cache_uri=params.trt_cache_uri,
-        **storage,
-    )
-    warm_up(model, *warm_size(model))
-    bulk: dict[str, Any] = {"max_pool_connections": workers + 2, "bulk_client": params.s3_bulk_client}
-    outputs = open_store(params.output_uri, **bulk, **storage)
-
-    @lru_cache(maxsize=16)
-    def inputs(uri: str) -> Store:
-        return open_store(uri, **bulk, **storage)
+    model = wiring.warm_model(params)
+    stores = wiring.item_stores(params)
+    outputs = stores[0]
 
     queue = WorkQueue(run_store, lane=params.lane, lanes=params.lanes, attempt=params.attempt, ttl=params.claim_ttl)
     lane = Lane(params, run_store, outputs, queue, index)
@@ -259,20 +241,14 @@ def run_lane(params: InferParams) -> int:
         lane.record(result)
 
     def make(shard: str = "lane", resume_after: datetime | None = None) -> Pipeline:
-        return Pipeline(
+        return wiring.pipeline(
+            params,
             model,
-            inputs,
-            outputs,
-            batch_size=params.batch_size,
-            prefetch_workers=params.prefetch_workers,
-            upload_workers=params.upload_workers,
-            queue_depth=params.queue_depth,
-            resume_after=resume_after,
-            max_pixels=params.max_pixels,
+            stores,
             on_result=record,
             on_batch=metrics.record_batch,
-            output_layout=params.output_layout,
             shard=shard,
+            resume_after=resume_after,
         )
 
     startup = time.perf_counter() - started

@@ -9,18 +9,15 @@ import os
 import sys
 import time
 from datetime import UTC, datetime
-from functools import lru_cache
-from typing import Any
 
 from steps.common import runlayout
 from steps.common.errors import StepError
 from steps.common.outputs import write_outputs
-from steps.common.storage import Store, open_store, split_uri
+from steps.common.storage import open_store, split_uri
+from steps.infer import wiring
 from steps.infer.metrics import Metrics, summary
-from steps.infer.model import load_model, warm_up
 from steps.infer.params import InferParams
-from steps.infer.pipeline import Pipeline
-from steps.infer.shardio import exit_code, read_shard, warm_size, write_shard_results
+from steps.infer.shardio import exit_code, read_shard, write_shard_results
 
 
 def run(params: InferParams) -> int:
@@ -37,8 +34,7 @@ def run_shard(params: InferParams) -> int:
     """Single-shard mode (--shard-uri): one shard, then exit."""
     started = datetime.now(UTC)
     t0 = time.perf_counter()
-    workers = params.prefetch_workers + params.upload_workers
-    storage: dict[str, Any] = {"s3_endpoint": params.s3_endpoint, "max_attempts": params.s3_max_attempts}
+    storage = wiring.storage_options(params)
 
     shard_parent, shard_file = split_uri(params.shard_uri)
     shard_store = open_store(shard_parent, **storage)
@@ -51,18 +47,7 @@ def run_shard(params: InferParams) -> int:
     run_store = open_store(run_uri, **storage)
     name = runlayout.shard_name(params.shard_uri)
 
-    model = load_model(
-        params.model_uri,
-        params.model_spec,
-        device=params.device,
-        allow_cpu_fallback=params.allow_cpu_fallback,
-        trt_cache_dir=params.trt_cache_dir,
-        threads=params.ort_threads,
-        pixels=params.normalise_in_graph,
-        trt_cache_uri=params.trt_cache_uri,
-        **storage,
-    )
-    warm_up(model, *warm_size(model))
+    model = wiring.warm_model(params)
 
     # A shard that started before may have finished items: those whose result is newer than the
     # shard file were written by this run and are skipped. First attempts skip the lookups.
@@ -71,30 +56,20 @@ def run_shard(params: InferParams) -> int:
     resume_after = shard_info.last_modified if previous is not None else None
     run_store.put_bytes(attempt_key, json.dumps({"started_at": started.isoformat(), "pid": os.getpid()}).encode())
 
-    bulk: dict[str, Any] = {"max_pool_connections": workers + 2, "bulk_client": params.s3_bulk_client}
-    outputs = open_store(params.output_uri, **bulk, **storage)
-
-    @lru_cache(maxsize=16)
-    def inputs(uri: str) -> Store:
-        return open_store(uri, **bulk, **storage)
+    stores = wiring.item_stores(params)
+    inputs = stores[1]
 
     for uri in {item.input_uri for item in items}:  # clients are made before the clock starts
         inputs(uri)
     metrics = Metrics(name, model.providers, run=run_uri.rstrip("/").rsplit("/", 1)[-1])
-    pipeline = Pipeline(
+    pipeline = wiring.pipeline(
+        params,
         model,
-        inputs,
-        outputs,
-        batch_size=params.batch_size,
-        prefetch_workers=params.prefetch_workers,
-        upload_workers=params.upload_workers,
-        queue_depth=params.queue_depth,
-        resume_after=resume_after,
-        max_pixels=params.max_pixels,
+        stores,
         on_result=metrics.record,
         on_batch=metrics.record_batch,
-        output_layout=params.output_layout,
         shard=name,
+        resume_after=resume_after,
     )
     run_t0, cpu_t0 = time.perf_counter(), time.process_time()
     results = pipeline.run(items)
