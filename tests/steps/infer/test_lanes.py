@@ -141,25 +141,28 @@ def test_eight_racing_lanes_process_every_shard_once(kind, tmp_path, request):
     log = _check_complete(case, images, images // shard_size)
     assert all(len(claims) == 1 for claims in log.values()), "no takeover was due, so no shard ran twice"
     by_lane = Counter(claims[0]["lane"] for claims in log.values())
-    assert len(by_lane) == lanes if kind == "file" else len(by_lane) >= 2, by_lane  # the race was real
+    assert len(by_lane) >= 2, by_lane  # the work really was shared
 
 
 def _staggered_lanes(case: StoreCase, tmp_path: Path, lanes: int) -> list[subprocess.Popen]:
     """Left alone on two cores, lanes start seconds apart, and on the file store the first one can
-    finish all the tiny shards before the next has imported onnxruntime: no race. So each lane is
-    started, frozen (SIGSTOP) as soon as it holds a claim, and all are thawed together: every lane
-    has claimed, and then they race for the rest. The TTL is long, so no frozen claim falls due.
+    finish all the tiny shards before the next has imported onnxruntime: no race. So lane 0 is frozen
+    (SIGSTOP) as soon as it holds a claim, the other lanes start together, and lane 0 is thawed once
+    one of them holds a claim too: at least two lanes have work, and all of them race for the rest.
+    The TTL is long, so the frozen lane's claims never fall due.
     """
-    procs: list[subprocess.Popen] = []
+    first = _start(_lane(case, tmp_path, 0, lanes, "--claim-ttl=600"))
+    rest: list[subprocess.Popen] = []
     try:
-        for i in range(lanes):
-            procs.append(_start(_lane(case, tmp_path, i, lanes, "--claim-ttl=600")))
-            _wait_for(lambda i=i: _holds_claim(case, i, procs[i]), what=f"lane {i} to claim a shard", poll=0.005)
-            procs[i].send_signal(signal.SIGSTOP)
+        _wait_for(lambda: _holds_claim(case, 0, first), what="lane 0 to claim a shard", poll=0.005)
+        first.send_signal(signal.SIGSTOP)
+        rest = [_start(_lane(case, tmp_path, i, lanes, "--claim-ttl=600")) for i in range(1, lanes)]
+        _wait_for(
+            lambda: any(_holds_claim(case, i, proc) for i, proc in enumerate(rest, 1)), what="a second lane to claim"
+        )
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGCONT)
-    return procs
+        first.send_signal(signal.SIGCONT)
+    return [first, *rest]
 
 
 def _holds_claim(case: StoreCase, lane: int, proc: subprocess.Popen) -> bool:
