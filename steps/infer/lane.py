@@ -66,6 +66,7 @@ class Lane:
         self.model_kind = ""
         self.providers: list[str] = []
         self.shard_done: Callable[[], None] = lambda: None
+        self.progress: Callable[[], None] = lambda: None  # after each finished shard
 
     # -- feeding --------------------------------------------------------------------------------------
     def _resumed(self, shard: _ShardRun, items: list[Item], since: datetime) -> set[str]:
@@ -198,6 +199,7 @@ class Lane:
             if over:
                 self.over_ratio.append((claim.shard, code))
         self.shard_done()
+        self.progress()
         self.scheduler.wake.set()
         print(
             f"steps.infer: lane {p.lane}: {claim.shard} (generation {claim.generation}, {claim.body['reason']}): "
@@ -252,8 +254,22 @@ def run_lane(params: InferParams) -> int:
         )
 
     startup = time.perf_counter() - started
-    queue.start_heartbeats()
     t0 = time.perf_counter()
+
+    def progress() -> None:
+        # A lane lives as long as the run: pushed only at its exit, the gauges would reach Prometheus
+        # after the run (and the benchmark's window for it) had ended, and dashboards would show
+        # nothing for hours. So each finished shard pushes the lane's figures so far.
+        with lane._lock:
+            now = sum(d["processed_now"] for d in lane.finished)
+        elapsed = time.perf_counter() - t0
+        metrics.ips.set(round(now / elapsed, 3) if elapsed > 0 else 0.0)
+        metrics.seconds.set(time.perf_counter() - started)
+        metrics.push(params.pushgateway)
+
+    if params.pushgateway:
+        lane.progress = progress
+    queue.start_heartbeats()
     try:
         if params.output_layout == "per-shard":
             item_requests = lane.run_per_shard(make)
