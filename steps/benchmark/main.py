@@ -108,7 +108,7 @@ def run(params: BenchmarkParams) -> int:
     )
     baseline = load_baseline(params.baseline, **store_args) if params.baseline else None
 
-    prom = collect(params.prometheus_url, frame, queries)
+    prom = collect(params.prometheus_url, frame, queries, lag=params.prometheus_lag_seconds)
     step_columns: list[str] = []
     if prom.available:
         metrics = pd.DataFrame.from_dict(prom.per_run, orient="index")

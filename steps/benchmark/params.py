@@ -12,6 +12,12 @@ class BenchmarkParams(StorageParams, OutputsParams):
     runs_uri: str = Field(description="Prefix URI under which each sweep configuration's run wrote its report.")
     report_uri: str = Field(description="Prefix URI where the benchmark report is written.")
     prometheus_url: str = Field("", description="Prometheus base URL; empty: no Prometheus data.")
+    prometheus_lag_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="Seconds added to the end of each run's query window: a value pushed as a run ends is "
+        "scraped up to one scrape interval later.",
+    )
     gpu_metric: str = Field(
         "DCGM_FI_DEV_GPU_UTIL",
         description="GPU utilisation (%): a metric name (averaged over series) or a whole PromQL query "

@@ -87,7 +87,9 @@ def _step_seconds(window: float) -> float:
     return max(1.0, math.ceil(window / _POINTS))
 
 
-def collect(url: str, frame: pd.DataFrame, queries: dict[str, str], timeout: float = 30.0) -> PromData:
+def collect(
+    url: str, frame: pd.DataFrame, queries: dict[str, str], timeout: float = 30.0, lag: float = 0.0
+) -> PromData:
     """Per-run mean/max of each query over [started_at, finished_at], and the raw points."""
     if not url:
         return PromData(False, "no Prometheus data (no --prometheus-url given)", queries)
@@ -105,7 +107,7 @@ def collect(url: str, frame: pd.DataFrame, queries: dict[str, str], timeout: flo
     per_run: dict[str, dict[str, float]] = {}
     points: list[tuple[Any, str, float, float]] = []
     for _, run in frame.iterrows():
-        start, end = window(run["started_at"], run["finished_at"])
+        start, end = window(run["started_at"], run["finished_at"] + pd.Timedelta(seconds=lag))
         step = _step_seconds((end - start).total_seconds())
         values: dict[str, float] = {}
         for name, template in queries.items():

@@ -23,6 +23,8 @@ def test_sweep_through_the_real_steps(prom_stack: PromStack, tmp_path):
         pushgateway=prom_stack.gateway,
         benchmark_flags=[
             f"--prometheus-url={prom_stack.url}",
+            # Each lane pushes as its shard ends, the run's last moment; Prometheus here scrapes every 1 s.
+            "--prometheus-lag-seconds=2",
             "--gpu-price-per-hour=2.48",
             "--cpu-price-per-hour=0.19",
             "--gpus-per-task=0",
