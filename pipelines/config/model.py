@@ -127,6 +127,9 @@ class Benchmark(_Strict):
     height: int = Field(512, ge=16)
     sweep: list[SweepPoint] = Field(min_length=1)
     prometheus_url: str = ""
+    # The Pushgateway's scrape interval in that Prometheus: a lane's last push, made as a run ends, is
+    # scraped up to this long after it, so the benchmark widens each window and waits that long.
+    prometheus_lag_seconds: float = Field(60.0, ge=0, le=600)
     gpu_price_per_hour: float = Field(0.0, ge=0)
     cpu_price_per_hour: float = Field(0.0, ge=0)
     fail_on_regression: float = Field(0.0, ge=0, le=100)

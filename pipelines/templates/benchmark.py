@@ -67,6 +67,7 @@ def _report_literals(cfg: KioskConfig) -> dict[str, object]:
     }
     if cfg.benchmark.prometheus_url:
         literals["prometheus_url"] = cfg.benchmark.prometheus_url
+        literals["prometheus_lag_seconds"] = cfg.benchmark.prometheus_lag_seconds
     return literals
 
 

@@ -16,7 +16,7 @@ class BenchmarkParams(StorageParams, OutputsParams):
         0.0,
         ge=0,
         description="Seconds added to the end of each run's query window: a value pushed as a run ends is "
-        "scraped up to one scrape interval later.",
+        "scraped up to one scrape interval later. The step waits until the last window's end has passed.",
     )
     gpu_metric: str = Field(
         "DCGM_FI_DEV_GPU_UTIL",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -83,6 +84,18 @@ def window(started: pd.Timestamp, finished: pd.Timestamp) -> tuple[datetime, dat
     return start, max(end, start + timedelta(seconds=1))
 
 
+def _wait_until_past(frame: pd.DataFrame, lag: float) -> None:
+    """Sleep until the last window's end (finished + lag) has passed: the lag is there for a scrape
+    that comes after the run ends, and a query sent before then cannot see it yet.
+    """
+    if not lag or frame.empty:
+        return
+    end = (frame["finished_at"].max() + pd.Timedelta(seconds=lag)).ceil("s")
+    remaining = (end - pd.Timestamp.now(tz="UTC")).total_seconds()
+    if remaining > 0:
+        time.sleep(min(remaining, lag))
+
+
 def _step_seconds(window: float) -> float:
     return max(1.0, math.ceil(window / _POINTS))
 
@@ -104,6 +117,7 @@ def collect(
     if not reachable:
         return PromData(False, f"no Prometheus data ({url} unreachable: {why})", queries)
 
+    _wait_until_past(frame, lag)
     per_run: dict[str, dict[str, float]] = {}
     points: list[tuple[Any, str, float, float]] = []
     for _, run in frame.iterrows():

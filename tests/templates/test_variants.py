@@ -19,7 +19,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
     overlay = yaml.safe_load((config_dir / "staging.yaml").read_text())
     overlay["storage"].update(s3_endpoint="http://minio.minio:9000", credentials_secret="")
     overlay["pushgateway"] = "pushgateway.monitoring:9091"
-    overlay["benchmark"] = {"prometheus_url": "http://prometheus.monitoring:9090"}
+    overlay["benchmark"] = {"prometheus_url": "http://prometheus.monitoring:9090", "prometheus_lag_seconds": 30}
     # what a user tunes in config, not in code: retry backoff, /tmp size, cron history
     overlay.setdefault("workflow", {}).update(
         retry_backoff={"duration": "10s", "factor": 3, "cap": "2m", "max_duration": "20m"}, tmp_size_limit="8Gi"
@@ -59,6 +59,7 @@ def test_pushgateway_and_prometheus_are_passed(rendered: dict[str, dict[str, Any
     assert "--pushgateway=pushgateway.monitoring:9091" in cleanup["args"]
     bench = containers(rendered["workflowtemplate-benchmark.yaml"])["benchmark"]
     assert "--prometheus-url=http://prometheus.monitoring:9090" in bench["args"]
+    assert "--prometheus-lag-seconds=30.0" in bench["args"]
 
 
 def test_retry_backoff_tmp_size_and_history_limits_come_from_config(rendered: dict[str, dict[str, Any]]) -> None:

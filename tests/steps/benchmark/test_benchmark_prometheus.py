@@ -13,9 +13,11 @@ import json
 import pandas as pd
 import pytest
 from prometheus_api_client import PrometheusConnect
+from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
 from steps.benchmark.main import run
 from steps.benchmark.params import BenchmarkParams
+from steps.benchmark.prom import collect
 from steps.common.cli import main
 from tests.fixtures.prometheus import PromStack
 from tests.steps.benchmark.bench_fixtures import Sweep, make_sweep
@@ -113,3 +115,19 @@ def test_malformed_query_fails_naming_it(prom_stack: PromStack, pushed_sweep, tm
     assert exit_info.value.code == 2
     assert err.count("\n") == 1 and "cpu_cores" in err and repr(bad) in err
     assert not (tmp_path / "report").exists() and not (tmp_path / "outputs").exists()
+
+
+def test_lag_waits_for_a_push_made_as_the_run_ended(prom_stack: PromStack):
+    """A value pushed at the run's last moment is scraped after it ends: with a lag the step waits for
+    the scrape before it queries, instead of querying a window whose end is still in the future.
+    """
+    now = pd.Timestamp.now(tz="UTC")
+    frame = pd.DataFrame(
+        [{"config": "late", "run_name": "late", "started_at": now - pd.Timedelta(seconds=1), "finished_at": now}]
+    )
+    registry = CollectorRegistry()
+    Gauge("kiosk_test_late_push", "Pushed as the run ended", registry=registry).set(7)
+    push_to_gateway(prom_stack.gateway, job="kiosk-test-late", registry=registry, timeout=10)
+    data = collect(prom_stack.url, frame, {"late": "max(kiosk_test_late_push)"}, lag=2.5)
+    assert pd.Timestamp.now(tz="UTC") >= now + pd.Timedelta(seconds=2.5)
+    assert data.per_run["late"]["late_max"] == 7
