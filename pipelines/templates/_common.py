@@ -223,6 +223,9 @@ class StepSpec:
     annotations: Mapping[str, str] = field(default_factory=dict)
     #: activeDeadlineSeconds of one attempt; None: the config's step deadline.
     deadline_seconds: int | None = None
+    #: Publish the outputs as the workflow's (`status.outputs`, globalName = name). Only for a
+    #: template that runs once per workflow: Argo ignores globalName on a root DAG's own outputs.
+    global_outputs: bool = False
 
 
 def step_container(cfg: KioskConfig, workflow_template: str, step: StepSpec) -> Container:
@@ -240,7 +243,12 @@ def step_container(cfg: KioskConfig, workflow_template: str, step: StepSpec) -> 
         command=["python", "-m", step.model.step_module],
         inputs=_params.parameters(step.model, step.inputs, step.defaults),
         outputs=[
-            Parameter(name=name, description=text, value_from=m.ValueFrom(path=f"{OUTPUTS_DIR}/{name}"))
+            Parameter(
+                name=name,
+                description=text,
+                global_name=name if step.global_outputs else None,
+                value_from=m.ValueFrom(path=f"{OUTPUTS_DIR}/{name}"),
+            )
             for name, text in step.outputs.items()
         ],
         env=storage_env(cfg) or None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hera.workflows import DAG, Container, Parameter, Task, WorkflowTemplate
+from hera.workflows import DAG, Container, Parameter, Step, Steps, Task, WorkflowTemplate
 from hera.workflows import models as m
 
 from pipelines.config import KioskConfig
@@ -189,8 +189,10 @@ def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
     )
     with WorkflowTemplate(entrypoint="main", arguments=workflow_arguments(cfg), **spec) as wt:
         pipeline = _pipeline(cfg, *_step_templates(cfg))
-        with DAG(name="main") as main:
-            run = Task(
+        # Steps, not a DAG: Argo publishes the globalName outputs of a root Steps template to
+        # status.outputs, and ignores them on a root DAG's own outputs (workflow/controller/dag.go).
+        with Steps(name="main") as main:
+            run = Step(
                 name=PIPELINE,
                 template=pipeline,
                 arguments={

@@ -110,6 +110,7 @@ def _step_templates(cfg: KioskConfig) -> tuple[Container, Container]:
             outputs=OUTPUTS,
             defaults=_bench_defaults(cfg),
             literals=_report_literals(cfg),
+            global_outputs=True,
         ),
     )
     return synth, report
@@ -159,7 +160,6 @@ def _main(cfg: KioskConfig, synth: Container, report: Container, wf: Callable[[s
         Parameter(
             name=name,
             description=text,
-            global_name=name,
             value_from=m.ValueFrom(parameter=t_report.get_parameter(name).value),
         )
         for name, text in OUTPUTS.items()
