@@ -10,10 +10,11 @@ export PATH="$PWD/.tools/bin:$PATH"
 command -v go >/dev/null || { echo "go not found: run .ci/install.d/10-go.sh" >&2; exit 1; }
 mkdir -p .tools/bin
 
-# build NAME WRAPPER PACKAGE: go build PACKAGE inside tools/WRAPPER into .tools/bin/NAME.
+# build NAME WRAPPER PACKAGE [EXTRA]: go build PACKAGE inside tools/WRAPPER into .tools/bin/NAME;
+# EXTRA (e.g. the patched module copy's marker) is part of the stamp.
 build() {
-  local name=$1 wrapper=tools/$2 package=$3 out=.tools/bin/$1 stamp=.tools/$1.stamp sum start
-  sum="$( (go env GOVERSION; echo "$package"; cat "$wrapper"/go.mod "$wrapper"/go.sum "$wrapper"/*.go) | sha256sum | cut -d' ' -f1)"
+  local name=$1 wrapper=tools/$2 package=$3 extra=${4:-} out=.tools/bin/$1 stamp=.tools/$1.stamp sum start
+  sum="$( (go env GOVERSION; echo "$package"; echo "$extra"; cat "$wrapper"/go.mod "$wrapper"/go.sum "$wrapper"/*.go) | sha256sum | cut -d' ' -f1)"
   if [ -x "$out" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ]; then
     echo "$name is up to date"
     return
@@ -25,21 +26,50 @@ build() {
   echo "built $out in $((SECONDS - start)) s"
 }
 
-# argoexec's module copy: workflow/executor/osspecific/signal_linux.go is a symlink upstream to
-# signal_darwin.go, and module zips drop symlinks (undefined: Setpgid). Restore it in a copy of the
-# module that tools/argoexec/go.mod replaces the module with.
+# Argo's module, copied to .tools/src, which tools/argo-workflows and tools/argoexec `replace` it
+# with (Go refuses build overlays inside the module cache). Two edits, each of which must apply:
+# - argoexec: workflow/executor/osspecific/signal_linux.go is a symlink upstream to
+#   signal_darwin.go, and module zips drop symlinks (undefined: Setpgid). Restored as a copy.
+# - workflow-controller: the local cluster listens on 127.0.0.1 only, but upstream binds /healthz
+#   to a hard-coded ":6060" (cmd/workflow-controller/main.go; two clusters on one host collide)
+#   and the metrics server to ":<port>" (util/telemetry/exporter_prometheus.go), every interface.
+#   The copy binds /healthz to $KIOSK_CONTROLLER_HEALTHZ_ADDRESS (default 127.0.0.1:6060) and
+#   metrics to 127.0.0.1.
+argo_patch=2  # bump when the edits below change: the copy and both binaries are rebuilt
 argo_version="$(awk '{sub(/^require /, "")} $1 == "github.com/argoproj/argo-workflows/v4" {print $2; exit}' tools/argo-workflows/go.mod)"
 src=.tools/src/argo-workflows-$argo_version
-if [ ! -f "$src/workflow/executor/osspecific/signal_linux.go" ]; then
-  dir="$(cd tools/argo-workflows && go mod download -json "github.com/argoproj/argo-workflows/v4@$argo_version" \
+if [ "$(cat "$src/.kiosk-patch" 2>/dev/null)" != "$argo_patch" ]; then
+  # Outside any module: both wrappers replace this module with the copy that is not there yet.
+  dir="$(cd "$(mktemp -d)" && go mod download -json "github.com/argoproj/argo-workflows/v4@$argo_version" \
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')"
   rm -rf "$src.partial" && mkdir -p .tools/src
   cp -r "$dir" "$src.partial" && chmod -R u+w "$src.partial"
   cp "$src.partial/workflow/executor/osspecific/signal_darwin.go" "$src.partial/workflow/executor/osspecific/signal_linux.go"
+  python3 - "$src.partial" <<'PY'
+import pathlib
+import sys
+
+root = pathlib.Path(sys.argv[1])
+healthz = (
+    'func() string { if a := os.Getenv("KIOSK_CONTROLLER_HEALTHZ_ADDRESS"); a != "" { return a }; '
+    'return "127.0.0.1:6060" }()'
+)
+edits = [
+    ("cmd/workflow-controller/main.go", 'http.ListenAndServe(":6060", nil)', f"http.ListenAndServe({healthz}, nil)"),
+    ("util/telemetry/exporter_prometheus.go", 'fmt.Sprintf(":%v", m.config.port())', 'fmt.Sprintf("127.0.0.1:%v", m.config.port())'),
+]
+for rel, old, new in edits:
+    path = root / rel
+    text = path.read_text()
+    if text.count(old) != 1:
+        sys.exit(f"50-control-plane.sh: cannot patch {rel}: {old!r} is not there exactly once")
+    path.write_text(text.replace(old, new))
+PY
+  echo "$argo_patch" > "$src.partial/.kiosk-patch"
   rm -rf "$src" && mv "$src.partial" "$src"
 fi
 
 build etcd kube go.etcd.io/etcd/server/v3
 build kube-apiserver kube k8s.io/kubernetes/cmd/kube-apiserver
-build workflow-controller argo-workflows github.com/argoproj/argo-workflows/v4/cmd/workflow-controller
-build argoexec argoexec github.com/argoproj/argo-workflows/v4/cmd/argoexec
+build workflow-controller argo-workflows github.com/argoproj/argo-workflows/v4/cmd/workflow-controller "$argo_patch"
+build argoexec argoexec github.com/argoproj/argo-workflows/v4/cmd/argoexec "$argo_patch"

@@ -23,12 +23,18 @@ from pipelines.tools import REPO_ROOT
 
 ARGO_MODULE_VERSION = "v4.1.4"
 ARGO_SRC = REPO_ROOT / ".tools" / "src" / f"argo-workflows-{ARGO_MODULE_VERSION}"
-CONTROLLER_CONFIG = {
-    # The controller's metrics and telemetry servers bind every interface: off, so that all the
-    # cluster listens on is 127.0.0.1 (its /healthz on :6060 is hard-coded upstream, see README).
-    "metricsConfig": "enabled: false\n",
-    "telemetryConfig": "enabled: false\n",
-}
+METRICS_PATH = "/metrics"
+
+
+def controller_config(metrics_port: int) -> dict[str, str]:
+    """The controller's ConfigMap data. Its metrics server (template and controller metrics, what
+    the dashboards read) binds 127.0.0.1 in our build of the controller (.ci/install.d/50-control-
+    plane.sh patches upstream's every-interface bind); the OpenTelemetry one stays off.
+    """
+    metrics = f"enabled: true\npath: {METRICS_PATH}\nport: {metrics_port}\nsecure: false\n"
+    return {"metricsConfig": metrics, "telemetryConfig": "enabled: false\n"}
+
+
 TOKEN_SECONDS = 7 * 24 * 3600
 
 
@@ -82,7 +88,7 @@ def crd_documents() -> list[dict[str, Any]]:
     return docs
 
 
-def controller_documents(namespace: str) -> list[dict[str, Any]]:
+def controller_documents(namespace: str, metrics_port: int) -> list[dict[str, Any]]:
     manifests = argo_manifests()
     rbac = sorted((manifests / "cluster-install-no-crds" / "workflow-controller-rbac").glob("workflow-*.yaml"))
     docs = load_all([manifests / "base" / "workflow-controller" / "workflow-controller-sa.yaml", *rbac])
@@ -93,17 +99,17 @@ def controller_documents(namespace: str) -> list[dict[str, Any]]:
             subject.setdefault("namespace", namespace)  # kustomize fills it in upstream
     config: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap"}
     config["metadata"] = {"name": "workflow-controller-configmap", "namespace": namespace}
-    config["data"] = CONTROLLER_CONFIG
+    config["data"] = controller_config(metrics_port)
     namespace_doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
     return [namespace_doc, *docs, config]
 
 
-def install(api: k8s.ApiClient, namespace: str) -> str:
+def install(api: k8s.ApiClient, namespace: str, metrics_port: int) -> str:
     """Install CRDs and the controller's objects; returns a token for the controller's ServiceAccount."""
     crds = crd_documents()
     _create_or_apply(api, crds)
     wait_established(api, [crd["metadata"]["name"] for crd in crds])
-    _apply_all(DynamicClient(api), controller_documents(namespace))  # a new client: fresh discovery
+    _apply_all(DynamicClient(api), controller_documents(namespace, metrics_port))  # a new client: fresh discovery
     return service_account_token(api, namespace, "argo")
 
 

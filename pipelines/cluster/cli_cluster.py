@@ -60,6 +60,8 @@ def status(
         Console().print(table)
         if state.ports.get("apiserver"):
             typer.echo(f"apiserver https://127.0.0.1:{state.ports['apiserver']}  kubeconfig {state.kubeconfig}")
+        if state.ports.get("controller-metrics"):
+            typer.echo(f"controller metrics {controlplane.metrics_url(state)}")
     if not all(alive.values()):
         raise typer.Exit(1)
 

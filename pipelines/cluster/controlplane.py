@@ -57,7 +57,9 @@ def up(workdir: Path | None = None, progress: Callable[[str], None] = lambda _: 
     root.mkdir(parents=True, exist_ok=True)
     state = ClusterState(root)
     state.logs.mkdir(exist_ok=True)
-    state.ports = {"etcd": free_port(), "etcd-peer": free_port(), "apiserver": free_port()}
+    state.ports = {
+        name: free_port() for name in ("etcd", "etcd-peer", "apiserver", "controller-metrics", "controller-healthz")
+    }
     try:
         progress("etcd")
         _start(state, "etcd", _etcd_argv(tools["etcd"], state))
@@ -69,10 +71,12 @@ def up(workdir: Path | None = None, progress: Callable[[str], None] = lambda _: 
         api = bootstrap.client(state.kubeconfig)
         bootstrap.wait_ready(api, READY_TIMEOUT_S, lambda: _check_alive(state))
         progress("CRDs and RBAC")
-        controller_token = bootstrap.install(api, CONTROLLER_NAMESPACE)
+        controller_token = bootstrap.install(api, CONTROLLER_NAMESPACE, state.ports["controller-metrics"])
         _write_kubeconfig(state.root / "controller.kubeconfig", state, controller_token)
         progress("workflow-controller")
-        _start(state, "workflow-controller", _controller_argv(tools["workflow-controller"], state), _controller_env())
+        _start(
+            state, "workflow-controller", _controller_argv(tools["workflow-controller"], state), _controller_env(state)
+        )
         progress("agent")
         _start(state, "agent", _agent_argv(state, workdir or root.parent))
         bootstrap.wait_controller(api, CONTROLLER_NAMESPACE, READY_TIMEOUT_S, lambda: _check_alive(state))
@@ -239,11 +243,21 @@ def _controller_argv(controller: Path, state: ClusterState) -> list[str]:
     ]
 
 
-def _controller_env() -> dict[str, str]:
+def _controller_env(state: ClusterState) -> dict[str, str]:
     # Out of a cluster there is no pod to elect a leader among: one controller, no lease.
     # DEFAULT_REQUEUE_TIME: how soon a workflow is looked at again (10 s by default); Argo's own e2e
-    # tests run with 1 s too.
-    return {"LEADER_ELECTION_DISABLE": "true", "DEFAULT_REQUEUE_TIME": "1s"}
+    # tests run with 1 s too. KIOSK_CONTROLLER_HEALTHZ_ADDRESS: our build's bind of /healthz
+    # (upstream hard-codes :6060 on every interface).
+    return {
+        "LEADER_ELECTION_DISABLE": "true",
+        "DEFAULT_REQUEUE_TIME": "1s",
+        "KIOSK_CONTROLLER_HEALTHZ_ADDRESS": f"127.0.0.1:{state.ports['controller-healthz']}",
+    }
+
+
+def metrics_url(state: ClusterState) -> str:
+    """Where the controller serves its Prometheus metrics (template metrics included)."""
+    return f"http://127.0.0.1:{state.ports['controller-metrics']}{bootstrap.METRICS_PATH}"
 
 
 def _agent_argv(state: ClusterState, workdir: Path) -> list[str]:

@@ -16,10 +16,6 @@ from pipelines.cluster import controlplane, kube, workflows
 from pipelines.cluster.state import COMPONENTS, ClusterState, cluster_dir
 from tests.cluster.conftest import require_control_plane
 
-#: workflow-controller binds its /healthz on :6060, every interface, hard-coded upstream
-#: (cmd/workflow-controller/main.go `http.ListenAndServe(":6060", nil)`); nothing else may.
-UPSTREAM_HARD_CODED = {6060}
-
 
 def _listening(pids: set[int]) -> list[tuple[str, int, int]]:
     out = []
@@ -100,8 +96,11 @@ def test_up_status_down(tmp_path: Path) -> None:
 
     everything = _tree(list(pids.values()))
     listening = _listening(everything)
-    assert {port for _, port, _ in listening} >= {state.ports["apiserver"], state.ports["etcd"]}
-    wrong = [(ip, port) for ip, port, _ in listening if ip != "127.0.0.1" and port not in UPSTREAM_HARD_CODED]
+    # Our controller build binds /healthz and metrics to 127.0.0.1 (upstream: every interface).
+    assert {port for _, port, _ in listening} >= {
+        state.ports[name] for name in ("apiserver", "etcd", "controller-metrics", "controller-healthz")
+    }
+    wrong = [(ip, port) for ip, port, _ in listening if ip != "127.0.0.1"]
     assert not wrong, f"listening beyond loopback: {wrong}"
 
     api = kube.api_client(str(state.kubeconfig))

@@ -11,7 +11,9 @@ Series nothing here can emit are pushed under the job `kiosk-test-fed`, with the
 said so in FED below:
 - DCGM_FI_DEV_GPU_UTIL / DCGM_FI_DEV_FB_USED: dcgm-exporter needs an NVIDIA GPU;
 - argo_workflows_kiosk_workflow_*: the workflow-controller emits template metrics, and the local
-  runner is not the controller. The pushed values are the real runs' durations and phases.
+  runner is not the controller. The pushed values are the real runs' durations and phases; the
+  same panels are checked against the real controller's scrape in
+  tests/cluster/test_controller_metrics.py.
 The controller-down alert gets a real scrape target that is down (a closed port).
 """
 

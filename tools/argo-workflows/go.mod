@@ -196,3 +196,8 @@ require (
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.1 // indirect
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
+
+// Upstream binds /healthz to a hard-coded ":6060" and the metrics server to ":<port>", every
+// interface; the local cluster listens on 127.0.0.1 only. .ci/install.d/50-control-plane.sh copies
+// the module and binds both to 127.0.0.1 ($KIOSK_CONTROLLER_HEALTHZ_ADDRESS for /healthz).
+replace github.com/argoproj/argo-workflows/v4 => ../../.tools/src/argo-workflows-v4.1.4
