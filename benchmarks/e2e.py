@@ -68,24 +68,16 @@ def raw_ort(model_uri: str, images: list[bytes], sample: int) -> float:
 
 def naive_worker(args: argparse.Namespace) -> None:
     """The classic consumer loop, in its own process (model load excluded from the clock)."""
+    from benchmarks.naive import naive_loop
     from steps.common.storage import open_store
     from steps.infer.model import load_model, warm_up
-    from steps.infer.process import postprocess, prepare
     from steps.infer.shardio import warm_size
 
     model = load_model(args.model)
     warm_up(model, *warm_size(model))
     inputs, outputs = open_store(args.naive_in), open_store(args.naive_out)
     keys = [o.key for o in inputs.list()]
-    start = time.perf_counter()
-    for key in keys:
-        prepared = prepare(inputs.get_bytes(key), model.spec, pixels=model.pixels)
-        output = model.run(prepared.tensor[None])[0]
-        fields, png = postprocess(output, model.spec, prepared.width, prepared.height)
-        if png is not None:
-            outputs.put_bytes(f"{key}.mask.png", png)
-        outputs.put_bytes(f"{key}.json", json.dumps(fields).encode())
-    print(json.dumps({"ips": len(keys) / (time.perf_counter() - start)}))
+    print(json.dumps({"ips": naive_loop(model, keys, inputs.get_bytes, outputs.put_bytes)}))
 
 
 def naive(model_uri: str, inputs: Path, out: Path) -> float:

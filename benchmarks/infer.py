@@ -105,24 +105,20 @@ def run_step(
 
 
 def naive_worker(args: argparse.Namespace) -> None:
-    """The classic queue consumer: one image at a time, download -> decode -> infer (batch 1) -> upload."""
+    """The naive loop on the S3 emulator (or file store), writing under `<prefix>/naive/`."""
+    from benchmarks.naive import naive_loop
     from steps.common.storage import open_store
     from steps.infer.model import load_model, warm_up
-    from steps.infer.process import postprocess, prepare
 
     model = load_model(args.model, args.spec)
     warm_up(model, 64, 64)
     store = open_store(args.naive_store, s3_endpoint=args.naive_endpoint)
     keys = [f"{args.naive_prefix}/in/{i:06d}.png" for i in range(args.images)]
-    start = time.perf_counter()
-    for key in keys:
-        prepared = prepare(store.get_bytes(key), model.spec, pixels=model.pixels)
-        output = model.run(prepared.tensor[None])[0]
-        fields, png = postprocess(output, model.spec, prepared.width, prepared.height)
-        if png is not None:
-            store.put_bytes(f"{args.naive_prefix}/naive/{key}.mask.png", png)
-        store.put_bytes(f"{args.naive_prefix}/naive/{key}.json", json.dumps(fields).encode())
-    print(json.dumps({"ips": len(keys) / (time.perf_counter() - start)}))
+
+    def write(key: str, data: bytes) -> None:
+        store.put_bytes(f"{args.naive_prefix}/naive/{key}", data)
+
+    print(json.dumps({"ips": naive_loop(model, keys, store.get_bytes, write)}))
 
 
 def raw_ort(

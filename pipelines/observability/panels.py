@@ -60,6 +60,20 @@ def _run(selector: str = "") -> str:
     return f'{{{n.RUN_LABEL}=~"$run"{extra}}}'
 
 
+def _by_run(aggregation: str, series: str, legend: str) -> Query:
+    return Query(f"{aggregation} by ({n.RUN_LABEL}) ({series})", legend)
+
+
+def _quantiles(by: str, buckets: str, legend: str) -> tuple[Query, ...]:
+    """p50 and p95 of a histogram: `buckets` summed by `le` and the `by` label, one series per value
+    of `by` (`legend`: its Grafana legend, `{{label}}`).
+    """
+    return tuple(
+        Query(f"histogram_quantile({q}, sum by (le, {by}) ({buckets}))", f"p{int(q * 100)} {legend}")
+        for q in (0.5, 0.95)
+    )
+
+
 def pod_price_per_hour(cfg: KioskConfig) -> float:
     """What one infer pod costs an hour: its GPUs at the GPU price, or the CPU price without a GPU."""
     if cfg.gpu.count:
@@ -87,7 +101,7 @@ def batch_inference(cfg: KioskConfig) -> DashboardSpec:
             "timeseries",
             "short",
             "Sum of the throughput of each run's finished shards (images/s, per shard, pushed at its end).",
-            (Query(f"sum by ({n.RUN_LABEL}) ({n.INFER_IMAGES_PER_SECOND}{_run()})", "{{run}}"),),
+            (_by_run("sum", f"{n.INFER_IMAGES_PER_SECOND}{_run()}", "{{run}}"),),
         ),
         Panel(
             "Failed and rejected per run",
@@ -95,8 +109,8 @@ def batch_inference(cfg: KioskConfig) -> DashboardSpec:
             "short",
             "Images that failed inference, and images rejected at ingest (bad or oversized), per run.",
             (
-                Query(f"sum by ({n.RUN_LABEL}) ({items}{failed})", "failed {{run}}"),
-                Query(f"max by ({n.RUN_LABEL}) ({n.INGEST_REJECTED}{_run()})", "rejected {{run}}"),
+                _by_run("sum", f"{items}{failed}", "failed {{run}}"),
+                _by_run("max", f"{n.INGEST_REJECTED}{_run()}", "rejected {{run}}"),
             ),
         ),
         Panel(
@@ -105,8 +119,8 @@ def batch_inference(cfg: KioskConfig) -> DashboardSpec:
             "short",
             "Shards that pushed their metrics against the shards ingest wrote for the run.",
             (
-                Query(f"count by ({n.RUN_LABEL}) ({n.INFER_SHARD_SECONDS}{_run()})", "done {{run}}"),
-                Query(f"max by ({n.RUN_LABEL}) ({n.INGEST_SHARDS}{_run()})", "total {{run}}"),
+                _by_run("count", f"{n.INFER_SHARD_SECONDS}{_run()}", "done {{run}}"),
+                _by_run("max", f"{n.INGEST_SHARDS}{_run()}", "total {{run}}"),
             ),
         ),
         Panel(
@@ -114,13 +128,7 @@ def batch_inference(cfg: KioskConfig) -> DashboardSpec:
             "timeseries",
             "s",
             "Download to upload of each image, from the shards' latency histograms.",
-            tuple(
-                Query(
-                    f"histogram_quantile({q}, sum by (le, {n.RUN_LABEL}) ({latency}{_run()}))",
-                    f"p{int(q * 100)} {{{{run}}}}",
-                )
-                for q in (0.5, 0.95)
-            ),
+            _quantiles(n.RUN_LABEL, f"{latency}{_run()}", "{{run}}"),
         ),
         Panel(
             "Stage-time breakdown",
@@ -177,13 +185,7 @@ def batch_inference(cfg: KioskConfig) -> DashboardSpec:
             "timeseries",
             "s",
             "kiosk_workflow_duration_seconds, the workflows' template metric, over the dashboard's range.",
-            tuple(
-                Query(
-                    f"histogram_quantile({q}, sum by (le, {n.TEMPLATE_LABEL}) (increase({wf_bucket}[$__range])))",
-                    f"p{int(q * 100)} {{{{workflow_template}}}}",
-                )
-                for q in (0.5, 0.95)
-            ),
+            _quantiles(n.TEMPLATE_LABEL, f"increase({wf_bucket}[$__range])", "{{workflow_template}}"),
             source="controller",
         ),
         Panel(
@@ -212,7 +214,10 @@ def batch_inference(cfg: KioskConfig) -> DashboardSpec:
 def retention(cfg: KioskConfig) -> DashboardSpec:
     sel = f'{{{n.STORE_LABEL}=~"$store", {n.DRY_RUN_LABEL}="$dry_run"}}'
     store = f'{{{n.STORE_LABEL}=~"$store"}}'
-    by = f"{n.STORE_LABEL}, {n.PREFIX_LABEL}"
+
+    def per_prefix(metric: str, legend: str = "{{prefix}}") -> Query:
+        return Query(f"sum by ({n.STORE_LABEL}, {n.PREFIX_LABEL}) ({metric}{sel})", legend)
+
     variables = (
         Variable("store", "query", f"label_values({n.CLEANUP_LAST_RUN}, {n.STORE_LABEL})", "Store"),
         Variable("dry_run", "custom", "false,true", "Dry run"),
@@ -223,21 +228,21 @@ def retention(cfg: KioskConfig) -> DashboardSpec:
             "timeseries",
             "short",
             "Objects each run deleted, per prefix (each run replaces the last: one step per run).",
-            (Query(f"sum by ({by}) ({n.CLEANUP_DELETED}{sel})", "{{prefix}}"),),
+            (per_prefix(n.CLEANUP_DELETED),),
         ),
         Panel(
             "Deleted bytes per prefix",
             "timeseries",
             "bytes",
             "Bytes each run deleted, per prefix.",
-            (Query(f"sum by ({by}) ({n.CLEANUP_DELETED_BYTES}{sel})", "{{prefix}}"),),
+            (per_prefix(n.CLEANUP_DELETED_BYTES),),
         ),
         Panel(
             "Delete errors",
             "timeseries",
             "short",
             "Deletes that failed for good in the last run, per prefix.",
-            (Query(f"sum by ({by}) ({n.CLEANUP_ERRORS}{sel})", "{{prefix}}"),),
+            (per_prefix(n.CLEANUP_ERRORS),),
         ),
         Panel(
             "--max-deletes aborts",
@@ -264,8 +269,8 @@ def retention(cfg: KioskConfig) -> DashboardSpec:
             "short",
             "Objects listed under each prefix, and those older than the threshold.",
             (
-                Query(f"sum by ({by}) ({n.CLEANUP_SCANNED}{sel})", "scanned {{prefix}}"),
-                Query(f"sum by ({by}) ({n.CLEANUP_MATCHED}{sel})", "matched {{prefix}}"),
+                per_prefix(n.CLEANUP_SCANNED, "scanned {{prefix}}"),
+                per_prefix(n.CLEANUP_MATCHED, "matched {{prefix}}"),
             ),
         ),
     )

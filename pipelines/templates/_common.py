@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hera.workflows import Container, Parameter
+from hera.workflows import Container, Parameter, WorkflowTemplate
 from hera.workflows import models as m
 
 from pipelines.config import KioskConfig
@@ -273,3 +273,23 @@ def step_container(cfg: KioskConfig, workflow_template: str, step: StepSpec) -> 
     # The args reference the container's own inputs through Hera, so a name it lacks fails here.
     container.args = _params.args(step.model, step.inputs, literals, lambda name: container.get_parameter(name).value)
     return container
+
+
+def single_step_template(
+    cfg: KioskConfig,
+    env: str,
+    step: StepSpec,
+    *,
+    name: str,
+    title: str,
+    description: str,
+    synchronization: m.Synchronization | None = None,
+) -> WorkflowTemplate:
+    """A WorkflowTemplate `name` whose entrypoint is its one step: Argo hands the workflow arguments
+    to the step's inputs by name.
+    """
+    spec = template_spec(cfg, env, name, title, description)
+    arguments = _params.parameters(step.model, step.inputs, step.defaults, as_arguments=True)
+    with WorkflowTemplate(entrypoint=step.name, arguments=arguments, synchronization=synchronization, **spec) as wt:
+        step_container(cfg, name, step)
+    return wt

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hera.workflows import WorkflowTemplate
 
 from pipelines.config import KioskConfig
-from pipelines.templates import _common, _params
+from pipelines.templates import _common
 from steps.publish_model.params import PublishModelParams
 
 NAME = "publish-model"
@@ -23,20 +23,13 @@ def defaults(cfg: KioskConfig) -> dict[str, object]:
 
 
 def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
-    spec = _common.template_spec(
+    return _common.single_step_template(
         cfg,
         env,
-        NAME,
-        "Publish model",
-        "Publishes the ONNX model as a new version in the Triton model repository the serving chart reads.",
+        _common.StepSpec(
+            name="publish-model", model=PublishModelParams, inputs=INPUTS, outputs=OUTPUTS, defaults=defaults(cfg)
+        ),
+        name=NAME,
+        title="Publish model",
+        description="Publishes the ONNX model as a new version in the Triton model repository the serving chart reads.",
     )
-    arguments = _params.parameters(PublishModelParams, INPUTS, defaults(cfg), as_arguments=True)
-    with WorkflowTemplate(entrypoint="publish-model", arguments=arguments, **spec) as wt:
-        _common.step_container(
-            cfg,
-            NAME,
-            _common.StepSpec(
-                name="publish-model", model=PublishModelParams, inputs=INPUTS, outputs=OUTPUTS, defaults=defaults(cfg)
-            ),
-        )
-    return wt

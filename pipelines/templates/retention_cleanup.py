@@ -9,7 +9,7 @@ from hera.workflows import WorkflowTemplate
 from hera.workflows import models as m
 
 from pipelines.config import KioskConfig
-from pipelines.templates import _common, _params
+from pipelines.templates import _common
 from steps.cleanup.params import CleanupParams
 
 NAME = "retention-cleanup"
@@ -32,14 +32,6 @@ def mutex() -> m.Synchronization:
 
 
 def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
-    spec = _common.template_spec(
-        cfg,
-        env,
-        NAME,
-        "Retention cleanup",
-        f"Deletes objects under {', '.join(cfg.retention.prefixes)} older than the threshold. "
-        "Dry run unless dry-run=false.",
-    )
     literals: dict[str, object] = {
         "store": cfg.storage.uri,
         "prefix": list(cfg.retention.prefixes),
@@ -48,18 +40,20 @@ def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
     }
     if cfg.pushgateway:
         literals["pushgateway"] = cfg.pushgateway
-    arguments = _params.parameters(CleanupParams, INPUTS, defaults(cfg), as_arguments=True)
-    with WorkflowTemplate(entrypoint="cleanup", arguments=arguments, synchronization=mutex(), **spec) as wt:
-        _common.step_container(
-            cfg,
-            NAME,
-            _common.StepSpec(
-                name="cleanup",
-                model=CleanupParams,
-                inputs=INPUTS,
-                outputs=OUTPUTS,
-                defaults=defaults(cfg),
-                literals=literals,
-            ),
-        )
-    return wt
+    return _common.single_step_template(
+        cfg,
+        env,
+        _common.StepSpec(
+            name="cleanup",
+            model=CleanupParams,
+            inputs=INPUTS,
+            outputs=OUTPUTS,
+            defaults=defaults(cfg),
+            literals=literals,
+        ),
+        name=NAME,
+        title="Retention cleanup",
+        description=f"Deletes objects under {', '.join(cfg.retention.prefixes)} older than the threshold. "
+        "Dry run unless dry-run=false.",
+        synchronization=mutex(),
+    )

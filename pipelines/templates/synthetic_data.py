@@ -5,7 +5,7 @@ from __future__ import annotations
 from hera.workflows import WorkflowTemplate
 
 from pipelines.config import KioskConfig
-from pipelines.templates import _common, _params
+from pipelines.templates import _common
 from steps.synth.params import SynthParams
 
 NAME = "synthetic-data"
@@ -24,19 +24,11 @@ def defaults(cfg: KioskConfig) -> dict[str, object]:
 
 
 def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
-    spec = _common.template_spec(
+    return _common.single_step_template(
         cfg,
         env,
-        NAME,
-        "Synthetic data",
-        "Writes deterministic synthetic images with known content (demos, benchmarks).",
+        _common.StepSpec(name="synth", model=SynthParams, inputs=INPUTS, outputs=OUTPUTS, defaults=defaults(cfg)),
+        name=NAME,
+        title="Synthetic data",
+        description="Writes deterministic synthetic images with known content (demos, benchmarks).",
     )
-    arguments = _params.parameters(SynthParams, INPUTS, defaults(cfg), as_arguments=True)
-    # The entrypoint is the step itself: Argo hands the workflow arguments to its inputs by name.
-    with WorkflowTemplate(entrypoint="synth", arguments=arguments, **spec) as wt:
-        _common.step_container(
-            cfg,
-            NAME,
-            _common.StepSpec(name="synth", model=SynthParams, inputs=INPUTS, outputs=OUTPUTS, defaults=defaults(cfg)),
-        )
-    return wt

@@ -30,13 +30,19 @@ def run(tmp_path: Path, text: str, **kwargs: Any) -> tuple[dict[str, Any], dict[
     return workflow, nodes, engine.status.events
 
 
-FANOUT = """
-apiVersion: argoproj.io/v1alpha1
-kind: Workflow
-metadata: {generateName: fanout-}
-spec:
-  entrypoint: main
-  templates:
+def manifest(name: str, templates: str, *, spec: str = "", entrypoint: str = "main") -> str:
+    """A Workflow named `<name>-…`: `templates` is the YAML of its templates list and `spec` any
+    further spec lines, both indented for the spec.
+    """
+    return (
+        f"apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {{generateName: {name}-}}\n"
+        f"spec:\n  entrypoint: {entrypoint}\n{spec}  templates:\n{templates}"
+    )
+
+
+FANOUT = manifest(
+    "fanout",
+    """\
   - name: main
     dag:
       tasks:
@@ -52,7 +58,8 @@ spec:
   - name: echo
     inputs: {parameters: [{name: v}]}
     container: {image: busybox, command: [echo, "{{inputs.parameters.v}}"]}
-"""
+""",
+)
 
 
 @pytest.mark.parametrize("how", [isolation.UNSHARE, isolation.REWRITE])
@@ -70,18 +77,15 @@ def test_parallel_nodes_get_a_private_tmp(tmp_path: Path, how: str, monkeypatch:
     }
 
 
-RETRY = """
-apiVersion: argoproj.io/v1alpha1
-kind: Workflow
-metadata: {generateName: retry-}
-spec:
-  entrypoint: main
-  arguments: {parameters: [{name: pass-at, value: "2"}]}
-  templates:
+RETRY = manifest(
+    "retry",
+    spec='  arguments: {parameters: [{name: pass-at, value: "2"}]}\n',
+    templates="""\
   - name: main
     retryStrategy: {limit: "3", backoff: {duration: "300ms", factor: "2"}}
     container: {image: busybox, command: [sh, -c, "test {{retries}} -ge {{workflow.parameters.pass-at}}"]}
-"""
+""",
+)
 
 
 def test_retry_until_success_with_backoff(tmp_path: Path) -> None:
@@ -99,15 +103,10 @@ def test_retry_limit_exhausted(tmp_path: Path) -> None:
     assert sum(n["type"] == "Pod" for n in nodes.values()) == 4  # first try + limit 3
 
 
-EXIT = """
-apiVersion: argoproj.io/v1alpha1
-kind: Workflow
-metadata: {generateName: exit-}
-spec:
-  entrypoint: main
-  onExit: report
-  parallelism: 1
-  templates:
+EXIT = manifest(
+    "exit",
+    spec="  onExit: report\n  parallelism: 1\n",
+    templates="""\
   - name: main
     steps:
     - - {name: ok, template: run, arguments: {parameters: [{name: code, value: "0"}]}}
@@ -120,7 +119,8 @@ spec:
     container: {image: busybox, command: [sh, -c, "exit {{inputs.parameters.code}}"]}
   - name: report
     container: {image: busybox, command: [sh, -c, "echo '{{workflow.status}} {{workflow.failures}}'"]}
-"""
+""",
+)
 
 
 def test_continue_on_exit_handler_and_parallelism(tmp_path: Path) -> None:
@@ -136,17 +136,14 @@ def test_continue_on_exit_handler_and_parallelism(tmp_path: Path) -> None:
     assert all(pods[i][0] != pods[i + 1][0] for i in range(len(pods) - 1))  # parallelism 1: never overlap
 
 
-DEADLINE = """
-apiVersion: argoproj.io/v1alpha1
-kind: Workflow
-metadata: {generateName: deadline-}
-spec:
-  entrypoint: main
-  templates:
+DEADLINE = manifest(
+    "deadline",
+    """\
   - name: main
     activeDeadlineSeconds: 1
     container: {image: busybox, command: [sleep, "30"]}
-"""
+""",
+)
 
 
 def test_template_deadline_stops_the_process(tmp_path: Path) -> None:
@@ -226,13 +223,9 @@ def test_template_kinds_and_refs(tmp_path: Path, target: str, params: dict, said
     assert "outputs" not in workflow["status"]
 
 
-NESTED = """
-apiVersion: argoproj.io/v1alpha1
-kind: Workflow
-metadata: {generateName: nested-}
-spec:
-  entrypoint: main
-  templates:
+NESTED = manifest(
+    "nested",
+    """\
   - name: main
     dag:
       tasks:
@@ -245,7 +238,8 @@ spec:
     outputs: {parameters: [{name: said, valueFrom: {parameter: "{{tasks.say.outputs.result}}"}, globalName: said}]}
   - name: say
     container: {image: busybox, command: [echo, hi]}
-"""
+""",
+)
 
 
 def test_a_dag_task_publishes_its_global_outputs_the_root_dag_does_not(tmp_path: Path) -> None:
@@ -372,13 +366,9 @@ def test_kubernetes_only_fields_are_accepted_no_ops(tmp_path: Path) -> None:
     assert node["outputs"]["parameters"] == [{"name": "n", "value": str((tmp_path / "wd").resolve())}]
 
 
-RESULTS = """
-apiVersion: argoproj.io/v1alpha1
-kind: Workflow
-metadata: {generateName: results-}
-spec:
-  entrypoint: main
-  templates:
+RESULTS = manifest(
+    "results",
+    """\
   - name: main
     steps:
     - - {name: quoted, template: say}
@@ -395,7 +385,8 @@ spec:
     container: {image: busybox, command: [echo, hi]}
   - name: py
     script: {image: python, command: [python], source: "print('hi')"}
-"""
+""",
+)
 
 
 def test_stdout_is_a_result_only_where_the_parent_template_references_it(tmp_path: Path) -> None:
@@ -433,18 +424,16 @@ def test_the_step_name_of_a_node_strips_loops_and_retries() -> None:
     ],
 )
 def test_archived_logs_are_refused(tmp_path: Path, spec_level: str, template_level: str, refused: str | None) -> None:
-    text = f"""
-apiVersion: argoproj.io/v1alpha1
-kind: Workflow
-metadata: {{generateName: archive-}}
-spec:
-  {spec_level}
-  entrypoint: hello
-  templates:
+    text = manifest(
+        "archive",
+        spec=f"  {spec_level}\n",
+        entrypoint="hello",
+        templates=f"""\
   - name: hello
     {template_level}
     container: {{image: busybox, command: [echo, hi]}}
-"""
+""",
+    )
     if refused is None:
         assert run(tmp_path, text)[0]["status"]["phase"] == "Succeeded"
         return

@@ -6,7 +6,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -47,6 +47,28 @@ def _temp_file(directory: Path) -> tuple[int, str]:
             if attempt == 9:
                 raise
     raise AssertionError("unreachable")
+
+
+def _replace(tmp: str, path: Path) -> bool:
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return True
+
+
+def _link_new(tmp: str, path: Path) -> bool:
+    """False where `path` exists: link(2) fails with EEXIST like O_CREAT|O_EXCL does, but readers
+    never see a half-written claim.
+    """
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
+    return True
 
 
 class FileStore(Store):
@@ -131,7 +153,10 @@ class FileStore(Store):
         except OSError as error:
             raise self._error(error, f"read {key!r} from") from None
 
-    def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+    def _write(self, key: str, data: bytes, place: Callable[[str, Path], bool], what: str) -> bool:
+        """`data` goes to a temporary file beside the key's path first; `place(tmp, path)` then puts
+        it there (False: it did not, the key exists) and leaves no temporary file behind.
+        """
         path = self._path(key)
         count_request("PUT")
         try:
@@ -139,31 +164,18 @@ class FileStore(Store):
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
-                os.replace(tmp, path)
             except BaseException:
                 os.unlink(tmp)
                 raise
+            return place(tmp, path)
         except OSError as error:
-            raise self._error(error, f"write {key!r} to") from None
+            raise self._error(error, what) from None
+
+    def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        self._write(key, data, _replace, f"write {key!r} to")
 
     def create_bytes(self, key: str, data: bytes, content_type: str | None = None) -> bool:
-        # The content goes to a temporary file first and is then hard-linked into place: link(2)
-        # fails with EEXIST like O_CREAT|O_EXCL does, but readers never see a half-written claim.
-        path = self._path(key)
-        count_request("PUT")
-        try:
-            fd, tmp = _temp_file(path.parent)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-            finally:
-                os.unlink(tmp)
-        except OSError as error:
-            raise self._error(error, f"create {key!r} in") from None
-        return True
+        return self._write(key, data, _link_new, f"create {key!r} in")
 
     def download_file(self, key: str, path: str) -> None:
         try:

@@ -218,6 +218,24 @@ def _wait_for(predicate, timeout: float = 120.0, what: str = "", poll: float = 0
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _kill_lane_0_at(
+    case: StoreCase, tmp_path: Path, store, *, ttl: str, image: int, outputs: tuple[range, int], what: str
+) -> set[str]:
+    """Starts lane 0 of 2 alone and SIGKILLs it while it is blocked reading `image` (a FIFO), once
+    `outputs` (keys, at least how many) are written. The shards whose last claim it left unfinished.
+    """
+    keys, written = outputs
+    gate = _Gate(tmp_path / "store", f"in/{image:04d}.png")
+    victim = _start(_lane(case, tmp_path, 0, 2, f"--claim-ttl={ttl}", "--batch-size=1", "--upload-workers=1"))
+    _wait_for(lambda: gate.reader_blocked() or victim.poll() is not None, what=f"lane 0 to reach image {image}")
+    assert victim.poll() is None, victim.communicate()[1][-3000:]
+    _wait_for(lambda: _outputs(store, keys) >= written, what=what)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    gate.release()
+    return {s for s, claims in _claim_log(case).items() if not claims[-1]["done"]}
+
+
 def test_sigkill_mid_shard_takeover_and_retried_lane_resumes(tmp_path):
     case = StoreCase("file", f"file://{tmp_path}/store")
     images, shard_size = 60, 20
@@ -226,15 +244,15 @@ def test_sigkill_mid_shard_takeover_and_retried_lane_resumes(tmp_path):
 
     # Lane 0 of 2 starts alone; it is killed mid-shard-00000: blocked reading image 10 (a FIFO), with
     # at least 3 of that shard's outputs written.
-    gate = _Gate(tmp_path / "store", "in/0010.png")
-    victim = _start(_lane(case, tmp_path, 0, 2, "--claim-ttl=1.5", "--batch-size=1", "--upload-workers=1"))
-    _wait_for(lambda: gate.reader_blocked() or victim.poll() is not None, what="lane 0 to reach image 10")
-    assert victim.poll() is None, victim.communicate()[1][-3000:]
-    _wait_for(lambda: _outputs(store, range(20)) >= 3, what="lane 0 to write some outputs of shard-00000")
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=30)
-    gate.release()
-    killed = {s for s, claims in _claim_log(case).items() if not claims[-1]["done"]}
+    killed = _kill_lane_0_at(
+        case,
+        tmp_path,
+        store,
+        ttl="1.5",
+        image=10,
+        outputs=(range(20), 3),
+        what="lane 0 to write some outputs of shard-00000",
+    )
     assert "shard-00000" in killed
     written_before = {o.key for o in store.list("out") if o.key.endswith(".json")}
 
@@ -256,15 +274,9 @@ def test_retried_lane_resumes_its_own_claims_first(tmp_path):
     _seed(case, tmp_path, images, shard_size)
     store = open_store(case.uri)
     # Killed mid-shard-00000 (blocked on image 5, a FIFO), so it leaves at least that claim unfinished.
-    gate = _Gate(tmp_path / "store", "in/0005.png")
-    first = _start(_lane(case, tmp_path, 0, 2, "--claim-ttl=600", "--batch-size=1", "--upload-workers=1"))
-    _wait_for(lambda: gate.reader_blocked() or first.poll() is not None, what="lane 0 to reach image 5")
-    assert first.poll() is None, first.communicate()[1][-3000:]
-    _wait_for(lambda: _outputs(store, range(5)) >= 1, what="lane 0 to start writing")
-    first.send_signal(signal.SIGKILL)
-    first.wait(timeout=30)
-    gate.release()
-    unfinished = {s for s, claims in _claim_log(case).items() if not claims[-1]["done"]}
+    unfinished = _kill_lane_0_at(
+        case, tmp_path, store, ttl="600", image=5, outputs=(range(5), 1), what="lane 0 to start writing"
+    )
     assert "shard-00000" in unfinished
 
     # Argo retries the lane pod (attempt 1): with a TTL of 10 minutes nobody else could take the
