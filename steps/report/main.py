@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from steps.common import runlayout
+from steps.common.errors import StepError
 from steps.common.outputs import write_outputs
 from steps.common.storage import NotFound, Store, open_store
 from steps.report.params import ReportParams
@@ -169,9 +170,21 @@ def markdown(summary: dict, table: pd.DataFrame, failures: pd.DataFrame, listed:
     return "\n".join(lines) + "\n"
 
 
+def _require_a_run(store: Store, run_uri: str) -> None:
+    """A run ingest never wrote (a wrong --run-uri, a typo) is an error, not an empty report; an
+    empty run still has ingest's shard index.
+    """
+    if store.head(runlayout.SHARD_INDEX) is not None:
+        return
+    if any(True for folder in (runlayout.SHARDS_DIR, runlayout.METRICS_DIR) for _ in store.list(folder)):
+        return
+    raise StepError(f"--run-uri: no run at {run_uri}: no {runlayout.SHARD_INDEX}, shards or shard metrics")
+
+
 def run(params: ReportParams) -> int:
     storage: dict[str, Any] = {"s3_endpoint": params.s3_endpoint, "max_attempts": params.s3_max_attempts}
     store = open_store(params.run_uri, max_pool_connections=10, **storage)
+    _require_a_run(store, params.run_uri)
     target = open_store(params.summary_uri, **storage) if params.summary_uri else store
     prefix = "" if params.summary_uri else f"{runlayout.REPORT_DIR}/"
 

@@ -105,8 +105,7 @@ def test_bad_storage_uri_exits_2(name, case, tmp_path, s3_server):
     assert re.search(wanted, _one_line(done, argv[0])), done.stderr
 
 
-# (The report step reports an empty run for a run directory that does not exist: not covered here.)
-@pytest.mark.parametrize("name", ["infer-lane", "infer-shard", "ingest"])
+@pytest.mark.parametrize("name", ["infer-lane", "infer-shard", "ingest", "report"])
 def test_missing_file_path_exits_2_and_writes_nothing(name, tmp_path):
     missing = tmp_path / "nowhere"
     argv = _commands(f"file://{missing}", str(tmp_path))[name]

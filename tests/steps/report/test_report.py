@@ -89,6 +89,8 @@ def test_markdown_names_missing_shards_and_escapes_table_cells(tmp_path):
 @pytest.mark.parametrize("summary_uri", ["", "elsewhere"])
 def test_report_of_an_empty_run(tmp_path, summary_uri):
     run_uri = f"file://{tmp_path}/run"
+    # What ingest writes when it finds nothing new: an index of no shards.
+    open_store(run_uri).put_bytes(runlayout.SHARD_INDEX, json.dumps({"count": 0, "shards": []}).encode())
     target = f"file://{tmp_path}/{summary_uri}" if summary_uri else ""
     args = [
         f"--run-uri={run_uri}",
@@ -104,3 +106,15 @@ def test_report_of_an_empty_run(tmp_path, summary_uri):
     with open(expected.removeprefix("file://")) as handle:
         summary = json.load(handle)
     assert summary["shards"] == 0 and summary["failures"] == [] and summary["missing_shards"] == []
+
+
+def test_a_run_ingest_never_wrote_is_an_error(tmp_path, capsys):
+    args = [
+        f"--run-uri=file://{tmp_path}/no-such-run",
+        f"--output-uri=file://{tmp_path}/out",
+        f"--outputs-dir={tmp_path}/o",
+    ]
+    assert run_step("steps.report", ReportParams, report, args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--run-uri: no run at" in err and "no-such-run" in err, err
+    assert not (tmp_path / "no-such-run").exists() and not (tmp_path / "o").exists()
