@@ -123,9 +123,7 @@ def kiosk(workdir: Path, inputs: Path, name: str, model_uri: str, parallelism: i
     if done.returncode != 0:
         raise SystemExit(f"kiosk run failed: {done.stderr.strip()[-2000:]}\n{done.stdout[-2000:]}")
     workflow = json.loads(done.stdout)
-    # The entrypoint node's outputs: as on Argo, a root DAG's globalName outputs fill no status.outputs.
-    root = workflow["status"]["nodes"][workflow["metadata"]["name"]]
-    summary_uri = next(p["value"] for p in root["outputs"]["parameters"] if p["name"] == "summary-uri")
+    summary_uri = next(p["value"] for p in workflow["status"]["outputs"]["parameters"] if p["name"] == "summary-uri")
     summary = json.loads(Path(summary_uri.removeprefix("file://")).read_text())
     lanes = [n for n in workflow["status"]["nodes"].values() if n["type"] == "Pod" and n["templateName"] == "infer"]
     span = _seconds(min(n["startedAt"] for n in lanes), max(n["finishedAt"] for n in lanes))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from steps.common import storage
+from steps.common import cpus, storage
 from steps.common.errors import StepError
 from steps.common.storage import StorageError, StorageUnavailable
 from steps.infer import spec as specs
@@ -195,6 +195,9 @@ def load_model(
 def _options(threads: int) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.log_severity_level = 3  # ORT's own fallback warnings are replaced by our check in load_model
+    # 0: ORT's default is one thread per core of the node; in a pod with a CPU limit, one per
+    # CPU of the limit instead (steps/common/cpus.py says why).
+    threads = threads or cpus.quota_cpus() or 0
     if threads:
         options.intra_op_num_threads = threads
     # ORT's pool threads spin between ops by default; beside our download/decode/upload threads

@@ -46,7 +46,12 @@ class InferParams(StorageParams, OutputsParams):
     max_pixels: int = Field(
         100_000_000, ge=1, description="Fail items with more pixels than this (decompression bombs)."
     )
-    ort_threads: int = Field(0, ge=0, le=256, description="ONNX Runtime intra-op threads; 0: one per core.")
+    ort_threads: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="ONNX Runtime intra-op threads; 0: one per CPU of the container's CPU limit, else one per core.",
+    )
 
     # --- per-image pipeline internals (issue 13) ---
     normalise_in_graph: bool = Field(
