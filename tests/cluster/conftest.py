@@ -51,6 +51,35 @@ class Cluster:
         return {n["displayName"]: n for n in workflow["status"]["nodes"].values()}
 
 
+def executor_namespace(cluster: Cluster, name: str, extra: tuple[dict[str, Any], ...] = ()) -> None:
+    """A namespace whose `default` ServiceAccount may do what Argo's executor must (create and patch
+    WorkflowTaskResults), for upstream-style Workflows that name no ServiceAccount; plus `extra`.
+    """
+    rule = {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
+    rbac = "rbac.authorization.k8s.io"
+    kube.apply(
+        cluster.dynamic,
+        [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": name}},
+            {
+                "apiVersion": f"{rbac}/v1",
+                "kind": "Role",
+                "metadata": {"name": "executor", "namespace": name},
+                "rules": [rule],
+            },
+            {
+                "apiVersion": f"{rbac}/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "executor", "namespace": name},
+                "roleRef": {"apiGroup": rbac, "kind": "Role", "name": "executor"},
+                "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": name}],
+            },
+            *extra,
+        ],
+    )
+
+
 def require_control_plane() -> None:
     for name in controlplane.BINARIES:
         require_tool(name)

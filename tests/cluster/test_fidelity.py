@@ -16,12 +16,11 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client as k8s
 
 from pipelines.cluster import kube, workflows
 from pipelines.runner import api as runner
 from pipelines.runner.errors import RunnerError
-from tests.cluster.conftest import Cluster
+from tests.cluster.conftest import Cluster, executor_namespace
 from tests.runner import test_upstream_examples as upstream
 
 NAMESPACE = "fidelity"
@@ -51,33 +50,6 @@ RESULT_ONLY_LOCAL = "result recorded only by the local runner"
 def loose(rel: str) -> bool:
     """Compared by workflow phase only: random numbers or timing decide their nodes."""
     return nondeterministic(rel) or rel in TIMING
-
-
-def _namespace(cluster: Cluster) -> None:
-    core, rbac = k8s.CoreV1Api(cluster.api), k8s.RbacAuthorizationV1Api(cluster.api)
-    kube.apply(
-        cluster.dynamic,
-        [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": NAMESPACE}},
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "Role",
-                "metadata": {"name": "executor", "namespace": NAMESPACE},
-                "rules": [
-                    {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
-                ],
-            },
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "RoleBinding",
-                "metadata": {"name": "executor", "namespace": NAMESPACE},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "executor"},
-                "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": NAMESPACE}],
-            },
-        ],
-    )
-    del core, rbac
 
 
 def _library_templates(path: Path) -> list[dict[str, Any]]:
@@ -189,7 +161,7 @@ def compare(local: Any, argo: Any, counts: dict[str, int] | None = None) -> list
 @pytest.fixture(scope="module")
 def outcomes(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Any, Any]]:
     selected, _ = upstream.discover()
-    _namespace(cluster)
+    executor_namespace(cluster, NAMESPACE)
     argo = _on_argo(cluster, selected)
     local = _locally(tmp_path_factory.mktemp("fidelity-local"), selected)
     return {rel: (local.get(rel), argo.get(rel)) for rel in selected}

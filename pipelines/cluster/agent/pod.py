@@ -154,7 +154,8 @@ class PodRun(threading.Thread):
             raise EnvError(f"container {container.name!r} has no command: image entrypoints are unknown here")
         keep = [self.config.workdir, REPO_ROOT, Path(sys.prefix), Path(sys.base_prefix), TOOLS_BIN.parent]
         automount = self.pod.spec.automount_service_account_token is not False
-        script = volumes.mount_script(container, vols, self.dir / "containers" / container.name, keep, automount)
+        hide = (self.config.root.parent,)  # the cluster's directory: pki, kubeconfigs, etcd, every pod's secrets
+        script = volumes.mount_script(container, vols, self.dir / "containers" / container.name, keep, automount, hide)
         script.append('exec "$@"')
         userns = ["--user", "--map-root-user"] if os.geteuid() != 0 else []
         wrapped = [

@@ -9,7 +9,9 @@ Each container runs in its own mount namespace (`unshare --mount`, as the local 
   (ConfigMap/Secret/serviceAccountToken/downwardAPI items) and downwardAPI volumes are supported;
   hostPath and everything else fail the pod: the agent never binds host paths.
 Paths of the host the container must still reach (the repo, the workdir, the interpreter) are bound
-back at the same place inside a private `/tmp`.
+back at the same place inside a private `/tmp`. The cluster's own directory (its PKI, admin and
+controller kubeconfigs, etcd data, and every pod's tokens and secret volumes) is covered by an empty
+tmpfs in each container, so a pod reads only what its own volumes give it.
 """
 
 from __future__ import annotations
@@ -100,9 +102,16 @@ def _canonical(path: str) -> str:
 
 
 def mount_script(
-    container: Any, volumes: dict[str, Path], container_dir: Path, keep: list[Path], automount: bool
+    container: Any,
+    volumes: dict[str, Path],
+    container_dir: Path,
+    keep: list[Path],
+    automount: bool,
+    hide: tuple[Path, ...] = (),
 ) -> list[str]:
-    """Shell lines that build the container's mounts inside its private namespace."""
+    """Shell lines that build the container's mounts inside its private namespace; each `hide` path
+    is covered last by an empty tmpfs (the mounts made before stay reachable where they were placed).
+    """
     run_dir, tmp_dir = container_dir / "run", container_dir / "tmp"
     run_dir.mkdir(parents=True, exist_ok=True)
     tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -111,7 +120,8 @@ def mount_script(
         if mount.name not in volumes:
             raise EnvError(f"container {container.name!r}: volumeMount {mount.name!r} has no volume")
         host = volumes[mount.name] / (mount.sub_path or "")
-        host.mkdir(parents=True, exist_ok=True)
+        if not host.exists():  # as the kubelet does: a missing subPath becomes a directory
+            host.mkdir(parents=True)
         mounts[_canonical(mount.mount_path)] = (host, bool(mount.read_only))
     if automount and " serviceaccount" in volumes and _canonical(SERVICE_ACCOUNT_DIR) not in mounts:
         mounts[_canonical(SERVICE_ACCOUNT_DIR)] = (volumes[" serviceaccount"], True)
@@ -124,9 +134,16 @@ def mount_script(
     lines.append(f"mount --rbind {q(private_tmp)} /tmp")
     for target in sorted(mounts, key=len):  # parents before children
         host, read_only = mounts[target]
-        lines += [f"mkdir -p {q(target)}", f"mount --bind {q(host)} {q(target)}"]
+        # A subPath may name a file (an input artifact the init container downloaded): a file target.
+        place = (
+            [f"mkdir -p {q(Path(target).parent)}", f"touch {q(target)}"]
+            if host.is_file()
+            else [f"mkdir -p {q(target)}"]
+        )
+        lines += [*place, f"mount --bind {q(host)} {q(target)}"]
         if read_only:
             lines.append(f"mount -o remount,bind,ro {q(target)}")
+    lines += [f"mount -t tmpfs -o size=64k,mode=0755 kiosk-hidden {q(path)}" for path in hide]
     return lines
 
 
