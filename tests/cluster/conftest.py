@@ -51,14 +51,14 @@ class Cluster:
         return {n["displayName"]: n for n in workflow["status"]["nodes"].values()}
 
 
-def executor_namespace(cluster: Cluster, name: str, extra: tuple[dict[str, Any], ...] = ()) -> None:
+def executor_namespace(dynamic: DynamicClient, name: str, extra: tuple[dict[str, Any], ...] = ()) -> None:
     """A namespace whose `default` ServiceAccount may do what Argo's executor must (create and patch
     WorkflowTaskResults), for upstream-style Workflows that name no ServiceAccount; plus `extra`.
     """
     rule = {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
     rbac = "rbac.authorization.k8s.io"
     kube.apply(
-        cluster.dynamic,
+        dynamic,
         [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
             {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": name}},
@@ -78,6 +78,19 @@ def executor_namespace(cluster: Cluster, name: str, extra: tuple[dict[str, Any],
             *extra,
         ],
     )
+
+
+def container_workflow(generate_name: str, namespace: str, command: list[str]) -> dict[str, Any]:
+    """A Workflow of one busybox container running `command` (the image is a name only here)."""
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": generate_name, "namespace": namespace},
+        "spec": {
+            "entrypoint": "main",
+            "templates": [{"name": "main", "container": {"image": "busybox", "command": command}}],
+        },
+    }
 
 
 def require_control_plane() -> None:

@@ -86,7 +86,7 @@ def _namespace(cluster: Cluster, endpoint: str, bucket: str) -> None:
             "my-key": _repository(endpoint, bucket, "my-key"),
         },
     }
-    executor_namespace(cluster, NAMESPACE, (secret, repositories))
+    executor_namespace(cluster.dynamic, NAMESPACE, (secret, repositories))
 
 
 def _run_all(cluster: Cluster, names: list[str]) -> dict[str, Any]:

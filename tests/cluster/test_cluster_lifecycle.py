@@ -9,12 +9,13 @@ import time
 from pathlib import Path
 
 import psutil
+from kubernetes.dynamic import DynamicClient
 from typer.testing import CliRunner
 
 from pipelines.cli import app
 from pipelines.cluster import controlplane, kube, workflows
 from pipelines.cluster.state import COMPONENTS, ClusterState, cluster_dir
-from tests.cluster.conftest import require_control_plane
+from tests.cluster.conftest import container_workflow, executor_namespace, require_control_plane
 
 
 def _listening(pids: set[int]) -> list[tuple[str, int, int]]:
@@ -34,33 +35,6 @@ def _tree(pids: list[int]) -> set[int]:
         except psutil.NoSuchProcess:
             pass
     return found
-
-
-def _sleeping_workflow(api: object, namespace: str) -> str:
-    from kubernetes import client as k8s
-
-    core, rbac = k8s.CoreV1Api(api), k8s.RbacAuthorizationV1Api(api)
-    core.create_namespace({"metadata": {"name": namespace}})
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": "runner"}})
-    rule = {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
-    rbac.create_namespaced_role(namespace, {"metadata": {"name": "executor"}, "rules": [rule]})
-    binding = {
-        "metadata": {"name": "executor"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "executor"},
-        "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": namespace}],
-    }
-    rbac.create_namespaced_role_binding(namespace, binding)
-    workflow = {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Workflow",
-        "metadata": {"generateName": "sleeper-", "namespace": namespace},
-        "spec": {
-            "entrypoint": "main",
-            "serviceAccountName": "runner",
-            "templates": [{"name": "main", "container": {"image": "busybox", "command": ["sleep", "300"]}}],
-        },
-    }
-    return workflows.create(api, workflow)["metadata"]["name"]
 
 
 def _wait_for_sleep(workdir: Path, timeout_s: float = 90) -> psutil.Process:
@@ -104,7 +78,8 @@ def test_up_status_down(tmp_path: Path) -> None:
     assert not wrong, f"listening beyond loopback: {wrong}"
 
     api = kube.api_client(str(state.kubeconfig))
-    _sleeping_workflow(api, "lifecycle")
+    executor_namespace(DynamicClient(api), "lifecycle")
+    workflows.create(api, container_workflow("sleeper-", "lifecycle", ["sleep", "300"]))
     sleeper = _wait_for_sleep(tmp_path)
     everything |= _tree(list(pids.values())) | {sleeper.pid}
 

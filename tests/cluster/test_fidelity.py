@@ -161,7 +161,7 @@ def compare(local: Any, argo: Any, counts: dict[str, int] | None = None) -> list
 @pytest.fixture(scope="module")
 def outcomes(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Any, Any]]:
     selected, _ = upstream.discover()
-    executor_namespace(cluster, NAMESPACE)
+    executor_namespace(cluster.dynamic, NAMESPACE)
     argo = _on_argo(cluster, selected)
     local = _locally(tmp_path_factory.mktemp("fidelity-local"), selected)
     return {rel: (local.get(rel), argo.get(rel)) for rel in selected}
