@@ -105,6 +105,9 @@ class Retention(_Strict):
     older_than: str = Field(pattern=_DURATION)
     max_deletes: int = Field(10_000, ge=0)
     cron: Schedule
+    # Pushgateway groups of batch runs (ingest, infer lanes) are pruned by the cleanup once their last
+    # push is older than this; "" keeps them. Only where a Pushgateway is configured.
+    metrics_max_age: str = Field("14d", pattern=r"^$|" + _DURATION)
 
     @field_validator("prefixes")
     @classmethod

@@ -40,6 +40,8 @@ def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
     }
     if cfg.pushgateway:
         literals["pushgateway"] = cfg.pushgateway
+        if cfg.retention.metrics_max_age:
+            literals["prune_metrics_older_than"] = cfg.retention.metrics_max_age
     return _common.single_step_template(
         cfg,
         env,

@@ -174,19 +174,41 @@ def _printer(store_uri: str) -> Callable[[str, engine.Target, bool], None]:
     return show
 
 
+def _prune_age(params: CleanupParams) -> timedelta | None:
+    if not params.prune_metrics_older_than:
+        return None
+    if not params.pushgateway:
+        raise StepError("--prune-metrics-older-than needs --pushgateway")
+    return parse_duration(params.prune_metrics_older_than, "--prune-metrics-older-than")
+
+
+def _metrics(params: CleanupParams, report: Report, prune_age: timedelta | None) -> None:
+    """Push the run's counts, then prune old batch-run groups. Neither turns a finished cleanup into a
+    failed one: a failure is a warning and a note in the report.
+    """
+    from steps.cleanup.metrics import push
+    from steps.cleanup.pushgateway import prune
+
+    def _prune() -> None:
+        if prune_age is not None:
+            report.metrics_groups_pruned = prune(params.pushgateway, prune_age, report.dry_run)
+
+    for what, action in (("push", lambda: push(params.pushgateway, report)), ("prune", _prune)):
+        try:
+            action()
+        except Exception as error:
+            report.notes.append(f"pushgateway {params.pushgateway}: {what} failed: {error}")
+            print(f"steps.cleanup: warning: pushgateway {what} failed: {error}", file=sys.stderr)
+
+
 def run(params: CleanupParams) -> int:
+    prune_age = _prune_age(params)  # a bad flag is refused before anything is listed
     report = execute(
         params, on_match=_printer(params.store.rstrip("/")) if params.print_keys else None, settle_heap=True
     )
     code = report.exit_code
     if params.pushgateway:
-        from steps.cleanup.metrics import push
-
-        try:
-            push(params.pushgateway, report)
-        except Exception as error:  # metrics must not turn a finished cleanup into a failed one
-            report.notes.append(f"pushgateway {params.pushgateway}: push failed: {error}")
-            print(f"steps.cleanup: warning: pushgateway push failed: {error}", file=sys.stderr)
+        _metrics(params, report, prune_age)
     summary = report.to_dict()
     text = json.dumps(summary, sort_keys=False)
     if params.report:

@@ -64,4 +64,9 @@ class CleanupParams(StorageParams, OutputsParams):
     json_report: bool = Field(False, alias="json", description="Print one JSON report on stdout's last line.")
     report: str = Field("", description="URI where the JSON report is also written; empty: none.")
     pushgateway: str = Field("", description="Prometheus Pushgateway address; empty disables pushing.")
+    prune_metrics_older_than: str = Field(
+        "",
+        description="Also delete the Pushgateway groups of batch runs (ingest and infer lanes) last pushed longer "
+        "ago than this, e.g. 14d (needs --pushgateway; a dry run only counts them); empty: keep them.",
+    )
     print_keys: bool = Field(False, description="Print one line per matching object (URI and size) before the report.")

@@ -86,6 +86,8 @@ class Report:
     ranges: int = 0  # the tasks they shared: prefixes, or key ranges of them
     #: This process plus every worker's own peak, summed: an upper bound of the run's memory.
     peak_rss_mb: float = 0.0
+    #: Pushgateway groups of batch runs pruned (a dry run: that would be); None: not asked for.
+    metrics_groups_pruned: int | None = None
     worker_rss_mb: dict[int, float] = field(default_factory=dict, repr=False)  # pid -> its peak
 
     def merge(self, tally: Tally) -> None:
@@ -143,5 +145,6 @@ class Report:
             "processes": self.processes,
             "ranges": self.ranges,
             "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "metrics_groups_pruned": self.metrics_groups_pruned,
             "exit_code": self.exit_code,
         }

@@ -57,6 +57,7 @@ def test_pushgateway_and_prometheus_are_passed(rendered: dict[str, dict[str, Any
     assert "--pushgateway=pushgateway.monitoring:9091" in infer["args"]
     cleanup = containers(rendered["workflowtemplate-retention-cleanup.yaml"])["cleanup"]
     assert "--pushgateway=pushgateway.monitoring:9091" in cleanup["args"]
+    assert "--prune-metrics-older-than=14d" in cleanup["args"]  # batch runs' groups, by the base config
     bench = containers(rendered["workflowtemplate-benchmark.yaml"])["benchmark"]
     assert "--prometheus-url=http://prometheus.monitoring:9090" in bench["args"]
     assert "--prometheus-lag-seconds=30.0" in bench["args"]

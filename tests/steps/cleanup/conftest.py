@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.fixtures.prometheus import free_port
+from tests.fixtures.tools import require_tool
+
 from .cleanup_seed import Seeded, new_seeded
+
+
+@pytest.fixture
+def pushgateway(tmp_path: Path) -> Iterator[str]:
+    """A real Pushgateway of the test's own, on 127.0.0.1 (its address)."""
+    binary = require_tool("prometheus-pushgateway")
+    address = f"127.0.0.1:{free_port()}"
+    # Debian's build persists to /var/lib/prometheus by default: groups of other runs would come back.
+    persistence = f"--persistence.file={tmp_path / 'pushgateway.data'}"
+    process = subprocess.Popen(
+        [str(binary), f"--web.listen-address={address}", persistence],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://{address}/-/ready", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("pushgateway did not become ready")
+        yield address
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 @pytest.fixture(params=["file", "s3"])

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import time
 import urllib.request
 from datetime import timedelta
 from pathlib import Path
@@ -18,37 +15,9 @@ from pipelines.config.loader import CONFIG_DIR
 from pipelines.lifecycle import lifecycle_configuration
 from steps.cleanup.main import run
 from steps.cleanup.params import CleanupParams
-from tests.fixtures.tools import require_tool
+from tests.fixtures.prometheus import free_port
 
 from .cleanup_seed import new_seeded
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def pushgateway(tmp_path: Path):
-    binary = require_tool("prometheus-pushgateway")
-    address = f"127.0.0.1:{_free_port()}"
-    process = subprocess.Popen(
-        [str(binary), f"--web.listen-address={address}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://{address}/-/ready", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("pushgateway did not become ready")
-        yield address
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_counts_are_pushed(pushgateway: str, tmp_path: Path) -> None:
@@ -80,7 +49,7 @@ def test_unreachable_pushgateway_is_a_warning_not_a_failure(tmp_path: Path, caps
         store=f"file://{tmp_path}/store",
         prefix=["uploads"],
         older_than="3d",
-        pushgateway=f"127.0.0.1:{_free_port()}",
+        pushgateway=f"127.0.0.1:{free_port()}",
         outputs_dir=str(tmp_path / "out"),
         json=True,
     )
