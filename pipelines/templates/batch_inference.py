@@ -190,7 +190,8 @@ def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
     with WorkflowTemplate(entrypoint="main", arguments=workflow_arguments(cfg), **spec) as wt:
         pipeline = _pipeline(cfg, *_step_templates(cfg))
         # Steps, not a DAG: Argo publishes the globalName outputs of a root Steps template to
-        # status.outputs, and ignores them on a root DAG's own outputs (workflow/controller/dag.go).
+        # status.outputs, and ignores them on a root DAG's own outputs (workflow/controller/dag.go
+        # adds only its tasks' outputs; see https://github.com/argoproj/argo-workflows/issues/14767).
         with Steps(name="main") as main:
             run = Step(
                 name=PIPELINE,
