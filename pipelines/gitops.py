@@ -9,8 +9,10 @@ from typing import Any
 
 from pipelines.config import KioskConfig
 
-# `local` runs through `kiosk run` only; ArgoCD never syncs it.
+# The envs a cluster's Argo CD syncs from the team's repository (`argocd/apps/`). `local` is synced
+# only by the local cluster's Argo CD, from its own git server (`argocd/apps/local/`, `local_apps`).
 SYNCED_ENVS = ("dev", "staging", "prod")
+LOCAL_ENV = "local"
 SERVING_CHART = "argocd/charts/serving"
 CLUSTER = "https://kubernetes.default.svc"
 # Waves order the apps of the app-of-apps: the project, then workflows (RBAC -1 / templates 0 inside
@@ -127,6 +129,18 @@ def serving_app(stage: str, cfg: KioskConfig, automated: bool) -> dict[str, Any]
             "syncPolicy": _sync_policy(automated),
         },
     }
+
+
+def local_apps(cfg: KioskConfig) -> list[dict[str, Any]]:
+    """`argocd/apps/local/`: the local env's own AppProject (only its repo, the local git server)
+    and its workflows and observability Applications. No serving Application: the local cluster
+    runs no Deployment controller, so a Deployment never reports Healthy there.
+    """
+    return [
+        app_project(cfg, {LOCAL_ENV: cfg}),
+        workflows_app(LOCAL_ENV, cfg),
+        observability_app(LOCAL_ENV, cfg),
+    ]
 
 
 def build_all(envs: dict[str, KioskConfig]) -> list[dict[str, Any]]:

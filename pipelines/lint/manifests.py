@@ -65,8 +65,9 @@ def read_documents(paths: Iterable[Path], result: CheckResult, repo: Path) -> It
 
 
 def app_files(ctx: LintContext) -> list[Path]:
-    """ArgoCD's own objects (AppProject, Applications) under `argocd/apps/`."""
-    return sorted((ctx.argocd / "apps").glob("*.yaml")) + sorted((ctx.argocd / "apps").glob("*.yml"))
+    """ArgoCD's own objects (AppProject, Applications) under `argocd/apps/` and `argocd/apps/local/`."""
+    dirs = (ctx.argocd / "apps", ctx.argocd / "apps" / "local")
+    return sorted(p for d in dirs for pattern in ("*.yaml", "*.yml") for p in d.glob(pattern))
 
 
 def _relative(path: Path, repo: Path) -> str:

@@ -11,6 +11,7 @@ from pipelines.config import ENVIRONMENTS, load_config
 from pipelines.tools import REPO_ROOT
 
 APPS = REPO_ROOT / "argocd" / "apps"
+LOCAL = REPO_ROOT / render.LOCAL_APPS_DIR
 
 
 def docs() -> dict[str, dict[str, Any]]:
@@ -74,9 +75,10 @@ def test_apps_dir_holds_exactly_the_rendered_files() -> None:
     a hand-added or a stale Application (ArgoCD would sync it) fails, whatever its suffix.
     """
     files, _ = render.render_tree(tuple(ENVIRONMENTS))
-    expected = {REPO_ROOT / path for path in files if REPO_ROOT / path.parent == APPS}
+    expected = {REPO_ROOT / path for path in files if (REPO_ROOT / path).is_relative_to(APPS)}
     assert expected, "kiosk render writes nothing to argocd/apps/"
-    assert set(APPS.iterdir()) == expected
+    assert {p for p in APPS.rglob("*") if p.is_file()} == expected
+    assert {p for p in APPS.rglob("*") if p.is_dir()} == {LOCAL}
 
 
 def test_one_observability_app_per_synced_environment_yaml_only() -> None:
@@ -92,3 +94,20 @@ def test_one_observability_app_per_synced_environment_yaml_only() -> None:
         assert app["spec"]["destination"]["namespace"] == cfg.namespace
         automated = app["spec"]["syncPolicy"].get("automated")
         assert automated == ({"prune": True, "selfHeal": True} if cfg.gitops.automated else None), name
+
+
+def test_local_apps_have_their_own_project_fenced_to_the_local_git_server() -> None:
+    local = load_config("local")
+    docs = [yaml.safe_load(p.read_text()) for p in sorted(LOCAL.glob("*.yaml"))]
+    (project,) = [d for d in docs if d["kind"] == "AppProject"]
+    assert project["metadata"]["name"] == local.gitops.project != load_config("prod").gitops.project
+    assert project["spec"]["sourceRepos"] == [local.gitops.repo_url]
+    assert local.gitops.repo_url.startswith("git://127.0.0.1:")
+    namespaces = {d["namespace"] for d in project["spec"]["destinations"]}
+    assert local.namespace in namespaces and not namespaces & {load_config(e).namespace for e in gitops.SYNCED_ENVS}
+    apps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Application"}
+    assert set(apps) == {"workflows-local", "observability-local"}
+    for app in apps.values():
+        assert app["spec"]["project"] == project["metadata"]["name"]
+        assert app["spec"]["source"]["repoURL"] == local.gitops.repo_url
+        assert app["spec"]["destination"]["namespace"] == local.namespace

@@ -19,7 +19,7 @@ OWNED = (
     [d / env for env in ENVIRONMENTS for d in (render.WORKFLOWS_DIR, render.OBSERVABILITY_DIR)]
     # GPU capacity only where the environment has GPUs (not `local`).
     + [render.CLUSTER_DIR / env for env in ENVIRONMENTS if load_config(env).gpu.count]
-    + [render.APPS_DIR]
+    + [render.APPS_DIR, render.LOCAL_APPS_DIR]
 )
 
 
