@@ -16,7 +16,7 @@ from steps.cleanup.params import parse_duration
 from steps.common import metric_names as n
 
 GROUP = "kiosk"
-RUNBOOK = "https://github.com/kiosk-pipelines/kiosk-pipelines/blob/main/README.md#alerts"
+RUNBOOK = "https://github.com/kiosk-pipelines/kiosk-pipelines/blob/main/docs/observability.md#alerts"
 
 
 @dataclass(frozen=True)
