@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.cluster import controlplane
-from pipelines.cluster.state import COMPONENTS, ClusterState, cluster_dir
+from pipelines.cluster import argocd, controlplane
+from pipelines.cluster.state import ClusterState, cluster_dir
 
 app = typer.Typer(help="A local Kubernetes control plane running Argo's own workflow-controller.", no_args_is_help=True)
 WorkdirOption = typer.Option(
@@ -24,8 +24,11 @@ def _pid(state: ClusterState, name: str) -> int | None:
     return entry[0] if entry else None
 
 
+WithOption = typer.Option("", "--with", help="Optional components, comma-separated: argocd")
+
+
 @app.command("up")
-def up(workdir: Path | None = WorkdirOption) -> None:
+def up(workdir: Path | None = WorkdirOption, with_: str = WithOption) -> None:
     """Start etcd, kube-apiserver, Argo's CRDs and workflow-controller, and the node agent (a no-op when up)."""
     console = Console(stderr=True)
     start = time.monotonic()
@@ -33,6 +36,8 @@ def up(workdir: Path | None = WorkdirOption) -> None:
     try:
         with console.status("starting the cluster") as status:
             state = controlplane.up(workdir, lambda step: status.update(f"starting {step}"))
+            if "argocd" in with_.split(","):
+                console.print(argocd.push_hint(argocd.start(state, progress=status.update)))
     except (controlplane.ClusterError, RuntimeError, OSError, TimeoutError) as error:
         console.print(f"[red]kiosk cluster up: {error}[/red]")
         raise typer.Exit(1) from None
@@ -48,14 +53,14 @@ def status(
 ) -> None:
     """Each component's PID and whether it runs; exit 1 unless all of it runs."""
     state = ClusterState.load(cluster_dir(workdir))
-    alive = controlplane.running(state)
+    alive = {**controlplane.running(state), **{n: a for n, a in argocd.status(state).items() if n in state.pids}}
     if output == "json":
         body = {"running": all(alive.values()), "kubeconfig": str(state.kubeconfig), "ports": state.ports}
-        body["components"] = {n: {"pid": _pid(state, n), "running": alive[n]} for n in COMPONENTS}
+        body["components"] = {n: {"pid": _pid(state, n), "running": alive[n]} for n in alive}
         typer.echo(json.dumps(body, indent=1))
     else:
         table = Table("component", "pid", "state")
-        for name in COMPONENTS:
+        for name in alive:
             table.add_row(name, str(_pid(state, name) or "-"), "running" if alive[name] else "stopped")
         Console().print(table)
         if state.ports.get("apiserver"):

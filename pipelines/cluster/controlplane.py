@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.cluster import bootstrap
+from pipelines.cluster import argocd, bootstrap
 from pipelines.cluster.state import COMPONENTS, ClusterState, cluster_dir, free_port, start_ticks, stop_group
 from pipelines.tools import REPO_ROOT, find_tool
 
@@ -91,7 +91,7 @@ def up(workdir: Path | None = None, progress: Callable[[str], None] = lambda _: 
 def down(workdir: Path | None = None) -> list[str]:
     """Stop every recorded process (agent first, etcd last); returns the names it stopped."""
     state = ClusterState.load(cluster_dir(workdir))
-    stopped = []
+    stopped = argocd.stop(state)  # optional components first: they talk to the apiserver
     for name in reversed(COMPONENTS):
         entry = state.pids.get(name)
         if entry:
