@@ -19,7 +19,7 @@ from pathlib import Path
 from steps.cleanup import engine, ranges, workers
 from steps.cleanup.params import CleanupParams
 from steps.cleanup.report import EXIT_UNRESOLVED, PrefixReport, Report
-from steps.cleanup.rules import check_threshold, cutoff_for, normalise_prefixes, parse_duration
+from steps.cleanup.rules import check_threshold, cutoff_for, duration_flag, normalise_prefixes
 from steps.cleanup.sources import sources_for
 from steps.common.errors import StepError
 from steps.common.storage import StorageError, Store, open_store, split_uri
@@ -72,9 +72,9 @@ def execute(
     `settle_heap`: this process exists to run the step (workers.settle_heap); not for an embedding one.
     """
     started = time.monotonic()
-    age = parse_duration(params.older_than)
+    age = duration_flag(params.older_than)
     check_threshold(age, params.force)
-    margin = parse_duration(params.clock_skew_margin, "--clock-skew-margin")
+    margin = duration_flag(params.clock_skew_margin, "--clock-skew-margin")
     prefixes, covered = normalise_prefixes(params.prefix, params.allow_bucket_root)
     if store is None:
         store = open_store(
@@ -179,7 +179,7 @@ def _prune_age(params: CleanupParams) -> timedelta | None:
         return None
     if not params.pushgateway:
         raise StepError("--prune-metrics-older-than needs --pushgateway")
-    return parse_duration(params.prune_metrics_older_than, "--prune-metrics-older-than")
+    return duration_flag(params.prune_metrics_older_than, "--prune-metrics-older-than")
 
 
 def _metrics(params: CleanupParams, report: Report, prune_age: timedelta | None) -> None:
