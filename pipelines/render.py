@@ -16,9 +16,10 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from pipelines import capacity, gitops, k8s_objects, templates
+from pipelines import templates
 from pipelines.config import ENVIRONMENTS, ConfigError, load_config
 from pipelines.config.loader import CONFIG_DIR
+from pipelines.manifests import capacity, gitops, k8s_objects
 from pipelines.observability import alerts, dashboards
 from pipelines.tools import REPO_ROOT
 
