@@ -71,7 +71,7 @@ def naive_worker(args: argparse.Namespace) -> None:
     from benchmarks.naive import naive_loop
     from steps.common.storage import open_store
     from steps.infer.model import load_model, warm_up
-    from steps.infer.shardio import warm_size
+    from steps.infer.shard_files import warm_size
 
     model = load_model(args.model)
     warm_up(model, *warm_size(model))

@@ -31,7 +31,7 @@ from steps.infer.metrics import Metrics, summary
 from steps.infer.params import InferParams
 from steps.infer.pipeline import Item, ItemResult, Pipeline
 from steps.infer.schedule import Scheduler
-from steps.infer.shardio import exit_code, read_index, read_shard, write_shard_results
+from steps.infer.shard_files import exit_code, read_index, read_shard, write_shard_results
 
 
 @dataclass

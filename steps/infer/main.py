@@ -17,7 +17,7 @@ from steps.common.storage import open_store, split_uri
 from steps.infer import wiring
 from steps.infer.metrics import Metrics, summary
 from steps.infer.params import InferParams
-from steps.infer.shardio import exit_code, read_shard, write_shard_results
+from steps.infer.shard_files import exit_code, read_shard, write_shard_results
 
 
 def run(params: InferParams) -> int:

@@ -13,7 +13,7 @@ from steps.common.storage import Store, open_store
 from steps.infer.model import LoadedModel, load_model, warm_up
 from steps.infer.params import InferParams
 from steps.infer.pipeline import ItemResult, Pipeline
-from steps.infer.shardio import warm_size
+from steps.infer.shard_files import warm_size
 
 
 def storage_options(params: InferParams) -> dict[str, Any]:

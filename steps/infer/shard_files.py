@@ -1,4 +1,4 @@
-"""Reading shard files and writing a shard's results and metrics: shared by both infer modes."""
+"""Shard files of a run: reading shard JSONL and the index, writing a shard's results and metrics."""
 
 from __future__ import annotations
 
