@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import stat
@@ -176,6 +177,27 @@ class FileStore(Store):
 
     def create_bytes(self, key: str, data: bytes, content_type: str | None = None) -> bool:
         return self._write(key, data, _link_new, f"create {key!r} in")
+
+    def replace_if(self, key: str, data: bytes, *, etag: str, content_type: str | None = None) -> str | None:
+        # Every compare-and-swap in a directory holds an exclusive lock on the directory itself, so a
+        # compare and its replace are one step for every other CAS writer (flock(2), local disks).
+        path = self._path(key)
+        try:
+            fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as error:
+            raise self._error(error, f"replace {key!r} in") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            current = self.head(key)
+            if current is None or current.etag != etag:
+                return None
+            self._write(key, data, _replace, f"replace {key!r} in")
+            written = self.head(key)
+            return written.etag if written is not None else None
+        finally:
+            os.close(fd)  # releases the lock
 
     def download_file(self, key: str, path: str) -> None:
         try:
