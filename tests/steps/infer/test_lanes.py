@@ -79,20 +79,25 @@ def _start(command: list) -> subprocess.Popen:
 
 
 def _claim_log(case: StoreCase) -> dict[str, list[dict]]:
-    """Per shard: its claim generations in order, each with its body and marks."""
+    """Per shard: its claim generations in order, each with its body and marks ("done": the shard's
+    commit names that generation).
+    """
     store = open_store(case.uri, s3_endpoint=case.endpoint)
     log: dict[str, list[dict]] = {}
+    commits: dict[str, dict] = {}
     prefix = f"run/{claims_prefix()}"
     for info in store.list(prefix):
         shard, name = info.key[len(prefix) + 1 :].split("/")
-        if name.count(".") == 1:
-            body = json.loads(store.get_bytes(info.key))
-            log.setdefault(shard, []).append(body)
+        if name == "commit.json":
+            commits[shard] = json.loads(store.get_bytes(info.key))
+        elif name.count(".") == 1:
+            log.setdefault(shard, []).append(json.loads(store.get_bytes(info.key)))
     for shard, claims in log.items():
         claims.sort(key=lambda c: c["generation"])
+        commit = commits.get(shard, {})
         for claim in claims:
             base = f"{prefix}/{shard}/g{claim['generation']:04d}"
-            claim["done"] = store.exists(f"{base}.done.json")
+            claim["done"] = commit.get("status") == "done" and commit.get("generation") == claim["generation"]
             claim["failed"] = store.exists(f"{base}.failed.json")
     return log
 
@@ -324,7 +329,7 @@ def test_lane_flags_are_checked(tmp_path):
 
 def test_failed_shard_another_lane_finished_needs_no_retry(tmp_path):
     """A lane that marked a shard failed (transient failures over the ratio) exits 1 only while the
-    shard is still open: once another lane's takeover finished it, a retry of the pod would do nothing.
+    shard is still open: once another lane's takeover committed it, a retry of the pod would do nothing.
     """
     store = open_store(f"file://{tmp_path}/run")
     ours = WorkQueue(store, lane=0, lanes=2, attempt=0, ttl=30)
@@ -333,13 +338,16 @@ def test_failed_shard_another_lane_finished_needs_no_retry(tmp_path):
     for shard, _ in over:
         claim = ours.try_claim(shard)
         assert claim is not None
-        ours.finish(claim, {"failed": 3}, failed=shard != "shard-00002")
+        if shard == "shard-00002":
+            assert ours.commit(claim, {"failed": 3})
+        else:
+            ours.mark_failed(claim, {"failed": 3})
     assert unresolved(ours, over) == over  # nobody else finished anything yet
     rescue = theirs.try_claim("shard-00000", 1, "failed")
     assert rescue is not None
-    assert unresolved(ours, over) == over  # claimed, not finished
-    theirs.finish(rescue, {"failed": 0}, failed=False)
+    assert unresolved(ours, over) == over  # claimed, not committed
+    assert theirs.commit(rescue, {"failed": 0})
     again = theirs.try_claim("shard-00001", 1, "failed")
     assert again is not None
-    theirs.finish(again, {"failed": 3}, failed=True)  # the takeover failed too: still open
+    theirs.mark_failed(again, {"failed": 3})  # the takeover failed too: still open
     assert unresolved(ours, over) == [("shard-00001", 1), ("shard-00002", 2)]
