@@ -337,12 +337,12 @@ class WorkQueue:
         if etag is None:
             self.release(claim)
             self.lost.append((claim.shard, claim.generation))
-            print(
+            # One write per line: beats of several claims may report at once.
+            sys.stderr.write(
                 f"steps.infer: lane {self.lane}: lost its claim of {claim.shard} generation {claim.generation} "
-                "(taken over): stops working on it",
-                file=sys.stderr,
-                flush=True,
+                "(taken over): stops working on it\n"
             )
+            sys.stderr.flush()
 
 
 def proven_gone(body: dict, host: str) -> bool:

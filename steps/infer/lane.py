@@ -210,6 +210,9 @@ class Lane:
 
     def _write(self, shard: _ShardRun) -> None:
         claim = shard.claim
+        if claim.lost.is_set():  # taken over: its results are not this shard's, whatever they are
+            self._abandon(shard, "commit refused: the claim was lost")
+            return
         doc = self._summary(shard)
         over = shard.items > 0 and doc["failed"] / shard.items > self.params.max_failure_ratio
         code = exit_code(shard.results) if over else 0
