@@ -6,16 +6,20 @@ on the file store and on the S3 emulator (moto).
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from steps.common.storage import open_store
 from steps.infer.claims import claims_prefix
+from steps.report.main import run as report
+from steps.report.params import ReportParams
 from tests.fixtures.fault_proxy import FaultProxy
-from tests.fixtures.stepkit import StoreCase
+from tests.fixtures.stepkit import StoreCase, run_step
 from tests.steps.infer.test_lanes import _claim_log, _Gate, _lane, _seed, _start, _wait_for
 
 IMAGES, SHARD_SIZE = 12, 3
@@ -98,3 +102,62 @@ def test_stalled_lane_wakes_after_takeover_and_changes_nothing(kind, tmp_path, r
     for shard, commit in commits.items():  # the published metrics are the committed generation's
         assert json.loads(store.get_bytes(f"run/metrics/{shard}.json"))["generation"] == commit["generation"]
     assert sorted(o.key for o in store.list("out") if o.key.endswith(".json")) == [f"out/{k}.json" for k in keys]
+
+
+class _Poison:
+    """An input that kills whichever worker reads it, as the OOM killer kills a pod decoding a
+    decompression bomb: the image is a FIFO, and once a lane has opened it to read, the test
+    SIGKILLs that lane. (A bomb under RLIMIT_AS would not do: the decoder's MemoryError is caught
+    and costs one item, which is right, and no real worker dies.)
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.unlink()
+        os.mkfifo(path)
+
+    def kill_reader(self, proc: subprocess.Popen) -> bool:
+        """SIGKILL `proc` once it reads the poison; False when it exited first."""
+        deadline = time.monotonic() + 120
+        while proc.poll() is None:
+            assert time.monotonic() < deadline, "the lane neither read the poison nor exited"
+            try:
+                writer = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: no reader yet
+                time.sleep(0.02)
+                continue
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            os.close(writer)
+            return True
+        return False
+
+
+def test_poison_shard_fails_after_the_last_generation_and_the_run_ends(tmp_path):
+    case = StoreCase("file", f"file://{tmp_path}/store")
+    _seed(case, tmp_path, 6, 3)
+    poison = _Poison(tmp_path / "store" / "in" / "0004.png")  # in shard-00001
+    kills, attempt, done = 0, 0, None
+    for attempt in range(8):  # Argo's retries of the lane pod; the run must end well before 8
+        lane = _start(_lane(case, tmp_path, 0, 1, "--claim-ttl=30", f"--attempt={attempt}"))
+        if poison.kill_reader(lane):
+            kills += 1
+            continue
+        done = lane.communicate(timeout=120)
+        break
+    assert done is not None, f"the lane was still dying on the poison shard after {attempt + 1} attempts"
+    assert lane.returncode == 0, done[1][-3000:]
+    assert kills == 4  # one per allowed generation; the 5th attempt commits the shard as failed
+    commit = _commits(case)["shard-00001"]
+    assert commit["status"] == "failed"
+    assert all(f"g{g} lane 0 attempt {g}" in commit["reason"] for g in range(4)), commit["reason"]
+    assert _commits(case)["shard-00000"]["status"] == "done"
+
+    args = [f"--run-uri={case.uri}/run", f"--output-uri={case.uri}/out", f"--outputs-dir={tmp_path}/report"]
+    assert run_step("steps.report", ReportParams, report, args) == 0
+    summary = json.loads(open_store(case.uri).get_bytes("run/report/summary.json"))
+    assert (summary["processed"], summary["failed"]) == (3, 3)
+    assert [f["shard"] for f in summary["failed_shards"]] == ["shard-00001"]
+    assert sorted(f["key"] for f in summary["failures"]) == ["0003.png", "0004.png", "0005.png"]
+    markdown = open_store(case.uri).get_bytes("run/report/summary.md").decode()
+    assert "shard shard-00001 failed" in markdown
