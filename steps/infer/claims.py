@@ -205,7 +205,7 @@ class WorkQueue:
         """Create the shard's commit for `claim`'s generation: True when it is the shard's outcome. A
         claim whose lease cannot be confirmed (lost, or a stall outlived it) never commits.
         """
-        held = claim.wait_held(self.lease_s, timeout=self.ttl)
+        held = claim.wait_held(self.lease_s, timeout=3 * self.ttl)
         self.release(claim)
         if not held:
             return False

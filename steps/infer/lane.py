@@ -74,7 +74,9 @@ class Lane:
         self.scheduler = Scheduler(
             queue, names, items={s["name"]: s["items"] for s in index}, poll_s=min(max(params.claim_ttl / 8, 0.1), 1.0)
         )
-        self.outputs = FencedStore(outputs, claim_of=self._claim_of, lease_s=queue.lease_s, wait_s=params.claim_ttl)
+        # A starved heartbeat thread (two busy cores) must not fail writes while the claim is still ours:
+        # a write waits until a beat confirms the claim or is refused, bounded at a few TTLs.
+        self.outputs = FencedStore(outputs, claim_of=self._claim_of, lease_s=queue.lease_s, wait_s=3 * params.claim_ttl)
         self._owner: dict[str, _ShardRun] = {}
         self._lock = threading.Lock()
         self.finished: list[dict] = []
@@ -271,6 +273,27 @@ class Lane:
             self.scheduler.wake.set()
 
 
+def roll_forward(lane: Lane) -> int:
+    """Publish the copies a committer died before writing (killed between its commit and them):
+    from the commit itself, which holds the metrics and result records. The same bytes whoever
+    writes them, so lanes may race here. How many shards were published.
+    """
+    store = lane.run_store
+    published = {runlayout.shard_name(o.key) for o in store.list(runlayout.RESULTS_DIR)}
+    states = lane.queue.scan()
+    missing = [s for s in lane.scheduler.names if s not in published and s in states and states[s].finished]
+    count = 0
+    for shard in missing:
+        commit = lane.queue.read_commit(shard)
+        if commit is None or commit.get("status") != "done":
+            continue
+        if lane.params.output_layout == "per-shard":
+            shard_output.publish(lane.outputs.inner, shard, int(commit["generation"]))
+        write_shard_results(store, shard, commit["results"], commit["metrics"])
+        count += 1
+    return count
+
+
 def unresolved(queue: WorkQueue, over_ratio: list[tuple[str, int]]) -> list[tuple[str, int]]:
     """The shards over --max-failure-ratio that still need this lane's exit code: one marked failed
     (transient, exit 1) that another lane has committed meanwhile needs no retry of this pod.
@@ -394,6 +417,7 @@ def run_lane(params: InferParams) -> int:
     wall = time.perf_counter() - t0
     if lane.error is not None:
         raise lane.error
+    roll_forward(lane)
     doc = _lane_doc(params, setup, wall)
     metrics.ips.set(round(doc["processed_now"] / wall, 3) if wall > 0 else 0.0)
     metrics.seconds.set(time.perf_counter() - started)  # the lane's whole life, model load included
