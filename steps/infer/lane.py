@@ -7,10 +7,10 @@ shard's tail and the accelerator never waits on a shard boundary. Each item resu
 its shard; the shard's last result commits it.
 
 Outputs stay exactly once (docs/exactly-once.md): a shard's outcome is one commit object, made by
-create-if-absent, that holds its metrics and result records and names its output keys; only the
-winner then publishes results/ and metrics/ copies. Per-image outputs are written only under a
-confirmed claim (steps/infer/fenced.py), and a takeover skips the items whose result is newer than
-the shard file, so a crash or a takeover never duplicates an output.
+create-if-absent, that holds its metrics and result records and names its output keys. Each
+generation writes its outputs to its own staging (steps/infer/fenced.py); only the commit's
+generation is published to the final keys, results/ and metrics/, by its lane or, if that lane
+died, by the next lane to finish. A generation that lost leaves nothing anyone reads.
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from steps.common import runlayout
 from steps.common.outputs import write_outputs
 from steps.common.storage import Store, open_store, probe_conditional_writes, request_counts
-from steps.infer import shard_output, wiring
+from steps.infer import fenced, shard_output, wiring
 from steps.infer.claims import Claim, WorkQueue
 from steps.infer.fenced import FencedStore
 from steps.infer.metrics import Metrics, shard_summary
@@ -76,7 +75,9 @@ class Lane:
         )
         # A starved heartbeat thread (two busy cores) must not fail writes while the claim is still ours:
         # a write waits until a beat confirms the claim or is refused, bounded at a few TTLs.
-        self.outputs = FencedStore(outputs, claim_of=self._claim_of, lease_s=queue.lease_s, wait_s=3 * params.claim_ttl)
+        self.outputs = FencedStore(
+            outputs, run_store, claim_of=self._claim_of, lease_s=queue.lease_s, wait_s=3 * params.claim_ttl
+        )
         self._owner: dict[str, _ShardRun] = {}
         self._lock = threading.Lock()
         self.finished: list[dict] = []
@@ -104,29 +105,14 @@ class Lane:
         return None
 
     # -- feeding --------------------------------------------------------------------------------------
-    def _resumed(self, items: list[Item], since: datetime) -> set[str]:
-        """Keys of items a previous owner finished: their result JSON is newer than the shard file."""
-
-        def done(item: Item) -> bool:
-            info = self.outputs.head(runlayout.result_key(item.key))
-            return info is not None and info.last_modified >= since
-
-        with ThreadPoolExecutor(max(1, self.params.prefetch_workers)) as pool:
-            flags = list(pool.map(done, items))
-        return {item.key for item, flag in zip(items, flags, strict=True) if flag}
-
-    def _open(self, claim: Claim, *, resume: bool = True) -> tuple[_ShardRun, list[Item]]:
+    def _open(self, claim: Claim) -> tuple[_ShardRun, list[Item]]:
+        """The claimed shard's items, all of them: a generation that did not commit left nothing
+        anyone may reuse (its outputs stayed in its own staging).
+        """
         key = self.keys[claim.shard]
         uri = self.run_store.uri_for(key)
-        info = self.run_store.head(key)
         items = read_shard(self.run_store, key, uri)
         shard = _ShardRun(claim, uri, len(items), datetime.now(UTC), time.perf_counter())
-        if resume and claim.generation > 0 and info is not None:
-            skip = self._resumed(items, info.last_modified)
-            for item in items:
-                if item.key in skip:
-                    shard.results.append(ItemResult(item.key, "resumed", outputs=[runlayout.result_key(item.key)]))
-            items = [i for i in items if i.key not in skip]
         with self._lock:
             for item in items:
                 self._owner[item.key] = shard
@@ -159,7 +145,7 @@ class Lane:
         requests: dict[str, int] = {}
         try:
             for claim in self.scheduler.claims():
-                shard, items = self._open(claim, resume=False)
+                shard, items = self._open(claim)
                 with self._lock:
                     shard.fed = True
                 pipeline = make(shard_output.staged_name(claim.shard, claim.generation), None)
@@ -246,21 +232,21 @@ class Lane:
         JSONL) for readers that look there. False when refused: the staged outputs are deleted.
         """
         claim, records = shard.claim, result_records(shard.results)
-        outputs = sorted({key for r in shard.results if r.status in ("ok", "resumed") for key in r.outputs})
+        outputs = sorted({key for r in shard.results if r.status == "ok" for key in r.outputs})
         if not self.queue.commit(claim, {"outputs": outputs, "metrics": doc, "results": records}):
             self._abandon(shard, "commit refused: the claim was lost or another generation committed first")
             return False
-        if self.params.output_layout == "per-shard":
-            shard_output.publish(self.outputs.inner, claim.shard, claim.generation)
-        write_shard_results(self.run_store, claim.shard, records, doc)
+        _publish(self, claim.shard, claim.generation, outputs)
+        write_shard_results(self.run_store, claim.shard, records, doc)  # last: the shard is published
+        fenced.discard(self.run_store, claim.shard)
         return True
 
     def _abandon(self, shard: _ShardRun, why: str, *, refused: bool = True) -> None:
         claim = shard.claim
         self.queue.release(claim)
         if self.params.output_layout == "per-shard":
-            # Only this generation's own objects: per-image keys are shared with the committed one.
             self.outputs.inner.delete_many(shard_output.staged_keys(claim.shard, claim.generation))
+        fenced.discard(self.run_store, claim.shard, claim.generation)
         if refused:
             with self._lock:
                 self.refused.append((claim.shard, claim.generation))
@@ -271,6 +257,14 @@ class Lane:
                 flush=True,
             )
             self.scheduler.wake.set()
+
+
+def _publish(lane: Lane, shard: str, generation: int, outputs: list[str]) -> None:
+    """The committed generation's outputs to their final keys (per-image: from its staging)."""
+    if lane.params.output_layout == "per-shard":
+        shard_output.publish(lane.outputs.inner, shard, generation)
+    else:
+        fenced.publish(lane.run_store, lane.outputs.inner, shard, generation, outputs, lane.params.upload_workers)
 
 
 def roll_forward(lane: Lane) -> int:
@@ -287,9 +281,9 @@ def roll_forward(lane: Lane) -> int:
         commit = lane.queue.read_commit(shard)
         if commit is None or commit.get("status") != "done":
             continue
-        if lane.params.output_layout == "per-shard":
-            shard_output.publish(lane.outputs.inner, shard, int(commit["generation"]))
+        _publish(lane, shard, int(commit["generation"]), commit["outputs"])
         write_shard_results(store, shard, commit["results"], commit["metrics"])
+        fenced.discard(store, shard)
         count += 1
     return count
 

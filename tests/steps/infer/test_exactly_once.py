@@ -151,13 +151,17 @@ def test_poison_shard_fails_after_the_last_generation_and_the_run_ends(tmp_path)
     commit = _commits(case)["shard-00001"]
     assert commit["status"] == "failed"
     assert all(f"g{g} lane 0 attempt {g}" in commit["reason"] for g in range(4)), commit["reason"]
-    assert _commits(case)["shard-00000"]["status"] == "done"
+    # shard-00000 was claimed alongside (the feeder claims ahead), so each kill may take its claim
+    # down too: it ends committed, done or (collateral) failed, never open.
+    other = _commits(case)["shard-00000"]
+    assert other["status"] in ("done", "failed")
+    expected = (3, 3) if other["status"] == "done" else (0, 6)
 
     args = [f"--run-uri={case.uri}/run", f"--output-uri={case.uri}/out", f"--outputs-dir={tmp_path}/report"]
     assert run_step("steps.report", ReportParams, report, args) == 0
     summary = json.loads(open_store(case.uri).get_bytes("run/report/summary.json"))
-    assert (summary["processed"], summary["failed"]) == (3, 3)
-    assert [f["shard"] for f in summary["failed_shards"]] == ["shard-00001"]
-    assert sorted(f["key"] for f in summary["failures"]) == ["0003.png", "0004.png", "0005.png"]
+    assert (summary["processed"], summary["failed"]) == expected
+    assert "shard-00001" in [f["shard"] for f in summary["failed_shards"]]
+    assert {"0003.png", "0004.png", "0005.png"} <= {f["key"] for f in summary["failures"]}
     markdown = open_store(case.uri).get_bytes("run/report/summary.md").decode()
     assert "shard shard-00001 failed" in markdown

@@ -209,9 +209,10 @@ class _Gate:
         os.replace(tmp, self.path)
 
 
-def _outputs(store, keys: range) -> int:
-    written = {o.key for o in store.list("out") if o.key.endswith(".json")}
-    return len(written & {f"out/{i:04d}.png.json" for i in keys})
+def _staged(store, keys: range) -> int:
+    """How many of `keys`' results a lane has staged (per-image outputs wait there for the commit)."""
+    names = {f"{i:04d}.png.json" for i in keys}
+    return sum(1 for o in store.list("run/queue/staging") if o.key.rsplit("/", 1)[-1] in names)
 
 
 def _wait_for(predicate, timeout: float = 120.0, what: str = "", poll: float = 0.05) -> None:
@@ -234,7 +235,7 @@ def _kill_lane_0_at(
     victim = _start(_lane(case, tmp_path, 0, 2, f"--claim-ttl={ttl}", "--batch-size=1", "--upload-workers=1"))
     _wait_for(lambda: gate.reader_blocked() or victim.poll() is not None, what=f"lane 0 to reach image {image}")
     assert victim.poll() is None, victim.communicate()[1][-3000:]
-    _wait_for(lambda: _outputs(store, keys) >= written, what=what)
+    _wait_for(lambda: _staged(store, keys) >= written, what=what)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
     gate.release()
@@ -269,8 +270,10 @@ def test_sigkill_mid_shard_takeover_and_retried_lane_resumes(tmp_path):
     for shard in killed:
         assert [c["reason"] for c in log[shard]] == ["new", "stale"] and log[shard][1]["lane"] == 1
     metrics = json.loads(store.get_bytes("run/metrics/shard-00000.json"))
-    assert metrics["resumed"] >= len(written_before & {f"out/{i:04d}.png.json" for i in range(20)}) > 0
-    assert metrics["generation"] == 1
+    # The dead generation's outputs stayed in its staging: none was final, so none is reused.
+    assert written_before & {f"out/{i:04d}.png.json" for i in range(20)} == set()
+    assert (metrics["resumed"], metrics["processed"], metrics["generation"]) == (0, 20, 1)
+    assert not list(store.list("run/queue/staging")), "every generation's staging is cleaned up"
 
 
 def test_retried_lane_resumes_its_own_claims_first(tmp_path):
