@@ -256,7 +256,7 @@ def main() -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    from tests.fixtures.fault_proxy import FaultProxy
+    from testkit.fault_proxy import FaultProxy
 
     server = start_server(args.server)
     rounds: list[dict] = []

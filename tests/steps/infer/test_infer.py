@@ -17,7 +17,7 @@ from pipelines.tools import REPO_ROOT
 from steps.common.storage import open_store
 from steps.infer.main import run
 from steps.infer.params import InferParams
-from tests.fixtures import onnx_models as zoo
+from testkit import onnx_models as zoo
 from tests.fixtures.stepkit import StoreCase, read_outputs, run_step
 
 PPOCR = "package://rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"

@@ -14,7 +14,7 @@ from PIL import Image
 from steps.common.storage import open_store
 from steps.infer.main import run
 from steps.infer.params import InferParams
-from tests.fixtures import onnx_models as zoo
+from testkit import onnx_models as zoo
 from tests.fixtures.stepkit import run_step
 from tests.steps.infer.test_infer import BLOBS, _args, _shard
 

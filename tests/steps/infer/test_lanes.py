@@ -22,8 +22,8 @@ from steps.infer.claims import WorkQueue, claims_prefix
 from steps.infer.lane import unresolved
 from steps.ingest.main import run as ingest
 from steps.ingest.params import IngestParams
-from tests.fixtures import onnx_models as zoo
-from tests.fixtures.fault_proxy import FaultProxy
+from testkit import onnx_models as zoo
+from testkit.fault_proxy import FaultProxy
 from tests.fixtures.stepkit import StoreCase, run_step
 
 REPO = REPO_ROOT
