@@ -26,10 +26,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipelines import project
 from pipelines.config.loader import load_config
 from pipelines.runner import api
 from pipelines.runner.errors import RunnerError
-from pipelines.tools import REPO_ROOT
 
 NOT_IMPLEMENTED = 3
 IMAGES = 64
@@ -153,11 +153,12 @@ def synthesize(stage: Stage, dataset: str, workdir: Path) -> None:
     stage.phase = "not run"
     start = time.monotonic()
     outputs = workdir / "demo" / "synth-outputs"
-    env = dict(os.environ, KIOSK_WORKDIR=str(workdir), PYTHONPATH=str(REPO_ROOT))
+    outputs.parent.mkdir(parents=True, exist_ok=True)  # its working directory: never the checkout
+    env = dict(os.environ, KIOSK_WORKDIR=str(workdir), PYTHONPATH=str(project.PACKAGES_DIR))
     args = [f"--{k}={v}" for k, v in wanted.items()] + [f"--outputs-dir={outputs}"]
     done = subprocess.run(
         [sys.executable, "-m", "steps.synth", *args],
-        cwd=REPO_ROOT,
+        cwd=outputs.parent,
         env=env,
         capture_output=True,
         text=True,
