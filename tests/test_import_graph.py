@@ -185,3 +185,8 @@ def test_the_check_finds_a_benchmark_importing_tests(tmp_path: Path) -> None:
     files = {"benchmarks/__init__.py": "", "benchmarks/b.py": "def f():\n    from tests.fixtures import s3\n"}
     root = _package(tmp_path, {**files, "tests/__init__.py": "", "testkit/__init__.py": "import steps\n"})
     assert layer_violations(root, ALLOWED_LAYERS) == [("benchmarks.b", "tests.fixtures")]
+
+
+def test_no_test_imports_another_tests_private_names() -> None:
+    # Shared helpers live in tests/fixtures/ or a directory's helper module, under a public name.
+    assert [(m, name) for m, name in private_imports(REPO_ROOT, "tests") if name.startswith("tests.")] == []
