@@ -149,14 +149,16 @@ def mount_script(
 
 
 def _working_dir(declared: str | None, mounts: dict[str, tuple[Path, bool]], tmp: Path, work: Path) -> list[str]:
-    """A container starts in a directory of its own (`work`, the process's cwd), never the checkout.
-    A declared `workingDir` (the image's WORKDIR on a node) is entered as it is where a volume or
-    the private `/tmp` holds it; elsewhere `work` is bound there first, since the host's root
-    filesystem stands in for the image's and is shared by every pod.
+    """A container starts in a directory of its own, never the checkout: its private `/tmp` unless it
+    declares a `workingDir` (the image's WORKDIR on a node). That is entered as it is where a volume
+    or the private `/tmp` holds it; elsewhere `work` is bound there first, since the host's root
+    filesystem stands in for the image's and is shared by every pod. (Not `work` itself: it lies in
+    the cluster's directory, which the tmpfs covers, and a process pool's children chdir to their
+    parent's cwd by path.)
     """
     work.mkdir(parents=True, exist_ok=True)
     if not declared:
-        return []
+        return ["cd /tmp"]
     target = _canonical(declared)
     if _inside(target, "/tmp") or any(_inside(target, m) for m in mounts):
         return [f"mkdir -p {q(target)}", f"cd {q(target)}"]
