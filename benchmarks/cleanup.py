@@ -12,7 +12,7 @@ its own process so that its memory is not ours; `"server"` in the JSON says whic
   for every 1000-key page (~0.3 s per page at 100k objects), so against it listing the emulator
   dominates the run rather than our code.
 
-Latency (~30 ms per request) is added by the HTTP delay proxy of tests/fixtures/fault_proxy.py in
+Latency (~30 ms per request) is added by the HTTP delay proxy of testkit/fault_proxy.py in
 front of the server.
 
 - batched: `python -m steps.cleanup` as Argo runs it (count pass, delete pass, DeleteObjects of
