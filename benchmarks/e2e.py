@@ -168,7 +168,7 @@ def main() -> None:
         return
 
     from benchmarks.infer import make_images
-    from tests.fixtures import onnx_models as zoo
+    from testkit import onnx_models as zoo
 
     # Outside /tmp's private per-pod view is not needed: the runner mounts its workdir back.
     work = Path(tempfile.mkdtemp(prefix="kiosk-e2e-"))

@@ -345,7 +345,7 @@ def main() -> None:
         naive_worker(args)
         return
 
-    from tests.fixtures.fault_proxy import FaultProxy
+    from testkit.fault_proxy import FaultProxy
 
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
 
