@@ -18,6 +18,7 @@ from steps.common.errors import StepError
 from steps.common.images import HEADER_BYTES, ImageError, decode, read_header
 from steps.common.outputs import write_outputs
 from steps.common.storage import FileStore, NotFound, ObjectInfo, Store, dir_prefix, open_store, request_counts
+from steps.common.storage.overlap import overlap
 from steps.ingest.params import IngestParams
 
 #: Run artifacts of an earlier ingest into the same --run-uri (an Argo retry, a rerun): stale shards
@@ -84,6 +85,18 @@ def _missing_input(inputs: Store, params: IngestParams) -> bool:
     return True
 
 
+def _check_run_apart(inputs: Store, run_store: Store, params: IngestParams) -> None:
+    """Refuse a run prefix that holds inputs or lies among them, before anything is deleted: ingest
+    clears an earlier run's files (shards/, results/, ...) under --run-uri, which would be inputs there.
+    """
+    if overlap(inputs, run_store):
+        raise StepError(
+            f"--run-uri={params.run_uri} overlaps --input-uri={params.input_uri} (the same directory, or one "
+            "inside the other): ingest clears earlier run files under --run-uri, which would delete inputs; "
+            "use a run prefix apart from the inputs (nothing was deleted)"
+        )
+
+
 def run(params: IngestParams) -> int:
     storage: dict[str, Any] = {
         "s3_endpoint": params.s3_endpoint,
@@ -93,6 +106,7 @@ def run(params: IngestParams) -> int:
     inputs = open_store(params.input_uri, **storage)
     outputs = open_store(params.output_uri, **storage)
     run_store = open_store(params.run_uri, **storage)
+    _check_run_apart(inputs, run_store, params)
     input_uri = params.input_uri.rstrip("/")
     missing = _missing_input(inputs, params)
 
