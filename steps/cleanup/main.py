@@ -1,9 +1,9 @@
 """`python -m steps.cleanup`: delete objects older than a threshold under directory prefixes.
 
-Refusals (bad duration, whole-bucket prefix, sub-hour threshold, clock skew) are one-line errors
-with exit code 2 before anything is listed. Otherwise the run prints its report and exits with
-the report's code: 0 done, 1 unresolved errors (a rerun is safe and converges), 4 aborted by
---max-deletes with nothing deleted.
+Refusals (bad duration, whole-bucket prefix, sub-hour threshold, clock skew, a file-store prefix that
+is a symlink out of the store root) are one-line errors with exit code 2 before anything is listed.
+Otherwise the run prints its report and exits with the report's code: 0 done, 1 unresolved errors
+(a rerun is safe and converges), 4 aborted by --max-deletes with nothing deleted.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from steps.cleanup.report import EXIT_UNRESOLVED, PrefixReport, Report
 from steps.cleanup.rules import check_threshold, cutoff_for, normalise_prefixes, parse_duration
 from steps.cleanup.sources import sources_for
 from steps.common.errors import StepError
-from steps.common.storage import StorageError, Store, open_store, split_uri
+from steps.common.storage import FileStore, StorageError, Store, open_store, split_uri
 
 
 def _utcnow() -> datetime:
@@ -87,6 +87,9 @@ def execute(
     else:
         context = contextlib.nullcontext()
     with context:
+        if isinstance(store, FileStore):  # a prefix that is a symlink out of the root: bad input, exit 2
+            for prefix in prefixes:
+                store.check_inside(prefix)
         cutoff = cutoff_for(check_clock(store, margin, clock), age)
         if settle_heap:
             workers.settle_heap()
