@@ -34,8 +34,35 @@ _RUN_DIRS = (
 )
 
 
+def _key_problem(key: str) -> str:
+    """Why a listed key cannot be used as one, or ''.
+
+    The file store lists names that are not UTF-8 with surrogate escapes (os.listdir); botocore
+    decodes S3's URL-encoded listing with errors='replace', so undecodable bytes become U+FFFD and
+    the key no longer names the object. Neither can be read back, written as an output key, or
+    put in JSON other tools parse.
+    """
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return "key is not valid UTF-8 (its undecodable bytes show as \\xNN here): rename the object"
+    if "\ufffd" in key:
+        return (
+            "key is not valid UTF-8 (the S3 listing shows its undecodable bytes as U+FFFD, so it cannot be "
+            "read back by that name): rename the object"
+        )
+    return ""
+
+
+def _printable(key: str) -> str:
+    r"""`key` as valid UTF-8 text: a surrogate escape becomes a visible \xNN."""
+    return key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def check(store: Store, info: ObjectInfo, params: IngestParams) -> str:
     """'' when the object is a usable image, else the reason it is rejected."""
+    if problem := _key_problem(info.key):
+        return problem
     if info.size == 0:
         return "empty object"
     if info.size > params.max_bytes:
@@ -142,7 +169,7 @@ def run(params: IngestParams) -> int:
                         json.dumps({"key": info.key, "size": info.size, "etag": info.etag, "status": "done"}) + "\n"
                     )
             for info, reason in zip(todo, pool.map(lambda o: check(inputs, o, params), todo), strict=True):
-                row = {"key": info.key, "size": info.size, "etag": info.etag}
+                row = {"key": _printable(info.key), "size": info.size, "etag": info.etag}
                 if reason:
                     rejected.append(json.dumps({**row, "reason": reason}) + "\n")
                     continue

@@ -90,3 +90,41 @@ def test_ingest_sibling_run_uri_accepted(store_case, tmp_path, run):
     done = _ingest(args, tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["count"] == "1"
+
+
+def test_ingest_non_utf8_file_name_rejected(tmp_path):
+    inputs = tmp_path / "store" / "in"
+    inputs.mkdir(parents=True)
+    image = zoo.blob_image((16, 16), [])
+    (inputs / "ok.png").write_bytes(image)
+    with open(os.fsencode(inputs) + b"/caf\xe9.png", "wb") as handle:  # Latin-1, as an old camera names it
+        handle.write(image)
+    before = sorted(os.listdir(os.fsencode(inputs)))
+    uri = f"file://{tmp_path}/store"
+    done = _ingest([f"--input-uri={uri}/in", f"--output-uri={uri}/out", f"--run-uri={uri}/run"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    run = open_store(f"{uri}/run")
+    (rejected,) = [json.loads(line) for line in run.get_bytes("rejected.jsonl").splitlines()]
+    assert rejected["key"] == "caf\\xe9.png" and rejected["reason"].startswith("key is not valid UTF-8")
+    assert [json.loads(line)["key"] for line in run.get_bytes("manifest.jsonl").splitlines()] == ["ok.png"]
+    shard = run.get_bytes("shards/shard-00000.jsonl").decode("utf-8")  # strict: no surrogate reaches it
+    assert [json.loads(line)["key"] for line in shard.splitlines()] == ["ok.png"]
+    assert sorted(os.listdir(os.fsencode(inputs))) == before
+
+
+def test_ingest_s3_key_that_does_not_round_trip_rejected(gofakes3, tmp_path):
+    bucket = gofakes3.create_bucket()
+    image = zoo.blob_image((16, 16), [])
+    gofakes3.put_raw(f"/{bucket}/in/ok.png", image)
+    gofakes3.put_raw(f"/{bucket}/in/caf%E9.png", image)  # raw byte 0xe9: listed back as U+FFFD
+    store = open_store(f"s3://{bucket}", s3_endpoint=gofakes3.endpoint)
+    before = _keys(store)
+    uri = f"s3://{bucket}"
+    args = [f"--input-uri={uri}/in", f"--output-uri={uri}/out", f"--run-uri={uri}/run"]
+    done = _ingest([*args, f"--s3-endpoint={gofakes3.endpoint}"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    run = open_store(f"{uri}/run", s3_endpoint=gofakes3.endpoint)
+    (rejected,) = [json.loads(line) for line in run.get_bytes("rejected.jsonl").splitlines()]
+    assert rejected["key"] == "caf\ufffd.png" and "U+FFFD" in rejected["reason"]
+    assert [json.loads(line)["key"] for line in run.get_bytes("manifest.jsonl").splitlines()] == ["ok.png"]
+    assert [k for k in _keys(store) if k.startswith("in/")] == [k for k in before if k.startswith("in/")]
