@@ -112,9 +112,10 @@ def _missing_input(inputs: Store, params: IngestParams) -> bool:
     return True
 
 
-def _check_run_apart(inputs: Store, run_store: Store, params: IngestParams) -> None:
-    """Refuse a run prefix that holds inputs or lies among them, before anything is deleted: ingest
-    clears an earlier run's files (shards/, results/, ...) under --run-uri, which would be inputs there.
+def _check_run_apart(inputs: Store, outputs: Store, run_store: Store, params: IngestParams) -> None:
+    """Refuse a run prefix that holds inputs or lies among them, or outputs in the directories ingest
+    clears, before anything is deleted: ingest clears an earlier run's files (shards/, results/, ...)
+    under --run-uri, which would be inputs or outputs there. Outputs beside them (run/outputs) are fine.
     """
     if overlap(inputs, run_store):
         raise StepError(
@@ -122,6 +123,13 @@ def _check_run_apart(inputs: Store, run_store: Store, params: IngestParams) -> N
             "inside the other): ingest clears earlier run files under --run-uri, which would delete inputs; "
             "use a run prefix apart from the inputs (nothing was deleted)"
         )
+    for directory in _RUN_DIRS:
+        if overlap(outputs, run_store, directory):
+            raise StepError(
+                f"--output-uri={params.output_uri} overlaps {directory}/ of --run-uri={params.run_uri}: ingest "
+                f"clears earlier run files there, which would delete outputs; put outputs elsewhere, e.g. "
+                f"{params.run_uri.rstrip('/')}/outputs (nothing was deleted)"
+            )
 
 
 def run(params: IngestParams) -> int:
@@ -133,7 +141,7 @@ def run(params: IngestParams) -> int:
     inputs = open_store(params.input_uri, **storage)
     outputs = open_store(params.output_uri, **storage)
     run_store = open_store(params.run_uri, **storage)
-    _check_run_apart(inputs, run_store, params)
+    _check_run_apart(inputs, outputs, run_store, params)
     input_uri = params.input_uri.rstrip("/")
     missing = _missing_input(inputs, params)
 

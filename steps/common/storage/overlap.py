@@ -24,8 +24,8 @@ def _location(store: Store) -> tuple[str, ...]:
     return (scheme, bucket, *dir_prefix(prefix).split("/")[:-1])
 
 
-def overlap(a: Store, b: Store) -> bool:
-    """True when `a` and `b` are the same prefix or one lies inside the other."""
-    first, second = _location(a), _location(b)
+def overlap(a: Store, b: Store, under: str = "") -> bool:
+    """True when `a` and `b` (or the directory `under` in `b`) are the same prefix or one lies inside the other."""
+    first, second = _location(a), (*_location(b), *dir_prefix(under).split("/")[:-1])
     shorter = min(len(first), len(second))
     return first[:shorter] == second[:shorter]

@@ -76,6 +76,26 @@ def test_ingest_run_uri_through_a_symlink_into_the_inputs_refused(tmp_path):
     assert _keys(store) == before
 
 
+@pytest.mark.parametrize(("outputs", "run"), [("run", "run"), ("run/results", "run"), ("out", "out/run")])
+def test_ingest_outputs_in_cleared_run_dirs_refused(store_case, tmp_path, outputs, run):
+    store = open_store(store_case.uri, s3_endpoint=store_case.endpoint)
+    image = zoo.blob_image((16, 16), [])
+    store.put_bytes("in/results/a.png", image)
+    store.put_bytes(f"{outputs}/results/a.png.json", b"{}")  # an earlier run's output of it
+    before = _keys(store)
+    args = [
+        f"--input-uri={store_case.uri}/in",
+        f"--output-uri={store_case.uri}/{outputs}",
+        f"--run-uri={store_case.uri}/{run}",
+        f"--s3-endpoint={store_case.endpoint}",
+    ]
+    done = _ingest(args, tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"--output-uri={store_case.uri}/{outputs} overlaps" in lines[0], lines
+    assert _keys(store) == before
+
+
 @pytest.mark.parametrize("run", ["in2", "run/in"])
 def test_ingest_sibling_run_uri_accepted(store_case, tmp_path, run):
     # 'in2' shares a string prefix with 'in' but not a directory; 'run/in' ends like it.
@@ -90,6 +110,13 @@ def test_ingest_sibling_run_uri_accepted(store_case, tmp_path, run):
     done = _ingest(args, tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["count"] == "1"
+
+
+def test_ingest_outputs_beside_the_run_files_accepted(tmp_path):
+    uri = f"file://{tmp_path}/store"
+    open_store(uri).put_bytes("in/a.png", zoo.blob_image((16, 16), []))
+    done = _ingest([f"--input-uri={uri}/in", f"--output-uri={uri}/run/outputs", f"--run-uri={uri}/run"], tmp_path)
+    assert done.returncode == 0, done.stderr
 
 
 def test_ingest_non_utf8_file_name_rejected(tmp_path):
