@@ -1,9 +1,9 @@
 """`python -m steps.cleanup`: delete objects older than a threshold under directory prefixes.
 
-Refusals (bad duration, whole-bucket prefix, sub-hour threshold, clock skew) are one-line errors
-with exit code 2 before anything is listed. Otherwise the run prints its report and exits with
-the report's code: 0 done, 1 unresolved errors (a rerun is safe and converges), 4 aborted by
---max-deletes with nothing deleted.
+Refusals (bad duration, whole-bucket prefix, sub-hour threshold, clock skew, a file-store prefix that
+is a symlink out of the store root) are one-line errors with exit code 2 before anything is listed.
+Otherwise the run prints its report and exits with the report's code: 0 done, 1 unresolved errors
+(a rerun is safe and converges), 4 aborted by --max-deletes with nothing deleted.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from steps.cleanup.report import EXIT_UNRESOLVED, PrefixReport, Report
 from steps.cleanup.rules import check_threshold, cutoff_for, duration_flag, normalise_prefixes
 from steps.cleanup.sources import sources_for
 from steps.common.errors import StepError
-from steps.common.storage import StorageError, Store, open_store, split_uri
+from steps.common.storage import FileStore, StorageError, Store, open_store, split_uri
 
 #: `--print-keys`: called with (prefix, target, noncurrent) for every object that matches.
 OnMatch = Callable[[str, passes.Target, bool], None] | None
@@ -143,6 +143,9 @@ def execute(
     prefixes = normalise_prefixes(params.prefix, params.allow_bucket_root)
     store, closing = _opened(params, store)
     with closing:
+        if isinstance(store, FileStore):  # a prefix that is a symlink out of the root: bad input, exit 2
+            for prefix in prefixes[0]:
+                store.check_inside(prefix)
         cutoff = cutoff_for(check_clock(store, margin, clock), age)
         if settle_heap:
             workers.settle_heap()

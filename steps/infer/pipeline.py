@@ -21,6 +21,7 @@ from steps.common.images import ImageError
 from steps.common.runlayout import mask_key, result_key
 from steps.common.storage import NotFound, StorageError, Store
 from steps.infer.model import LoadedModel
+from steps.infer.model_retry import run_shrinking
 from steps.infer.process import Prepared, postprocess, prepare
 from steps.infer.shard_output import ShardOutput, results_key
 
@@ -213,19 +214,21 @@ class Pipeline:
     def _infer(self, group: list[_InFlight], done: queue.Queue) -> None:
         t0 = time.perf_counter()
         try:
-            batch = self._batch(group)
-            outputs = self.model.run(batch)
+            # Out of device memory: retried in halves; each item gets its output or its error.
+            outputs: list[np.ndarray | Exception] = run_shrinking(self.model.run, self._batch(group))
         except Exception as error:
-            for flight in group:
-                self._fail(flight, f"inference failed: {' '.join(str(error).split())[:200]}")
-            return
+            outputs = [error] * len(group)
         elapsed = time.perf_counter() - t0
-        self.batches += 1
-        self.on_batch(len(group), elapsed)
-        for i, flight in enumerate(group):
+        if not all(isinstance(output, Exception) for output in outputs):
+            self.batches += 1
+            self.on_batch(len(group), elapsed)
+        for flight, output in zip(group, outputs, strict=True):
+            if isinstance(output, Exception):
+                self._fail(flight, f"inference failed: {' '.join(str(output).split())[:200]}")
+                continue
             flight.stages["infer"] = elapsed / len(group)
             flight.prepared.tensor = None  # type: ignore[union-attr]  # the batch holds a copy: free it now
-            done.put((flight, outputs[i]))
+            done.put((flight, output))
 
     def _batch(self, group: list[_InFlight]) -> np.ndarray:
         """The group copied into a reused buffer for its item shape: no per-batch allocation (a fresh
