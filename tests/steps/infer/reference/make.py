@@ -49,7 +49,7 @@ def _noisy_page(size: int = 512) -> bytes:
 
 
 def cases() -> dict[str, tuple[str, bytes]]:
-    """case name -> (model: "blob" or "ppocr", image bytes): sizes that need no resize, a downscale,
+    """Case name -> (model: "blob" or "ppocr", image bytes): sizes that need no resize, a downscale,
     an upscale to the model's multiple, a JPEG at 1/2 scale, palette, RGBA and grey inputs.
     """
     blobs = [(40, 50, 18), (150, 90, 30), (90, 170, 12), (210, 40, 8)]
@@ -70,7 +70,7 @@ def cases() -> dict[str, tuple[str, bytes]]:
 
 
 def models() -> dict[str, str]:
-    """model name -> URI (the blob segmenter is written next to this file's outputs, in a temp dir)."""
+    """Model name -> URI (the blob segmenter is written to a temporary directory)."""
     import tempfile
 
     path = Path(tempfile.mkdtemp(prefix="kiosk-reference-")) / "blob.onnx"
