@@ -21,7 +21,8 @@ from steps.common.images import ImageError
 from steps.common.runlayout import mask_key, result_key
 from steps.common.storage import NotFound, StorageError, Store
 from steps.infer.model import LoadedModel
-from steps.infer.process import Prepared, postprocess, prepare
+from steps.infer.params import InferParams
+from steps.infer.process import Prepared, postprocess, prepare, threshold_batch
 from steps.infer.shard_output import ShardOutput, results_key
 
 _END = object()
@@ -57,33 +58,49 @@ class _InFlight:
     stages: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, kw_only=True)
+class PipelineOptions:
+    """How a pipeline batches, how many threads feed and drain it, and how it writes."""
+
+    batch_size: int = 8
+    prefetch_workers: int = 4
+    upload_workers: int = 4
+    queue_depth: int = 32
+    max_pixels: int = 0
+    output_layout: str = "per-image"
+
+    @classmethod
+    def from_params(cls, params: InferParams) -> PipelineOptions:
+        return cls(
+            batch_size=params.batch_size,
+            prefetch_workers=params.prefetch_workers,
+            upload_workers=params.upload_workers,
+            queue_depth=params.queue_depth,
+            max_pixels=params.max_pixels,
+            output_layout=params.output_layout,
+        )
+
+
 class Pipeline:
     def __init__(
         self,
         model: LoadedModel,
-        inputs: Callable[[str], Store],
-        outputs: Store,
+        stores: tuple[Store, Callable[[str], Store]],
+        options: PipelineOptions,
         *,
-        batch_size: int,
-        prefetch_workers: int,
-        upload_workers: int,
-        queue_depth: int,
+        shard: str = "shard",
         resume_after: datetime | None = None,
-        max_pixels: int = 0,
         on_result: Callable[[ItemResult], None] = lambda r: None,
         on_batch: Callable[[int, float], None] = lambda n, s: None,
-        output_layout: str = "per-image",
-        shard: str = "shard",
     ) -> None:
         self.model = model
-        self.inputs = inputs
-        self.outputs = outputs
-        self.batch_size = batch_size
-        self.prefetch_workers = prefetch_workers
-        self.upload_workers = upload_workers
-        self.depth = max(queue_depth, batch_size)
+        self.outputs, self.inputs = stores
+        self.batch_size = options.batch_size
+        self.prefetch_workers = options.prefetch_workers
+        self.upload_workers = options.upload_workers
+        self.depth = max(options.queue_depth, options.batch_size)
         self.resume_after = resume_after
-        self.max_pixels = max_pixels
+        self.max_pixels = options.max_pixels
         self.on_result = on_result
         self.on_batch = on_batch
         self.results: list[ItemResult] = []
@@ -93,7 +110,7 @@ class Pipeline:
         #: Storage requests this pipeline made for items (GET inputs, PUT outputs, HEAD on resume),
         #: for the metrics: S3 bills each one.
         self.requests = {"get": 0, "put": 0, "head": 0}
-        self.per_shard = ShardOutput(outputs, shard) if output_layout == "per-shard" else None
+        self.per_shard = ShardOutput(self.outputs, shard) if options.output_layout == "per-shard" else None
         self._held: list[ItemResult] = []  # per-shard: ok items, finished once the shard is written
 
     # -- helpers ---------------------------------------------------------------------------------------
@@ -222,10 +239,17 @@ class Pipeline:
         elapsed = time.perf_counter() - t0
         self.batches += 1
         self.on_batch(len(group), elapsed)
+        # One vectorised thresholding pass over the batch's maps; the upload threads do the rest.
+        try:
+            maps = threshold_batch(outputs, self.model.spec)
+        except Exception as error:
+            for flight in group:
+                self._fail(flight, f"post-processing failed: {type(error).__name__}: {error}")
+            return
         for i, flight in enumerate(group):
             flight.stages["infer"] = elapsed / len(group)
             flight.prepared.tensor = None  # type: ignore[union-attr]  # the batch holds a copy: free it now
-            done.put((flight, outputs[i]))
+            done.put((flight, outputs[i] if maps is None else maps[i]))
 
     def _batch(self, group: list[_InFlight]) -> np.ndarray:
         """The group copied into a reused buffer for its item shape: no per-batch allocation (a fresh
