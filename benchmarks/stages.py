@@ -43,7 +43,7 @@ STAGES = ("read", "decode", "resize", "normalise", "model", "postprocess", "enco
 def cores() -> int:
     from steps.common import cpus
 
-    return cpus.quota_cpus() or len(os.sched_getaffinity(0))
+    return cpus.available()
 
 
 class _Clock:

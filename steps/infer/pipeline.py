@@ -17,6 +17,7 @@ from datetime import datetime
 
 import numpy as np
 
+from steps.common import cpus
 from steps.common.images import ImageError
 from steps.common.runlayout import mask_key, result_key
 from steps.common.storage import NotFound, StorageError, Store
@@ -58,6 +59,17 @@ class _InFlight:
     stages: dict[str, float] = field(default_factory=dict)
 
 
+def workers(params: InferParams) -> tuple[int, int]:
+    """(prefetch, upload) threads: as given, or sized to the pod's CPUs (0).
+
+    Decode, resize, components and encoding release the GIL (OpenCV), so the threads scale with the
+    CPUs. Two prefetch threads per CPU keep each CPU decoding while the other waits on its GET; the
+    floors keep small pods hiding storage latency as before (8 prefetch, 4 upload).
+    """
+    count = cpus.available()
+    return params.prefetch_workers or max(8, 2 * count), params.upload_workers or max(4, count)
+
+
 @dataclass(frozen=True, kw_only=True)
 class PipelineOptions:
     """How a pipeline batches, how many threads feed and drain it, and how it writes."""
@@ -71,10 +83,11 @@ class PipelineOptions:
 
     @classmethod
     def from_params(cls, params: InferParams) -> PipelineOptions:
+        prefetch, upload = workers(params)
         return cls(
             batch_size=params.batch_size,
-            prefetch_workers=params.prefetch_workers,
-            upload_workers=params.upload_workers,
+            prefetch_workers=prefetch,
+            upload_workers=upload,
             queue_depth=params.queue_depth,
             max_pixels=params.max_pixels,
             output_layout=params.output_layout,

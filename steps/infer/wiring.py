@@ -12,7 +12,7 @@ from typing import Any
 from steps.common.storage import Store, open_store
 from steps.infer.model import LoadedModel, load_model, warm_up
 from steps.infer.params import InferParams
-from steps.infer.pipeline import ItemResult, Pipeline, PipelineOptions
+from steps.infer.pipeline import ItemResult, Pipeline, PipelineOptions, workers
 from steps.infer.shardio import warm_size
 
 
@@ -21,7 +21,7 @@ def storage_options(params: InferParams) -> dict[str, Any]:
 
 
 def pool_size(params: InferParams) -> int:
-    return params.prefetch_workers + params.upload_workers
+    return sum(workers(params))
 
 
 def warm_model(params: InferParams) -> LoadedModel:
