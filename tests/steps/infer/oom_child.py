@@ -28,7 +28,7 @@ from steps.common.storage import open_store
 from steps.infer.model import _options, load_model
 from steps.infer.model_retry import run_shrinking
 from steps.infer.pipeline import Item, Pipeline
-from tests.fixtures import onnx_models as zoo
+from testkit import onnx_models as zoo
 
 _MIB = 1 << 20
 

@@ -11,7 +11,7 @@ import pytest
 
 from pipelines.tools import REPO_ROOT
 from steps.common.storage import open_store
-from tests.fixtures import onnx_models as zoo
+from testkit import onnx_models as zoo
 
 
 def _ingest(args: list[str], tmp_path) -> subprocess.CompletedProcess:
