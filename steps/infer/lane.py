@@ -32,7 +32,7 @@ from steps.infer.claims import Claim, WorkQueue
 from steps.infer.fenced import FencedStore
 from steps.infer.metrics import Metrics, shard_summary
 from steps.infer.params import InferParams
-from steps.infer.pipeline import Item, ItemResult, Pipeline
+from steps.infer.pipeline import Item, ItemResult, Pipeline, workers
 from steps.infer.schedule import Scheduler
 from steps.infer.shard_files import exit_code, read_index, read_shard, result_records, write_shard_results
 
@@ -264,7 +264,7 @@ def _publish(lane: Lane, shard: str, generation: int, outputs: list[str]) -> Non
     if lane.params.output_layout == "per-shard":
         shard_output.publish(lane.outputs.inner, shard, generation)
     else:
-        fenced.publish(lane.run_store, lane.outputs.inner, shard, generation, outputs, lane.params.upload_workers)
+        fenced.publish(lane.run_store, lane.outputs.inner, shard, generation, outputs, workers(lane.params)[1])
 
 
 def roll_forward(lane: Lane) -> int:

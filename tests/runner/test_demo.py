@@ -49,6 +49,20 @@ spec:
   - name: main
     container: {image: x, command: [sh, -c, "echo 'steps.fake: error: not implemented' >&2; exit 3"]}
 """)
-    engine = api.prepare(str(manifest), env=None, workdir=tmp_path)
-    workflow = engine.run()
-    assert demo._missing_steps(workflow, engine.run_dir) == ["steps.fake (template 'main') is not implemented yet"]
+    workflow_run = api.prepare(str(manifest), env=None, workdir=tmp_path)
+    workflow = workflow_run.run()
+    assert demo._missing_steps(workflow, workflow_run.run_dir) == [
+        "steps.fake (template 'main') is not implemented yet"
+    ]
+
+
+def test_demo_quick_benchmark_passes_only_declared_parameters() -> None:
+    # The runner drops undeclared parameters, so a renamed template input would silently make the
+    # quick sweep the full one.
+    assert set(demo.QUICK_BENCHMARK) <= demo._declared("benchmark")
+    assert len(json.loads(demo.QUICK_BENCHMARK["sweep"])) == 1
+
+
+def test_demo_full_runs_the_configured_sweep() -> None:
+    assert demo.Plan.for_now(full=True).benchmark == {}
+    assert demo.Plan.for_now(full=False).benchmark == demo.QUICK_BENCHMARK

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from steps.common.storage import open_store, probe_conditional_writes
-from tests.fixtures.fault_proxy import FaultProxy
+from testkit.fault_proxy import FaultProxy
 
 
 @pytest.fixture(params=["file", "moto", "gofakes3"])

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from steps.common.storage import open_store
-from tests.fixtures.fault_proxy import FaultProxy
+from testkit.fault_proxy import FaultProxy
 from tests.fixtures.stepkit import StoreCase
 from tests.steps.infer.test_exactly_once import _commits
 from tests.steps.infer.test_lanes import _lane, _seed

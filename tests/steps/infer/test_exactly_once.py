@@ -18,7 +18,7 @@ from steps.common.storage import open_store
 from steps.infer.claims import claims_prefix
 from steps.report.main import run as report
 from steps.report.params import ReportParams
-from tests.fixtures.fault_proxy import FaultProxy
+from testkit.fault_proxy import FaultProxy
 from tests.fixtures.stepkit import StoreCase, run_step
 from tests.steps.infer.test_lanes import _claim_log, _Gate, _lane, _seed, _start, _wait_for
 
