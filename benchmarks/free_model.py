@@ -1,4 +1,4 @@
-"""A nearly free ONNX model with PP-OCRv4 det's interface, to see what a GPU would see (issue 13).
+"""A nearly free ONNX model with PP-OCRv4 det's interface, to see what a GPU would see.
 
     uv run python benchmarks/free_model.py /tmp/free.onnx
 

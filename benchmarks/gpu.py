@@ -1,6 +1,6 @@
-"""GPU benchmark (issue 13): one short prepared run for a machine with an NVIDIA GPU.
+"""GPU benchmark: one short prepared run for a machine with an NVIDIA GPU.
 
-    uv sync --no-group cpu --group gpu          # onnxruntime-gpu (see README, "Step images")
+    uv sync --no-group cpu --group gpu          # onnxruntime-gpu (see docs/operations.md, "Container images")
     uv run python benchmarks/gpu.py --json      # a few minutes; --skip-tensorrt to skip engine builds
     uv sync                                     # back to the CPU build
 

@@ -52,7 +52,7 @@ def executor_role(cfg: KioskConfig, env: str) -> client.V1Role:
                 api_groups=["argoproj.io"], resources=["workflowtaskresults"], verbs=["create", "patch"]
             ),
             # Read-only, this namespace: the benchmark step bills each run by its lane pods'
-            # start/finish times in its own Workflow's status (issue 12).
+            # start/finish times in its own Workflow's status.
             client.V1PolicyRule(api_groups=["argoproj.io"], resources=["workflows"], verbs=["get"]),
         ],
     )

@@ -16,7 +16,8 @@ from typing import Any
 import typer
 
 from pipelines.config.loader import CONFIG_DIR, ConfigError, load_config
-from steps.cleanup.params import normalise_prefix, parse_duration
+from steps.cleanup.params import normalise_prefix
+from steps.common.durations import parse_duration
 
 DIFFERENCES = (
     "S3 Lifecycle differs from the cleanup CronWorkflow: it counts whole days (the threshold is rounded "

@@ -1,4 +1,4 @@
-"""The GPU-proxy benchmarks run end to end and print the figures the README quotes (issue 13).
+"""The GPU-proxy benchmarks run end to end and print the figures docs/benchmarks.md quotes.
 
 Figures are never checked here (speed lives in the benchmarks, not in timed tests): only that
 `benchmarks/infer.py --gpu-proxy only` and `benchmarks/gpu.py --device cpu` complete on a few

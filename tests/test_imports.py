@@ -65,7 +65,9 @@ def test_only_the_storage_package_touches_boto3() -> None:
 
 # steps.common.metric_names is the one place metric names live: the emitters in steps/ and the
 # dashboards and alert rules in pipelines/ must read the same constants, and it imports nothing.
-SHARED_WITH_PIPELINES = ("steps.common.params_base", "steps.common.metric_names")
+# steps.common.durations is the one duration parser, read by the cleanup step and by the runner,
+# the alert rules and `kiosk lifecycle`; it imports only the standard library.
+SHARED_WITH_PIPELINES = ("steps.common.params_base", "steps.common.metric_names", "steps.common.durations")
 
 
 def test_pipelines_use_steps_only_through_params_models() -> None:
@@ -90,3 +92,8 @@ def test_params_models_import_only_light_modules() -> None:
 
 def test_metric_names_module_imports_nothing() -> None:
     assert [m for f, m in _imports("steps") if f == "steps/common/metric_names.py"] == []
+
+
+def test_durations_module_imports_only_the_standard_library() -> None:
+    imported = {m.split(".")[0] for f, m in _imports("steps") if f == "steps/common/durations.py"}
+    assert imported and imported <= set(sys.stdlib_module_names), imported

@@ -2,8 +2,8 @@
 # Builds the local control plane `kiosk cluster` runs into .tools/bin: etcd and kube-apiserver
 # (tools/kube), Argo's workflow-controller (tools/argo-workflows), argoexec (tools/argoexec) and the
 # `argo` CLI, whose `argo server` is argo-server (tools/argo).
-# Cold (empty Go caches, 2 cores) this is the longest install step: see README "Run on the real
-# Argo locally". Each binary has a stamp of its wrapper's sources and the Go version, so a rerun
+# Cold (empty Go caches, 2 cores) this is the longest install step: see docs/cluster.md, "First build
+# and start". Each binary has a stamp of its wrapper's sources and the Go version, so a rerun
 # is a no-op.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -87,7 +87,7 @@ class Inference(_Strict):
     runs_prefix: str = "runs"
     step_resources: Resources = Resources()
     infer_resources: Resources = Resources(cpu="2", memory="4Gi", cpu_limit="4", memory_limit="8Gi")
-    # Lane workers (issue 12): a claim without a heartbeat for this long is taken over by another lane.
+    # Lane workers: a claim without a heartbeat for this long is taken over by another lane.
     claim_ttl_seconds: float = Field(60.0, ge=1, le=86_400)
 
 

@@ -12,11 +12,11 @@ from typing import Any
 
 from pipelines.config import KioskConfig
 from pipelines.observability import schedule
-from steps.cleanup.params import parse_duration
 from steps.common import metric_names as n
+from steps.common.durations import PROMETHEUS, parse_duration
 
 GROUP = "kiosk"
-RUNBOOK = "https://github.com/kiosk-pipelines/kiosk-pipelines/blob/main/README.md#alerts"
+RUNBOOK = "https://github.com/kiosk-pipelines/kiosk-pipelines/blob/main/docs/observability.md#alerts"
 
 
 @dataclass(frozen=True)
@@ -132,8 +132,7 @@ def alerts(cfg: KioskConfig) -> list[Alert]:
 
 
 def _seconds(duration: str) -> int:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    return int(duration[:-1]) * units[duration[-1]]
+    return int(parse_duration(duration, PROMETHEUS).total_seconds())
 
 
 def rule_groups(cfg: KioskConfig) -> list[dict[str, Any]]:

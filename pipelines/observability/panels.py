@@ -1,7 +1,7 @@
 """What each dashboard shows: panels as data (title, kind, unit, PromQL), with no Grafana types.
 
-The Grafana builders (`dashboards.py`), the README's panel list and the Prometheus-backed test all
-read these specs, so the queries documented and tested are the ones shipped.
+The Grafana builders (`dashboards.py`), the panel list in docs/observability.md and the
+Prometheus-backed test all read these specs, so the queries documented and tested are the ones shipped.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipelines.runner.engine import Engine, Options
 from pipelines.runner.loading import resolve
 from pipelines.runner.status import Node
+from pipelines.runner.workflow_run import Options, WorkflowRun
 from pipelines.tools import REPO_ROOT
 
 DEFAULT_WORKDIR = REPO_ROOT / ".kiosk"
@@ -29,7 +29,7 @@ def prepare(
     command_map: dict[str, str] | None = None,
     max_pods: int = 32,
     backoff_scale: float | None = None,
-) -> Engine:
+) -> WorkflowRun:
     """Resolve and check a workflow without running it (errors surface before any process starts)."""
     workflow, library = resolve(target, env, files, parameters)
     if backoff_scale is None:
@@ -40,14 +40,14 @@ def prepare(
         max_pods=max_pods,
         backoff_scale=backoff_scale,
     )
-    engine = Engine(workflow, library, options)
-    engine.check()
-    return engine
+    workflow_run = WorkflowRun(workflow, library, options)
+    workflow_run.check()
+    return workflow_run
 
 
 def run(target: str, *, listener: Callable[[Node], None] | None = None, **kwargs: Any) -> dict[str, Any]:
     """Run to completion and return the final Workflow object (Argo's `argo get -o json` shape)."""
-    engine = prepare(target, **kwargs)
+    workflow_run = prepare(target, **kwargs)
     if listener:
-        engine.status.listeners.append(listener)
-    return engine.run()
+        workflow_run.status.listeners.append(listener)
+    return workflow_run.run()

@@ -54,21 +54,21 @@ def command(
 ) -> None:
     """Run a workflow locally with Argo's semantics; exit 0 when it Succeeded, 1 otherwise."""
     try:
-        engine = api.prepare(
+        workflow_run = api.prepare(
             target, env=env, files=file or [], parameters=parse_parameters(parameter or []), workdir=workdir
         )
     except RunnerError as error:
         typer.echo(f"kiosk run: error: {error}", err=True)
         raise typer.Exit(2) from None
     if output is Output.json:
-        workflow = engine.run()
+        workflow = workflow_run.run()
         sys.stdout.write(json.dumps(workflow, indent=2) + "\n")
     else:
         console = Console(stderr=False)
-        workflow = watch.watch(engine, console)
+        workflow = watch.watch(workflow_run, console)
         status = workflow["status"]
         console.print(f"[bold]{workflow['metadata']['name']}[/] {status['phase']} {status.get('message', '')}")
-        console.print(f"logs: {engine.run_dir / 'logs'}  (isolation: {isolation.method()})")
+        console.print(f"logs: {workflow_run.run_dir / 'logs'}  (isolation: {isolation.method()})")
         # The entrypoint's own outputs too: Argo publishes no `globalName` of a root DAG's outputs.
         root = (status.get("nodes") or {}).get(workflow["metadata"]["name"]) or {}
         shown = set()

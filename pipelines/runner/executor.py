@@ -1,6 +1,6 @@
-"""What `steps` and `dag` execution need from the engine: a protocol, so neither imports engine.py.
+"""What `steps` and `dag` execution need from a workflow run: a protocol, so neither imports workflow_run.py.
 
-engine.py implements it and imports composite.py and dag.py; they depend only on this module, so
+workflow_run.py implements it and imports composite.py and dag.py; they depend only on this module, so
 the modules form no import circle (tests/test_import_graph.py checks it).
 """
 
@@ -22,7 +22,7 @@ class Owner:
 
 
 class Executor(Protocol):
-    """Runs one node of a workflow; implemented by `pipelines.runner.engine.Engine`."""
+    """Runs one node of a workflow; implemented by `pipelines.runner.workflow_run.WorkflowRun`."""
 
     status: Status
     cancelled: threading.Event

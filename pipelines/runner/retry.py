@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from pipelines.runner.errors import RunnerError, UnsupportedFeature
 from pipelines.runner.phase import Phase, RetryPolicy
 from pipelines.runner.templating import param_text, substitute
+from steps.common.durations import ARGO, parse_duration
 
 
 def duration_s(value: Any) -> float:
-    """Argo durations: a bare number is seconds; Go-style `1m30s`, `2h`, `500ms` otherwise."""
-    text = str(value).strip()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    total, units = 0.0, {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
-    if not parts or "".join(a + b for a, b in parts) != text:
-        raise RunnerError(f"invalid duration {value!r}")
-    for amount, unit in parts:
-        total += float(amount) * units[unit]
-    return total
+    """Argo durations in seconds: a bare number is seconds; Go-style `1m30s`, `2h`, `500ms` otherwise."""
+    try:
+        return parse_duration(str(value), ARGO).total_seconds()
+    except ValueError:
+        raise RunnerError(f"invalid duration {value!r}") from None
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.tree import Tree
 
-from pipelines.runner.engine import Engine
 from pipelines.runner.phase import NodeType, Phase
 from pipelines.runner.status import Node
+from pipelines.runner.workflow_run import WorkflowRun
 
 ICONS = {
     Phase.SUCCEEDED: "[green]✔[/]",
@@ -32,11 +32,11 @@ def _label(node: Node) -> str:
     return text
 
 
-def tree(engine: Engine) -> Tree:
-    nodes = engine.status.nodes
-    with engine.status.lock:
-        ids = list(engine.status.order)
-        root_tree = Tree(f"[bold]{engine.name}[/] {engine.phase}")
+def tree(workflow_run: WorkflowRun) -> Tree:
+    nodes = workflow_run.status.nodes
+    with workflow_run.status.lock:
+        ids = list(workflow_run.status.order)
+        root_tree = Tree(f"[bold]{workflow_run.name}[/] {workflow_run.phase}")
         branches: dict[str, Tree] = {}
         for node_id in ids:
             node = nodes[node_id]
@@ -49,22 +49,22 @@ def tree(engine: Engine) -> Tree:
     return root_tree
 
 
-def watch(engine: Engine, console: Console) -> dict[str, Any]:
+def watch(workflow_run: WorkflowRun, console: Console) -> dict[str, Any]:
     """Run the workflow with a live tree and a progress bar of finished pods."""
     progress = Progress(TextColumn("pods"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
     bar = progress.add_task("pods", total=0)
     result: dict[str, Any] = {}
 
     def work() -> None:
-        result["workflow"] = engine.run()
+        result["workflow"] = workflow_run.run()
 
     thread = threading.Thread(target=work, daemon=True)
 
     def render() -> Group:
-        with engine.status.lock:
-            pods = [n for n in engine.status.nodes.values() if n.type is NodeType.POD]
+        with workflow_run.status.lock:
+            pods = [n for n in workflow_run.status.nodes.values() if n.type is NodeType.POD]
             progress.update(bar, total=len(pods), completed=sum(n.phase.done for n in pods))
-        return Group(tree(engine), progress)
+        return Group(tree(workflow_run), progress)
 
     console.print()
     with Live(render(), console=console, refresh_per_second=4, transient=False) as live:
@@ -74,7 +74,7 @@ def watch(engine: Engine, console: Console) -> dict[str, Any]:
                 thread.join(0.25)
             except KeyboardInterrupt:
                 # Nodes run in their own sessions, so Ctrl-C must be passed on explicitly.
-                engine.cancel("Stopped with strategy 'Terminate' (interrupted)")
+                workflow_run.cancel("Stopped with strategy 'Terminate' (interrupted)")
             live.update(render())
         live.update(render())
     console.print()

@@ -9,21 +9,33 @@ from __future__ import annotations
 import io
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from steps.benchmark import plots
 from steps.benchmark.billing import lane_pods, load_workflow
+from steps.benchmark.costs import Prices, add_costs
 from steps.benchmark.params import BenchmarkParams
-from steps.benchmark.prom import build_queries, collect
+from steps.benchmark.prom import PromData, build_queries, collect
 from steps.benchmark.regression import Regression, compare, load_baseline
-from steps.benchmark.render import Report, html_page, markdown, summary_table
-from steps.benchmark.runs import add_costs, best, load_runs
+from steps.benchmark.report import Report, html_page, markdown, summary_table
+from steps.benchmark.runs import Run, best, load_runs
 from steps.common.outputs import write_outputs
-from steps.common.storage import open_store
+from steps.common.storage import Store, open_store
 
 REGRESSION_EXIT = 1
+#: The best run's fields in summary.json.
+BEST_KEYS = (
+    "config",
+    "batch_size",
+    "shard_size",
+    "parallelism",
+    "images_per_second",
+    "latency_p95_ms",
+    "cost_per_1k_images",
+)
 
 
 def _clean(value: Any) -> Any:
@@ -88,26 +100,28 @@ def _legacy(frame: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def run(params: BenchmarkParams) -> int:
-    store_args: dict[str, Any] = {"s3_endpoint": params.s3_endpoint, "max_attempts": params.s3_max_attempts}
+@dataclass(frozen=True)
+class _Sweep:
+    """What the step read: every run, with its costs and Prometheus metrics, and the baseline."""
+
+    runs: list[Run]
+    frame: pd.DataFrame
+    billing_note: str
+    baseline: pd.DataFrame | None
+    prom: PromData
+    step_columns: list[str]
+
+
+def _read_sweep(params: BenchmarkParams, store_args: dict[str, Any]) -> _Sweep:
+    """Everything that can reject the input, before the first byte of the report is written."""
     queries = build_queries(
         params.gpu_metric, params.gpu_memory_metric, params.cpu_query, params.step_queries, params.namespace
     )
     runs = load_runs(open_store(params.runs_uri, **store_args))
-    frame = pd.DataFrame([r.row for r in runs])
     workflow, billing_note = load_workflow(params.workflow, **store_args)
     billed = lane_pods(workflow) if workflow is not None else {}
-    frame = add_costs(
-        frame,
-        params.gpu_price_per_hour,
-        params.cpu_price_per_hour,
-        params.gpus_per_task,
-        billed,
-        params.s3_get_price_per_1k,
-        params.s3_put_price_per_1k,
-    )
+    frame = add_costs(pd.DataFrame([r.row for r in runs]), Prices.from_params(params), billed)
     baseline = load_baseline(params.baseline, **store_args) if params.baseline else None
-
     prom = collect(params.prometheus_url, frame, queries, lag=params.prometheus_lag_seconds)
     step_columns: list[str] = []
     if prom.available:
@@ -115,45 +129,55 @@ def run(params: BenchmarkParams) -> int:
         frame = frame.merge(metrics, left_on="config", right_index=True, how="left")
         builtin = {"gpu_util_mean", "gpu_mem_mib_mean", "cpu_cores_mean"}
         step_columns = [c for c in metrics.columns if c.endswith("_mean") and c not in builtin]
+    return _Sweep(runs, frame, billing_note, baseline, prom, step_columns)
 
-    top = best(frame)
-    regression = compare(frame, baseline, params.baseline) if baseline is not None else None
-    regression_note = _regression_note(regression, params.fail_on_regression) if regression else ""
+
+def _charts(sweep: _Sweep) -> dict[str, bytes]:
+    frame = sweep.frame
     charts = {
         "throughput.png": plots.throughput(frame),
-        "latency_cdf.png": plots.latency_cdf(frame, {r.row["config"]: r.latencies_ms for r in runs}),
+        "latency_cdf.png": plots.latency_cdf(frame, {r.row["config"]: r.latencies_ms for r in sweep.runs}),
         "stages.png": plots.stages(frame),
     }
-    gpu_chart = plots.gpu_utilisation(prom.series)
+    gpu_chart = plots.gpu_utilisation(sweep.prom.series)
     if gpu_chart is not None:
         charts["gpu_util.png"] = gpu_chart
-    sources = ", ".join(sorted(set(frame["billing_source"])))
-    cost_note = (
-        f"$ per 1k images = 1000 x (lane pod seconds x ({params.gpus_per_task} GPU x ${params.gpu_price_per_hour:g}/h "
-        f"+ ${params.cpu_price_per_hour:g}/h per lane node) / 3600 + GET requests x "
-        f"${params.s3_get_price_per_1k:g}/1k + PUT and LIST requests x ${params.s3_put_price_per_1k:g}/1k) / images "
-        "processed. Lane pod seconds are each infer lane pod's start to finish in the Workflow status (model load "
-        "and idle waits included: what the cluster bills); images/s is images over the lanes' first start to last "
-        "finish. Without the Workflow status, lanes are charged the in-step wall time each (an estimate). "
-        f"Prices come from configuration. Billing source: {sources} ({billing_note})."
+    return charts
+
+
+def _cost_note(prices: Prices, sweep: _Sweep) -> str:
+    sources = ", ".join(sorted(set(sweep.frame["billing_source"])))
+    return (
+        f"{prices.formula()} Lane pod seconds are each infer lane pod's start to finish in the Workflow status "
+        "(model load and idle waits included: what the cluster bills); images/s is images over the lanes' first "
+        "start to last finish. Without the Workflow status, lanes are charged the in-step wall time each (an "
+        f"estimate). Prices come from configuration. Billing source: {sources} ({sweep.billing_note})."
     )
-    report = Report(
+
+
+def _report(params: BenchmarkParams, sweep: _Sweep) -> Report:
+    frame, prom = sweep.frame, sweep.prom
+    regression = compare(frame, sweep.baseline, params.baseline) if sweep.baseline is not None else None
+    return Report(
         title=f"Benchmark report: {params.runs_uri}",
-        verdict=_verdict(top, frame),
+        verdict=_verdict(best(frame), frame),
         runs=frame,
         prometheus_note=prom.note,
         queries=prom.queries if prom.available else {},
-        cost_note=cost_note,
-        plots=charts,
-        step_columns=step_columns,
+        cost_note=_cost_note(Prices.from_params(params), sweep),
+        plots=_charts(sweep),
+        step_columns=sweep.step_columns,
         regression=regression,
-        regression_note=regression_note,
+        regression_note=_regression_note(regression, params.fail_on_regression) if regression else "",
     )
 
-    out = open_store(params.report_uri, **store_args)
-    if gpu_chart is None:  # a rerun into the same prefix must not leave an earlier run's GPU plot behind
+
+def _write_report(out: Store, report: Report) -> None:
+    """Plots, tables, markdown and HTML; summary.json goes last, once the rest is there."""
+    frame = report.runs
+    if "gpu_util.png" not in report.plots:  # a rerun into the same prefix must not leave an earlier GPU plot
         out.delete_many(["plots/gpu_util.png"])
-    for name, png in charts.items():
+    for name, png in report.plots.items():
         out.put_bytes(f"plots/{name}", png, content_type="image/png")
     out.put_bytes("runs.csv", frame.to_csv(index=False).encode(), content_type="text/csv")
     parquet = io.BytesIO()
@@ -161,48 +185,52 @@ def run(params: BenchmarkParams) -> int:
     out.put_bytes("runs.parquet", parquet.getvalue(), content_type="application/vnd.apache.parquet")
     out.put_bytes("report.md", markdown(report).encode(), content_type="text/markdown")
     out.put_bytes("report.html", html_page(report).encode(), content_type="text/html")
+
+
+def _summary(report: Report, prom: PromData, out: Store) -> dict[str, Any]:
+    top = best(report.runs)
     headers, rows = summary_table(report)
-    summary = {
+    return {
         "verdict": report.verdict,
-        "best": {
-            k: _clean(top[k])
-            for k in (
-                "config",
-                "batch_size",
-                "shard_size",
-                "parallelism",
-                "images_per_second",
-                "latency_p95_ms",
-                "cost_per_1k_images",
-            )
-        },
+        "best": {k: _clean(top[k]) for k in BEST_KEYS},
         "report_uri": out.uri,
         "report_html": out.uri_for("report.html"),
         "prometheus": {"available": prom.available, "note": prom.note, "queries": prom.queries},
-        "regression": regression.as_dict() if regression else None,
+        "regression": report.regression.as_dict() if report.regression else None,
         "table": {"headers": headers, "rows": rows},
-        "runs": _records(frame),
-        **_legacy(frame),
+        "runs": _records(report.runs),
+        **_legacy(report.runs),
     }
-    out.put_bytes("summary.json", json.dumps(summary, indent=2).encode(), content_type="application/json")
 
-    report_uri = params.report_uri.rstrip("/")
+
+def _output_parameters(params: BenchmarkParams, top: pd.Series) -> None:
+    cost = top["cost_per_1k_images"]
     write_outputs(
         params.outputs_dir,
         {
             "best-config": str(top["config"]),
             "images-per-second": f"{top['images_per_second']:.3f}",
-            "cost-per-1k-images": f"{top['cost_per_1k_images']:.6f}"
-            if math.isfinite(top["cost_per_1k_images"])
-            else "",
-            "report-uri": report_uri,
+            "cost-per-1k-images": f"{cost:.6f}" if math.isfinite(cost) else "",
+            "report-uri": params.report_uri.rstrip("/"),
         },
     )
+
+
+def run(params: BenchmarkParams) -> int:
+    store_args: dict[str, Any] = {"s3_endpoint": params.s3_endpoint, "max_attempts": params.s3_max_attempts}
+    sweep = _read_sweep(params, store_args)
+    report = _report(params, sweep)
+    out = open_store(params.report_uri, **store_args)
+    _write_report(out, report)
+    summary = _summary(report, sweep.prom, out)
+    out.put_bytes("summary.json", json.dumps(summary, indent=2).encode(), content_type="application/json")
+    _output_parameters(params, best(report.runs))
     print(f"benchmark: {report.verdict}")
-    print(f"benchmark: {prom.note}")
+    print(f"benchmark: {sweep.prom.note}")
     print(f"benchmark: report at {out.uri_for('report.html')}")
+    regression = report.regression
     if regression is not None:
-        print(f"benchmark: {regression_note}")
+        print(f"benchmark: {report.regression_note}")
         if params.fail_on_regression > 0 and regression.drop_pct > params.fail_on_regression:
             return REGRESSION_EXIT
     return 0

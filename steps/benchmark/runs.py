@@ -173,49 +173,6 @@ def load_runs(store: Any) -> list[Run]:
     return runs
 
 
-def add_costs(
-    frame: pd.DataFrame,
-    gpu_price: float,
-    cpu_price: float,
-    gpus_per_task: int,
-    billed: dict[str, Any] | None = None,
-    get_price_per_1k: float = 0.0,
-    put_price_per_1k: float = 0.0,
-) -> pd.DataFrame:
-    """What the cluster bills, x configured prices.
-
-    With the Workflow status (`billed`: run name -> steps.benchmark.billing.Billed), each run is
-    charged its lane pods' lifetimes (pod start to finish, model load and idle waits included), and
-    its throughput is images over the lanes' span (first start to last finish): what a user waits
-    and pays for, not in-step seconds. Without it, each of `parallelism` lanes is charged the
-    run's in-step wall time (an estimate). Each lane holds `gpus_per_task` GPUs plus its CPU host.
-    S3 requests add GET x get price + (PUT + LIST) x put price.
-    """
-    out = frame.copy()
-    billed = billed or {}
-    lane_s = out["run_name"].map(lambda n: billed[n].lane_seconds if n in billed else math.nan).astype(float)
-    span_s = out["run_name"].map(lambda n: billed[n].span_seconds if n in billed else math.nan).astype(float)
-    known = lane_s.notna()
-    out["billing_source"] = np.where(known, "workflow status", "in-step estimate")
-    out["billed_lane_seconds"] = lane_s.where(known, out["wall_seconds"] * out["parallelism"])
-    out["billed_wall_seconds"] = span_s.where(known, out["wall_seconds"])
-    out["images_per_second_in_step"] = out["images_per_second"]
-    billed_ips = out["processed"] / out["billed_wall_seconds"].where(out["billed_wall_seconds"] > 0)
-    out["images_per_second"] = billed_ips.where(known, out["images_per_second"]).fillna(0.0)
-    node_hours = out["billed_lane_seconds"] / 3600.0
-    out["cpu_node_hours"] = node_hours
-    out["gpu_hours"] = node_hours * gpus_per_task
-    out["cpu_node_cost"] = out["cpu_node_hours"] * cpu_price
-    out["gpu_node_cost"] = out["gpu_hours"] * gpu_price
-    gets = out.get("requests_get", 0)
-    puts = out.get("requests_put", 0) + out.get("requests_list", 0)
-    out["request_cost"] = (gets * get_price_per_1k + puts * put_price_per_1k) / 1000.0
-    out["total_cost"] = out["cpu_node_cost"] + out["gpu_node_cost"] + out["request_cost"]
-    per_image = out["total_cost"] / out["processed"].where(out["processed"] > 0)
-    out["cost_per_1k_images"] = per_image * 1000.0
-    return out
-
-
 def best(frame: pd.DataFrame) -> pd.Series:
     """Highest throughput among runs without failures (all runs when each had some), cheaper first on ties."""
     clean = frame[(frame["failed"] == 0) & (frame["processed"] > 0)]

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from steps.cleanup import engine, ranges, workers
+from steps.cleanup import passes, ranges, workers
 from steps.cleanup.params import CleanupParams
 from steps.cleanup.report import EXIT_UNRESOLVED, PrefixReport, Report
-from steps.cleanup.rules import check_threshold, cutoff_for, normalise_prefixes, parse_duration
+from steps.cleanup.rules import check_threshold, cutoff_for, duration_flag, normalise_prefixes
 from steps.cleanup.sources import sources_for
 from steps.common.errors import StepError
 from steps.common.storage import StorageError, Store, open_store, split_uri
@@ -62,7 +62,7 @@ def execute(
     params: CleanupParams,
     *,
     clock: Callable[[], datetime] = _utcnow,
-    on_match: Callable[[str, engine.Target, bool], None] | None = None,
+    on_match: Callable[[str, passes.Target, bool], None] | None = None,
     store: Store | None = None,
     settle_heap: bool = False,
 ) -> Report:
@@ -72,9 +72,9 @@ def execute(
     `settle_heap`: this process exists to run the step (workers.settle_heap); not for an embedding one.
     """
     started = time.monotonic()
-    age = parse_duration(params.older_than)
+    age = duration_flag(params.older_than)
     check_threshold(age, params.force)
-    margin = parse_duration(params.clock_skew_margin, "--clock-skew-margin")
+    margin = duration_flag(params.clock_skew_margin, "--clock-skew-margin")
     prefixes, covered = normalise_prefixes(params.prefix, params.allow_bucket_root)
     if store is None:
         store = open_store(
@@ -115,7 +115,7 @@ def execute(
             report.notes.append("--purge-noncurrent ignored: this store keeps no versions")
         for inner, outer in covered.items():
             report.notes.append(f"prefix {inner} is inside {outer}: cleaned as part of it")
-        settings = engine.Settings(dry_run=params.dry_run, max_deletes=params.max_deletes, workers=params.workers)
+        settings = passes.Settings(dry_run=params.dry_run, max_deletes=params.max_deletes, workers=params.workers)
         # --print-keys (on_match) prints from this process, so it lists here too.
         processes = 1 if on_match is not None else workers.resolve_processes(params.processes)
         tasks = _tasks(store, prefixes, processes, purge)
@@ -126,30 +126,30 @@ def execute(
             )
             with workers.ProcessPool(spec, min(processes, len(tasks))) as pool:
                 report.processes = pool.processes
-                engine.run(tasks, pool, cutoff, settings, report)
+                passes.run(tasks, pool, cutoff, settings, report)
         else:
-            engine.run(tasks, engine.InProcess(sources_for(store, purge), on_match), cutoff, settings, report)
+            passes.run(tasks, passes.InProcess(sources_for(store, purge), on_match), cutoff, settings, report)
     report.elapsed_s = time.monotonic() - started
     report.peak_rss_mb = workers.peak_rss_mb() + sum(report.worker_rss_mb.values())
     return report
 
 
-def _tasks(store: Store, prefixes: list[str], processes: int, purge: bool) -> list[engine.Task]:
+def _tasks(store: Store, prefixes: list[str], processes: int, purge: bool) -> list[passes.Task]:
     """Each prefix, cut into key ranges of current objects when several processes share the work.
 
     Noncurrent versions stay one task per prefix: their listing is not split (sources.py says why).
     """
     if processes == 1:
-        return [engine.Task(prefix) for prefix in prefixes]
+        return [passes.Task(prefix) for prefix in prefixes]
     tasks = []
     for prefix in prefixes:
         try:
             spans = ranges.plan(store, prefix, processes * workers.RANGES_PER_PROCESS)
         except StorageError:  # the count pass meets the same error and records it for this prefix
             spans = [ranges.WHOLE]
-        tasks += [engine.Task(prefix, span, noncurrent=False) for span in spans]
+        tasks += [passes.Task(prefix, span, noncurrent=False) for span in spans]
         if purge:
-            tasks.append(engine.Task(prefix, ranges.WHOLE, noncurrent=True))
+            tasks.append(passes.Task(prefix, ranges.WHOLE, noncurrent=True))
     return tasks
 
 
@@ -166,8 +166,8 @@ def _write_outputs(params: CleanupParams, summary: dict) -> None:
         (out / name).write_text(str(value))
 
 
-def _printer(store_uri: str) -> Callable[[str, engine.Target, bool], None]:
-    def show(prefix: str, target: engine.Target, noncurrent: bool) -> None:
+def _printer(store_uri: str) -> Callable[[str, passes.Target, bool], None]:
+    def show(prefix: str, target: passes.Target, noncurrent: bool) -> None:
         version = f" version={target.version_id}" if noncurrent else ""
         print(f"match {store_uri}/{target.key} size={target.size}{version}", flush=False)
 
@@ -179,7 +179,7 @@ def _prune_age(params: CleanupParams) -> timedelta | None:
         return None
     if not params.pushgateway:
         raise StepError("--prune-metrics-older-than needs --pushgateway")
-    return parse_duration(params.prune_metrics_older_than, "--prune-metrics-older-than")
+    return duration_flag(params.prune_metrics_older_than, "--prune-metrics-older-than")
 
 
 def _metrics(params: CleanupParams, report: Report, prune_age: timedelta | None) -> None:

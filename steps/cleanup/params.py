@@ -1,28 +1,15 @@
 """Parameters of `python -m steps.cleanup` (retention: delete objects older than a threshold).
 
-The duration and prefix rules live here too (pure stdlib) because `kiosk lifecycle` must derive the
-native S3 Lifecycle rule from exactly the same reading of the config, and `pipelines` may import
-only params modules.
+The prefix rule lives here too (pure stdlib) because `kiosk lifecycle` must derive the native S3
+Lifecycle rule from exactly the same reading of the config, and `pipelines` may import only params
+modules (durations: `steps.common.durations`).
 """
 
-import re
-from datetime import timedelta
 from typing import ClassVar
 
 from pydantic import Field
 
 from steps.common.params_base import OutputsParams, StorageParams
-
-_DURATION = re.compile(r"^\s*([1-9][0-9]{0,6})\s*([mhd])\s*$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
-
-
-def parse_duration(text: str) -> timedelta:
-    """`90m`, `36h`, `3d` -> timedelta; ValueError for anything else (`0d`, `1.5h`, `3 days`, `-1h`)."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"expected a positive whole number followed by m, h or d, e.g. 90m, 36h, 3d (got {text!r})")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
 def normalise_prefix(raw: str) -> str:

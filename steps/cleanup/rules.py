@@ -10,14 +10,16 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from steps.cleanup import params
+from steps.common.durations import parse_duration
 from steps.common.errors import StepError
 
 MIN_THRESHOLD = timedelta(hours=1)
 
 
-def parse_duration(text: str, flag: str = "--older-than") -> timedelta:
+def duration_flag(text: str, flag: str = "--older-than") -> timedelta:
+    """A retention duration given as `flag`; a bad one is the step's one-line error naming the flag."""
     try:
-        return params.parse_duration(text)
+        return parse_duration(text)
     except ValueError as error:
         raise StepError(f"{flag}: {error}") from None
 

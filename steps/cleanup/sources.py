@@ -1,11 +1,11 @@
-"""What the engine deletes: current objects (any store) and noncurrent S3 versions."""
+"""What the cleanup passes delete: current objects (any store) and noncurrent S3 versions."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
-from steps.cleanup.engine import Failure, Source, Target, select
+from steps.cleanup.passes import Failure, Source, Target, select
 from steps.cleanup.ranges import WHOLE, KeyRange, clip
 from steps.cleanup.rules import in_prefix, is_expired
 from steps.common.storage import Store

@@ -23,7 +23,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-from steps.cleanup import engine
+from steps.cleanup import passes
 from steps.cleanup.report import Tally
 from steps.cleanup.sources import sources_for
 from steps.common.storage import open_store
@@ -104,13 +104,13 @@ def _signed(tally: Tally) -> Tally:
     return tally
 
 
-def _count(cutoff: datetime, task: engine.Task) -> Tally:
-    return _signed(engine.count(_worker["sources"], task, cutoff))  # type: ignore[arg-type]
+def _count(cutoff: datetime, task: passes.Task) -> Tally:
+    return _signed(passes.count(_worker["sources"], task, cutoff))  # type: ignore[arg-type]
 
 
-def _delete(cutoff: datetime, settings: engine.Settings, job: tuple[engine.Task, engine.Budget]) -> Tally:
+def _delete(cutoff: datetime, settings: passes.Settings, job: tuple[passes.Task, passes.Budget]) -> Tally:
     task, limit = job
-    return _signed(engine.delete(_worker["sources"], task, cutoff, settings, limit))  # type: ignore[arg-type]
+    return _signed(passes.delete(_worker["sources"], task, cutoff, settings, limit))  # type: ignore[arg-type]
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -127,7 +127,7 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 class ProcessPool:
-    """engine.Runner over a ProcessPoolExecutor; tallies come back in task order."""
+    """passes.Runner over a ProcessPoolExecutor; tallies come back in task order."""
 
     def __init__(self, spec: StoreSpec, processes: int) -> None:
         self.processes = processes
@@ -151,10 +151,10 @@ class ProcessPool:
                 "the run stopped part way, and a rerun is safe and finishes it"
             ) from None
 
-    def count(self, tasks: Sequence[engine.Task], cutoff: datetime) -> Iterator[Tally]:
+    def count(self, tasks: Sequence[passes.Task], cutoff: datetime) -> Iterator[Tally]:
         return self._map(partial(_count, cutoff), tasks)
 
     def delete(
-        self, jobs: Sequence[tuple[engine.Task, engine.Budget]], cutoff: datetime, settings: engine.Settings
+        self, jobs: Sequence[tuple[passes.Task, passes.Budget]], cutoff: datetime, settings: passes.Settings
     ) -> Iterator[Tally]:
         return self._map(partial(_delete, cutoff, settings), jobs)

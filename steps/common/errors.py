@@ -10,6 +10,6 @@ class StepError(Exception):
 
 
 class NotImplementedStep(StepError):
-    """A step whose issue has not landed: never fake output."""
+    """A step that exists in a template but does no work yet: it says so and never fakes output."""
 
     exit_code = 3

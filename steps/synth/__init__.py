@@ -1,1 +1,1 @@
-"""The synthetic-data step: renders labelled test images into a store."""
+"""The synthetic-data step: draws labelled test images into a store."""

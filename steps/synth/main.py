@@ -15,10 +15,10 @@ from typing import Any
 from steps.common.errors import StepError
 from steps.common.outputs import write_outputs
 from steps.common.storage import open_store
+from steps.synth.draw import draw_image
 from steps.synth.params import SynthParams
-from steps.synth.render import render
 
-# Images rendered per batch: bounds memory (a batch of 512x512 PNGs is ~16 MB) for any --count.
+# Images drawn per batch: bounds memory (a batch of 512x512 PNGs is ~16 MB) for any --count.
 _BATCH = 64
 
 
@@ -42,19 +42,19 @@ def _check_truth_outside(output_uri: str, truth_uri: str) -> None:
         raise StepError(f"--truth-uri {truth_uri!r} must not overlap --output-uri {output_uri!r}")
 
 
-def _rendered(params: SynthParams, workers: int) -> Iterator[tuple[int, bytes, dict]]:
+def _drawn(params: SynthParams, workers: int) -> Iterator[tuple[int, bytes, dict]]:
     args = (params.seed, params.width, params.height, params.image_format)
     if workers == 1:
         for index in range(params.count):
-            yield index, *render(args[0], index, *args[1:])
+            yield index, *draw_image(args[0], index, *args[1:])
         return
     # forkserver: the parent holds storage client threads, which fork() would copy half-locked.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["steps.synth.render"])
+    context.set_forkserver_preload(["steps.synth.draw"])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         for start in range(0, params.count, _BATCH):
             indexes = range(start, min(start + _BATCH, params.count))
-            results = pool.map(render, *zip(*[(args[0], i, *args[1:]) for i in indexes], strict=True), chunksize=4)
+            results = pool.map(draw_image, *zip(*[(args[0], i, *args[1:]) for i in indexes], strict=True), chunksize=4)
             for index, (data, truth) in zip(indexes, results, strict=True):
                 yield index, data, truth
 
@@ -77,9 +77,9 @@ def run(params: SynthParams) -> int:
 
     with ThreadPoolExecutor(max_workers=8) as uploads:
         pending: list[Future] = []
-        for item in _rendered(params, workers):
+        for item in _drawn(params, workers):
             pending.append(uploads.submit(put, *item))
-            if len(pending) >= _BATCH:  # a slow store must not make rendered bytes pile up
+            if len(pending) >= _BATCH:  # a slow store must not make drawn bytes pile up
                 pending.pop(0).result()
         for future in pending:
             future.result()

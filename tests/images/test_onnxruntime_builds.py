@@ -1,4 +1,4 @@
-"""The CPU and GPU builds of ONNX Runtime (issue 13): both install the `onnxruntime` package, so
+"""The CPU and GPU builds of ONNX Runtime: both install the `onnxruntime` package, so
 pyproject.toml declares them as conflicting `cpu` (default) and `gpu` groups at one version.
 
 Each test works in a temporary copy of the project with its own venv (never this checkout's

@@ -65,9 +65,9 @@ def _config_dir(tmp: Path, gateway: str) -> Path:
 
 
 def _run(name: str, files: list[Path], workdir: Path, **parameters: str) -> dict:
-    engine = api.prepare(name, env=None, files=files, parameters=parameters, workdir=workdir)
-    workflow = engine.run()
-    assert workflow["status"]["phase"] == "Succeeded", (name, workflow["status"].get("message"), engine.run_dir)
+    workflow_run = api.prepare(name, env=None, files=files, parameters=parameters, workdir=workdir)
+    workflow = workflow_run.run()
+    assert workflow["status"]["phase"] == "Succeeded", (name, workflow["status"].get("message"), workflow_run.run_dir)
     return workflow
 
 

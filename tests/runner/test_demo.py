@@ -49,6 +49,8 @@ spec:
   - name: main
     container: {image: x, command: [sh, -c, "echo 'steps.fake: error: not implemented' >&2; exit 3"]}
 """)
-    engine = api.prepare(str(manifest), env=None, workdir=tmp_path)
-    workflow = engine.run()
-    assert demo._missing_steps(workflow, engine.run_dir) == ["steps.fake (template 'main') is not implemented yet"]
+    workflow_run = api.prepare(str(manifest), env=None, workdir=tmp_path)
+    workflow = workflow_run.run()
+    assert demo._missing_steps(workflow, workflow_run.run_dir) == [
+        "steps.fake (template 'main') is not implemented yet"
+    ]

@@ -22,7 +22,7 @@ from pipelines.runner.errors import RunnerError
 from pipelines.runner.expressions import evaluate_expr, to_text
 
 # The lane filter the batch-inference template once rendered (its `infer-lane` Steps template, removed
-# when lanes became long-lived workers that claim shards from a work queue; issue 12), kept as a case
+# when lanes became long-lived workers that claim shards from a work queue), kept as a case
 # of an expression Argo refuses: expr-lang v1.17 declares `#index` only inside map and reduce, so it
 # fails at compile time ("unknown pointer #index").
 TEMPLATE_LANE = (

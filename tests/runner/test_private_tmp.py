@@ -50,5 +50,7 @@ def test_any_file_parameter_under_tmp_is_refused(tmp_path, parameter: str, path:
     ],
 )
 def test_visible_paths_are_accepted(tmp_path, uri: str) -> None:
-    engine = api.prepare("batch-inference", workdir=tmp_path, parameters={"input-uri": uri.format(workdir=tmp_path)})
-    assert engine.globals["workflow.parameters.input-uri"] == uri.format(workdir=tmp_path)
+    workflow_run = api.prepare(
+        "batch-inference", workdir=tmp_path, parameters={"input-uri": uri.format(workdir=tmp_path)}
+    )
+    assert workflow_run.globals["workflow.parameters.input-uri"] == uri.format(workdir=tmp_path)

@@ -28,8 +28,8 @@ RENDERED = sorted(
 )
 
 
-def _check(engine: Any, workflow: dict[str, Any]) -> None:
-    missing = demo._missing_steps(workflow, engine.run_dir)
+def _check(workflow_run: Any, workflow: dict[str, Any]) -> None:
+    missing = demo._missing_steps(workflow, workflow_run.run_dir)
     assert not missing, "; ".join(missing)
     assert workflow["status"]["phase"] == "Succeeded", workflow["status"].get("message")
 
@@ -44,8 +44,8 @@ def _upload_dir(workdir: Path) -> Path:
 @pytest.mark.parametrize(("path", "name"), RENDERED, ids=[n for _, n in RENDERED])
 def test_rendered_template_runs_on_the_file_store(path: Path, name: str, tmp_path: Path) -> None:
     _upload_dir(tmp_path).mkdir(parents=True)  # an empty upload directory: nothing to do, and that is fine
-    engine = api.prepare(str(path), env="local", workdir=tmp_path, backoff_scale=BACKOFF)
-    _check(engine, engine.run())
+    workflow_run = api.prepare(str(path), env="local", workdir=tmp_path, backoff_scale=BACKOFF)
+    _check(workflow_run, workflow_run.run())
 
 
 def test_a_name_means_the_workflow_template_and_a_kind_prefix_picks_the_cron(tmp_path: Path) -> None:
@@ -73,9 +73,9 @@ def test_a_manual_run_of_a_missing_input_directory_fails_at_ingest(tmp_path: Pat
 
 
 def test_the_cron_finds_nothing_new_in_a_missing_input_directory(tmp_path: Path) -> None:
-    engine = api.prepare("cronworkflow/batch-inference", env="local", workdir=tmp_path, backoff_scale=BACKOFF)
-    workflow = engine.run()
-    _check(engine, workflow)
+    workflow_run = api.prepare("cronworkflow/batch-inference", env="local", workdir=tmp_path, backoff_scale=BACKOFF)
+    workflow = workflow_run.run()
+    _check(workflow_run, workflow)
     assert _ingest_node(workflow)["outputs"]["exitCode"] == "0"
 
 
@@ -97,5 +97,5 @@ def test_rendered_template_runs_against_s3(
             params[param["name"]] = s3_endpoint
     if not params:
         pytest.fail(f"{name}: no storage parameter to point at S3")
-    engine = api.prepare(name, env="local", workdir=tmp_path, parameters=params, backoff_scale=BACKOFF)
-    _check(engine, engine.run())
+    workflow_run = api.prepare(name, env="local", workdir=tmp_path, parameters=params, backoff_scale=BACKOFF)
+    _check(workflow_run, workflow_run.run())

@@ -24,10 +24,10 @@ def write(tmp_path: Path, text: str, name: str = "wf.yaml") -> Path:
 
 
 def run(tmp_path: Path, text: str, **kwargs: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]], list]:
-    engine = api.prepare(str(write(tmp_path, text)), env=None, workdir=tmp_path / "wd", **kwargs)
-    workflow = engine.run()
+    workflow_run = api.prepare(str(write(tmp_path, text)), env=None, workdir=tmp_path / "wd", **kwargs)
+    workflow = workflow_run.run()
     nodes = {n["displayName"]: n for n in workflow["status"]["nodes"].values()}
-    return workflow, nodes, engine.status.events
+    return workflow, nodes, workflow_run.status.events
 
 
 def manifest(name: str, templates: str, *, spec: str = "", entrypoint: str = "main") -> str:
@@ -407,7 +407,7 @@ def test_a_pod_at_the_root_records_no_result(tmp_path: Path) -> None:
 
 
 def test_the_step_name_of_a_node_strips_loops_and_retries() -> None:
-    from pipelines.runner.engine import step_or_task_name
+    from pipelines.runner.workflow_run import step_or_task_name
 
     assert step_or_task_name("wf[0].fan(0:a.b)(1)") == "fan"
     assert step_or_task_name("wf.dag.task") == "task"

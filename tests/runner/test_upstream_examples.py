@@ -135,8 +135,8 @@ def example_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     def one(rel: str) -> tuple[str, Any]:
         path = root / rel
         try:
-            engine = api.prepare(str(path), env=None, files=_library(path), workdir=workdir)
-            return rel, (engine.run(), engine.status.events, engine.run_dir)
+            workflow_run = api.prepare(str(path), env=None, files=_library(path), workdir=workdir)
+            return rel, (workflow_run.run(), workflow_run.status.events, workflow_run.run_dir)
         except RunnerError as error:
             return rel, error
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from steps.benchmark.billing import lane_pods, load_workflow
-from steps.benchmark.runs import add_costs
+from steps.benchmark.costs import Prices, add_costs
 from steps.common.errors import StepError
 
 
@@ -76,7 +76,8 @@ def test_costs_use_billed_lane_time_and_requests():
             {"run_name": "unknown", "parallelism": 2, "wall_seconds": 20.0, "processed": 640},
         ]
     ).assign(images_per_second=32.0, requests_get=1000, requests_put=3000, requests_list=1000)
-    out = add_costs(frame, 3.6, 0.36, 1, lane_pods(_workflow()), 0.4, 5.0)
+    prices = Prices(gpu_per_hour=3.6, cpu_per_hour=0.36, gpus_per_task=1, s3_get_per_1k=0.4, s3_put_per_1k=5.0)
+    out = add_costs(frame, prices, lane_pods(_workflow()))
     billed, estimate = out.iloc[0], out.iloc[1]
     assert billed["billing_source"] == "workflow status" and estimate["billing_source"] == "in-step estimate"
     assert billed["billed_lane_seconds"] == 58 and estimate["billed_lane_seconds"] == 40

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from steps.cleanup import engine, ranges
+from steps.cleanup import passes, ranges
 from steps.cleanup.main import execute
 from steps.cleanup.params import CleanupParams
 from steps.cleanup.ranges import WHOLE, KeyRange, clip, plan
@@ -97,9 +97,9 @@ def test_a_task_deletes_no_more_than_its_count_pass_found() -> None:
     try:
         for key in ("uploads/a", "uploads/b", "uploads/c"):
             case.put(key, OLD)
-        task = engine.Task("uploads/")
-        settings_ = engine.Settings(dry_run=False, max_deletes=10)
-        tally = engine.delete([CurrentObjects(case.store)], task, datetime.now(UTC), settings_, engine.Budget(2, 0))
+        task = passes.Task("uploads/")
+        settings_ = passes.Settings(dry_run=False, max_deletes=10)
+        tally = passes.delete([CurrentObjects(case.store)], task, datetime.now(UTC), settings_, passes.Budget(2, 0))
         assert (tally.counts.deleted, case.keys()) == (2, {"uploads/c"})
         assert tally.notes and "stopped at that count" in tally.notes[0]
     finally:

@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 
 from steps.cleanup.rules import (
     check_threshold,
+    duration_flag,
     in_prefix,
     is_expired,
     normalise_prefix,
     normalise_prefixes,
-    parse_duration,
 )
 from steps.common.errors import StepError
 
@@ -31,26 +31,26 @@ SEGMENT = st.text(alphabet="abcxyz-_.0129", min_size=1, max_size=6).filter(lambd
     ],
 )
 def test_durations(text: str, expected: timedelta) -> None:
-    assert parse_duration(text) == expected
+    assert duration_flag(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "0d", "3", "d", "1.5h", "-1h", "3 days", "3D", "3w", "1h30m", "01h"])
 def test_bad_durations_are_refused(text: str) -> None:
     with pytest.raises(StepError, match="--older-than"):
-        parse_duration(text)
+        duration_flag(text)
 
 
 @given(st.integers(min_value=1, max_value=10**6), st.sampled_from(["m", "h", "d"]))
 def test_duration_round_trip(n: int, unit: str) -> None:
     seconds = {"m": 60, "h": 3600, "d": 86400}[unit]
-    assert parse_duration(f"{n}{unit}").total_seconds() == n * seconds
+    assert duration_flag(f"{n}{unit}").total_seconds() == n * seconds
 
 
 def test_sub_hour_threshold_needs_force() -> None:
     with pytest.raises(StepError, match="under 1 hour"):
-        check_threshold(parse_duration("59m"), force=False)
-    check_threshold(parse_duration("59m"), force=True)
-    check_threshold(parse_duration("60m"), force=False)
+        check_threshold(duration_flag("59m"), force=False)
+    check_threshold(duration_flag("59m"), force=True)
+    check_threshold(duration_flag("60m"), force=False)
 
 
 @given(st.lists(SEGMENT, min_size=1, max_size=4), st.text(" \t\n", max_size=2), st.booleans(), st.booleans())

@@ -2,7 +2,7 @@
 lightly noisy background, plus its ground truth (boxes). Pure function of (seed, index, size).
 
 Each image gets its own generator seeded with (seed, index), so the bytes do not depend on how
-many workers render them or in which order.
+many workers draw them or in which order.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def _blobs(draw: ImageDraw.ImageDraw, rng: np.random.Generator, width: int, top:
     return truth
 
 
-def render(seed: int, index: int, width: int, height: int, image_format: str) -> tuple[bytes, dict[str, Any]]:
+def draw_image(seed: int, index: int, width: int, height: int, image_format: str) -> tuple[bytes, dict[str, Any]]:
     """Encoded image bytes and its ground truth for image `index` of the set drawn with `seed`."""
     rng = np.random.default_rng([seed, index])
     image = Image.fromarray(_background(rng, width, height), "RGB")

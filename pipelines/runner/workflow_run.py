@@ -41,7 +41,7 @@ class Options:
     backoff_scale: float = 1.0
 
 
-class Engine:
+class WorkflowRun:
     """Runs one Workflow; implements `executor.Executor` for composite.py and dag.py."""
 
     def __init__(self, workflow: dict[str, Any], library: Library, options: Options) -> None:
