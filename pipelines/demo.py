@@ -4,9 +4,10 @@
 2. `batch-inference` from the `local` env's rendered tree, run by the runner;
 3. a small `benchmark` sweep; 4. `retention-cleanup` as a dry run; 5. a summary.
 
-Where a part has not landed (a step that answers "not implemented" with exit code 3, or a template
-that `kiosk render` has not produced), the demo names the missing part and exits non-zero: it never
-fakes that part.
+The benchmark runs one small sweep point, enough to prove the workflow (`--full`: the `local` env's
+whole sweep). Where a part is missing (a step that answers "not implemented" with exit code 3, or a
+template that `kiosk render` has not produced), the demo names it and exits non-zero: it never fakes
+that part.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 from rich.console import Console
@@ -29,14 +29,24 @@ from rich.table import Table
 from pipelines.config.loader import load_config
 from pipelines.runner import api
 from pipelines.runner.errors import RunnerError
-from pipelines.tools import REPO_ROOT
+
+if TYPE_CHECKING:
+    from pipelines.cluster.demo_argo import ArgoDemo
 
 NOT_IMPLEMENTED = 3
 IMAGES = 64
+STAGES = ("synthetic dataset", "batch-inference", "benchmark", "retention-cleanup (dry run)")
+#: One sweep point on a few small images: the benchmark workflow end to end in a few seconds.
+QUICK_BENCHMARK = {
+    "sweep": json.dumps([{"batch_size": 4, "shard_size": 8, "parallelism": 1}], separators=(",", ":")),
+    "count": "8",
+    "width": "128",
+    "height": "128",
+}
 
 
 class Missing(Exception):
-    """A part of the pipeline whose issue has not landed yet."""
+    """A part of the pipeline that is not there: a step that does no work yet, or an unrendered template."""
 
 
 @dataclass
@@ -64,7 +74,7 @@ def _outputs(workflow: dict[str, Any]) -> dict[str, str]:
 
 
 def _missing_steps(workflow: dict[str, Any], run_dir: Path) -> list[str]:
-    """Parts that have not landed: a step answering exit code 3, or a `steps.*` module that is absent."""
+    """Missing parts: a step answering exit code 3, or a `steps.*` module that is absent."""
     missing = []
     for node in workflow["status"]["nodes"].values():
         if node["type"] != "Pod" or node["phase"] == "Succeeded":
@@ -76,7 +86,7 @@ def _missing_steps(workflow: dict[str, Any], run_dir: Path) -> list[str]:
             step = next((w.rstrip(":") for w in text.split() if w.startswith("steps.")), node["templateName"])
             found = f"{step} (template {node['templateName']!r}) is not implemented yet"
         elif absent:
-            found = f"{absent.group(1)} (needed by template {node['templateName']!r}) has not landed yet"
+            found = f"{absent.group(1)} (needed by template {node['templateName']!r}) is missing"
         else:
             continue
         if found not in missing:
@@ -85,93 +95,86 @@ def _missing_steps(workflow: dict[str, Any], run_dir: Path) -> list[str]:
 
 
 def _declared(target: str) -> set[str]:
-    engine = api.prepare(target, env="local", workdir=api.default_workdir())
-    return {p["name"] for p in (engine.spec.get("arguments") or {}).get("parameters") or []}
+    prepared = api.prepare(target, env="local", workdir=api.default_workdir())
+    return {p["name"] for p in (prepared.spec.get("arguments") or {}).get("parameters") or []}
+
+
+def _finish(stage: Stage, workflow: dict[str, Any], start: float) -> None:
+    stage.seconds = time.monotonic() - start
+    stage.phase = workflow["status"]["phase"]
+    stage.workflow = workflow["metadata"]["name"]
+    stage.outputs = _outputs(workflow)
 
 
 class Engine(StrEnum):
+    """`--engine`: which workflow engine runs the demo's templates."""
+
     local = "local"
     argo = "argo"
 
 
-#: Set by `--engine argo`: runs templates on Argo's real controller instead of the local runner.
-_ARGO: Any = None
+class TemplateEngine(Protocol):
+    """Runs one rendered template of the `local` env to its end, filling in the stage."""
+
+    @property
+    def label(self) -> str: ...
+
+    def run(self, stage: Stage, target: str, wanted: dict[str, str]) -> dict[str, Any]: ...
+
+    def logs_at(self) -> str: ...
 
 
-def _run_on_argo(stage: Stage, target: str, wanted: dict[str, str]) -> dict[str, Any]:
-    start = time.monotonic()
-    workflow = _ARGO.run(target, {k: v for k, v in wanted.items() if k in _declared(target)})
-    stage.seconds = time.monotonic() - start
-    stage.phase = workflow["status"]["phase"]
-    stage.workflow = workflow["metadata"]["name"]
-    stage.outputs = _outputs(workflow)
-    if stage.phase != "Succeeded":
-        message = workflow["status"].get("message", "")
-        raise RuntimeError(f"{target} {stage.phase}: {message} (logs: {_ARGO.logs}/{stage.workflow}-*)")
-    return workflow
+@dataclass(frozen=True)
+class LocalRunner:
+    """The local runner (`kiosk run`): the fast default."""
 
+    workdir: Path
+    label: str = "local runner"
 
-def run_template(stage: Stage, target: str, wanted: dict[str, str], workdir: Path) -> dict[str, Any]:
-    if _ARGO is not None:
-        return _run_on_argo(stage, target, wanted)
-    start = time.monotonic()
-    try:
-        declared = _declared(target)
-        engine = api.prepare(
-            target, env="local", workdir=workdir, parameters={k: v for k, v in wanted.items() if k in declared}
-        )
-    except RunnerError as error:
-        if "not found" in str(error) or "no Workflow" in str(error):
-            stage.phase = "missing"
-            raise Missing(f"rendered template {target!r} for env local: {error}") from None
-        raise
-    workflow = engine.run()
-    stage.seconds = time.monotonic() - start
-    stage.phase = workflow["status"]["phase"]
-    stage.workflow = workflow["metadata"]["name"]
-    stage.outputs = _outputs(workflow)
-    missing = _missing_steps(workflow, engine.run_dir)
-    if missing:
-        stage.phase = "missing"
-        raise Missing("; ".join(missing))
-    if stage.phase != "Succeeded":
-        raise RuntimeError(
-            f"{target} {stage.phase}: {workflow['status'].get('message', '')} (logs: {engine.run_dir / 'logs'})"
-        )
-    return workflow
-
-
-def synthesize(stage: Stage, dataset: str, workdir: Path) -> None:
-    """Step 1 through the rendered `synthetic-data` template; `python -m steps.synth` if none is rendered."""
-    wanted = {"output-uri": dataset, "count": str(IMAGES), "width": "128", "height": "128"}
-    try:
-        run_template(stage, "synthetic-data", wanted, workdir)
-        return
-    except Missing:
-        if stage.phase == "missing" and stage.workflow:  # the template ran: its step is what is missing
+    def run(self, stage: Stage, target: str, wanted: dict[str, str]) -> dict[str, Any]:
+        start = time.monotonic()
+        try:
+            declared = _declared(target)
+            parameters = {k: v for k, v in wanted.items() if k in declared}
+            prepared = api.prepare(target, env="local", workdir=self.workdir, parameters=parameters)
+        except RunnerError as error:
+            if "not found" in str(error) or "no Workflow" in str(error):
+                stage.phase = "missing"
+                raise Missing(f"rendered template {target!r} for env local: {error}") from None
             raise
-    stage.phase = "not run"
-    start = time.monotonic()
-    outputs = workdir / "demo" / "synth-outputs"
-    env = dict(os.environ, KIOSK_WORKDIR=str(workdir), PYTHONPATH=str(REPO_ROOT))
-    args = [f"--{k}={v}" for k, v in wanted.items()] + [f"--outputs-dir={outputs}"]
-    done = subprocess.run(
-        [sys.executable, "-m", "steps.synth", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    stage.seconds = time.monotonic() - start
-    if done.returncode == NOT_IMPLEMENTED:
-        stage.phase = "missing"
-        raise Missing(f"steps.synth is not implemented yet: {done.stderr.strip()}")
-    if done.returncode != 0:
-        stage.phase = "Failed"
-        raise RuntimeError(f"steps.synth failed ({done.returncode}): {done.stderr.strip()}")
-    stage.phase = "Succeeded"
-    stage.outputs = {p.name: p.read_text().strip() for p in outputs.glob("*") if p.is_file()}
+        workflow = prepared.run()
+        _finish(stage, workflow, start)
+        missing = _missing_steps(workflow, prepared.run_dir)
+        if missing:
+            stage.phase = "missing"
+            raise Missing("; ".join(missing))
+        if stage.phase != "Succeeded":
+            message = workflow["status"].get("message", "")
+            raise RuntimeError(f"{target} {stage.phase}: {message} (logs: {prepared.run_dir / 'logs'})")
+        return workflow
+
+    def logs_at(self) -> str:
+        return f"{self.workdir / 'runs'}/<workflow>/logs/"
+
+
+@dataclass(frozen=True)
+class ArgoController:
+    """Argo's real workflow-controller on the local cluster (`kiosk cluster`)."""
+
+    argo: ArgoDemo
+    label: str = "Argo's workflow-controller"
+
+    def run(self, stage: Stage, target: str, wanted: dict[str, str]) -> dict[str, Any]:
+        start = time.monotonic()
+        workflow = self.argo.run(target, {k: v for k, v in wanted.items() if k in _declared(target)})
+        _finish(stage, workflow, start)
+        if stage.phase != "Succeeded":
+            message = workflow["status"].get("message", "")
+            raise RuntimeError(f"{target} {stage.phase}: {message} (logs: {self.argo.logs}/{stage.workflow}-*)")
+        return workflow
+
+    def logs_at(self) -> str:
+        return f"{self.argo.logs}/<pod>/"
 
 
 def _uri(value: str | None) -> str | None:
@@ -183,6 +186,123 @@ def _int(value: str | None) -> int | None:
     return int(float(value)) if value not in (None, "") else None
 
 
+@dataclass(frozen=True)
+class Plan:
+    """Where this demo run writes: a dataset of its own, and outputs that mirror its prefix."""
+
+    dataset: str
+    outputs: str
+    #: The benchmark's parameters: one small point, or the `local` env's whole sweep (`--full`).
+    benchmark: dict[str, str]
+
+    @classmethod
+    def for_now(cls, *, full: bool) -> Plan:
+        config = load_config("local")
+        store = os.path.expandvars(config.storage.uri).rstrip("/")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        # Outputs mirror the dataset's own prefix: output keys are relative to the input prefix, so two
+        # demo datasets sharing one output prefix would look already processed to the second run.
+        return cls(
+            dataset=f"{store}/{config.inference.input_prefix}/demo-{stamp}",
+            outputs=f"{store}/{config.inference.output_prefix}/demo-{stamp}",
+            benchmark={} if full else QUICK_BENCHMARK,
+        )
+
+
+def _run_stages(engine: TemplateEngine, plan: Plan, console: Console) -> tuple[list[Stage], int, str]:
+    """The four stages in order; the first that fails stops the rest. -> (stages, exit code, problem)."""
+    stages = [Stage(name) for name in STAGES]
+    work = [
+        ("synthetic-data", {"output-uri": plan.dataset, "count": str(IMAGES), "width": "128", "height": "128"}),
+        ("batch-inference", {"input-uri": plan.dataset, "output-uri": plan.outputs}),
+        ("benchmark", plan.benchmark),
+        ("retention-cleanup", {"dry-run": "true"}),
+    ]
+    titles = [
+        f"synthetic dataset: {IMAGES} images -> {plan.dataset}",
+        f"batch-inference ({engine.label})",
+        f"benchmark sweep ({engine.label}{', full' if not plan.benchmark else ', one point'})",
+        f"retention-cleanup, dry run ({engine.label})",
+    ]
+    try:
+        for number, (stage, (target, wanted), title) in enumerate(zip(stages, work, titles, strict=True), 1):
+            console.print(f"[bold]{number}/{len(stages)}[/] {title}")
+            engine.run(stage, target, wanted)
+    except Missing as missing:
+        return stages, NOT_IMPLEMENTED, f"missing part: {missing}"
+    except (RuntimeError, RunnerError) as error:
+        return stages, 1, str(error)
+    return stages, 0, ""
+
+
+def _results(stages: list[Stage]) -> dict[str, str]:
+    """The table's result column: what each stage produced, from its output parameters."""
+    data, inference, bench, cleanup = (stage.outputs for stage in stages)
+    return {
+        STAGES[0]: f"{data.get('count', '?')} images",
+        STAGES[1]: f"{inference.get('processed', '?')} processed, {inference.get('failed', '?')} failed",
+        STAGES[2]: (
+            f"best {bench['best-config']}: {bench.get('images-per-second', '?')} images/s, "
+            f"${bench.get('cost-per-1k-images', '?')} per 1k images"
+            if "best-config" in bench
+            else ""
+        ),
+        STAGES[3]: (
+            f"would delete {cleanup['deleted']} objects ({cleanup.get('bytes', '?')} bytes)"
+            if "deleted" in cleanup
+            else ""
+        ),
+    }
+
+
+def _summary(stages: list[Stage], plan: Plan, workdir: Path, seconds: float) -> dict[str, Any]:
+    """The `--json` object: counts and the URIs of every report, resolved."""
+    _, inference, bench, cleanup = (stage.outputs for stage in stages)
+    return {
+        "ok": True,
+        "processed": _int(inference.get("processed")),
+        "failed": _int(inference.get("failed")),
+        "report": _uri(inference.get("summary-uri")),
+        "benchmark_report": _uri(bench.get("report-uri")),
+        "best_config": bench.get("best-config"),
+        "cleanup_report": _uri(cleanup.get("report")),
+        "outputs": plan.outputs,
+        "dataset": plan.dataset,
+        "workdir": str(workdir),
+        "seconds": round(seconds, 1),
+    }
+
+
+def _start_engine(choice: Engine, workdir: Path, console: Console) -> TemplateEngine:
+    if choice == Engine.local:
+        return LocalRunner(workdir)
+    # Imported here: the cluster client is needed only for `--engine argo`.
+    from pipelines.cluster.controlplane import ClusterError
+    from pipelines.cluster.demo_argo import ArgoDemo
+
+    console.print("[bold]0/4[/] kiosk cluster up + kiosk apply --env local")
+    try:
+        return ArgoController(ArgoDemo(workdir))
+    except (ClusterError, RuntimeError, OSError) as error:
+        console.print(f"[red]kiosk demo --engine argo: {error}[/]")
+        raise typer.Exit(1) from None
+
+
+def _print_results(console: Console, stages: list[Stage], summary: dict[str, Any], engine: TemplateEngine) -> None:
+    table = Table("stage", "phase", "seconds", "result", title="kiosk demo")
+    results = _results(stages)
+    for stage in stages:
+        table.add_row(stage.name, stage.phase, f"{stage.seconds:.1f}", results[stage.name])
+    console.print(table)
+    if "error" in summary:
+        console.print(f"[red]{summary['error']}[/]")
+    for key in ("report", "benchmark_report", "cleanup_report", "outputs", "dataset"):
+        if summary[key]:
+            console.print(f"{key}: {summary[key]}", soft_wrap=True)
+    ran = ", ".join(s.workflow for s in stages if s.workflow)
+    console.print(f"logs: {engine.logs_at()} ({ran})", soft_wrap=True)
+
+
 def command(
     as_json: Annotated[bool, typer.Option("--json", help="Last line of stdout: one JSON summary object.")] = False,
     workdir: Annotated[Path | None, typer.Option(help="Where the store, logs and reports go (default .kiosk/).")] = (
@@ -192,101 +312,24 @@ def command(
         Engine,
         typer.Option("--engine", help="local: the fast local runner; argo: Argo's real controller (kiosk cluster)."),
     ] = Engine.local,
+    full: Annotated[
+        bool, typer.Option("--full", help="Run the benchmark's whole sweep from config, not one small point.")
+    ] = False,
 ) -> None:
     """Run the whole pipeline locally on synthetic data and print where the report is."""
-    global _ARGO
     console = Console(stderr=as_json)
     start = time.monotonic()
     workdir = (workdir or api.default_workdir()).resolve()
     os.environ["KIOSK_WORKDIR"] = str(workdir)
-    label = "local runner" if engine == Engine.local else "Argo's workflow-controller"
-    _ARGO = None
-    if engine == Engine.argo:
-        from pipelines.cluster.controlplane import ClusterError
-        from pipelines.cluster.demo_argo import ArgoDemo
-
-        console.print("[bold]0/4[/] kiosk cluster up + kiosk apply --env local")
-        try:
-            _ARGO = ArgoDemo(workdir)
-        except (ClusterError, RuntimeError, OSError) as error:
-            console.print(f"[red]kiosk demo --engine argo: {error}[/]")
-            raise typer.Exit(1) from None
-    config = load_config("local")
-    store = os.path.expandvars(config.storage.uri).rstrip("/")
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    dataset = f"{store}/{config.inference.input_prefix}/demo-{stamp}"
-    # Outputs mirror the dataset's own prefix: output keys are relative to the input prefix, so two
-    # demo datasets sharing one output prefix would look already processed to the second run.
-    outputs = f"{store}/{config.inference.output_prefix}/demo-{stamp}"
-    stages = [
-        Stage("synthetic dataset"),
-        Stage("batch-inference"),
-        Stage("benchmark"),
-        Stage("retention-cleanup (dry run)"),
-    ]
-    code, problem = 0, ""
-    try:
-        console.print(f"[bold]1/4[/] synthetic dataset: {IMAGES} images -> {dataset}")
-        synthesize(stages[0], dataset, workdir)
-        console.print(f"[bold]2/4[/] batch-inference ({label})")
-        run_template(stages[1], "batch-inference", {"input-uri": dataset, "output-uri": outputs}, workdir)
-        console.print(f"[bold]3/4[/] benchmark sweep ({label})")
-        run_template(stages[2], "benchmark", {}, workdir)
-        console.print(f"[bold]4/4[/] retention-cleanup, dry run ({label})")
-        run_template(stages[3], "retention-cleanup", {"dry-run": "true"}, workdir)
-    except Missing as missing:
-        code, problem = NOT_IMPLEMENTED, f"missing part: {missing}"
-    except (RuntimeError, RunnerError) as error:
-        code, problem = 1, str(error)
-    seconds = time.monotonic() - start
-    inference, bench, cleanup = stages[1].outputs, stages[2].outputs, stages[3].outputs
-    results = {
-        "synthetic dataset": f"{stages[0].outputs.get('count', '?')} images",
-        "batch-inference": f"{inference.get('processed', '?')} processed, {inference.get('failed', '?')} failed",
-        "benchmark": (
-            f"best {bench['best-config']}: {bench.get('images-per-second', '?')} images/s, "
-            f"${bench.get('cost-per-1k-images', '?')} per 1k images"
-            if "best-config" in bench
-            else ""
-        ),
-        "retention-cleanup (dry run)": (
-            f"would delete {cleanup['deleted']} objects ({cleanup.get('bytes', '?')} bytes)"
-            if "deleted" in cleanup
-            else ""
-        ),
-    }
-    table = Table("stage", "phase", "seconds", "result", title="kiosk demo")
-    for stage in stages:
-        table.add_row(stage.name, stage.phase, f"{stage.seconds:.1f}", results.get(stage.name, ""))
-    console.print(table)
-    summary = {
-        "ok": code == 0,
-        "processed": _int(inference.get("processed")),
-        "failed": _int(inference.get("failed")),
-        "report": _uri(inference.get("summary-uri")),
-        "benchmark_report": _uri(bench.get("report-uri")),
-        "best_config": bench.get("best-config"),
-        "cleanup_report": _uri(cleanup.get("report")),
-        "outputs": outputs,
-        "dataset": dataset,
-        "workdir": str(workdir),
-        "seconds": round(seconds, 1),
-    }
+    runner = _start_engine(engine, workdir, console)
+    plan = Plan.for_now(full=full)
+    stages, code, problem = _run_stages(runner, plan, console)
+    summary = _summary(stages, plan, workdir, time.monotonic() - start)
+    if not problem and (summary["processed"] is None or summary["report"] is None):
+        code, problem = 1, "batch-inference did not publish processed/summary-uri output parameters"
     if problem:
-        summary["error"] = problem
-        console.print(f"[red]{problem}[/]")
-    if code == 0 and (summary["processed"] is None or summary["report"] is None):
-        code, summary["error"] = 1, "batch-inference did not publish processed/summary-uri output parameters"
-        summary["ok"] = False
-        console.print(f"[red]{summary['error']}[/]")
-    for key in ("report", "benchmark_report", "cleanup_report", "outputs", "dataset"):
-        if summary[key]:
-            console.print(f"{key}: {summary[key]}", soft_wrap=True)
-    logs_at = f"{_ARGO.logs}/<pod>/" if _ARGO is not None else f"{workdir / 'runs'}/<workflow>/logs/"
-    console.print(
-        f"logs: {logs_at} ({', '.join(s.workflow for s in stages if s.workflow)})",
-        soft_wrap=True,
-    )
+        summary["ok"], summary["error"] = False, problem
+    _print_results(console, stages, summary, runner)
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
     raise typer.Exit(code)

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import yaml
 
+from pipelines import project
 from pipelines.cluster import bootstrap, optional
 from pipelines.cluster.state import COMPONENTS, ClusterState, cluster_dir, free_port, start_ticks, stop_group
-from pipelines.tools import REPO_ROOT, find_tool
+from pipelines.tools import find_tool
 
 BINARIES = ("etcd", "kube-apiserver", "workflow-controller", "argoexec")
 EXECUTOR_IMAGE = "quay.io/argoproj/argoexec:v4.1.4"
@@ -91,7 +92,7 @@ def _up_core(workdir: Path | None, progress: Callable[[str], None]) -> ClusterSt
             state, "workflow-controller", _controller_argv(tools["workflow-controller"], state), _controller_env(state)
         )
         progress("agent")
-        _start(state, "agent", _agent_argv(state, workdir or root.parent))
+        _start(state, "agent", _agent_argv(state, workdir or root.parent), _agent_env())
         bootstrap.wait_controller(api, CONTROLLER_NAMESPACE, READY_TIMEOUT_S, lambda: _check_alive(state))
     except BaseException:
         down(workdir)
@@ -347,5 +348,10 @@ def _agent_argv(state: ClusterState, workdir: Path) -> list[str]:
     ]
 
 
-def repo_env() -> dict[str, str]:
-    return {"PYTHONPATH": str(REPO_ROOT)}
+def _agent_env() -> dict[str, str]:
+    """The agent runs from the cluster's directory: it finds our packages, and the checkout's
+    `.tools/bin` (argoexec) when there is one, through these rather than its working directory.
+    """
+    env = {"PYTHONPATH": os.pathsep.join([str(project.PACKAGES_DIR), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    home = os.environ.get(project.HOME_VARIABLE) or project.find_root()
+    return {**env, project.HOME_VARIABLE: str(home)} if home else env

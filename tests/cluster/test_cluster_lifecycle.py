@@ -18,6 +18,7 @@ from pipelines.cluster import controlplane, kube, workflows
 from pipelines.cluster.state import COMPONENTS, ClusterState, cluster_dir
 from tests.cluster.conftest import container_workflow, executor_namespace, require_control_plane
 from tests.fixtures.tools import require_tool
+from tests.fixtures.waiting import wait_until
 
 
 def _listening(pids: set[int]) -> list[tuple[str, int, int]]:
@@ -39,15 +40,16 @@ def _tree(pids: list[int]) -> set[int]:
     return found
 
 
-def _wait_for_sleep(workdir: Path, timeout_s: float = 90) -> psutil.Process:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for proc in psutil.process_iter(["cmdline", "environ"]):
-            cmdline = proc.info["cmdline"] or []
-            if cmdline[-2:] == ["sleep", "300"] and (proc.info["environ"] or {}).get("KIOSK_WORKDIR") == str(workdir):
-                return proc
-        time.sleep(0.5)
-    raise AssertionError("the workflow's `sleep 300` never started")
+def _sleep_of(workdir: Path) -> psutil.Process | None:
+    for proc in psutil.process_iter(["cmdline", "environ"]):
+        cmdline = proc.info["cmdline"] or []
+        if cmdline[-2:] == ["sleep", "300"] and (proc.info["environ"] or {}).get("KIOSK_WORKDIR") == str(workdir):
+            return proc
+    return None
+
+
+def _wait_for_sleep(workdir: Path, timeout_s: float = 180) -> psutil.Process:
+    return wait_until(lambda: _sleep_of(workdir), timeout_s, "the workflow's `sleep 300` to start", poll=0.5)
 
 
 def test_up_status_down(tmp_path: Path) -> None:

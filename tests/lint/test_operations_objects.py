@@ -9,11 +9,11 @@ import copy
 
 import pytest
 
-from pipelines import capacity
 from pipelines.config import load_config
 from pipelines.lint import crds
 from pipelines.lint.base import LintContext
 from pipelines.lint.checks import kubernetes_objects
+from pipelines.manifests import capacity
 from pipelines.observability import alerts
 from pipelines.tools import REPO_ROOT
 from tests.fixtures.tools import require_tool

@@ -12,9 +12,10 @@ import json
 import pytest
 import yaml
 
-from pipelines import capacity, render
+from pipelines import render
 from pipelines.config import ENVIRONMENTS, load_config
 from pipelines.config.model import Toleration
+from pipelines.manifests import capacity
 from pipelines.observability import alerts, panels
 from pipelines.tools import REPO_ROOT
 

@@ -54,3 +54,15 @@ spec:
     assert demo._missing_steps(workflow, workflow_run.run_dir) == [
         "steps.fake (template 'main') is not implemented yet"
     ]
+
+
+def test_demo_quick_benchmark_passes_only_declared_parameters() -> None:
+    # The runner drops undeclared parameters, so a renamed template input would silently make the
+    # quick sweep the full one.
+    assert set(demo.QUICK_BENCHMARK) <= demo._declared("benchmark")
+    assert len(json.loads(demo.QUICK_BENCHMARK["sweep"])) == 1
+
+
+def test_demo_full_runs_the_configured_sweep() -> None:
+    assert demo.Plan.for_now(full=True).benchmark == {}
+    assert demo.Plan.for_now(full=False).benchmark == demo.QUICK_BENCHMARK

@@ -6,8 +6,9 @@ from typing import Any
 
 import yaml
 
-from pipelines import gitops, render
+from pipelines import render
 from pipelines.config import ENVIRONMENTS, load_config
+from pipelines.manifests import gitops
 from pipelines.tools import REPO_ROOT
 
 APPS = REPO_ROOT / "argocd" / "apps"

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -22,9 +21,10 @@ from steps.infer.claims import WorkQueue, claims_prefix
 from steps.infer.lane import unresolved
 from steps.ingest.main import run as ingest
 from steps.ingest.params import IngestParams
-from tests.fixtures import onnx_models as zoo
-from tests.fixtures.fault_proxy import FaultProxy
+from testkit import onnx_models as zoo
+from testkit.fault_proxy import FaultProxy
 from tests.fixtures.stepkit import StoreCase, run_step
+from tests.fixtures.waiting import wait_until
 
 REPO = REPO_ROOT
 
@@ -210,12 +210,7 @@ def _outputs(store, keys: range) -> int:
 
 
 def _wait_for(predicate, timeout: float = 120.0, what: str = "", poll: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(poll)
-    raise AssertionError(f"timed out waiting for {what}")
+    wait_until(predicate, timeout, what, poll=poll)
 
 
 def _kill_lane_0_at(
