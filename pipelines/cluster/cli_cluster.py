@@ -11,10 +11,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipelines import project
 from pipelines.cluster import controlplane, optional
 from pipelines.cluster.state import ClusterState, cluster_dir
 from pipelines.config import load_config
-from pipelines.tools import TOOLS_BIN
 
 app = typer.Typer(help="A local Kubernetes control plane running Argo's own workflow-controller.", no_args_is_help=True)
 WorkdirOption = typer.Option(
@@ -107,6 +107,8 @@ def env(workdir: Path | None = WorkdirOption) -> None:
     for component in optional.started(state):
         if optional.running(state, component):
             exports |= component.env(state)
-    typer.echo(f'export PATH={shlex.quote(str(TOOLS_BIN))}:"$PATH"')
+    tools = project.tools_bin()
+    if tools is not None:
+        typer.echo(f'export PATH={shlex.quote(str(tools))}:"$PATH"')
     for name, value in exports.items():
         typer.echo(f"export {name}={shlex.quote(value)}")
