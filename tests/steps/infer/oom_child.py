@@ -27,7 +27,7 @@ from onnx import TensorProto, helper
 from steps.common.storage import open_store
 from steps.infer.model import _options, load_model
 from steps.infer.model_retry import run_shrinking
-from steps.infer.pipeline import Item, Pipeline
+from steps.infer.pipeline import Item, Pipeline, PipelineOptions
 from testkit import onnx_models as zoo
 
 _MIB = 1 << 20
@@ -125,7 +125,8 @@ def pipeline(directory: Path) -> None:
     threading.stack_size(256 * 1024)  # the pipeline's threads, under the address-space cap
     _limit_address_space(24 * _MIB)
     inputs = open_store(f"file://{directory}/store/in")
-    pipe = Pipeline(model, lambda uri: inputs, store, batch_size=8, prefetch_workers=1, upload_workers=1, queue_depth=8)
+    options = PipelineOptions(batch_size=8, prefetch_workers=1, upload_workers=1, queue_depth=8)
+    pipe = Pipeline(model, (store, lambda uri: inputs), options)
     results = pipe.run([Item(key.removeprefix("in/"), inputs.uri) for key in keys])
     print(json.dumps({"sizes": sizes, "status": {r.key: r.status + r.reason[:300] for r in results}}), flush=True)
 
