@@ -12,7 +12,7 @@ its own process so that its memory is not ours; `"server"` in the JSON says whic
   for every 1000-key page (~0.3 s per page at 100k objects), so against it listing the emulator
   dominates the run rather than our code.
 
-Latency (~30 ms per request) is added by the HTTP delay proxy of tests/fixtures/fault_proxy.py in
+Latency (~30 ms per request) is added by the HTTP delay proxy of testkit/fault_proxy.py in
 front of the server.
 
 - batched: `python -m steps.cleanup` as Argo runs it (count pass, delete pass, DeleteObjects of
@@ -256,7 +256,7 @@ def main() -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    from tests.fixtures.fault_proxy import FaultProxy
+    from testkit.fault_proxy import FaultProxy
 
     server = start_server(args.server)
     rounds: list[dict] = []

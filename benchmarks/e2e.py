@@ -14,8 +14,10 @@ drifts) and every round is quoted; each figure's headline is its best round.
   Python and template loading included), over the lane pods' span (billed) and the in-step
   pipeline rate from the run's report;
 - ray: Ray Data pinned in its own environment (benchmarks/e2e_ray.py), same functions and model;
-- free_*: the same with a nearly free model (tests/fixtures/onnx_models.colour_classifier: 32x32
-  input), what a GPU looks like to the rest of the pipeline.
+- free_*: the same with a nearly free model (testkit/onnx_models.colour_classifier: 32x32
+  input), what a GPU looks like to the rest of the pipeline;
+- stages / free_stages: each stage's single-threaded CPU per image (benchmarks/stages.py) and the
+  work-conserving limit, cores / their sum: `e2e_vs_work_conserving` is the workflow's rate over it.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def naive_worker(args: argparse.Namespace) -> None:
     from benchmarks.naive import naive_loop
     from steps.common.storage import open_store
     from steps.infer.model import load_model, warm_up
-    from steps.infer.shardio import warm_size
+    from steps.infer.shard_files import warm_size
 
     model = load_model(args.model)
     warm_up(model, *warm_size(model))
@@ -144,13 +146,21 @@ def kiosk(workdir: Path, inputs: Path, name: str, model_uri: str, parallelism: i
     }
 
 
+def work_conserving(rounds: list[dict]) -> dict:
+    """The median of each stage's rounds, and cores / their sum (images/s)."""
+    from benchmarks.stages import STAGES
+
+    stages = {s: round(float(np.median([r[s] for r in rounds])), 3) for s in STAGES}
+    return {"stages_ms": stages, "ips": round(rounds[0]["cores"] / sum(stages.values()) * 1000, 2)}
+
+
 def seed(store_dir: Path, images: list[bytes]) -> None:
     store_dir.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda i: (store_dir / f"{i:06d}.png").write_bytes(images[i]), range(len(images))))
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print one JSON line (the default output)")
     parser.add_argument("--images", type=int, default=640)
@@ -158,96 +168,126 @@ def main() -> None:
     parser.add_argument("--shard-size", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; every round is quoted")
     parser.add_argument("--raw-sample", type=int, default=128, help="decoded tensors held in memory for raw")
+    parser.add_argument("--stage-sample", type=int, default=16, help="images the per-stage CPU is measured on")
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--no-ray", action="store_true", help="leave Ray Data out (no package index reachable)")
     parser.add_argument("--naive-in", help=argparse.SUPPRESS)
     parser.add_argument("--naive-out", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.naive_in:
-        naive_worker(args)
-        return
+    return parser.parse_args()
 
-    from benchmarks.infer import make_images
-    from tests.fixtures import onnx_models as zoo
 
-    # Outside /tmp's private per-pod view is not needed: the runner mounts its workdir back.
-    work = Path(tempfile.mkdtemp(prefix="kiosk-e2e-"))
-    workdir = work / "kiosk"
-    inputs = workdir / "store" / "uploads" / "e2e"
-    images = make_images(args.images, args.size)
-    seed(inputs, images)
-    free = workdir / "models" / "free.onnx"
-    free.parent.mkdir(parents=True)
-    free.write_bytes(zoo.colour_classifier())
-    free_uri = f"file://{free}"
-    log(
-        f"{len(images)} images {args.size}x{args.size} ({sum(map(len, images)) / len(images) / 1024:.0f} KiB) in {work}"
-    )
+class Rounds(dict):
+    """name -> every round's figure (images/s, or a dict of figures), logged as kept."""
 
-    rounds: dict[str, list] = {}
+    def keep(self, name: str, value: float | dict) -> None:
+        self.setdefault(name, []).append(value)
+        ips = value.get("ips", value.get("work_conserving_ips")) if isinstance(value, dict) else value
+        log(f"round {len(self[name])}: {name} {ips:.2f} images/s")
 
-    def keep(name: str, value: float | dict) -> None:
-        rounds.setdefault(name, []).append(value)
-        ips = value["ips"] if isinstance(value, dict) else value
-        log(f"round {len(rounds[name])}: {name} {ips:.2f} images/s")
-
-    for r in range(args.rounds):
-        keep("raw", raw_ort(args.model, images, args.raw_sample))
-        keep("naive", naive(args.model, inputs, work / f"naive-{r}"))
-        keep("kiosk_p1", kiosk(workdir, inputs, f"p1-{r}", args.model, 1, args.shard_size))
-        keep("kiosk_p2", kiosk(workdir, inputs, f"p2-{r}", args.model, 2, args.shard_size))
-        if not args.no_ray:
-            keep("ray", ray_data(args.model, inputs, work / f"ray-{r}"))
-        keep("free_raw", raw_ort(free_uri, images, args.raw_sample))
-        keep("free_naive", naive(free_uri, inputs, work / f"free-naive-{r}"))
-        keep("free_kiosk_p1", kiosk(workdir, inputs, f"free-p1-{r}", free_uri, 1, args.shard_size))
-        keep("free_kiosk_p2", kiosk(workdir, inputs, f"free-p2-{r}", free_uri, 2, args.shard_size))
-        shutil.rmtree(workdir / "store" / "outputs", ignore_errors=True)
-
-    def best(name: str, field: str = "ips") -> float:
-        values = [v[field] if isinstance(v, dict) else v for v in rounds.get(name, [])]
+    def best(self, name: str, field: str = "ips") -> float:
+        values = [v[field] if isinstance(v, dict) else v for v in self.get(name, [])]
         values = [v for v in values if v is not None]
         return max(values) if values else float("nan")
 
-    e2e = max(best("kiosk_p1"), best("kiosk_p2"))
-    free_e2e = max(best("free_kiosk_p1"), best("free_kiosk_p2"))
-    free_in_step = max(best("free_kiosk_p1", "in_step_ips"), best("free_kiosk_p2", "in_step_ips"))
-    result = {
-        "raw_ort_ips": round(best("raw"), 3),
-        "naive_ips": round(best("naive"), 3),
-        "kiosk_p1_ips": round(best("kiosk_p1"), 3),
-        "kiosk_p2_ips": round(best("kiosk_p2"), 3),
-        "ray_data_ips": round(best("ray"), 3) if not args.no_ray else None,
-        "free_raw_ort_ips": round(best("free_raw"), 3),
-        "free_naive_ips": round(best("free_naive"), 3),
-        "free_kiosk_p1_ips": round(best("free_kiosk_p1"), 3),
-        "free_kiosk_p2_ips": round(best("free_kiosk_p2"), 3),
-        "free_in_step_ips": round(free_in_step, 3),
-        "e2e_vs_raw": round(e2e / best("raw"), 3),
-        "e2e_vs_naive": round(e2e / best("naive"), 3),
-        "e2e_vs_ray": round(e2e / best("ray"), 3) if not args.no_ray else None,
-        "free_model_e2e_vs_in_step": round(free_e2e / free_in_step, 3),
-        "targets": {"e2e_vs_raw": 0.85, "e2e_vs_naive": 1.3, "e2e_vs_ray": 3.0, "free_model_e2e_vs_in_step": 0.8},
-        "images": args.images,
-        "image_size": f"{args.size}x{args.size}",
-        "shard_size": args.shard_size,
-        "model": args.model,
-        "free_model": "tests/fixtures/onnx_models.colour_classifier (32x32 input)",
-        "ray": RAY if not args.no_ray else None,
-        "e2e_definition": "images / Workflow duration (status startedAt..finishedAt) of `kiosk run "
-        "batch-inference`, best of parallelism 1 and 2",
-        "rounds": {
+    def rounded(self) -> dict:
+        return {
             k: [
                 {f: (round(x, 3) if isinstance(x, float) else x) for f, x in v.items()}
                 if isinstance(v, dict)
                 else round(v, 3)
                 for v in vs
             ]
-            for k, vs in rounds.items()
+            for k, vs in self.items()
+        }
+
+
+def one_round(args: argparse.Namespace, r: int, work: Path, free_uri: str, rounds: Rounds) -> None:
+    from benchmarks.stages import stage_costs, table
+
+    workdir, inputs = work / "kiosk", work / "kiosk" / "store" / "uploads" / "e2e"
+    for name, uri in (("stages", args.model), ("free_stages", free_uri)):
+        rounds.keep(name, stage_costs(uri, args.images_bytes[: args.stage_sample]))
+        log(f"round {r + 1}: {name} {table(rounds[name][-1])}")
+    rounds.keep("raw", raw_ort(args.model, args.images_bytes, args.raw_sample))
+    rounds.keep("naive", naive(args.model, inputs, work / f"naive-{r}"))
+    rounds.keep("kiosk_p1", kiosk(workdir, inputs, f"p1-{r}", args.model, 1, args.shard_size))
+    rounds.keep("kiosk_p2", kiosk(workdir, inputs, f"p2-{r}", args.model, 2, args.shard_size))
+    if not args.no_ray:
+        rounds.keep("ray", ray_data(args.model, inputs, work / f"ray-{r}"))
+    rounds.keep("free_raw", raw_ort(free_uri, args.images_bytes, args.raw_sample))
+    rounds.keep("free_naive", naive(free_uri, inputs, work / f"free-naive-{r}"))
+    rounds.keep("free_kiosk_p1", kiosk(workdir, inputs, f"free-p1-{r}", free_uri, 1, args.shard_size))
+    rounds.keep("free_kiosk_p2", kiosk(workdir, inputs, f"free-p2-{r}", free_uri, 2, args.shard_size))
+    shutil.rmtree(workdir / "store" / "outputs", ignore_errors=True)
+
+
+def summary(args: argparse.Namespace, rounds: Rounds) -> dict:
+    best = rounds.best
+    e2e = max(best("kiosk_p1"), best("kiosk_p2"))
+    limit, free_limit = (work_conserving(rounds[name]) for name in ("stages", "free_stages"))
+    free_e2e = max(best("free_kiosk_p1"), best("free_kiosk_p2"))
+    free_in_step = max(best("free_kiosk_p1", "in_step_ips"), best("free_kiosk_p2", "in_step_ips"))
+    ray = None if args.no_ray else best("ray")
+    figures = ("naive", "kiosk_p1", "kiosk_p2", "free_naive", "free_kiosk_p1", "free_kiosk_p2")
+    return {
+        "raw_ort_ips": round(best("raw"), 3),
+        "free_raw_ort_ips": round(best("free_raw"), 3),
+        **{f"{name}_ips": round(best(name), 3) for name in figures},
+        "ray_data_ips": None if ray is None else round(ray, 3),
+        "free_in_step_ips": round(free_in_step, 3),
+        "e2e_vs_raw": round(e2e / best("raw"), 3),
+        "e2e_vs_naive": round(e2e / best("naive"), 3),
+        "e2e_vs_ray": None if ray is None else round(e2e / ray, 3),
+        "free_model_e2e_vs_in_step": round(free_e2e / free_in_step, 3),
+        "stages_ms": limit["stages_ms"],
+        "work_conserving_ips": limit["ips"],
+        "e2e_vs_work_conserving": round(e2e / limit["ips"], 3),
+        "free_stages_ms": free_limit["stages_ms"],
+        "free_work_conserving_ips": free_limit["ips"],
+        "free_e2e_vs_work_conserving": round(free_e2e / free_limit["ips"], 3),
+        "targets": {
+            "e2e_vs_raw": 0.85,
+            "e2e_vs_naive": 1.3,
+            "e2e_vs_ray": 3.0,
+            "free_model_e2e_vs_in_step": 0.8,
+            "e2e_vs_work_conserving": 0.85,
         },
+        "images": args.images,
+        "image_size": f"{args.size}x{args.size}",
+        "shard_size": args.shard_size,
+        "model": args.model,
+        "free_model": "testkit/onnx_models.colour_classifier (32x32 input)",
+        "ray": None if args.no_ray else RAY,
+        "e2e_definition": "images / Workflow duration (status startedAt..finishedAt) of `kiosk run "
+        "batch-inference`, best of parallelism 1 and 2",
+        "rounds": rounds.rounded(),
         "cpu_count": os.cpu_count(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
+
+
+def main() -> None:
+    args = parse_args()
+    if args.naive_in:
+        naive_worker(args)
+        return
+    from benchmarks.infer import make_images
+    from testkit import onnx_models as zoo
+
+    # Outside /tmp's private per-pod view is not needed: the runner mounts its workdir back.
+    work = Path(tempfile.mkdtemp(prefix="kiosk-e2e-"))
+    args.images_bytes = images = make_images(args.images, args.size)
+    seed(work / "kiosk" / "store" / "uploads" / "e2e", images)
+    free = work / "kiosk" / "models" / "free.onnx"
+    free.parent.mkdir(parents=True)
+    free.write_bytes(zoo.colour_classifier())
+    log(
+        f"{len(images)} images {args.size}x{args.size} ({sum(map(len, images)) / len(images) / 1024:.0f} KiB) in {work}"
+    )
+    rounds = Rounds()
+    for r in range(args.rounds):
+        one_round(args, r, work, f"file://{free}", rounds)
+    result = summary(args, rounds)
     shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result))
 

@@ -6,7 +6,7 @@ the S3 emulator, with and without ~30 ms per-request latency, against a naive pe
 prints one JSON line. Every number comes from this run, measured side by side. The S3 server is
 gofakes3 in its own process on 127.0.0.1 when installed (benchmarks/s3server.py), else moto (an
 emulator, in this process); latency is added by an HTTP delay proxy in front of it
-(tests/fixtures/fault_proxy.py). The pipeline runs as `python -m steps.infer` subprocesses, as Argo
+(testkit/fault_proxy.py). The pipeline runs as `python -m steps.infer` subprocesses, as Argo
 would run it; its throughput is the metrics JSON's images_per_second (model load excluded, as for
 the raw number).
 """
@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -230,10 +231,17 @@ class GpuProxy:
         self.rounds.setdefault(name, []).append(round(value, 3))
 
     def run(self, args, images, file_uri: str, endpoint: str, round_: int, log) -> None:
+        from benchmarks.stages import STAGES, stage_costs, table
         from steps.infer.model import load_model
 
         spec = load_model(self.uri, pixels=False).spec
-        self.add("decode_ms_per_image", decode_ms_per_image(images, spec))
+        costs = stage_costs(self.uri, images, batch_size=args.batch_size)
+        log(f"round {round_ + 1}: stages (single-threaded CPU ms/image) {table(costs)}")
+        for stage in STAGES:
+            self.add(f"stage_{stage}_ms", costs[stage])
+        self.add("pillow_decode_ms_per_image", decode_ms_per_image(images, spec))
+        # The floor is the cheaper of the two decoders (the pipeline's OpenCV one, or Pillow's).
+        self.add("decode_ms_per_image", min(costs["decode"], self.rounds["pillow_decode_ms_per_image"][-1]))
         model_cpu: list[float] = []
         ips, _, _ = raw_ort(args, images, self.uri, model_cpu)
         self.add("raw_ort_ips", ips)
@@ -258,14 +266,26 @@ class GpuProxy:
 
     def summary(self) -> dict:
         # CPU figures barely move under neighbours: medians. Throughput does: the best round.
+        from benchmarks.stages import STAGES
+
         med = {k: float(np.median(v)) for k, v in self.rounds.items()}
         decode = med["decode_ms_per_image"]
         cores = os.cpu_count() or 1
         bound = cores / decode * 1000
         best_file = max(self.rounds["pipeline_ips_file"])
+        stages = {stage: round(med[f"stage_{stage}_ms"], 3) for stage in STAGES}
+        work_conserving = cores / sum(stages.values()) * 1000
         return {
             "model": self.uri.rsplit("/", 1)[-1],
             "decode_ms_per_image": round(decode, 3),
+            "pillow_decode_ms_per_image": round(med["pillow_decode_ms_per_image"], 3),
+            # Single-threaded CPU per image of each stage (medians of the rounds), and what they allow.
+            "stages_ms": stages,
+            "work_conserving_ips": round(work_conserving, 1),
+            "throughput_vs_work_conserving": round(best_file / work_conserving, 3),
+            "throughput_vs_work_conserving_s3": round(max(self.rounds["pipeline_ips_s3"]) / work_conserving, 3),
+            # The stages' own CPU outside the model over decode: the floor under ratio_vs_decode.
+            "stages_outside_model_vs_decode": round((sum(stages.values()) - stages["model"]) / decode, 3),
             "model_cpu_ms_per_image": round(med["model_cpu_ms_per_image"], 3),
             "cpu_ms_per_image": round(med["cpu_ms_per_image_file"], 3),
             "cpu_ms_per_image_s3": round(med["cpu_ms_per_image_s3"], 3),
@@ -305,7 +325,7 @@ class GpuProxy:
         }
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print one JSON line (the default output)")
     parser.add_argument("--images", type=int, default=32)
@@ -341,99 +361,118 @@ def main() -> None:
     args = parser.parse_args()
     if args.working_size and not args.spec:
         args.spec = json.dumps({"resize": {"mode": "max_side", "max_side": args.working_size, "multiple": 32}})
-    if args.naive_store:
-        naive_worker(args)
-        return
+    return args
 
-    from tests.fixtures.fault_proxy import FaultProxy
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Bench:
+    """What every round shares (the S3 server, its latency proxy, the images), and what they measured.
+
+    Neighbours share these cores, so each configuration runs once per round, the rounds interleave,
+    and each keeps its best round: the least disturbed measurement of the same code.
+    """
+
+    args: argparse.Namespace
+    work: Path
+    images: list[bytes]
+    server: object
+    server_name: str
+    proxy: object
+    best: dict[str, float] = field(default_factory=dict)
+    runs: dict[str, list[float]] = field(default_factory=dict)
+    file_cpu: list[float] = field(default_factory=list)
+    rss_small: float = 0.0
+    providers: list[str] = field(default_factory=list)
+    tensor_shape: str = ""
+
+    @property
+    def file_uri(self) -> str:
+        return f"file://{self.work}/store"
+
+    @property
+    def endpoint(self) -> str:
+        return self.server.endpoint  # type: ignore[attr-defined]
+
+    def keep(self, name: str, ips: float) -> None:
+        self.runs.setdefault(name, []).append(round(ips, 3))
+        self.best[name] = max(self.best.get(name, 0.0), ips)
+        log(f"round {len(self.runs[name])}: {name} {ips:.2f} images/s")
+
+
+def start(args: argparse.Namespace) -> Bench:
+    from testkit.fault_proxy import FaultProxy
 
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
-
-    def log(message: str) -> None:
-        print(f"[bench] {message}", file=sys.stderr, flush=True)
-
     work = Path(tempfile.mkdtemp(prefix="kiosk-bench-"))
     server, server_name = start_s3(args.server)
     # A failing round must not leave the S3 server process behind.
     atexit.register(_close_once(server))
-    endpoint = server.endpoint
+    endpoint = server.endpoint  # type: ignore[attr-defined]
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/bench", method="PUT"), timeout=10).close()
     proxy = FaultProxy(endpoint).start()
     proxy.delay(args.latency_ms / 1000)
-
     images = make_images(args.images, args.size)
     log(f"{len(images)} images {args.size}x{args.size}, {sum(map(len, images)) / len(images) / 1024:.0f} KiB each")
     log(f"model {args.model} spec {args.spec or '(its own)'}; work dir {work}")
-    file_uri = f"file://{work}/store"
+    return Bench(args, work, images, server, server_name, proxy)
 
-    # Neighbours share these cores, so each configuration runs once per round, the rounds interleave,
-    # and each keeps its best round: the least disturbed measurement of the same code.
-    best: dict[str, float] = {}
-    runs: dict[str, list[float]] = {}
-    rss_small = 0.0
-    file_cpu: list[float] = []
-    providers: list[str] = []
-    tensor_shape = ""
 
-    def keep(name: str, ips: float) -> None:
-        runs.setdefault(name, []).append(round(ips, 3))
-        best[name] = max(best.get(name, 0.0), ips)
-        log(f"round {len(runs[name])}: {name} {ips:.2f} images/s")
-
-    proxy_runs = GpuProxy(work) if args.gpu_proxy != "off" else None
-    for round_ in range(args.rounds):
-        if proxy_runs is not None:
-            proxy_runs.run(args, images, file_uri, endpoint, round_, log)
-        if args.gpu_proxy == "only":
-            continue
-        ips, providers, tensor_shape = raw_ort(args, images)
-        keep("raw", ips)
-        shard = put_inputs(file_uri, "", images, f"file{round_}")
-        metrics = run_step(shard, f"{file_uri}/file{round_}/out", "", args, args.spec)
-        keep("file", metrics["images_per_second"])
-        file_cpu.append(metrics["processed_now"] / metrics["cpu_seconds"])
-        rss_small = max(rss_small, metrics["peak_rss_mb"])
-        shard = put_inputs("s3://bench", endpoint, images, f"s3-{round_}")
-        keep("s3", run_step(shard, f"s3://bench/s3-{round_}/out", endpoint, args, args.spec)["images_per_second"])
-        shard = put_inputs("s3://bench", endpoint, images, f"lat{round_}")
-        keep(
-            "s3_latency",
-            run_step(shard, f"s3://bench/lat{round_}/out", proxy.url, args, args.spec)["images_per_second"],
-        )
-        naive = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                f"--images={args.images}",
-                f"--model={args.model}",
-                f"--spec={args.spec}",
-                "--naive-store=s3://bench",
-                f"--naive-endpoint={proxy.url}",
-                f"--naive-prefix=lat{round_}",
-            ],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
-        if naive.returncode != 0:
-            raise SystemExit(f"naive loop failed: {naive.stderr.strip()}")
-        keep("naive_latency", json.loads(naive.stdout.strip().splitlines()[-1])["ips"])
-
-    if args.gpu_proxy == "only":
-        proxy.stop()
-        print(json.dumps({"gpu_proxy": proxy_runs.summary(), **context(args, images, server_name)}))  # type: ignore[union-attr]
-        return
-    many = images * args.rss_factor
-    big_shard = put_inputs(file_uri, "", many, "large")
-    big_run = run_step(big_shard, f"{file_uri}/large/out", "", args, args.spec)
-    log(f"pipeline file x{args.rss_factor}: {big_run['images_per_second']} images/s, {big_run['peak_rss_mb']} MB")
-    proxy.stop()
-
-    raw, pipeline, pipeline_s3, pipeline_lat, naive_ips = (
-        best[k] for k in ("raw", "file", "s3", "s3_latency", "naive_latency")
+def real_model_round(bench: Bench, round_: int) -> None:
+    """Raw ORT, the pipeline on the file store, on S3, on S3 behind the latency proxy, the naive loop."""
+    args, images, file_uri, endpoint = bench.args, bench.images, bench.file_uri, bench.endpoint
+    ips, bench.providers, bench.tensor_shape = raw_ort(args, images)
+    bench.keep("raw", ips)
+    shard = put_inputs(file_uri, "", images, f"file{round_}")
+    metrics = run_step(shard, f"{file_uri}/file{round_}/out", "", args, args.spec)
+    bench.keep("file", metrics["images_per_second"])
+    bench.file_cpu.append(metrics["processed_now"] / metrics["cpu_seconds"])
+    bench.rss_small = max(bench.rss_small, metrics["peak_rss_mb"])
+    shard = put_inputs("s3://bench", endpoint, images, f"s3-{round_}")
+    bench.keep("s3", run_step(shard, f"s3://bench/s3-{round_}/out", endpoint, args, args.spec)["images_per_second"])
+    shard = put_inputs("s3://bench", endpoint, images, f"lat{round_}")
+    proxy_url = bench.proxy.url  # type: ignore[attr-defined]
+    bench.keep(
+        "s3_latency", run_step(shard, f"s3://bench/lat{round_}/out", proxy_url, args, args.spec)["images_per_second"]
     )
-    result = {
+    bench.keep("naive_latency", naive_round(args, proxy_url, round_))
+
+
+def naive_round(args: argparse.Namespace, endpoint: str, round_: int) -> float:
+    naive = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            f"--images={args.images}",
+            f"--model={args.model}",
+            f"--spec={args.spec}",
+            "--naive-store=s3://bench",
+            f"--naive-endpoint={endpoint}",
+            f"--naive-prefix=lat{round_}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if naive.returncode != 0:
+        raise SystemExit(f"naive loop failed: {naive.stderr.strip()}")
+    return json.loads(naive.stdout.strip().splitlines()[-1])["ips"]
+
+
+def real_model_summary(bench: Bench) -> dict:
+    args = bench.args
+    many = bench.images * args.rss_factor
+    big_shard = put_inputs(bench.file_uri, "", many, "large")
+    big_run = run_step(big_shard, f"{bench.file_uri}/large/out", "", args, args.spec)
+    log(f"pipeline file x{args.rss_factor}: {big_run['images_per_second']} images/s, {big_run['peak_rss_mb']} MB")
+    raw, pipeline, pipeline_s3, pipeline_lat, naive_ips = (
+        bench.best[k] for k in ("raw", "file", "s3", "s3_latency", "naive_latency")
+    )
+    return {
         "raw_ort_ips": round(raw, 3),
         "pipeline_ips": round(pipeline, 3),
         "ratio_vs_raw": round(pipeline / raw, 3),
@@ -443,23 +482,39 @@ def main() -> None:
         "latency_hiding": round(pipeline_lat / pipeline_s3, 3),
         "naive_ips_latency": round(naive_ips, 3),
         "speedup_vs_naive": round(pipeline_lat / naive_ips, 3),
-        "peak_rss_mb": rss_small,
+        "peak_rss_mb": bench.rss_small,
         "peak_rss_mb_10x": big_run["peak_rss_mb"],
-        "rss_growth_10x": round(big_run["peak_rss_mb"] / rss_small, 3),
+        "rss_growth_10x": round(big_run["peak_rss_mb"] / bench.rss_small, 3),
         "images_10x": len(many),
-        "model_input": tensor_shape,
+        "model_input": bench.tensor_shape,
         "latency_ms_added": args.latency_ms,
         "model": args.model,
-        "providers": providers,
-        "rounds": runs,
+        "providers": bench.providers,
+        "rounds": bench.runs,
         # Neighbours change wall-clock numbers from one second to the next; CPU time barely moves.
         # Images per CPU-second of the pipeline (all its threads) over that of the bare session:
         # the share of our CPU that goes to the model, i.e. 1 - our overhead.
-        "cpu_ratio_vs_raw": round(float(np.median(file_cpu)) / float(np.median(RAW_CPU)), 3),
-        **({"gpu_proxy": proxy_runs.summary()} if proxy_runs is not None else {}),
-        **context(args, images, server_name),
+        "cpu_ratio_vs_raw": round(float(np.median(bench.file_cpu)) / float(np.median(RAW_CPU)), 3),
     }
-    print(json.dumps(result))
+
+
+def main() -> None:
+    args = parse_args()
+    if args.naive_store:
+        naive_worker(args)
+        return
+    bench = start(args)
+    proxy_runs = GpuProxy(bench.work) if args.gpu_proxy != "off" else None
+    for round_ in range(args.rounds):
+        if proxy_runs is not None:
+            proxy_runs.run(args, bench.images, bench.file_uri, bench.endpoint, round_, log)
+        if args.gpu_proxy != "only":
+            real_model_round(bench, round_)
+    result = real_model_summary(bench) if args.gpu_proxy != "only" else {}
+    bench.proxy.stop()  # type: ignore[attr-defined]
+    if proxy_runs is not None:
+        result["gpu_proxy"] = proxy_runs.summary()
+    print(json.dumps({**result, **context(args, bench.images, bench.server_name)}))
 
 
 def context(args: argparse.Namespace, images: list[bytes], server_name: str) -> dict:

@@ -61,13 +61,9 @@ LABEL org.opencontainers.image.title="kiosk-steps-gpu" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}" \
       org.opencontainers.image.base.name="docker.io/nvidia/cuda:${CUDA_TAG}"
-# opencv (pulled in by rapidocr) links libGL and glib. Ubuntu versions are not pinned: superseded
-# ones leave the archive and a pin breaks rebuilds; BASE_DIGEST is what fixes the package set.
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends libgl1 libglib2.0-0t64 \
-    && rm -rf /var/lib/apt/lists/* \
-    && groupadd --gid 10001 kiosk \
+# OpenCV is the headless build (pyproject.toml): it links only libz and the C/C++ runtime,
+# so the image needs no libGL or glib from the distribution.
+RUN groupadd --gid 10001 kiosk \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin kiosk
 COPY --from=build /opt/python /opt/python
 COPY --from=build /app/.venv /app/.venv

@@ -45,14 +45,9 @@ LABEL org.opencontainers.image.title="kiosk-steps" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}" \
       org.opencontainers.image.base.name="docker.io/library/python:${PYTHON_TAG}"
-# opencv (pulled in by rapidocr) links libGL and glib even when nothing is displayed. Debian
-# versions are not pinned: the security archive drops superseded ones, so a pin breaks rebuilds;
-# BASE_DIGEST is what fixes the package set.
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
-    && rm -rf /var/lib/apt/lists/* \
-    && groupadd --gid 10001 kiosk \
+# OpenCV is the headless build (pyproject.toml): it links only libz and the C/C++ runtime,
+# so the image needs no libGL or glib from the distribution.
+RUN groupadd --gid 10001 kiosk \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin kiosk
 # Owned by root, so the running step cannot modify its own code.
 COPY --from=build /app/.venv /app/.venv

@@ -11,10 +11,15 @@ import re
 import subprocess
 from pathlib import Path
 
-from pipelines.tools import REPO_ROOT, find_tool
+from pipelines import project
+from pipelines.tools import find_tool
 
 MODULE = "github.com/argoproj/argo-workflows/v4"
-GO_MOD = REPO_ROOT / "tools" / "argo-validate" / "go.mod"
+
+
+def go_mod() -> Path:
+    """`tools/argo-validate/go.mod` of the checkout: the pin."""
+    return project.root() / "tools" / "argo-validate" / "go.mod"
 
 
 class ArgoModuleError(RuntimeError):
@@ -23,9 +28,9 @@ class ArgoModuleError(RuntimeError):
 
 def pinned_version() -> str:
     """The version `tools/argo-validate/go.mod` requires."""
-    match = re.search(rf"^\s*(?:require\s+)?{re.escape(MODULE)}\s+(v\S+)", GO_MOD.read_text(), re.M)
+    match = re.search(rf"^\s*(?:require\s+)?{re.escape(MODULE)}\s+(v\S+)", go_mod().read_text(), re.M)
     if not match:
-        raise ArgoModuleError(f"{GO_MOD}: no requirement on {MODULE}")
+        raise ArgoModuleError(f"{go_mod()}: no requirement on {MODULE}")
     return match.group(1)
 
 
@@ -43,7 +48,7 @@ def module_dir() -> Path:
             [str(go), "mod", "download", f"{MODULE}@{version}"],
             check=True,
             capture_output=True,
-            cwd=GO_MOD.parent,
+            cwd=go_mod().parent,
         )
     if not path.is_dir():
         raise ArgoModuleError(f"{MODULE}@{version} is not in the module cache at {path}")

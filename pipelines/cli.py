@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
-from pipelines import demo, lifecycle, lint, render
+from pipelines import demo, lifecycle, lint, project, render
 from pipelines.cluster import cli_apply, cli_cluster, cli_workflows
 from pipelines.runner import cli as runner_cli
 
@@ -28,5 +30,14 @@ app.command("get")(cli_workflows.get)
 app.command("logs")(cli_workflows.logs)
 
 
+def main() -> None:
+    """The installed `kiosk` script: a command that needs a checkout, run outside one, says so in one line."""
+    try:
+        app()
+    except project.ProjectError as error:
+        typer.echo(f"kiosk: {error}", err=True)
+        sys.exit(2)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

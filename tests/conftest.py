@@ -3,4 +3,4 @@ directory's own fixtures live in its conftest.py. Helpers are imported from thei
 root is `pipelines.tools.REPO_ROOT`, external tools come from `tests.fixtures.tools.require_tool`.
 """
 
-pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.prometheus"]
+pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.prometheus", "tests.fixtures.checkout"]

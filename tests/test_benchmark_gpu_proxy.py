@@ -35,6 +35,12 @@ def test_gpu_proxy_section_reports_cpu_per_image_against_decode():
     assert proxy["ratio_vs_decode_s3"] == round(proxy["cpu_ms_per_image_s3"] / proxy["decode_ms_per_image"], 3)
     assert proxy["decode_bound_ips"] == round(out["cpu_count"] / proxy["decode_ms_per_image"] * 1000, 3)
     assert 0 < proxy["throughput_vs_decode_bound"] < 1
+    stages = proxy["stages_ms"]
+    assert set(stages) == {"read", "decode", "resize", "normalise", "model", "postprocess", "encode", "write"}
+    assert all(stages[s] > 0 for s in ("decode", "model", "postprocess", "encode", "write")), stages
+    assert proxy["work_conserving_ips"] == round(out["cpu_count"] / sum(stages.values()) * 1000, 1)
+    assert proxy["throughput_vs_work_conserving"] == round(proxy["pipeline_ips"] / proxy["work_conserving_ips"], 3)
+    assert proxy["decode_ms_per_image"] <= proxy["pillow_decode_ms_per_image"]
     rounds = proxy["rounds"]
     assert rounds["put_requests_per_image_s3"] == [2.0] and rounds["get_requests_per_image_s3"] == [1.0]
     assert rounds["put_requests_per_image_s3_per_shard"] == [0.25]  # 2 PUTs for the 8-image shard

@@ -19,7 +19,7 @@ BENCHMARKS = sorted((REPO_ROOT / "benchmarks").glob("*.py"))
 PROBE = """
 import importlib.util, json, runpy, sys
 runpy.run_path(sys.argv[1], run_name="benchmark_probe")  # module level only: main() is not run
-modules = ("steps", "steps.common.storage", "tests.fixtures.fault_proxy")
+modules = ("steps", "steps.common.storage", "testkit.fault_proxy")
 found = {name: (importlib.util.find_spec(name) or None) for name in modules}
 print(json.dumps({name: spec.origin if spec else None for name, spec in found.items()}))
 """

@@ -1,12 +1,17 @@
-"""The README is the front door and docs/ holds the rest: the README stays short, and every relative
-link in either lands on a file and, where it names one, a heading that exists.
+"""The README is the front door and docs/ holds the rest: the README stays short, every relative link
+in either lands on a file and, where it names one, a heading that exists, and every `uv run kiosk`
+command they show is one the CLI accepts as written.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
+from typer.testing import CliRunner
+
+from pipelines.cli import app
 from pipelines.tools import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
@@ -16,6 +21,9 @@ PAGES = [README, *sorted((REPO_ROOT / "docs").glob("*.md"))]
 PENDING = {"docs/exactly-once.md"}
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 _CODE = re.compile(r"`[^`]*`")
+_KIOSK = re.compile(r"`(uv run kiosk [^`]*)`|^ {4}(uv run kiosk .*)$", re.MULTILINE)
+#: What marks a synopsis rather than a command: `kiosk lint [-e ENV ...]`.
+_SYNOPSIS = re.compile(r"[\[<]|\.\.\.")
 
 
 def _slug(heading: str) -> str:
@@ -54,3 +62,28 @@ def test_docs_links_land_on_files_and_headings() -> None:
             elif anchor and file.suffix == ".md" and anchor not in _anchors(file):
                 broken.append(f"{page.name}: {target} (no such heading)")
     assert broken == []
+
+
+def _kiosk_commands() -> list[tuple[str, list[str]]]:
+    found = []
+    for page in [*PAGES, *sorted(REPO_ROOT.glob("*/README.md")), *sorted(REPO_ROOT.glob("steps/*/README.md"))]:
+        for match in _KIOSK.finditer(page.read_text()):
+            line = match.group(1) or match.group(2)
+            words = shlex.split(line, comments=True)
+            words = words[: words.index(">")] if ">" in words else words
+            if not _SYNOPSIS.search(line):
+                found.append((f"{page.relative_to(REPO_ROOT)}: {line.strip()}", words[3:]))
+    return found
+
+
+def test_docs_kiosk_commands_parse_as_written() -> None:
+    commands = _kiosk_commands()
+    assert len(commands) > 10 and any(args == ["demo"] for _, args in commands)
+    failed = []
+    for where, args in commands:
+        # `--help` last: the sub-commands and every option before it are parsed as written (an unknown
+        # one fails), and nothing runs.
+        result = CliRunner().invoke(app, [*args, "--help"])
+        if result.exit_code != 0:
+            failed.append(f"{where}: {result.output.strip().splitlines()[-2:]}")
+    assert failed == []

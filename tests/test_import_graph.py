@@ -146,3 +146,47 @@ def test_the_check_finds_a_private_import(tmp_path: Path) -> None:
     files = {"pkg/__init__.py": "", "pkg/a.py": "from pkg.b import _helper\nfrom pkg import _shared\n", "pkg/b.py": ""}
     root = _package(tmp_path, {**files, "pkg/_shared.py": ""})
     assert private_imports(root, "pkg") == [("pkg.a", "pkg.b._helper")]
+
+
+#: Which top-level packages each may import: dependencies point one way (docs/CONVENTIONS.md).
+#: `testkit` holds what tests and benchmarks share, so neither needs the other.
+ALLOWED_LAYERS = {
+    "steps": {"steps"},
+    "pipelines": {"pipelines", "steps"},
+    "testkit": {"testkit", "steps"},
+    "benchmarks": {"benchmarks", "testkit", "steps", "pipelines"},
+    "tests": {"tests", "testkit", "steps", "pipelines", "benchmarks"},
+}
+
+
+def layer_violations(root: Path, allowed: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """(module, imported module) for every import of a first-party package its layer may not use."""
+    bad = []
+    for package, may in allowed.items():
+        for path in sorted((root / package).rglob("*.py")):
+            name = _module_name(path, root)
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    targets = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and not node.level:
+                    targets = [node.module or ""]
+                else:
+                    continue
+                bad += [(name, t) for t in targets if t.split(".")[0] in allowed and t.split(".")[0] not in may]
+    return bad
+
+
+def test_layers_import_only_downwards() -> None:
+    assert {p.name for p in REPO_ROOT.iterdir() if (p / "__init__.py").is_file()} == set(ALLOWED_LAYERS)
+    assert layer_violations(REPO_ROOT, ALLOWED_LAYERS) == []
+
+
+def test_the_check_finds_a_benchmark_importing_tests(tmp_path: Path) -> None:
+    files = {"benchmarks/__init__.py": "", "benchmarks/b.py": "def f():\n    from tests.fixtures import s3\n"}
+    root = _package(tmp_path, {**files, "tests/__init__.py": "", "testkit/__init__.py": "import steps\n"})
+    assert layer_violations(root, ALLOWED_LAYERS) == [("benchmarks.b", "tests.fixtures")]
+
+
+def test_no_test_imports_another_tests_private_names() -> None:
+    # Shared helpers live in tests/fixtures/ or a directory's helper module, under a public name.
+    assert [(m, name) for m, name in private_imports(REPO_ROOT, "tests") if name.startswith("tests.")] == []

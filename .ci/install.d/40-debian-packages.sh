@@ -2,10 +2,11 @@
 # Debian packages the tests start themselves, on loopback:
 #   prometheus, prometheus-pushgateway - the benchmark step's Prometheus tests;
 #   chromium                           - the benchmark tests open report.html and screenshot it;
+#   strace                             - the file store's tests see its fsync calls happen;
 #   redis-server                       - Argo CD's cache (`kiosk cluster up --with argocd`).
 # Needs root and apt-get; installs only what is missing from PATH, so a warm machine costs nothing.
 set -euo pipefail
-declare -A wanted=([prometheus]=prometheus [prometheus-pushgateway]=prometheus-pushgateway [chromium]=chromium [redis-server]=redis-server)
+declare -A wanted=([prometheus]=prometheus [prometheus-pushgateway]=prometheus-pushgateway [chromium]=chromium [strace]=strace [redis-server]=redis-server)
 missing=()
 for binary in "${!wanted[@]}"; do
   if command -v "$binary" >/dev/null 2>&1; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local control plane `kiosk cluster` runs into .tools/bin: etcd and kube-apiserver
-# (tools/kube), Argo's workflow-controller (tools/argo-workflows) and argoexec (tools/argoexec).
+# (tools/kube), Argo's workflow-controller (tools/argo-workflows), argoexec (tools/argoexec) and the
+# `argo` CLI, whose `argo server` is argo-server (tools/argo).
 # Cold (empty Go caches, 2 cores) this is the longest install step: see docs/cluster.md, "First build
 # and start". Each binary has a stamp of its wrapper's sources and the Go version, so a rerun
 # is a no-op.
@@ -69,7 +70,38 @@ PY
   rm -rf "$src" && mv "$src.partial" "$src"
 fi
 
+# cmd/argo embeds the UI bundle (ui/dist/app), which the module does not ship and which cannot be
+# built here (ui/yarn.lock takes argo-ui from a git host). Upstream's Makefile without STATIC_FILES
+# touches an empty ui/dist/app/index.html; so does this, outside the patch marker above, so that the
+# controller and argoexec are not rebuilt for it. argo-server then serves its API and an empty UI page.
+mkdir -p "$src/ui/dist/app" && touch "$src/ui/dist/app/index.html"
+
+# argo-server (`argo server`) listens on ":<port>", every interface (server/apiserver/argoserver.go);
+# the local cluster binds 127.0.0.1 only. Edited in place, under its own marker, because only
+# cmd/argo compiles that file: the controller and argoexec keep their builds.
+argo_cli_patch=1  # bump when the edit below changes: the argo binary is rebuilt
+if [ "$(cat "$src/.kiosk-patch-argo" 2>/dev/null)" != "$argo_cli_patch" ]; then
+  python3 - "$src" <<'PY'
+import pathlib
+import sys
+
+path = pathlib.Path(sys.argv[1]) / "server/apiserver/argoserver.go"
+text = path.read_text()
+for old, new in [
+    ('address := fmt.Sprintf(":%d", port)', 'address := fmt.Sprintf("127.0.0.1:%d", port)'),
+    ('url := "http://localhost" + address', 'url := "http://" + address'),
+    ('url = "https://localhost" + address', 'url = "https://" + address'),
+]:
+    if text.count(old) != 1:
+        sys.exit(f"50-control-plane.sh: cannot patch {path}: {old!r} is not there exactly once")
+    text = text.replace(old, new)
+path.write_text(text)
+PY
+  echo "$argo_cli_patch" > "$src/.kiosk-patch-argo"
+fi
+
 build etcd kube go.etcd.io/etcd/server/v3
 build kube-apiserver kube k8s.io/kubernetes/cmd/kube-apiserver
 build workflow-controller argo-workflows github.com/argoproj/argo-workflows/v4/cmd/workflow-controller "$argo_patch"
 build argoexec argoexec github.com/argoproj/argo-workflows/v4/cmd/argoexec "$argo_patch"
+build argo argo github.com/argoproj/argo-workflows/v4/cmd/argo "$argo_patch $argo_cli_patch ui-placeholder"

@@ -60,3 +60,5 @@ cp "$module"/manifests/crds/application-crd.yaml "$module"/manifests/crds/apppro
   "$module"/manifests/base/config/argocd-cm.yaml "$module"/manifests/base/config/argocd-rbac-cm.yaml \
   "$module"/manifests/base/config/argocd-secret.yaml "$share.partial/"
 rm -rf "$share" && mv "$share.partial" "$share"
+# Argo CD's cache is Debian's redis-server, which the Debian packages' script installs.
+command -v redis-server >/dev/null || echo "redis-server not found: run .ci/install.d/40-debian-packages.sh" >&2

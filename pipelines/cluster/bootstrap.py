@@ -17,13 +17,17 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.dynamic import DynamicClient
 
+from pipelines import project
 from pipelines.cluster import kube
 from pipelines.lint import crds as argocd_crds
-from pipelines.tools import REPO_ROOT
 
 ARGO_MODULE_VERSION = "v4.1.4"
-ARGO_SRC = REPO_ROOT / ".tools" / "src" / f"argo-workflows-{ARGO_MODULE_VERSION}"
 METRICS_PATH = "/metrics"
+
+
+def argo_source() -> Path:
+    """The pinned Argo source tree `.ci/install.d/50-control-plane.sh` unpacks in the checkout."""
+    return project.root() / ".tools" / "src" / f"argo-workflows-{ARGO_MODULE_VERSION}"
 
 
 def controller_config(metrics_port: int) -> dict[str, str]:
@@ -60,7 +64,7 @@ def wait_ready(api: k8s.ApiClient, timeout_s: float, check: Callable[[], None]) 
 
 
 def argo_manifests() -> Path:
-    path = ARGO_SRC / "manifests"
+    path = argo_source() / "manifests"
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is missing: run `bash .ci/install.d/50-control-plane.sh`")
     return path
@@ -76,7 +80,7 @@ def crd_documents() -> list[dict[str, Any]]:
 
     Parsing their 14 MB of YAML takes seconds: the result is cached as JSON beside the module copy.
     """
-    cache = ARGO_SRC / f"kiosk-crds-{argocd_crds.pinned_version()}.json"
+    cache = argo_source() / f"kiosk-crds-{argocd_crds.pinned_version()}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
     argo = sorted((argo_manifests() / "base" / "crds" / "full").glob("argoproj.io_*.yaml"))

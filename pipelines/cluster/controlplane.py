@@ -12,14 +12,15 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import yaml
 
-from pipelines.cluster import argocd, bootstrap
+from pipelines import project
+from pipelines.cluster import bootstrap, optional
 from pipelines.cluster.state import COMPONENTS, ClusterState, cluster_dir, free_port, start_ticks, stop_group
-from pipelines.tools import REPO_ROOT, find_tool
+from pipelines.tools import find_tool
 
 BINARIES = ("etcd", "kube-apiserver", "workflow-controller", "argoexec")
 EXECUTOR_IMAGE = "quay.io/argoproj/argoexec:v4.1.4"
@@ -43,8 +44,20 @@ def running(state: ClusterState) -> dict[str, bool]:
     return {name: state.alive(name) for name in COMPONENTS}
 
 
-def up(workdir: Path | None = None, progress: Callable[[str], None] = lambda _: None) -> ClusterState:
-    """Start the cluster; a no-op when all of it already runs. A half-running one is restarted."""
+def up(
+    workdir: Path | None = None, progress: Callable[[str], None] = lambda _: None, components: Iterable[str] = ()
+) -> ClusterState:
+    """Start the cluster, then each optional component named (`pipelines.cluster.optional`); a no-op
+    for what already runs. A half-running core is restarted; optional components already running stay.
+    """
+    wanted = optional.select(components)
+    state = _up_core(workdir, progress)
+    for component in wanted:
+        _up_component(state, component, workdir or state.root.parent, progress)
+    return state
+
+
+def _up_core(workdir: Path | None, progress: Callable[[str], None]) -> ClusterState:
     root = cluster_dir(workdir)
     state = ClusterState.load(root)
     alive = running(state)
@@ -58,7 +71,8 @@ def up(workdir: Path | None = None, progress: Callable[[str], None] = lambda _: 
     state = ClusterState(root)
     state.logs.mkdir(exist_ok=True)
     state.ports = {
-        name: free_port() for name in ("etcd", "etcd-peer", "apiserver", "controller-metrics", "controller-healthz")
+        name: free_port()
+        for name in ("etcd", "etcd-peer", "apiserver", "controller-metrics", "controller-healthz", "kubelet")
     }
     try:
         progress("etcd")
@@ -78,7 +92,7 @@ def up(workdir: Path | None = None, progress: Callable[[str], None] = lambda _: 
             state, "workflow-controller", _controller_argv(tools["workflow-controller"], state), _controller_env(state)
         )
         progress("agent")
-        _start(state, "agent", _agent_argv(state, workdir or root.parent))
+        _start(state, "agent", _agent_argv(state, workdir or root.parent), _agent_env())
         bootstrap.wait_controller(api, CONTROLLER_NAMESPACE, READY_TIMEOUT_S, lambda: _check_alive(state))
     except BaseException:
         down(workdir)
@@ -88,11 +102,46 @@ def up(workdir: Path | None = None, progress: Callable[[str], None] = lambda _: 
     return state
 
 
+def _up_component(
+    state: ClusterState, component: optional.Component, workdir: Path, progress: Callable[[str], None]
+) -> None:
+    if optional.running(state, component):
+        return
+    _stop(state, component.processes)  # what is left of an earlier start
+    missing = [name for name in component.binaries if find_tool(name) is None]
+    if missing:
+        raise ClusterError(f"not installed: {', '.join(missing)}; run `bash {component.install}`")
+    progress(component.name)
+    context = optional.Context(
+        state=state,
+        api=bootstrap.client(state.kubeconfig),
+        workdir=workdir,
+        launch=lambda name, argv, env: _start(state, name, argv, base=env),
+        check_alive=lambda: _check_alive(state),
+    )
+    try:
+        component.start(context)
+    except BaseException:
+        _stop(state, component.processes)
+        raise
+    state.save()
+
+
+def _stop(state: ClusterState, names: Iterable[str]) -> None:
+    for name in names:
+        entry = state.pids.pop(name, None)
+        if entry:
+            stop_group(entry[0], entry[1])
+    state.save()
+
+
 def down(workdir: Path | None = None) -> list[str]:
-    """Stop every recorded process (agent first, etcd last); returns the names it stopped."""
+    """Stop every recorded process (optional components, then the agent, ..., etcd last); returns
+    the names it stopped.
+    """
     state = ClusterState.load(cluster_dir(workdir))
-    stopped = argocd.stop(state)  # optional components first: they talk to the apiserver
-    for name in reversed(COMPONENTS):
+    stopped = []
+    for name in [*optional.stop_order(state), *reversed(COMPONENTS)]:
         entry = state.pids.get(name)
         if entry:
             if state.alive(name):
@@ -111,7 +160,7 @@ def down(workdir: Path | None = None) -> list[str]:
 def _strays(root: Path) -> list[int]:
     """PIDs of our binaries (or the agent) whose command line names this cluster's directory."""
     marker = f"{root}/"
-    names = {*BINARIES, "python"}
+    names = {*BINARIES, *optional.binaries(), "python"}
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -143,7 +192,13 @@ def _wait_for(path: Path, state: ClusterState) -> None:
         time.sleep(0.1)
 
 
-def _start(state: ClusterState, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+def _start(
+    state: ClusterState,
+    name: str,
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    base: Mapping[str, str] | None = None,
+) -> None:
     with open(state.logs / f"{name}.log", "ab") as log:
         proc = subprocess.Popen(
             argv,
@@ -151,7 +206,7 @@ def _start(state: ClusterState, name: str, argv: list[str], env: dict[str, str] 
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=state.root,
-            env={**os.environ, **(env or {})},
+            env={**(os.environ if base is None else base), **(env or {})},
             start_new_session=True,  # its own process group: `down` stops it and its children
         )
     state.record(name, proc.pid)
@@ -181,11 +236,23 @@ def _pki(state: ClusterState) -> str:
     key = pki / "sa.key"
     if not key.is_file():
         subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+    for name, subject in (("kubelet", "/CN=kiosk-node"), ("kubelet-client", "/CN=kube-apiserver-kubelet-client")):
+        _self_signed(pki / name, subject)
     tokens = pki / "tokens.csv"
     if not tokens.is_file():
         tokens.write_text(f"{secrets.token_hex(24)},kiosk-admin,kiosk-admin,system:masters\n")
         tokens.chmod(0o600)
     return tokens.read_text().split(",", 1)[0]
+
+
+def _self_signed(stem: Path, subject: str) -> None:
+    """A self-signed certificate and key (each its own CA: only one peer ever trusts each)."""
+    if stem.with_suffix(".crt").is_file():
+        return
+    argv = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj", subject]
+    argv += ["-keyout", str(stem.with_suffix(".key")), "-out", str(stem.with_suffix(".crt"))]
+    argv += ["-addext", "subjectAltName=IP:127.0.0.1"]
+    subprocess.run(argv, check=True, capture_output=True)
 
 
 def _apiserver_argv(apiserver: Path, state: ClusterState) -> list[str]:
@@ -205,6 +272,11 @@ def _apiserver_argv(apiserver: Path, state: ClusterState) -> list[str]:
         "--authorization-mode=RBAC",
         # No kubelet mounts service-account tokens: the agent requests them per pod (TokenRequest).
         "--disable-admission-plugins=ServiceAccount",
+        # pods/log goes to the agent's log endpoint (agent/kubelet.py), TLS checked both ways
+        f"--kubelet-certificate-authority={pki / 'kubelet.crt'}",
+        f"--kubelet-client-certificate={pki / 'kubelet-client.crt'}",
+        f"--kubelet-client-key={pki / 'kubelet-client.key'}",
+        "--kubelet-preferred-address-types=InternalIP",
         "--v=1",
     ]
 
@@ -261,6 +333,7 @@ def metrics_url(state: ClusterState) -> str:
 
 
 def _agent_argv(state: ClusterState, workdir: Path) -> list[str]:
+    pki = state.root / "pki"
     return [
         sys.executable,
         "-m",
@@ -268,8 +341,17 @@ def _agent_argv(state: ClusterState, workdir: Path) -> list[str]:
         f"--kubeconfig={state.kubeconfig}",
         f"--workdir={workdir}",
         f"--root={state.root / 'pods'}",
+        f"--kubelet-port={state.ports['kubelet']}",
+        f"--kubelet-cert={pki / 'kubelet.crt'}",
+        f"--kubelet-key={pki / 'kubelet.key'}",
+        f"--kubelet-client-ca={pki / 'kubelet-client.crt'}",
     ]
 
 
-def repo_env() -> dict[str, str]:
-    return {"PYTHONPATH": str(REPO_ROOT)}
+def _agent_env() -> dict[str, str]:
+    """The agent runs from the cluster's directory: it finds our packages, and the checkout's
+    `.tools/bin` (argoexec) when there is one, through these rather than its working directory.
+    """
+    env = {"PYTHONPATH": os.pathsep.join([str(project.PACKAGES_DIR), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    home = os.environ.get(project.HOME_VARIABLE) or project.find_root()
+    return {**env, project.HOME_VARIABLE: str(home)} if home else env

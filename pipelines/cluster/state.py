@@ -10,15 +10,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pipelines.tools import REPO_ROOT
+from pipelines.project import default_workdir
 
 #: The processes of a cluster, in start order; `down` stops them in reverse.
 COMPONENTS = ("etcd", "kube-apiserver", "workflow-controller", "agent")
-
-
-def default_workdir() -> Path:
-    """The same workdir `kiosk run` uses: $KIOSK_WORKDIR, else `.kiosk` in the repo."""
-    return Path(os.environ.get("KIOSK_WORKDIR") or REPO_ROOT / ".kiosk").resolve()
 
 
 def cluster_dir(workdir: Path | None = None) -> Path:

@@ -31,10 +31,12 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
-    """Mappings merge key by key; anything else (lists included) is replaced by the overlay."""
+    """Mappings merge key by key; anything else (lists included) is replaced by the overlay, and so is
+    a mapping by an empty one: `node_selector: {}` clears it, as `tolerations: []` does a list.
+    """
     merged = dict(base)
     for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        if isinstance(value, dict) and value and isinstance(merged.get(key), dict):
             merged[key] = _merge(merged[key], value)
         else:
             merged[key] = value

@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from pipelines import project
 from pipelines.lint import checks as checks_package
 from pipelines.lint.base import Check, CheckResult, Finding, LintContext
-from pipelines.tools import REPO_ROOT
 
 
 def discover_checks() -> list[Check]:
@@ -54,11 +54,11 @@ def command(
     check_names: list[str] = typer.Option(
         [], "--check", "-c", help="Run only these checks (repeatable; default: all)."
     ),
-    repo: Path = typer.Option(REPO_ROOT, "--repo", hidden=True, help="Repository root (tests)."),
+    repo: Path | None = typer.Option(None, "--repo", hidden=True, help="Repository root (tests)."),
 ) -> None:
     """Validate the rendered manifests, chart and images; exit 1 on any finding or missing tool."""
     console = Console()
-    repo = repo.resolve()
+    repo = (repo or project.root()).resolve()
     known_envs = available_envs(repo)
     unknown = sorted(set(env) - set(known_envs))
     if unknown:

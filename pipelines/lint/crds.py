@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
-from pipelines.tools import REPO_ROOT, find_tool
+from pipelines import project
+from pipelines.tools import find_tool
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Source:
 
     @property
     def go_mod(self) -> Path:
-        return REPO_ROOT / "tools" / self.pin / "go.mod"
+        return project.root() / "tools" / self.pin / "go.mod"
 
 
 ARGOCD = Source(
@@ -56,8 +56,6 @@ PROMETHEUS_OPERATOR = Source(
     ("example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml",),
 )
 SOURCES = (ARGOCD, KARPENTER, PROMETHEUS_OPERATOR)
-# Kept for callers that predate the other sources.
-MODULE, GO_MOD = ARGOCD.module, ARGOCD.go_mod
 
 
 class CrdError(RuntimeError):
@@ -143,6 +141,8 @@ def validate(body: dict[str, Any]) -> list[str] | None:
     schema = schemas().get((str(body.get("apiVersion")), str(body.get("kind"))))
     if schema is None:
         return None
+    import jsonschema  # only `kiosk lint` and `kiosk apply` validate: the rest of the CLI loads without it
+
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(body), key=lambda e: list(map(str, e.absolute_path)))
     return [f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]

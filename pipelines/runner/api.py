@@ -7,16 +7,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pipelines.project import default_workdir
 from pipelines.runner.loading import resolve
 from pipelines.runner.status import Node
 from pipelines.runner.workflow_run import Options, WorkflowRun
-from pipelines.tools import REPO_ROOT
 
-DEFAULT_WORKDIR = REPO_ROOT / ".kiosk"
-
-
-def default_workdir() -> Path:
-    return Path(os.environ.get("KIOSK_WORKDIR") or DEFAULT_WORKDIR).resolve()
+__all__ = ["default_workdir", "prepare"]
 
 
 def prepare(

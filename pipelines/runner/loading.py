@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
+from pipelines import project
 from pipelines.runner.errors import RunnerError
-from pipelines.tools import REPO_ROOT
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 RUNNABLE = ("Workflow", "WorkflowTemplate", "CronWorkflow")
@@ -25,7 +25,7 @@ LIBRARY_KINDS = ("WorkflowTemplate", "ClusterWorkflowTemplate")
 
 
 def env_tree(env: str) -> Path:
-    return REPO_ROOT / "argocd" / "workflows" / env
+    return project.root() / "argocd" / "workflows" / env
 
 
 def read_documents(path: Path) -> list[dict[str, Any]]:

@@ -2,8 +2,8 @@
 
 The image is ignored: the command runs on this machine (`python`/`python3` become the runner's own
 interpreter so steps see the project's environment, other names can be mapped by the caller).
-Every process runs with cwd = repo root, `PYTHONPATH` = repo root and `KIOSK_WORKDIR` set, with a
-private `/tmp` (see isolation.py).
+Every process runs in a working directory of its own (below), with `PYTHONPATH` = where our packages
+live, `KIOSK_WORKDIR` set and a private `/tmp` (see isolation.py).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines import project
 from pipelines.runner import isolation
 from pipelines.runner.errors import RunnerError
-from pipelines.tools import REPO_ROOT
 
 _PYTHON = re.compile(r"^(?:/usr(?:/local)?/bin/)?python(?:3(?:\.\d+)?)?$")
 #: How long a terminated process gets to clean up before it is killed.
@@ -99,8 +99,22 @@ def mounts_for(template: dict[str, Any], spec_volumes: list[dict], node_dir: Pat
 
 
 def kept_paths(workdir: Path) -> list[Path]:
-    """Host paths a node still sees inside its private `/tmp`: the workdir, the repo, the interpreter."""
-    return [workdir, REPO_ROOT, Path(sys.prefix)]
+    """Host paths a node still sees inside its private `/tmp`: the workdir, our packages, the interpreter."""
+    return [workdir, project.PACKAGES_DIR, Path(sys.prefix)]
+
+
+def working_dir(template: dict[str, Any], node_dir: Path, mounts: dict[str, Path]) -> Path:
+    """Where the process starts: its `workingDir` when a mount (the private `/tmp` included) holds
+    it, else the node's own `work/` directory, standing in for the image's filesystem. Never the
+    checkout or the caller's directory: a program writing a relative path (upstream examples do)
+    writes into the node's directory.
+    """
+    body = template.get("container") or template.get("script") or {}
+    declared = str(body.get("workingDir") or "")
+    host = isolation.host_path(declared, mounts) if declared else None
+    path = host if host is not None and host != Path(declared) else node_dir / "work"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _argv(template: dict[str, Any], node_dir: Path, mounts: dict[str, Path], command_map: dict[str, str]) -> list[str]:
@@ -121,7 +135,7 @@ def _argv(template: dict[str, Any], node_dir: Path, mounts: dict[str, Path], com
 def _environment(template: dict[str, Any], workdir: Path, mounts: dict[str, Path]) -> dict[str, str]:
     body = template.get("container") or template.get("script") or {}
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env["PYTHONPATH"] = os.pathsep.join([str(project.PACKAGES_DIR), *filter(None, [os.environ.get("PYTHONPATH")])])
     env["KIOSK_WORKDIR"] = str(workdir)
     for item in body.get("env") or []:
         env[item["name"]] = str(item.get("value", ""))
@@ -179,7 +193,7 @@ def run_pod(
                 stdout=out,
                 stderr=err,
                 stdin=subprocess.DEVNULL,
-                cwd=REPO_ROOT,
+                cwd=working_dir(template, node_dir, mounts),
                 env=env,
                 start_new_session=True,
             )

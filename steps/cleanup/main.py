@@ -1,9 +1,9 @@
 """`python -m steps.cleanup`: delete objects older than a threshold under directory prefixes.
 
-Refusals (bad duration, whole-bucket prefix, sub-hour threshold, clock skew) are one-line errors
-with exit code 2 before anything is listed. Otherwise the run prints its report and exits with
-the report's code: 0 done, 1 unresolved errors (a rerun is safe and converges), 4 aborted by
---max-deletes with nothing deleted.
+Refusals (bad duration, whole-bucket prefix, sub-hour threshold, clock skew, a file-store prefix that
+is a symlink out of the store root) are one-line errors with exit code 2 before anything is listed.
+Otherwise the run prints its report and exits with the report's code: 0 done, 1 unresolved errors
+(a rerun is safe and converges), 4 aborted by --max-deletes with nothing deleted.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ from steps.cleanup.report import EXIT_UNRESOLVED, PrefixReport, Report
 from steps.cleanup.rules import check_threshold, cutoff_for, duration_flag, normalise_prefixes
 from steps.cleanup.sources import sources_for
 from steps.common.errors import StepError
-from steps.common.storage import StorageError, Store, open_store, split_uri
+from steps.common.storage import FileStore, StorageError, Store, open_store, split_uri
+
+#: `--print-keys`: called with (prefix, target, noncurrent) for every object that matches.
+OnMatch = Callable[[str, passes.Target, bool], None] | None
 
 
 def _utcnow() -> datetime:
@@ -58,11 +61,73 @@ def _versioning(store: Store) -> str:
     return versioning_status(store)
 
 
+def _opened(params: CleanupParams, store: Store | None) -> tuple[Store, contextlib.AbstractContextManager]:
+    """The store, and what closes it: nothing when the caller passed one in."""
+    if store is not None:
+        return store, contextlib.nullcontext()
+    opened = open_store(
+        params.store,
+        s3_endpoint=params.s3_endpoint,
+        max_attempts=params.s3_max_attempts,
+        max_pool_connections=params.workers + 2,  # the workers, plus the listing
+    )
+    return opened, opened
+
+
+def _new_report(
+    params: CleanupParams, store: Store, cutoff: datetime, prefixes: tuple[list[str], dict[str, str]]
+) -> Report:
+    """The report before any pass ran, with the notes on versioning and covered prefixes."""
+    cleaned, covered = prefixes
+    report = Report(
+        store=store.uri,
+        older_than=params.older_than,
+        cutoff=cutoff.isoformat(timespec="seconds"),
+        dry_run=params.dry_run,
+        max_deletes=params.max_deletes,
+        per_prefix={p: PrefixReport() for p in cleaned},
+        covered_prefixes=covered,
+        purge_noncurrent=params.purge_noncurrent,
+    )
+    report.versioning = _versioning(store)
+    if report.versioning in {"Enabled", "Suspended"}:
+        report.notes.append(
+            "versioned bucket: deleting adds delete markers; the data stays as noncurrent versions "
+            + (
+                "and those noncurrent for longer than the threshold are purged (--purge-noncurrent)"
+                if params.purge_noncurrent
+                else "until --purge-noncurrent or a lifecycle rule removes them"
+            )
+        )
+    if params.purge_noncurrent and report.versioning == "n/a":
+        report.notes.append("--purge-noncurrent ignored: this store keeps no versions")
+    for inner, outer in covered.items():
+        report.notes.append(f"prefix {inner} is inside {outer}: cleaned as part of it")
+    return report
+
+
+def _run_passes(params: CleanupParams, store: Store, cutoff: datetime, report: Report, on_match: OnMatch) -> None:
+    """Both passes over every task: in worker processes when there are several, else in this one."""
+    purge = params.purge_noncurrent and report.versioning != "n/a"
+    settings = passes.Settings(dry_run=params.dry_run, max_deletes=params.max_deletes, workers=params.workers)
+    # --print-keys (on_match) prints from this process, so it lists here too.
+    processes = 1 if on_match is not None else workers.resolve_processes(params.processes)
+    tasks = _tasks(store, list(report.per_prefix), processes, purge)
+    report.ranges = len(tasks)
+    if processes > 1 and len(tasks) > 1:
+        spec = workers.StoreSpec(params.store, params.s3_endpoint, params.s3_max_attempts, params.workers + 2, purge)
+        with workers.ProcessPool(spec, min(processes, len(tasks))) as pool:
+            report.processes = pool.processes
+            passes.run(tasks, pool, cutoff, settings, report)
+    else:
+        passes.run(tasks, passes.InProcess(sources_for(store, purge), on_match), cutoff, settings, report)
+
+
 def execute(
     params: CleanupParams,
     *,
     clock: Callable[[], datetime] = _utcnow,
-    on_match: Callable[[str, passes.Target, bool], None] | None = None,
+    on_match: OnMatch = None,
     store: Store | None = None,
     settle_heap: bool = False,
 ) -> Report:
@@ -75,60 +140,17 @@ def execute(
     age = duration_flag(params.older_than)
     check_threshold(age, params.force)
     margin = duration_flag(params.clock_skew_margin, "--clock-skew-margin")
-    prefixes, covered = normalise_prefixes(params.prefix, params.allow_bucket_root)
-    if store is None:
-        store = open_store(
-            params.store,
-            s3_endpoint=params.s3_endpoint,
-            max_attempts=params.s3_max_attempts,
-            max_pool_connections=params.workers + 2,  # the workers, plus the listing
-        )
-        context: contextlib.AbstractContextManager = store
-    else:
-        context = contextlib.nullcontext()
-    with context:
+    prefixes = normalise_prefixes(params.prefix, params.allow_bucket_root)
+    store, closing = _opened(params, store)
+    with closing:
+        if isinstance(store, FileStore):  # a prefix that is a symlink out of the root: bad input, exit 2
+            for prefix in prefixes[0]:
+                store.check_inside(prefix)
         cutoff = cutoff_for(check_clock(store, margin, clock), age)
         if settle_heap:
             workers.settle_heap()
-        report = Report(
-            store=store.uri,
-            older_than=params.older_than,
-            cutoff=cutoff.isoformat(timespec="seconds"),
-            dry_run=params.dry_run,
-            max_deletes=params.max_deletes,
-            per_prefix={p: PrefixReport() for p in prefixes},
-            covered_prefixes=covered,
-            purge_noncurrent=params.purge_noncurrent,
-        )
-        report.versioning = _versioning(store)
-        if report.versioning in {"Enabled", "Suspended"}:
-            report.notes.append(
-                "versioned bucket: deleting adds delete markers; the data stays as noncurrent versions "
-                + (
-                    "and those noncurrent for longer than the threshold are purged (--purge-noncurrent)"
-                    if params.purge_noncurrent
-                    else "until --purge-noncurrent or a lifecycle rule removes them"
-                )
-            )
-        purge = params.purge_noncurrent and report.versioning != "n/a"
-        if params.purge_noncurrent and not purge:
-            report.notes.append("--purge-noncurrent ignored: this store keeps no versions")
-        for inner, outer in covered.items():
-            report.notes.append(f"prefix {inner} is inside {outer}: cleaned as part of it")
-        settings = passes.Settings(dry_run=params.dry_run, max_deletes=params.max_deletes, workers=params.workers)
-        # --print-keys (on_match) prints from this process, so it lists here too.
-        processes = 1 if on_match is not None else workers.resolve_processes(params.processes)
-        tasks = _tasks(store, prefixes, processes, purge)
-        report.ranges = len(tasks)
-        if processes > 1 and len(tasks) > 1:
-            spec = workers.StoreSpec(
-                params.store, params.s3_endpoint, params.s3_max_attempts, params.workers + 2, purge
-            )
-            with workers.ProcessPool(spec, min(processes, len(tasks))) as pool:
-                report.processes = pool.processes
-                passes.run(tasks, pool, cutoff, settings, report)
-        else:
-            passes.run(tasks, passes.InProcess(sources_for(store, purge), on_match), cutoff, settings, report)
+        report = _new_report(params, store, cutoff, prefixes)
+        _run_passes(params, store, cutoff, report, on_match)
     report.elapsed_s = time.monotonic() - started
     report.peak_rss_mb = workers.peak_rss_mb() + sum(report.worker_rss_mb.values())
     return report

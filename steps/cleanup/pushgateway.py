@@ -41,9 +41,11 @@ def stale_groups(address: str, older_than: timedelta, now: float | None = None) 
     return stale
 
 
-def prune(address: str, older_than: timedelta, dry_run: bool) -> int:
-    """Delete (or, in a dry run, only count) the stale batch-run groups; how many there were."""
-    stale = stale_groups(address, older_than)
+def prune(address: str, older_than: timedelta, dry_run: bool, now: float | None = None) -> int:
+    """Delete (or, in a dry run, only count) the stale batch-run groups as of `now` (default: the
+    clock); how many there were.
+    """
+    stale = stale_groups(address, older_than, now)
     if not dry_run:
         for labels in stale:
             job = labels.pop("job")

@@ -10,6 +10,7 @@ v1's `cpu.cfs_quota_us` / `cpu.cfs_period_us`.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 CGROUP = Path("/sys/fs/cgroup")
@@ -31,3 +32,8 @@ def quota_cpus(cgroup: Path | None = None) -> int | None:
     except (OSError, ValueError):
         return None
     return max(1, math.ceil(quota_us / period_us)) if quota_us > 0 and period_us > 0 else None
+
+
+def available() -> int:
+    """CPUs this process may use: the cgroup's limit where one is set, else its affinity mask."""
+    return quota_cpus() or len(os.sched_getaffinity(0))

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import resource
 import sys
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, push_to_gateway
 
 from steps.common import metric_names as names
+from steps.infer.params import InferParams
 from steps.infer.pipeline import ItemResult
 
 STAGES = ("download", "decode", "infer", "upload")
@@ -134,3 +136,35 @@ def summary(
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "failures": [{"key": r.key, "reason": r.reason} for r in failed],
     }
+
+
+def shard_summary(
+    results: list[ItemResult],
+    params: InferParams,
+    *,
+    shard: str,
+    shard_uri: str,
+    postprocess: str,
+    providers: Sequence[str],
+    started: datetime,
+    wall_s: float,
+    **extra: object,
+) -> dict:
+    """The metrics document of one shard, finished now: what both infer modes write (`extra` adds
+    a mode's own fields: a lane's generation, a single shard's request counts).
+    """
+    return summary(
+        results,
+        started=started,
+        finished=datetime.now(UTC),
+        wall_s=wall_s,
+        shard=shard,
+        shard_uri=shard_uri,
+        output_uri=params.output_uri,
+        model_uri=params.model_uri,
+        postprocess=postprocess,
+        device=params.device,
+        providers=list(providers),
+        batch_size=params.batch_size,
+        **extra,
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -120,66 +121,23 @@ def load_model(
     s3_endpoint: str = "",
     max_attempts: int = 5,
 ) -> LoadedModel:
-    storage_options = {"s3_endpoint": s3_endpoint, "max_attempts": max_attempts}
-
-    def read(u: str, what: str) -> bytes | None:
-        return read_uri(u, s3_endpoint=s3_endpoint, max_attempts=max_attempts, what=what)
-
+    """The model at `uri` with its resolved spec, in a session on `device` (checked, not assumed)."""
+    storage_options: dict[str, Any] = {"s3_endpoint": s3_endpoint, "max_attempts": max_attempts}
     if device != "cpu" and CUDA not in ort.get_available_providers() and not allow_cpu_fallback:
         raise ModelError(_gpu_missing(device, [], uri))  # before downloading anything
-    data = read(uri, "model")
+    data = read_uri(uri, **storage_options)
     if data is None:
         raise ModelError(f"cannot load model {uri}: not found")
-
-    layers: list[tuple[str, dict]] = []
-    if spec_text.strip():
-        text = spec_text.strip()
-        if not text.startswith("{"):
-            spec_bytes = read(text, "model spec")
-            if spec_bytes is None:
-                raise ModelError(f"model spec {text} for {uri} not found")
-            text = spec_bytes.decode()
-        layers.append(("--model-spec", specs.parse_json(text, "--model-spec")))
-    sidecar = read(_sidecar(uri), "model spec")
-    if sidecar is not None:
-        layers.append((_sidecar(uri), specs.parse_json(sidecar.decode(), _sidecar(uri))))
-
-    # The spec comes from the model's metadata and signature, read from a CPU session with no graph
-    # optimisation (cheap, and ORT's own errors for corrupt models); the session that runs is made
-    # after, on the model as fed (wrapped for pixel input), so TensorRT builds one engine only.
-    probe_options = ort.SessionOptions()
-    probe_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    probe_options.log_severity_level = 3
-    probe = _session(uri, data, probe_options, [CPU])
-    metadata = probe.get_modelmeta().custom_metadata_map.get(specs.METADATA_KEY)
-    if metadata:
-        layers.append((f"{uri} metadata {specs.METADATA_KEY}", specs.parse_json(metadata, uri)))
-    builtin = specs.BUILTIN.get(uri.rstrip("/").rsplit("/", 1)[-1])
-    if builtin:
-        layers.append(("built-in spec", builtin))
-    layers.append(("model signature", specs.from_signature(probe.get_inputs(), probe.get_outputs())))
-    spec = specs.resolve(uri, layers)
-    _check_compatible(uri, probe, spec)
-    del probe
-
+    spec = _resolve_spec(uri, data, _given_specs(uri, spec_text, storage_options))
     input_name = spec.input_name
     if pixels:
-        try:
-            data, input_name = pixel_input_model(data, spec)
-        except Exception as error:  # onnx raises DecodeError, ValidationError, ...
-            raise ModelError(f"cannot wrap model {uri} for pixel input: {' '.join(str(error).split())[:300]}") from None
+        data, input_name = _wrap_for_pixels(uri, data, spec)
     trt_cache = None
     if device == "tensorrt" and TRT in ort.get_available_providers():
         trt_cache = (trt_cache_uri or cache_uri(uri, ort.__version__), trt_cache_dir, storage_options)
         restore(trt_cache[0], trt_cache_dir, **storage_options)
     session = _session(uri, data, _options(threads), _providers(device, trt_cache_dir))
-    active = session.get_providers()
-    if device != "cpu" and CUDA not in active:
-        if not allow_cpu_fallback:
-            raise ModelError(_gpu_missing(device, active, uri))
-        print(f"steps.infer: warning: {_gpu_missing(device, active, uri)}; running on CPU", file=sys.stderr)
-    if device == "tensorrt" and TRT not in active and CUDA in active:
-        print(f"steps.infer: warning: TensorRT not active for {uri}; running on CUDA", file=sys.stderr)
+    active = _check_providers(uri, session, device, allow_cpu_fallback)
     return LoadedModel(
         uri,
         session,
@@ -190,6 +148,66 @@ def load_model(
         input_name=input_name,
         trt_cache=trt_cache if TRT in active else None,
     )
+
+
+def _given_specs(uri: str, spec_text: str, storage_options: dict[str, Any]) -> list[tuple[str, dict]]:
+    """The spec layers given outside the model: `--model-spec` (JSON text or a URI), then the sidecar."""
+    layers: list[tuple[str, dict]] = []
+    if spec_text.strip():
+        text = spec_text.strip()
+        if not text.startswith("{"):
+            spec_bytes = read_uri(text, what="model spec", **storage_options)
+            if spec_bytes is None:
+                raise ModelError(f"model spec {text} for {uri} not found")
+            text = spec_bytes.decode()
+        layers.append(("--model-spec", specs.parse_json(text, "--model-spec")))
+    sidecar = read_uri(_sidecar(uri), what="model spec", **storage_options)
+    if sidecar is not None:
+        layers.append((_sidecar(uri), specs.parse_json(sidecar.decode(), _sidecar(uri))))
+    return layers
+
+
+def _resolve_spec(uri: str, data: bytes, layers: list[tuple[str, dict]]) -> specs.ModelSpec:
+    """The given layers, then the model's metadata, a built-in spec and its signature, validated.
+
+    Read from a CPU session with no graph optimisation (cheap, and ORT's own errors for corrupt
+    models); the session that runs is made after, on the model as fed (wrapped for pixel input), so
+    TensorRT builds one engine only.
+    """
+    probe_options = ort.SessionOptions()
+    probe_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    probe_options.log_severity_level = 3
+    probe = _session(uri, data, probe_options, [CPU])
+    layers = list(layers)
+    metadata = probe.get_modelmeta().custom_metadata_map.get(specs.METADATA_KEY)
+    if metadata:
+        layers.append((f"{uri} metadata {specs.METADATA_KEY}", specs.parse_json(metadata, uri)))
+    builtin = specs.BUILTIN.get(uri.rstrip("/").rsplit("/", 1)[-1])
+    if builtin:
+        layers.append(("built-in spec", builtin))
+    layers.append(("model signature", specs.from_signature(probe.get_inputs(), probe.get_outputs())))
+    spec = specs.resolve(uri, layers)
+    _check_compatible(uri, probe, spec)
+    return spec
+
+
+def _wrap_for_pixels(uri: str, data: bytes, spec: specs.ModelSpec) -> tuple[bytes, str]:
+    try:
+        return pixel_input_model(data, spec)
+    except Exception as error:  # onnx raises DecodeError, ValidationError, ...
+        raise ModelError(f"cannot wrap model {uri} for pixel input: {' '.join(str(error).split())[:300]}") from None
+
+
+def _check_providers(uri: str, session: ort.InferenceSession, device: str, allow_cpu_fallback: bool) -> list[str]:
+    """The providers the session really runs on; a GPU request without CUDA fails unless allowed."""
+    active = session.get_providers()
+    if device != "cpu" and CUDA not in active:
+        if not allow_cpu_fallback:
+            raise ModelError(_gpu_missing(device, active, uri))
+        print(f"steps.infer: warning: {_gpu_missing(device, active, uri)}; running on CPU", file=sys.stderr)
+    if device == "tensorrt" and TRT not in active and CUDA in active:
+        print(f"steps.infer: warning: TensorRT not active for {uri}; running on CUDA", file=sys.stderr)
+    return active
 
 
 def _options(threads: int) -> ort.SessionOptions:

@@ -31,8 +31,12 @@ class InferParams(StorageParams, OutputsParams):
         False, description="Run on CPU when a GPU was requested but CUDA is not active (otherwise fail)."
     )
     trt_cache_dir: str = Field("/tmp/trt-cache", description="TensorRT engine and timing cache directory.")
-    prefetch_workers: int = Field(8, ge=1, le=256, description="Concurrent downloads and decodes.")
-    upload_workers: int = Field(4, ge=1, le=256, description="Concurrent uploads.")
+    prefetch_workers: int = Field(
+        0, ge=0, le=256, description="Concurrent downloads and decodes; 0: two per CPU of the pod, at least 8."
+    )
+    upload_workers: int = Field(
+        0, ge=0, le=256, description="Concurrent post-processing and uploads; 0: one per CPU of the pod, at least 4."
+    )
     queue_depth: int = Field(32, ge=1, le=4096, description="Bounded queue depth: caps memory, not dataset size.")
     max_failure_ratio: float = Field(
         0.05, ge=0.0, le=1.0, description="Exit non-zero when the failed fraction of the shard exceeds this."

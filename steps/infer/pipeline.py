@@ -17,11 +17,14 @@ from datetime import datetime
 
 import numpy as np
 
+from steps.common import cpus
 from steps.common.images import ImageError
 from steps.common.runlayout import mask_key, result_key
 from steps.common.storage import NotFound, StorageError, Store
 from steps.infer.model import LoadedModel
-from steps.infer.process import Prepared, postprocess, prepare
+from steps.infer.model_retry import run_shrinking
+from steps.infer.params import InferParams
+from steps.infer.process import Prepared, postprocess, prepare, threshold_batch
 from steps.infer.shard_output import ShardOutput, results_key
 
 _END = object()
@@ -57,33 +60,61 @@ class _InFlight:
     stages: dict[str, float] = field(default_factory=dict)
 
 
+def workers(params: InferParams) -> tuple[int, int]:
+    """(prefetch, upload) threads: as given, or sized to the pod's CPUs (0).
+
+    Decode, resize, components and encoding release the GIL (OpenCV), so the threads scale with the
+    CPUs. Two prefetch threads per CPU keep each CPU decoding while the other waits on its GET; the
+    floors keep small pods hiding storage latency as before (8 prefetch, 4 upload).
+    """
+    count = cpus.available()
+    return params.prefetch_workers or max(8, 2 * count), params.upload_workers or max(4, count)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineOptions:
+    """How a pipeline batches, how many threads feed and drain it, and how it writes."""
+
+    batch_size: int = 8
+    prefetch_workers: int = 4
+    upload_workers: int = 4
+    queue_depth: int = 32
+    max_pixels: int = 0
+    output_layout: str = "per-image"
+
+    @classmethod
+    def from_params(cls, params: InferParams) -> PipelineOptions:
+        prefetch, upload = workers(params)
+        return cls(
+            batch_size=params.batch_size,
+            prefetch_workers=prefetch,
+            upload_workers=upload,
+            queue_depth=params.queue_depth,
+            max_pixels=params.max_pixels,
+            output_layout=params.output_layout,
+        )
+
+
 class Pipeline:
     def __init__(
         self,
         model: LoadedModel,
-        inputs: Callable[[str], Store],
-        outputs: Store,
+        stores: tuple[Store, Callable[[str], Store]],
+        options: PipelineOptions,
         *,
-        batch_size: int,
-        prefetch_workers: int,
-        upload_workers: int,
-        queue_depth: int,
+        shard: str = "shard",
         resume_after: datetime | None = None,
-        max_pixels: int = 0,
         on_result: Callable[[ItemResult], None] = lambda r: None,
         on_batch: Callable[[int, float], None] = lambda n, s: None,
-        output_layout: str = "per-image",
-        shard: str = "shard",
     ) -> None:
         self.model = model
-        self.inputs = inputs
-        self.outputs = outputs
-        self.batch_size = batch_size
-        self.prefetch_workers = prefetch_workers
-        self.upload_workers = upload_workers
-        self.depth = max(queue_depth, batch_size)
+        self.outputs, self.inputs = stores
+        self.batch_size = options.batch_size
+        self.prefetch_workers = options.prefetch_workers
+        self.upload_workers = options.upload_workers
+        self.depth = max(options.queue_depth, options.batch_size)
         self.resume_after = resume_after
-        self.max_pixels = max_pixels
+        self.max_pixels = options.max_pixels
         self.on_result = on_result
         self.on_batch = on_batch
         self.results: list[ItemResult] = []
@@ -93,7 +124,7 @@ class Pipeline:
         #: Storage requests this pipeline made for items (GET inputs, PUT outputs, HEAD on resume),
         #: for the metrics: S3 bills each one.
         self.requests = {"get": 0, "put": 0, "head": 0}
-        self.per_shard = ShardOutput(outputs, shard) if output_layout == "per-shard" else None
+        self.per_shard = ShardOutput(self.outputs, shard) if options.output_layout == "per-shard" else None
         self._held: list[ItemResult] = []  # per-shard: ok items, finished once the shard is written
 
     # -- helpers ---------------------------------------------------------------------------------------
@@ -213,19 +244,34 @@ class Pipeline:
     def _infer(self, group: list[_InFlight], done: queue.Queue) -> None:
         t0 = time.perf_counter()
         try:
-            batch = self._batch(group)
-            outputs = self.model.run(batch)
+            # Out of device memory: retried in halves; each item gets its output or its error.
+            outputs: list[np.ndarray | Exception] = run_shrinking(self.model.run, self._batch(group))
         except Exception as error:
-            for flight in group:
-                self._fail(flight, f"inference failed: {' '.join(str(error).split())[:200]}")
-            return
+            outputs = [error] * len(group)
         elapsed = time.perf_counter() - t0
-        self.batches += 1
-        self.on_batch(len(group), elapsed)
+        ok = [i for i, output in enumerate(outputs) if not isinstance(output, Exception)]
+        arrays = [output for output in outputs if isinstance(output, np.ndarray)]
+        if ok:
+            self.batches += 1
+            self.on_batch(len(group), elapsed)
+        # One vectorised thresholding pass over the batch's maps; the upload threads do the rest.
+        maps: list | None = None
+        if ok:
+            try:
+                maps = threshold_batch(np.stack(arrays), self.model.spec)
+            except Exception as error:
+                for flight in group:
+                    self._fail(flight, f"post-processing failed: {type(error).__name__}: {error}")
+                return
+        by_item = dict(zip(ok, maps if maps is not None else arrays, strict=True))
         for i, flight in enumerate(group):
+            output = outputs[i]
+            if isinstance(output, Exception):
+                self._fail(flight, f"inference failed: {' '.join(str(output).split())[:200]}")
+                continue
             flight.stages["infer"] = elapsed / len(group)
             flight.prepared.tensor = None  # type: ignore[union-attr]  # the batch holds a copy: free it now
-            done.put((flight, outputs[i]))
+            done.put((flight, by_item[i]))
 
     def _batch(self, group: list[_InFlight]) -> np.ndarray:
         """The group copied into a reused buffer for its item shape: no per-batch allocation (a fresh

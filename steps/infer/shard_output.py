@@ -10,8 +10,12 @@ shard of N images costs 2 PUTs in all:
 Each record names its mask as `mask` (the masks object's URI) + `mask_offset` + `mask_length`: a
 ranged GET (`Range: bytes=offset-(offset+length-1)`) reads one mask. The records and masks stay in
 memory until the shard ends (about 1 kB of JSON and 2 kB of 1-bit PNG per 512x512 image).
-The JSONL's presence means the shard is done: a retry that finds it newer than the shard file
-skips the whole shard; otherwise the whole shard runs again and overwrites both objects.
+A lane writes both under its generation's own names (`<shard>.g0001.masks`, `<shard>.g0001.jsonl`:
+`staged_name`), so two writers' PUTs never mix: each JSONL points into its own blob. Once its commit
+wins (steps/infer/claims.py), the lane moves its JSONL to `<shard>.jsonl` (`publish`: a copy, then
+the staged one is deleted; the masks stay where its records point); a refused writer deletes its
+staged pair instead. A generation that did not commit leaves nothing to resume:
+the next one runs the whole shard again.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import json
 import threading
 
-from steps.common.storage import Store
+from steps.common.storage import NotFound, Store
 
 DIR = "shards"
 
@@ -30,6 +34,30 @@ def masks_key(shard: str) -> str:
 
 def results_key(shard: str) -> str:
     return f"{DIR}/{shard}.jsonl"
+
+
+def staged_name(shard: str, generation: int) -> str:
+    """The name a lane's generation writes the shard's objects under."""
+    return f"{shard}.g{generation:04d}"
+
+
+def staged_keys(shard: str, generation: int) -> list[str]:
+    name = staged_name(shard, generation)
+    return [masks_key(name), results_key(name)]
+
+
+def publish(store: Store, shard: str, generation: int) -> str | None:
+    """Copy the committed generation's JSONL to the shard's own name; the key written, or None when
+    that generation wrote none (no item succeeded).
+    """
+    try:
+        data = store.get_bytes(results_key(staged_name(shard, generation)))
+    except NotFound:
+        return None
+    store.put_bytes(results_key(shard), data, content_type="application/x-ndjson")
+    # One JSONL per shard for readers that glob shards/*.jsonl; the staged masks stay, named by it.
+    store.delete_many([results_key(staged_name(shard, generation))])
+    return results_key(shard)
 
 
 class ShardOutput:

@@ -12,8 +12,8 @@ from typing import Any
 from steps.common.storage import Store, open_store
 from steps.infer.model import LoadedModel, load_model, warm_up
 from steps.infer.params import InferParams
-from steps.infer.pipeline import ItemResult, Pipeline
-from steps.infer.shardio import warm_size
+from steps.infer.pipeline import ItemResult, Pipeline, PipelineOptions, workers
+from steps.infer.shard_files import warm_size
 
 
 def storage_options(params: InferParams) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def storage_options(params: InferParams) -> dict[str, Any]:
 
 
 def pool_size(params: InferParams) -> int:
-    return params.prefetch_workers + params.upload_workers
+    return sum(workers(params))
 
 
 def warm_model(params: InferParams) -> LoadedModel:
@@ -63,19 +63,12 @@ def pipeline(
     shard: str,
     resume_after: datetime | None = None,
 ) -> Pipeline:
-    outputs, inputs = stores
     return Pipeline(
         model,
-        inputs,
-        outputs,
-        batch_size=params.batch_size,
-        prefetch_workers=params.prefetch_workers,
-        upload_workers=params.upload_workers,
-        queue_depth=params.queue_depth,
+        stores,
+        PipelineOptions.from_params(params),
+        shard=shard,
         resume_after=resume_after,
-        max_pixels=params.max_pixels,
         on_result=on_result,
         on_batch=on_batch,
-        output_layout=params.output_layout,
-        shard=shard,
     )

@@ -18,6 +18,7 @@ from steps.common.errors import StepError
 from steps.common.images import HEADER_BYTES, ImageError, decode, read_header
 from steps.common.outputs import write_outputs
 from steps.common.storage import FileStore, NotFound, ObjectInfo, Store, dir_prefix, open_store, request_counts
+from steps.common.storage.overlap import overlap
 from steps.ingest.params import IngestParams
 
 #: Run artifacts of an earlier ingest into the same --run-uri (an Argo retry, a rerun): stale shards
@@ -33,8 +34,35 @@ _RUN_DIRS = (
 )
 
 
+def _key_problem(key: str) -> str:
+    """Why a listed key cannot be used as one, or ''.
+
+    The file store lists names that are not UTF-8 with surrogate escapes (os.listdir); botocore
+    decodes S3's URL-encoded listing with errors='replace', so undecodable bytes become U+FFFD and
+    the key no longer names the object. Neither can be read back, written as an output key, or
+    put in JSON other tools parse.
+    """
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return "key is not valid UTF-8 (its undecodable bytes show as \\xNN here): rename the object"
+    if "\ufffd" in key:
+        return (
+            "key is not valid UTF-8 (the S3 listing shows its undecodable bytes as U+FFFD, so it cannot be "
+            "read back by that name): rename the object"
+        )
+    return ""
+
+
+def _printable(key: str) -> str:
+    r"""`key` as valid UTF-8 text: a surrogate escape becomes a visible \xNN."""
+    return key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def check(store: Store, info: ObjectInfo, params: IngestParams) -> str:
     """'' when the object is a usable image, else the reason it is rejected."""
+    if problem := _key_problem(info.key):
+        return problem
     if info.size == 0:
         return "empty object"
     if info.size > params.max_bytes:
@@ -84,6 +112,26 @@ def _missing_input(inputs: Store, params: IngestParams) -> bool:
     return True
 
 
+def _check_run_apart(inputs: Store, outputs: Store, run_store: Store, params: IngestParams) -> None:
+    """Refuse a run prefix that holds inputs or lies among them, or outputs in the directories ingest
+    clears, before anything is deleted: ingest clears an earlier run's files (shards/, results/, ...)
+    under --run-uri, which would be inputs or outputs there. Outputs beside them (run/outputs) are fine.
+    """
+    if overlap(inputs, run_store):
+        raise StepError(
+            f"--run-uri={params.run_uri} overlaps --input-uri={params.input_uri} (the same directory, or one "
+            "inside the other): ingest clears earlier run files under --run-uri, which would delete inputs; "
+            "use a run prefix apart from the inputs (nothing was deleted)"
+        )
+    for directory in _RUN_DIRS:
+        if overlap(outputs, run_store, directory):
+            raise StepError(
+                f"--output-uri={params.output_uri} overlaps {directory}/ of --run-uri={params.run_uri}: ingest "
+                f"clears earlier run files there, which would delete outputs; put outputs elsewhere, e.g. "
+                f"{params.run_uri.rstrip('/')}/outputs (nothing was deleted)"
+            )
+
+
 def run(params: IngestParams) -> int:
     storage: dict[str, Any] = {
         "s3_endpoint": params.s3_endpoint,
@@ -93,6 +141,7 @@ def run(params: IngestParams) -> int:
     inputs = open_store(params.input_uri, **storage)
     outputs = open_store(params.output_uri, **storage)
     run_store = open_store(params.run_uri, **storage)
+    _check_run_apart(inputs, outputs, run_store, params)
     input_uri = params.input_uri.rstrip("/")
     missing = _missing_input(inputs, params)
 
@@ -128,7 +177,7 @@ def run(params: IngestParams) -> int:
                         json.dumps({"key": info.key, "size": info.size, "etag": info.etag, "status": "done"}) + "\n"
                     )
             for info, reason in zip(todo, pool.map(lambda o: check(inputs, o, params), todo), strict=True):
-                row = {"key": info.key, "size": info.size, "etag": info.etag}
+                row = {"key": _printable(info.key), "size": info.size, "etag": info.etag}
                 if reason:
                     rejected.append(json.dumps({**row, "reason": reason}) + "\n")
                     continue

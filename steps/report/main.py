@@ -6,6 +6,7 @@ import contextlib
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from steps.common import runlayout
 from steps.common.errors import StepError
 from steps.common.outputs import write_outputs
 from steps.common.storage import NotFound, Store, open_store
+from steps.infer.claims import COMMIT, claims_prefix
 from steps.report.params import ReportParams
 
 STAGES = ("download", "decode", "infer", "upload")
@@ -23,8 +25,10 @@ MAX_LISTED = 1000  # failures listed in summary.json; failures.csv has them all
 
 
 def _read_all(store: Store, folder: str, suffix: str, workers: int = 8) -> dict[str, bytes]:
-    keys = [o.key for o in store.list(folder) if o.key.endswith(suffix)]
+    return _read_all_keys(store, [o.key for o in store.list(folder) if o.key.endswith(suffix)], workers)
 
+
+def _read_all_keys(store: Store, keys: list[str], workers: int = 8) -> dict[str, bytes]:
     def get(key: str) -> bytes | None:
         try:
             return store.get_bytes(key)
@@ -58,83 +62,104 @@ def _requests(store: Store) -> dict[str, int]:
     return total
 
 
-def summarize(store: Store, run_uri: str, output_uri: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """(summary, per-shard table, failures table) of the run under `store`."""
-    docs = [json.loads(v) for v in _read_all(store, runlayout.METRICS_DIR, ".json").values()]
-    shards = pd.DataFrame(docs)
-    results = [row for v in _read_all(store, runlayout.RESULTS_DIR, ".jsonl").values() for row in _jsonl(v)]
-    try:
-        rejects = _jsonl(store.get_bytes(runlayout.REJECTED))
-    except NotFound:
-        rejects = []
-    expected = sorted(runlayout.shard_name(o.key) for o in store.list(runlayout.SHARDS_DIR))
-    missing = sorted(set(expected) - set(shards["shard"] if len(shards) else []))
+@dataclass
+class _Shards:
+    """Each shard's metrics document and result records, from its commit where it has one."""
 
-    failures = pd.DataFrame(
-        [{"key": r["key"], "stage": "infer", "reason": r["reason"]} for r in results if r["status"] == "failed"]
-        + [{"key": r["key"], "stage": "ingest", "reason": r["reason"]} for r in rejects],
-        columns=["key", "stage", "reason"],
-    )
-    latencies = np.array([r["latency_ms"] for r in results if r["status"] == "ok"], dtype=float)
-    now = datetime.now(UTC)
-    if len(shards):
-        started = pd.to_datetime(shards["started_at"], utc=True).min().to_pydatetime()
-        finished = pd.to_datetime(shards["finished_at"], utc=True).max().to_pydatetime()
-        stage_seconds = {s: round(float(sum(d["stage_seconds"].get(s, 0.0) for d in docs)), 4) for s in STAGES}
-        providers = sorted({p for d in docs for p in d.get("providers", [])})
-        batch_size = int(shards["batch_size"].mode().iloc[0])
-        processed, failed = int(shards["processed"].sum()), int(shards["failed"].sum())
-        processed_now, resumed = int(shards["processed_now"].sum()), int(shards["resumed"].sum())
-    else:
-        started = finished = now
-        stage_seconds = dict.fromkeys(STAGES, 0.0)
-        providers, batch_size, processed, failed, processed_now, resumed = [], 0, 0, 0, 0, 0
-    wall = max((finished - started).total_seconds(), 0.0)
-    infer_failures = failures[failures["stage"] == "infer"]
-    summary = {
-        "run_uri": run_uri,
-        "output_uri": output_uri,
-        "processed": processed,
-        "failed": failed,
-        "rejected": len(rejects),
-        "resumed": resumed,
-        "images_per_second": round(processed_now / wall, 3) if wall > 0 else 0.0,
-        "wall_seconds": round(wall, 3),
-        "started_at": started.isoformat(),
-        "finished_at": finished.isoformat(),
-        "latency_ms": _percentiles(latencies),
-        "stage_seconds": stage_seconds,
-        "providers": providers,
-        "shards": len(docs),
-        "shards_expected": len(expected),
-        "missing_shards": missing,
-        "batch_size": batch_size,
-        "requests": _requests(store),
-        "failures": infer_failures[["key", "reason"]].head(MAX_LISTED).to_dict("records"),
-        "failures_truncated": len(infer_failures) > MAX_LISTED,
-        # The old kiosk's benchmark names, kept for its dashboards.
-        "time_elapsed": round(wall, 3),
-        "num_jobs": processed + failed,
-        "generated_at": now.isoformat(),
+    docs: list[dict]
+    results: list[dict]
+    failed: list[dict]  # {"shard", "reason"} of shards committed as failed
+
+
+def _failed_shard(store: Store, commit: dict) -> tuple[dict, list[dict]]:
+    """A shard committed as failed (every allowed generation died): all its items count as failed."""
+    shard, reason = str(commit.get("shard", "")), f"shard failed: {commit.get('reason', '')}"
+    try:
+        keys = [row["key"] for row in _jsonl(store.get_bytes(f"{runlayout.SHARDS_DIR}/{shard}.jsonl"))]
+    except (NotFound, ValueError, KeyError):
+        keys = []
+    at = commit.get("committed_at") or datetime.now(UTC).isoformat()
+    doc = {
+        "shard": shard,
+        "status": "failed",
+        "items": int(commit.get("items") or len(keys)),
+        "processed": 0,
+        "processed_now": 0,
+        "resumed": 0,
+        "failed": int(commit.get("items") or len(keys)),
+        "started_at": at,
+        "finished_at": at,
+        "stage_seconds": {},
+        "latency_ms": {"p50": None, "p95": None},
+        "reason": reason,
     }
+    return doc, [{"key": key, "status": "failed", "reason": reason} for key in keys]
+
+
+def _commits(store: Store) -> list[dict]:
+    keys = [o.key for o in store.list(claims_prefix()) if o.key.endswith("/" + COMMIT)]
+    return [json.loads(v) for v in _read_all_keys(store, keys).values()]
+
+
+def _shards(store: Store) -> _Shards:
+    """Committed shards (lanes) first; the rest from results/ and metrics/ (single-shard mode)."""
+    out = _Shards([], [], [])
+    for commit in _commits(store):
+        if commit.get("status") == "failed":
+            doc, rows = _failed_shard(store, commit)
+            out.failed.append({"shard": doc["shard"], "reason": doc["reason"]})
+        else:
+            doc, rows = commit["metrics"], commit["results"]
+        out.docs.append(doc)
+        out.results += rows
+    committed = {d["shard"] for d in out.docs}
+    for doc in (json.loads(v) for v in _read_all(store, runlayout.METRICS_DIR, ".json").values()):
+        if doc.get("shard") not in committed:
+            out.docs.append(doc)
+    for key, value in _read_all(store, runlayout.RESULTS_DIR, ".jsonl").items():
+        if runlayout.shard_name(key) not in committed:
+            out.results += _jsonl(value)
+    return out
+
+
+def _totals(docs: list[dict], shards: pd.DataFrame, now: datetime) -> dict[str, Any]:
+    if not len(shards):
+        return {
+            "started": now,
+            "finished": now,
+            "stage_seconds": dict.fromkeys(STAGES, 0.0),
+            "providers": [],
+            "batch_size": 0,
+            **dict.fromkeys(("processed", "failed", "processed_now", "resumed"), 0),
+        }
+    batch_sizes = shards["batch_size"].dropna().mode() if "batch_size" in shards else pd.Series([], dtype=float)
+    return {
+        "started": pd.to_datetime(shards["started_at"], utc=True).min().to_pydatetime(),
+        "finished": pd.to_datetime(shards["finished_at"], utc=True).max().to_pydatetime(),
+        "stage_seconds": {s: round(float(sum(d["stage_seconds"].get(s, 0.0) for d in docs)), 4) for s in STAGES},
+        "providers": sorted({p for d in docs for p in d.get("providers", [])}),
+        "batch_size": int(batch_sizes.iloc[0]) if len(batch_sizes) else 0,
+        **{k: int(shards[k].sum()) for k in ("processed", "failed", "processed_now", "resumed")},
+    }
+
+
+def _shard_rows(docs: list[dict]) -> pd.DataFrame:
+    columns = (
+        "shard",
+        "items",
+        "processed",
+        "processed_now",
+        "resumed",
+        "failed",
+        "wall_seconds",
+        "images_per_second",
+        "batch_size",
+        "started_at",
+        "finished_at",
+    )
     rows = [
         {
-            **{
-                k: d.get(k)
-                for k in (
-                    "shard",
-                    "items",
-                    "processed",
-                    "processed_now",
-                    "resumed",
-                    "failed",
-                    "wall_seconds",
-                    "images_per_second",
-                    "batch_size",
-                    "started_at",
-                    "finished_at",
-                )
-            },
+            **{k: d.get(k) for k in columns},
             **{f"{s}_seconds": d["stage_seconds"].get(s, 0.0) for s in STAGES},
             "latency_p50_ms": d["latency_ms"]["p50"],
             "latency_p95_ms": d["latency_ms"]["p95"],
@@ -142,8 +167,58 @@ def summarize(store: Store, run_uri: str, output_uri: str) -> tuple[dict, pd.Dat
         }
         for d in sorted(docs, key=lambda d: d["shard"])
     ]
-    table = pd.DataFrame(rows)
-    return summary, table, failures
+    return pd.DataFrame(rows)
+
+
+def summarize(store: Store, run_uri: str, output_uri: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """(summary, per-shard table, failures table) of the run under `store`."""
+    found = _shards(store)
+    docs, results = found.docs, found.results
+    shards = pd.DataFrame(docs)
+    try:
+        rejects = _jsonl(store.get_bytes(runlayout.REJECTED))
+    except NotFound:
+        rejects = []
+    expected = sorted(runlayout.shard_name(o.key) for o in store.list(runlayout.SHARDS_DIR))
+    missing = sorted(set(expected) - set(shards["shard"] if len(shards) else []))
+    failures = pd.DataFrame(
+        [{"key": r["key"], "stage": "infer", "reason": r["reason"]} for r in results if r["status"] == "failed"]
+        + [{"key": r["key"], "stage": "ingest", "reason": r["reason"]} for r in rejects],
+        columns=["key", "stage", "reason"],
+    )
+    latencies = np.array([r["latency_ms"] for r in results if r["status"] == "ok"], dtype=float)
+    now = datetime.now(UTC)
+    t = _totals(docs, shards, now)
+    wall = max((t["finished"] - t["started"]).total_seconds(), 0.0)
+    infer_failures = failures[failures["stage"] == "infer"]
+    summary = {
+        "run_uri": run_uri,
+        "output_uri": output_uri,
+        "processed": t["processed"],
+        "failed": t["failed"],
+        "rejected": len(rejects),
+        "resumed": t["resumed"],
+        "images_per_second": round(t["processed_now"] / wall, 3) if wall > 0 else 0.0,
+        "wall_seconds": round(wall, 3),
+        "started_at": t["started"].isoformat(),
+        "finished_at": t["finished"].isoformat(),
+        "latency_ms": _percentiles(latencies),
+        "stage_seconds": t["stage_seconds"],
+        "providers": t["providers"],
+        "shards": len(docs),
+        "shards_expected": len(expected),
+        "missing_shards": missing,
+        "failed_shards": sorted(found.failed, key=lambda f: f["shard"]),
+        "batch_size": t["batch_size"],
+        "requests": _requests(store),
+        "failures": infer_failures[["key", "reason"]].head(MAX_LISTED).to_dict("records"),
+        "failures_truncated": len(infer_failures) > MAX_LISTED,
+        # The old kiosk's benchmark names, kept for its dashboards.
+        "time_elapsed": round(wall, 3),
+        "num_jobs": t["processed"] + t["failed"],
+        "generated_at": now.isoformat(),
+    }
+    return summary, _shard_rows(docs), failures
 
 
 def markdown(summary: dict, table: pd.DataFrame, failures: pd.DataFrame, listed: int = 20) -> str:
@@ -159,6 +234,8 @@ def markdown(summary: dict, table: pd.DataFrame, failures: pd.DataFrame, listed:
         f"- latency p50/p95/p99: {lat['p50']} / {lat['p95']} / {lat['p99']} ms",
         "- busy seconds per stage: " + ", ".join(f"{k} {v}" for k, v in summary["stage_seconds"].items()),
     ]
+    for failed in summary.get("failed_shards", []):
+        lines.append(f"- **shard {failed['shard']} failed**: {failed['reason']}")
     if summary["missing_shards"]:
         lines.append(f"- **shards without metrics** (crashed or still running): {', '.join(summary['missing_shards'])}")
     if len(failures):

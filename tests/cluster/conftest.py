@@ -7,6 +7,8 @@ these tests locally and fail them in CI (CI=true).
 
 from __future__ import annotations
 
+import shlex
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +21,9 @@ from kubernetes.dynamic import DynamicClient
 
 from pipelines.cluster import controlplane, kube, workflows
 from pipelines.cluster.cli_apply import ensure_namespace, env_documents
+from pipelines.cluster.components import argo_server as argo_server_component
 from pipelines.cluster.state import ClusterState
+from pipelines.tools import REPO_ROOT
 from tests.fixtures.tools import require_tool
 
 NAMESPACE = "kiosk-local"
@@ -120,3 +124,25 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield running
     finally:
         controlplane.down(running.workdir)
+
+
+@dataclass
+class ArgoServer:
+    url: str  # https://127.0.0.1:PORT
+    token: str  # the ServiceAccount token `kiosk cluster env` exports (without "Bearer ")
+    env: dict[str, str]  # the environment after `eval "$(uv run kiosk cluster env)"`
+
+
+@pytest.fixture(scope="session")
+def argo_server(cluster: Cluster) -> ArgoServer:
+    """argo-server added to the session's cluster (`up --with argo-server`), and the environment the
+    newcomer's `eval "$(uv run kiosk cluster env)"` gives: run as written, through bash.
+    """
+    require_tool("argo")
+    require_tool("uv")
+    state = controlplane.up(cluster.workdir, components=["argo-server"])
+    script = f'eval "$(uv run kiosk cluster env --workdir {shlex.quote(str(cluster.workdir))})" && env -0'
+    out = subprocess.run(["bash", "-c", script], cwd=REPO_ROOT, capture_output=True, check=True, timeout=120)
+    env = dict(item.split("=", 1) for item in out.stdout.decode().split("\0") if "=" in item)
+    token = argo_server_component.token_path(state).read_text().strip()
+    return ArgoServer(url=argo_server_component.url(state), token=token, env=env)

@@ -1,16 +1,20 @@
-"""Test overlays of the rendered CronWorkflows with a one-minute schedule, created at session start.
+"""Test overlays of the rendered CronWorkflows with a schedule of seconds, created at session start.
 
-- `retention-cleanup-every-minute`: the rendered retention-cleanup CronWorkflow, every minute (and
-  `older-than=3650d`, so its real deletes touch nothing of the other tests): the controller itself
-  must start a run that Succeeds.
-- `forbid-overlap`: the same rendered CronWorkflow (concurrencyPolicy: Forbid), every minute, with a
-  workflowSpec that outlives the next tick: Forbid must keep a second run from starting.
+- `retention-cleanup-often`: the rendered retention-cleanup
+  CronWorkflow (and `older-than=3650d`, so its real deletes touch nothing of the other tests): the
+  controller itself must start a run that Succeeds; it stops scheduling after that first success.
+- `forbid-overlap`: the same rendered CronWorkflow (concurrencyPolicy: Forbid) whose first run waits
+  at a gate (a file in the cluster's workdir the test creates): while it is active, Forbid must keep
+  every later tick from starting a run, which the controller counts in its own metrics.
+
+`@every` schedules (robfig/cron's descriptor, which Argo's CRD and validation accept) keep the test
+from waiting for the wall clock's next minute.
 """
 
 from __future__ import annotations
 
 import copy
-import time
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -18,10 +22,10 @@ import yaml
 from pipelines.cluster import kube
 from pipelines.tools import REPO_ROOT
 
-EVERY_MINUTE = ["* * * * *"]
-SLEEP_S = 75
+EVERY_FEW_SECONDS = ["@every 5s"]
 LABEL = "workflows.argoproj.io/cron-workflow"
-created_at: dict[str, float] = {}
+#: The file, under the pods' $KIOSK_WORKDIR, that lets the first `forbid-overlap` run finish.
+GATE = "forbid-overlap.open"
 
 
 def rendered_cron() -> dict[str, Any]:
@@ -33,8 +37,9 @@ def overlays() -> list[dict[str, Any]]:
     base = rendered_cron()
     assert base["spec"]["concurrencyPolicy"] == "Forbid"
     every = copy.deepcopy(base)
-    every["metadata"]["name"] = "retention-cleanup-every-minute"
-    every["spec"]["schedules"] = EVERY_MINUTE
+    every["metadata"]["name"] = "retention-cleanup-often"
+    every["spec"]["schedules"] = EVERY_FEW_SECONDS
+    every["spec"]["stopStrategy"] = {"expression": "cronworkflow.succeeded >= 1"}
     every["spec"]["startingDeadlineSeconds"] = 60
     # It runs for real (dry-run=false) on the store other tests use: an age nothing there reaches.
     for param in every["spec"]["workflowSpec"]["arguments"]["parameters"]:
@@ -45,14 +50,16 @@ def overlays() -> list[dict[str, Any]]:
         params.append({"name": "older-than", "value": "3650d"})
     forbid = copy.deepcopy(base)
     forbid["metadata"]["name"] = "forbid-overlap"
-    forbid["spec"]["schedules"] = EVERY_MINUTE
+    forbid["spec"]["schedules"] = EVERY_FEW_SECONDS
+    forbid["spec"]["stopStrategy"] = {"expression": "cronworkflow.succeeded >= 1"}  # once the gate is open
     spec = forbid["spec"]["workflowSpec"]
     spec.pop("workflowTemplateRef", None)
     spec.pop("arguments", None)
     spec.pop("synchronization", None)  # the mutex would serialise it with the other overlay: test Forbid alone
     spec["entrypoint"] = "sleep"
     spec.setdefault("serviceAccountName", "kiosk-workflow")
-    spec["templates"] = [{"name": "sleep", "container": {"image": "busybox", "command": ["sleep", str(SLEEP_S)]}}]
+    wait = f'until [ -e "$KIOSK_WORKDIR/{GATE}" ]; do sleep 0.2; done'
+    spec["templates"] = [{"name": "sleep", "container": {"image": "busybox", "command": ["sh", "-c", wait]}}]
     return [every, forbid]
 
 
@@ -60,6 +67,8 @@ def create(cluster: Any) -> None:
     docs = overlays()
     rejected = [r for r in kube.apply(cluster.dynamic, docs, namespace="kiosk-local") if r.result == "rejected"]
     assert not rejected, rejected
-    now = time.time()
-    for doc in docs:
-        created_at[doc["metadata"]["name"]] = now
+
+
+def open_gate(workdir: Path) -> None:
+    """Let the gated `forbid-overlap` run finish (the pods' $KIOSK_WORKDIR is the cluster's workdir)."""
+    (workdir / GATE).touch()

@@ -31,8 +31,8 @@ LEFT_OUT = {
     # cluster's workdir, which pytest puts under /tmp; the default workdir `.kiosk` is not): an
     # artifact of the whole /tmp would archive that tree while other pods write to it.
     "artifact-passing-subpath.yaml": "archives the pod's whole /tmp, which here holds the test workdir",
-    # Pods share the host's root filesystem (there are no images here), and a step's working
-    # directory is the repo unless it sets workingDir.
+    # Pods share the host's root filesystem (there are no images here): a container's working
+    # directory is a directory of its own, not the image's WORKDIR, so `/result.txt` is not its file.
     "conditional-artifacts.yaml": "writes result.txt relative to the image's WORKDIR (/) and outputs /result.txt",
     "dag-conditional-artifacts.yaml": "writes result.txt relative to the image's WORKDIR (/) and outputs /result.txt",
     "map-reduce.yaml": "makes /mnt/out in the image's root filesystem, which here is the host's, shared by runs",

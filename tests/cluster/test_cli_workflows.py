@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import yaml
@@ -87,21 +86,31 @@ def test_submit_rejects_an_undeclared_parameter(cluster: Cluster, tmp_path: Path
 
 
 def test_logs_follow_streams_lines_while_the_pod_runs(cluster: Cluster, tmp_path: Path) -> None:
-    script = "echo first; sleep 6; echo second"
+    # A gate, not a sleep: the pod prints `second` only once the test has seen `first` stream out
+    # and opened the gate, so a follow that delivered lines only at the end would never finish.
+    gate = cluster.workdir / f"logs-gate-{tmp_path.name}"
+    script = f'echo first; until [ -e "$KIOSK_WORKDIR/{gate.name}" ]; do sleep 0.1; done; echo second'
     created = workflows.create(cluster.api, workflows.from_file(_manifest(tmp_path, script), NAMESPACE, {}))
     name = created["metadata"]["name"]
-    seen: list[tuple[float, str, str]] = []
-    final = workflows.follow(
-        cluster.api,
-        NAMESPACE,
-        name,
-        lambda node, line: seen.append((time.monotonic(), node, line)),
-        pods_root=kube.pods_root(str(cluster.state.kubeconfig)),
-        timeout_s=120,
-    )
+    seen: list[tuple[str, str]] = []
+
+    def on_line(node: str, line: str) -> None:
+        seen.append((node, line))
+        if line == "first":
+            gate.touch()
+
+    try:
+        final = workflows.follow(
+            cluster.api,
+            NAMESPACE,
+            name,
+            on_line,
+            pods_root=kube.pods_root(str(cluster.state.kubeconfig)),
+            timeout_s=120,
+        )
+    finally:
+        gate.touch()  # never leave the pod waiting
     assert final["status"]["phase"] == "Succeeded"
-    assert [(node, line) for _, node, line in seen] == [(name, "first"), (name, "second")]
-    # streamed: `first` came out while the pod was still sleeping, not at the end
-    assert seen[1][0] - seen[0][0] > 3, seen
+    assert seen == [(name, "first"), (name, "second")]
     code, output = _kiosk(cluster, "logs", name, "-n", NAMESPACE, "--follow")
     assert code == 0 and output.splitlines() == [f"{name}: first", f"{name}: second"], output

@@ -1,5 +1,6 @@
-"""`kiosk cluster up | status | down` on a cluster of its own: idempotent up, loopback-only ports,
-and a down that leaves no process behind, not even a pod's process that was still running.
+"""`kiosk cluster up | status | down` on a cluster of its own: idempotent up, an optional component
+(`--with argo-server`) added to a running cluster, loopback-only ports, and a down that leaves no
+process behind, not even a pod's process that was still running.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pipelines.cli import app
 from pipelines.cluster import controlplane, kube, workflows
 from pipelines.cluster.state import COMPONENTS, ClusterState, cluster_dir
 from tests.cluster.conftest import container_workflow, executor_namespace, require_control_plane
+from tests.fixtures.tools import require_tool
+from tests.fixtures.waiting import wait_until
 
 
 def _listening(pids: set[int]) -> list[tuple[str, int, int]]:
@@ -37,15 +40,16 @@ def _tree(pids: list[int]) -> set[int]:
     return found
 
 
-def _wait_for_sleep(workdir: Path, timeout_s: float = 90) -> psutil.Process:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for proc in psutil.process_iter(["cmdline", "environ"]):
-            cmdline = proc.info["cmdline"] or []
-            if cmdline[-2:] == ["sleep", "300"] and (proc.info["environ"] or {}).get("KIOSK_WORKDIR") == str(workdir):
-                return proc
-        time.sleep(0.5)
-    raise AssertionError("the workflow's `sleep 300` never started")
+def _sleep_of(workdir: Path) -> psutil.Process | None:
+    for proc in psutil.process_iter(["cmdline", "environ"]):
+        cmdline = proc.info["cmdline"] or []
+        if cmdline[-2:] == ["sleep", "300"] and (proc.info["environ"] or {}).get("KIOSK_WORKDIR") == str(workdir):
+            return proc
+    return None
+
+
+def _wait_for_sleep(workdir: Path, timeout_s: float = 180) -> psutil.Process:
+    return wait_until(lambda: _sleep_of(workdir), timeout_s, "the workflow's `sleep 300` to start", poll=0.5)
 
 
 def test_up_status_down(tmp_path: Path) -> None:
@@ -63,17 +67,28 @@ def test_up_status_down(tmp_path: Path) -> None:
     assert again.exit_code == 0 and "already up" in again.output, again.output
     assert {n: ClusterState.load(cluster_dir(tmp_path)).pids[n][0] for n in COMPONENTS} == pids
 
+    require_tool("argo")
+    begin = time.monotonic()
+    with_server = runner.invoke(app, ["cluster", "up", "--workdir", str(tmp_path), "--with", "argo-server"])
+    print(f"argo-server added in {time.monotonic() - begin:.1f} s")
+    assert with_server.exit_code == 0, with_server.output
+    state = ClusterState.load(cluster_dir(tmp_path))
+    assert {n: state.pids[n][0] for n in COMPONENTS} == pids  # the core kept running
+    pids["argo-server"] = state.pids["argo-server"][0]
+
     status = runner.invoke(app, ["cluster", "status", "--workdir", str(tmp_path), "-o", "json"])
     assert status.exit_code == 0, status.output
     body = json.loads(status.output)
     assert body["running"] and {n: c["pid"] for n, c in body["components"].items()} == pids
+    table = runner.invoke(app, ["cluster", "status", "--workdir", str(tmp_path)])
+    assert f"argo-server https://127.0.0.1:{state.ports['argo-server']}" in table.output, table.output
 
     everything = _tree(list(pids.values()))
     listening = _listening(everything)
-    # Our controller build binds /healthz and metrics to 127.0.0.1 (upstream: every interface).
-    assert {port for _, port, _ in listening} >= {
-        state.ports[name] for name in ("apiserver", "etcd", "controller-metrics", "controller-healthz")
-    }
+    # Our builds bind the controller's /healthz and metrics, and argo-server, to 127.0.0.1 (upstream:
+    # every interface); the agent's log endpoint is the node's kubelet port.
+    served = ("apiserver", "etcd", "controller-metrics", "controller-healthz", "kubelet", "argo-server")
+    assert {port for _, port, _ in listening} >= {state.ports[name] for name in served}, state.ports
     wrong = [(ip, port) for ip, port, _ in listening if ip != "127.0.0.1"]
     assert not wrong, f"listening beyond loopback: {wrong}"
 
@@ -85,7 +100,7 @@ def test_up_status_down(tmp_path: Path) -> None:
 
     down = runner.invoke(app, ["cluster", "down", "--workdir", str(tmp_path)])
     assert down.exit_code == 0, down.output
-    assert set(down.output.removeprefix("stopped: ").strip().split(", ")) == set(COMPONENTS)
+    assert set(down.output.removeprefix("stopped: ").strip().split(", ")) == set(pids)
     left = []
     for pid in everything:
         try:

@@ -9,8 +9,6 @@ return that run, and the controller-down alert must be quiet while the controlle
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from pipelines.cluster import controlplane
@@ -18,7 +16,7 @@ from pipelines.config import load_config
 from pipelines.observability import alerts, panels
 from steps.common import metric_names as n
 from tests.cluster.conftest import NAMESPACE, Cluster
-from tests.fixtures.prometheus import PromStack, start_prom_stack
+from tests.fixtures.prometheus import start_prom_stack
 
 ENV = "local"
 TEMPLATE = "synthetic-data"
@@ -35,15 +33,6 @@ def _controller_panels() -> list[tuple[str, panels.Query]]:
     ]
 
 
-def _wait(stack: PromStack, promql: str, seconds: float = 60) -> list[dict]:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if result := stack.query(promql):
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"Prometheus never returned data for {promql}")
-
-
 @pytest.fixture(scope="module")
 def scraped(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory):
     cfg = load_config(ENV)
@@ -51,15 +40,14 @@ def scraped(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory):
     target = url.removeprefix("http://").split("/", 1)[0]
     job = f"  - job_name: {cfg.observability.controller_job}\n    static_configs: [{{targets: ['{target}']}}]\n"
     with start_prom_stack(tmp_path_factory.mktemp("controller-metrics"), extra_scrape=job) as stack:
-        _wait(stack, f'up{{job="{cfg.observability.controller_job}"}} == 1')
+        stack.wait_for_data(f'up{{job="{cfg.observability.controller_job}"}} == 1')
         uri = "file://$KIOSK_WORKDIR/store/uploads/metrics-case"
         workflow = cluster.submit_template(TEMPLATE, {"output-uri": uri, "count": "2", "width": "64", "height": "64"})
         assert workflow["status"]["phase"] == "Succeeded", workflow["status"].get("message")
         labels = (
             f'{n.TEMPLATE_LABEL}="{TEMPLATE}", {n.WORKFLOW_NAMESPACE_LABEL}="{NAMESPACE}", {n.STATUS_LABEL}="Succeeded"'
         )
-        _wait(stack, f"{n.controller(n.count(n.WORKFLOW_DURATION))}{{{labels}}}")
-        time.sleep(3)  # more scrapes: increase() over the range needs two samples
+        stack.wait_for_samples(f"{n.controller(n.count(n.WORKFLOW_DURATION))}{{{labels}}}")  # increase() needs two
         yield stack, cfg
 
 

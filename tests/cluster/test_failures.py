@@ -12,7 +12,6 @@ import itertools
 import json
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import yaml
 from pipelines.cluster import workflows
 from pipelines.tools import REPO_ROOT
 from tests.cluster.conftest import Cluster
+from tests.fixtures.waiting import wait_until
 
 RENDERED = REPO_ROOT / "argocd" / "workflows" / "local" / "workflowtemplate-batch-inference.yaml"
 
@@ -90,11 +90,10 @@ def _sleepers(cluster: Cluster, marker: str) -> list[int]:
     return found
 
 
-def _wait_gone(cluster: Cluster, marker: str, timeout_s: float = 20) -> list[int]:
-    deadline = time.monotonic() + timeout_s
-    while (left := _sleepers(cluster, marker)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    return left
+def _wait_gone(cluster: Cluster, marker: str, timeout_s: float = 60) -> None:
+    wait_until(
+        lambda: not _sleepers(cluster, marker), timeout_s, f"the `sleep {marker}` processes to be gone", poll=0.5
+    )
 
 
 def test_template_deadline_fails_the_run_and_kills_its_processes(cluster: Cluster) -> None:
@@ -104,7 +103,7 @@ def test_template_deadline_fails_the_run_and_kills_its_processes(cluster: Cluste
     pod = attempts(done)[0]
     assert pod["phase"] in ("Failed", "Error")
     assert "deadline" in (pod.get("message") or "").lower(), pod
-    assert not _wait_gone(cluster, "301")
+    _wait_gone(cluster, "301")
 
 
 def test_workflow_deadline_fails_the_run_and_kills_its_processes(cluster: Cluster) -> None:
@@ -112,7 +111,7 @@ def test_workflow_deadline_fails_the_run_and_kills_its_processes(cluster: Cluste
     created = cluster.run(workflow("workflow-deadline", template, activeDeadlineSeconds=6), timeout_s=120)
     assert created["status"]["phase"] in ("Failed", "Error")
     assert "deadline" in (created["status"].get("message") or "").lower(), created["status"].get("message")
-    assert not _wait_gone(cluster, "302", timeout_s=40)
+    _wait_gone(cluster, "302")
 
 
 def _seconds(stamp: str) -> float:
@@ -156,8 +155,9 @@ def test_lane_killed_mid_shard_is_retried_and_every_output_is_written_once(clust
     created = workflows.create(cluster.api, workflows.from_template("batch-inference", "kiosk-local", params))
     name = created["metadata"]["name"]
     run_dir = cluster.workdir / "store" / "runs" / name
-    victim, deadline = None, time.monotonic() + 240
-    while victim is None and time.monotonic() < deadline:  # a shard claimed and not yet done: kill its owner
+
+    def kill_an_owner() -> str | None:
+        """A shard claimed and not yet done: kill its owner; the shard, once one was killed."""
         for shard, names in _claims(run_dir).items():
             if names == ["g0000.json"]:
                 claim = json.loads((run_dir / "queue" / "claims" / shard / "g0000.json").read_text())
@@ -165,10 +165,11 @@ def test_lane_killed_mid_shard_is_retried_and_every_output_is_written_once(clust
                 if pid is not None:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-                        victim = shard
+                        return shard
                 break
-        time.sleep(0.05)
-    assert victim is not None, "no lane was caught mid-shard"
+        return None
+
+    victim = wait_until(kill_an_owner, 240, "a lane to be caught mid-shard", poll=0.05)
     done = workflows.wait(cluster.api, "kiosk-local", name, 600)
     assert done["status"]["phase"] == "Succeeded", done["status"].get("message")
     lanes = [

@@ -7,7 +7,6 @@ which the lint's JSON schemas leave out.
 from __future__ import annotations
 
 import copy
-import time
 
 import pytest
 import yaml
@@ -18,6 +17,7 @@ from pipelines.cluster.cli_apply import ensure_namespace
 from pipelines.config import ENVIRONMENTS, load_config
 from pipelines.lint import crds
 from tests.cluster.conftest import Cluster
+from tests.fixtures.waiting import wait_until
 
 CRD_SOURCES = (crds.KARPENTER, crds.PROMETHEUS_OPERATOR)
 
@@ -34,14 +34,14 @@ def operations_crds(cluster: Cluster) -> Cluster:
     applied = kube.apply(cluster.dynamic, definitions)
     assert not [r for r in applied if r.result == "rejected"], applied
     resource = cluster.dynamic.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
-    deadline = time.monotonic() + 60
+
+    def established(name: str) -> bool:
+        conditions = resource.get(name=name).to_dict().get("status", {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
     for crd in definitions:
-        while True:
-            conditions = resource.get(name=crd["metadata"]["name"]).to_dict().get("status", {}).get("conditions") or []
-            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
-                break
-            assert time.monotonic() < deadline, f"{crd['metadata']['name']} never became Established"
-            time.sleep(0.2)
+        name = crd["metadata"]["name"]
+        wait_until(lambda name=name: established(name), 60, f"{name} to become Established", poll=0.2)
     return cluster
 
 

@@ -36,9 +36,22 @@ def test_overlays_are_exactly_the_environments() -> None:
     assert sorted(p.stem for p in OVERLAYS) == sorted(ENVIRONMENTS)
 
 
+def _at(node: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        node = node[part]
+    return node
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_environment_loads(env: str) -> None:
-    assert isinstance(load_config(env), KioskConfig)
+def test_environment_is_base_with_its_overlay(env: str) -> None:
+    loaded = load_config(env).model_dump()
+    overlay = yaml.safe_load((CONFIG_DIR / f"{env}.yaml").read_text()) or {}
+    overridden = leaves(overlay)
+    assert overridden, f"{env}.yaml changes nothing"
+    assert [(path, _at(loaded, path)) for path, _ in overridden] == overridden
+    base = leaves(KioskConfig.model_validate(yaml.safe_load((CONFIG_DIR / "base.yaml").read_text())).model_dump())
+    kept = [(path, value) for path, value in base if not any(path[: len(o)] == o for o, _ in overridden)]
+    assert [(path, _at(loaded, path)) for path, _ in kept] == kept
 
 
 def repeated(overlay: dict[str, Any]) -> list[str]:

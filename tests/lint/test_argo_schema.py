@@ -46,9 +46,18 @@ def test_int_or_string_accepts_both():
     assert argo_schema.schema_errors(body)
 
 
-def test_every_argo_kind_has_a_definition():
+def test_every_argo_kind_has_a_closed_definition():
     for kind in ARGO_KINDS:
-        assert argo_schema.validator_for(kind) is not None, kind
+        validator = argo_schema.validator_for(kind)
+        assert validator is not None, kind
+        body = {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": kind,
+            "metadata": {"name": "x"},
+            "spec": {"entrypointt": 3},
+        }
+        messages = [e.message for e in validator.iter_errors(body)]
+        assert any("'entrypointt' was unexpected" in m for m in messages), (kind, messages)  # its own spec, closed
 
 
 def test_upstream_examples_pass_the_closed_schema():

@@ -37,6 +37,7 @@ from pipelines.observability import alerts, panels
 from pipelines.runner import api
 from steps.common import metric_names as n
 from tests.fixtures.prometheus import PromStack, free_port, start_prom_stack
+from tests.fixtures.waiting import wait_until
 
 ENV = "local"
 FED_JOB = "kiosk-test-fed"
@@ -132,16 +133,6 @@ def _api(stack: PromStack, path: str, **params: str) -> dict:
         return json.load(response)
 
 
-def _wait(stack: PromStack, promql: str, seconds: float = 30) -> list[dict]:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = stack.query(promql)
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"Prometheus never returned data for {promql}")
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("live")
@@ -152,7 +143,7 @@ def live(tmp_path_factory: pytest.TempPathFactory):
     down = f"  - job_name: {cfg.observability.controller_job}\n    static_configs: [{{targets: ['{target}']}}]\n"
     with start_prom_stack(tmp, extra_scrape=down, rule_files=(rules,)) as stack:
         _feed(stack, cfg, [])
-        _wait(stack, n.controller(n.count(n.WORKFLOW_DURATION)))
+        stack.wait_for_data(n.controller(n.count(n.WORKFLOW_DURATION)))
         config_dir = _config_dir(tmp, stack.gateway)
         rendered = tmp / "rendered"
         files = []
@@ -176,7 +167,8 @@ def live(tmp_path_factory: pytest.TempPathFactory):
         cleanup = _run("retention-cleanup", files, workdir, **{"dry-run": "false", "older-than": "7d"})
         _feed(stack, cfg, [batch, cleanup, synth])
         run = batch["metadata"]["name"]
-        # Every group is on the Pushgateway; wait until Prometheus scraped each of them.
+        # Every group is on the Pushgateway; wait until Prometheus scraped each of them twice, so
+        # range functions over the last minutes have two samples to work with.
         for promql in (
             f'{n.INGEST_SHARDS}{{run="{run}"}}',
             f'{n.INFER_SHARD_SECONDS}{{run="{run}"}}',
@@ -184,8 +176,7 @@ def live(tmp_path_factory: pytest.TempPathFactory):
             n.DCGM_GPU_UTIL,
             n.controller(n.count(n.WORKFLOW_DURATION)),
         ):
-            _wait(stack, promql)
-        time.sleep(3)  # a few more scrapes, so range functions over the last minutes have 2+ samples
+            stack.wait_for_samples(promql)
         yield {"stack": stack, "cfg": cfg, "run": run, "backdated": backdated, "uploads": uploads}
 
 
@@ -248,14 +239,22 @@ def test_alert_expression_evaluates(live, alert: str) -> None:
     assert answer["status"] == "success", answer
 
 
+def _rules(live) -> dict[str, dict]:
+    return {r["name"]: r for g in _api(live["stack"], "rules")["data"]["groups"] for r in g["rules"]}
+
+
 def test_prometheus_loaded_and_evaluated_every_rule(live) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        groups = _api(live["stack"], "rules")["data"]["groups"]
-        loaded = {r["name"]: r for g in groups for r in g["rules"]}
-        if all(r.get("lastEvaluation", "").startswith("20") for r in loaded.values()) or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert set(loaded) == {a.name for a in alerts.alerts(live["cfg"])}
+    names = {a.name for a in alerts.alerts(live["cfg"])}
+
+    def evaluated() -> dict[str, dict] | None:
+        loaded = _rules(live)
+        return (
+            loaded
+            if set(loaded) == names and all(r.get("lastEvaluation", "").startswith("20") for r in loaded.values())
+            else None
+        )
+
+    loaded = wait_until(evaluated, 60, "Prometheus to load and evaluate every alert rule", poll=0.5)
+    assert set(loaded) == names
     health = {name: (r["health"], r.get("lastError", "")) for name, r in loaded.items()}
     assert health == dict.fromkeys(loaded, ("ok", ""))

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.argo_module import GO_MOD
+from pipelines.argo_module import go_mod
 from pipelines.runner.expressions import evaluate_expr, to_text
 from pipelines.tools import REPO_ROOT, in_ci
 from tests.fixtures.tools import require_tool
@@ -31,8 +31,10 @@ SOURCE = Path(__file__).parent / "expr_oracle" / "main.go"
 def oracle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     go = require_tool("go")
     build = tmp_path_factory.mktemp("expr-oracle")
-    shutil.copy(GO_MOD.parent / "go.sum", build / "go.sum")
-    (build / "go.mod").write_text(re.sub(r"^module .*$", "module exproracle", GO_MOD.read_text(), count=1, flags=re.M))
+    shutil.copy(go_mod().parent / "go.sum", build / "go.sum")
+    (build / "go.mod").write_text(
+        re.sub(r"^module .*$", "module exproracle", go_mod().read_text(), count=1, flags=re.M)
+    )
     shutil.copy(SOURCE, build / "main.go")
     env = dict(os.environ, GOFLAGS="-mod=mod", GOPROXY="off")  # nothing downloads at test time
     done = subprocess.run(

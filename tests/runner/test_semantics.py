@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -88,13 +89,26 @@ RETRY = manifest(
 )
 
 
+class _Backoffs(threading.Event):
+    """The engine's cancel event, recording each wait it is asked for: the backoffs, without a clock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        return super().wait(timeout)
+
+
 def test_retry_until_success_with_backoff(tmp_path: Path) -> None:
-    start = time.monotonic()
-    workflow, _nodes, _ = run(tmp_path, RETRY)
+    engine = api.prepare(str(write(tmp_path, RETRY)), env=None, workdir=tmp_path / "wd", backoff_scale=1.0)
+    engine.cancelled = backoffs = _Backoffs()
+    workflow = engine.run()
     assert workflow["status"]["phase"] == "Succeeded"
     root = next(n for n in workflow["status"]["nodes"].values() if n["type"] == "Retry")
     assert [workflow["status"]["nodes"][c]["phase"] for c in root["children"]] == ["Failed", "Failed", "Succeeded"]
-    assert time.monotonic() - start >= 0.3 + 0.6  # backoff 300ms then 600ms
+    assert backoffs.waits == pytest.approx([0.3, 0.6])  # duration 300ms, factor 2, before each retry
 
 
 def test_retry_limit_exhausted(tmp_path: Path) -> None:
@@ -141,28 +155,36 @@ DEADLINE = manifest(
     """\
   - name: main
     activeDeadlineSeconds: 1
-    container: {image: busybox, command: [sleep, "30"]}
+    container: {image: busybox, command: [sh, -c, "echo $$ > /tmp/pid && exec sleep 300"]}
 """,
 )
 
 
+def _stopped(tmp_path: Path, workflow: dict[str, Any]) -> bool:
+    """Whether the sleeper the deadline should have stopped is gone (its PID, from its private /tmp)."""
+    (pid_file,) = (tmp_path / "wd" / "runs" / workflow["metadata"]["name"]).rglob("pid")
+    try:
+        os.kill(int(pid_file.read_text()), 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
 def test_template_deadline_stops_the_process(tmp_path: Path) -> None:
-    start = time.monotonic()
     workflow, nodes, _ = run(tmp_path, DEADLINE)
-    assert time.monotonic() - start < 15
     assert workflow["status"]["phase"] == "Failed"
     assert "deadline" in nodes["main"]["message"] if "main" in nodes else workflow["status"]["message"]
+    assert _stopped(tmp_path, workflow)  # run() returned because the process was stopped, not because it ended
 
 
 def test_workflow_deadline(tmp_path: Path) -> None:
     text = DEADLINE.replace("    activeDeadlineSeconds: 1\n", "").replace(
         "  entrypoint: main", "  entrypoint: main\n  activeDeadlineSeconds: 1"
     )
-    start = time.monotonic()
     workflow, _, _ = run(tmp_path, text)
-    assert time.monotonic() - start < 15
     assert workflow["status"]["phase"] == "Failed"
     assert "deadline" in workflow["status"]["message"]
+    assert _stopped(tmp_path, workflow)
 
 
 LIBRARY = """
@@ -441,3 +463,46 @@ def test_archived_logs_are_refused(tmp_path: Path, spec_level: str, template_lev
         api.prepare(str(write(tmp_path, text)), env=None, workdir=tmp_path / "wd").run()
     assert f"{refused!r} in template 'hello'" in str(caught.value)
     assert "artifact repository" in str(caught.value)
+
+
+WORKING_DIRS = manifest(
+    "cwd",
+    """\
+  - name: main
+    steps:
+    - - {name: plain, template: write}
+      - {name: declared, template: write-in-tmp}
+  - name: write
+    container: {image: busybox, command: [sh, -c, "echo heads > result.txt && pwd > /tmp/pwd"]}
+    outputs: {parameters: [{name: pwd, valueFrom: {path: /tmp/pwd}}]}
+  - name: write-in-tmp
+    container: {image: busybox, workingDir: /tmp/src, command: [sh, -c, "echo tails > result.txt && pwd > /tmp/pwd"]}
+    outputs: {parameters: [{name: pwd, valueFrom: {path: /tmp/pwd}}]}
+""",
+)
+
+
+@pytest.mark.parametrize("how", [isolation.UNSHARE, isolation.REWRITE])
+def test_a_relative_write_lands_in_the_nodes_own_directory(
+    tmp_path: Path, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if how == isolation.UNSHARE and isolation.method() != isolation.UNSHARE:
+        pytest.skip("mount namespaces are not available here; the rewrite fallback is tested instead")
+    monkeypatch.setattr(isolation, "method", lambda: how)
+    caller = tmp_path / "caller"
+    caller.mkdir()
+    monkeypatch.chdir(caller)  # neither the checkout nor the caller's directory is a pod's
+    workflow, nodes, _ = run(tmp_path, WORKING_DIRS)
+    assert workflow["status"]["phase"] == "Succeeded"
+    run_dir = tmp_path / "wd" / "runs" / workflow["metadata"]["name"]
+    written = {p.read_text().strip(): p for p in run_dir.rglob("result.txt")}
+    assert sorted(written) == ["heads", "tails"]
+    plain = Path(_pwd(nodes["plain"]))
+    assert plain == written["heads"].parent and run_dir in plain.parents
+    assert written["tails"].parent.name == "src"  # workingDir /tmp/src: the node's private /tmp/src
+    assert list(caller.iterdir()) == []
+
+
+def _pwd(node: dict[str, Any]) -> str:
+    (value,) = [p["value"] for p in node["outputs"]["parameters"] if p["name"] == "pwd"]
+    return value

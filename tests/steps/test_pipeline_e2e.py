@@ -14,7 +14,7 @@ from steps.ingest.main import run as ingest
 from steps.ingest.params import IngestParams
 from steps.report.main import run as report
 from steps.report.params import ReportParams
-from tests.fixtures import onnx_models as zoo
+from testkit import onnx_models as zoo
 from tests.fixtures.stepkit import read_outputs, run_step
 
 SUMMARY_FIELDS = {

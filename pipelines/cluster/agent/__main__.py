@@ -1,7 +1,8 @@
 """`python -m pipelines.cluster.agent --kubeconfig K --workdir W --root R`: the node agent's loop.
 
 It lists every pod, then watches from that resourceVersion (relisting when the watch expires).
-A Pending pod it has not seen starts a PodRun; a deleted pod has its processes killed.
+A Pending pod it has not seen is bound to the agent's Node and starts a PodRun; a deleted pod has
+its processes killed. With `--kubelet-port` it registers that Node and serves pod logs (kubelet.py).
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ from kubernetes import config as k8s_config
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
+from pipelines.cluster.agent import kubelet
 from pipelines.cluster.agent.pod import Config, PodRun
 
 log = logging.getLogger("kiosk-agent")
 
 
 class Agent:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, node: bool = False) -> None:
         self.config = config
+        self.node = node  # bind pods to the registered Node
         self.runs: dict[str, PodRun] = {}
         self.stopping = threading.Event()
 
@@ -44,6 +47,8 @@ class Agent:
         if uid in self.runs or phase not in (None, "Pending") or (pod.status and pod.status.start_time):
             return
         log.info("pod %s/%s: starting", pod.metadata.namespace, pod.metadata.name)
+        if self.node:
+            kubelet.bind(self.config.core, pod)
         run = PodRun(self.config, pod)
         self.runs[uid] = run
         run.start()
@@ -91,10 +96,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--workdir", required=True, type=Path)
     parser.add_argument("--root", required=True, type=Path)
+    parser.add_argument("--kubelet-port", type=int, help="serve pod logs here, as a kubelet (127.0.0.1)")
+    parser.add_argument("--kubelet-cert", type=Path, help="its TLS certificate and key")
+    parser.add_argument("--kubelet-key", type=Path)
+    parser.add_argument("--kubelet-client-ca", type=Path, help="what the API server's client certificate chains to")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     api = k8s_config.new_client_from_config(args.kubeconfig)
-    agent = Agent(Config(api, args.workdir.resolve(), args.root.resolve()))
+    config = Config(api, args.workdir.resolve(), args.root.resolve())
+    if args.kubelet_port:
+        tls = {"cert": args.kubelet_cert, "key": args.kubelet_key, "client_ca": args.kubelet_client_ca}
+        kubelet.serve(kubelet.KubeletConfig(port=args.kubelet_port, **tls), config.core, config.root)
+        kubelet.register_node(config.core, args.kubelet_port)
+    agent = Agent(config, node=bool(args.kubelet_port))
     signal.signal(signal.SIGTERM, agent.shutdown)
     signal.signal(signal.SIGINT, agent.shutdown)
     agent.loop()

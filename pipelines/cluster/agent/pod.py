@@ -17,9 +17,9 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from pipelines import project
 from pipelines.cluster.agent import volumes
 from pipelines.cluster.agent.env import EnvError, Resolver, expand
-from pipelines.tools import REPO_ROOT, TOOLS_BIN
 
 #: Longest grace a deleted pod's processes get before SIGKILL (terminationGracePeriodSeconds caps it).
 MAX_GRACE_S = 10.0
@@ -42,16 +42,18 @@ class Config:
         self.api_host, _, self.api_port = host.rpartition(":")
         ca_file = api.configuration.ssl_ca_cert
         self.ca = Path(ca_file).read_text() if ca_file else ""
+        self.tools_bin = project.tools_bin()
 
     def base_env(self, pod: Any) -> dict[str, str]:
-        path = os.pathsep.join([str(Path(sys.executable).parent), str(TOOLS_BIN), "/usr/local/bin", "/usr/bin", "/bin"])
+        tools = [str(self.tools_bin)] if self.tools_bin else []
+        path = os.pathsep.join([str(Path(sys.executable).parent), *tools, "/usr/local/bin", "/usr/bin", "/bin"])
         return {
             "PATH": path,
             "HOME": "/tmp",
             "HOSTNAME": pod.metadata.name,
             "KUBERNETES_SERVICE_HOST": self.api_host,
             "KUBERNETES_SERVICE_PORT": self.api_port,
-            "PYTHONPATH": str(REPO_ROOT),
+            "PYTHONPATH": str(project.PACKAGES_DIR),
             "PYTHONUNBUFFERED": "1",
             "KIOSK_WORKDIR": str(self.workdir),
             "LANG": os.environ.get("LANG", "C.UTF-8"),
@@ -152,7 +154,8 @@ class PodRun(threading.Thread):
         argv = [expand(str(a), env) for a in [*(container.command or []), *(container.args or [])]]
         if not container.command:
             raise EnvError(f"container {container.name!r} has no command: image entrypoints are unknown here")
-        keep = [self.config.workdir, REPO_ROOT, Path(sys.prefix), Path(sys.base_prefix), TOOLS_BIN.parent]
+        tools = [self.config.tools_bin.parent] if self.config.tools_bin else []
+        keep = [self.config.workdir, project.PACKAGES_DIR, Path(sys.prefix), Path(sys.base_prefix), *tools]
         automount = self.pod.spec.automount_service_account_token is not False
         hide = (self.config.root.parent,)  # the cluster's directory: pki, kubeconfigs, etcd, every pod's secrets
         script = volumes.mount_script(container, vols, self.dir / "containers" / container.name, keep, automount, hide)
@@ -177,7 +180,7 @@ class PodRun(threading.Thread):
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                cwd=container.working_dir or REPO_ROOT,
+                cwd=self.dir / "containers" / container.name / "work",
                 env=env,
                 start_new_session=True,
             )

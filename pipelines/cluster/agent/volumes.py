@@ -143,8 +143,28 @@ def mount_script(
         lines += [*place, f"mount --bind {q(host)} {q(target)}"]
         if read_only:
             lines.append(f"mount -o remount,bind,ro {q(target)}")
+    lines += _working_dir(container.working_dir, mounts, private_tmp, container_dir / "work")
     lines += [f"mount -t tmpfs -o size=64k,mode=0755 kiosk-hidden {q(path)}" for path in hide]
     return lines
+
+
+def _working_dir(declared: str | None, mounts: dict[str, tuple[Path, bool]], tmp: Path, work: Path) -> list[str]:
+    """A container starts in a directory of its own, never the checkout: its private `/tmp` unless it
+    declares a `workingDir` (the image's WORKDIR on a node). That is entered as it is where a volume
+    or the private `/tmp` holds it; elsewhere `work` is bound there first, since the host's root
+    filesystem stands in for the image's and is shared by every pod. (Not `work` itself: it lies in
+    the cluster's directory, which the tmpfs covers, and a process pool's children chdir to their
+    parent's cwd by path.)
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    if not declared:
+        return ["cd /tmp"]
+    target = _canonical(declared)
+    if _inside(target, "/tmp") or any(_inside(target, m) for m in mounts):
+        return [f"mkdir -p {q(target)}", f"cd {q(target)}"]
+    if target == "/" or (Path(target).is_dir() and any(Path(target).iterdir())):
+        raise EnvError(f"workingDir {declared!r} is a directory of this host: give it a volume, or use one under /tmp")
+    return [f"mkdir -p {q(target)}", f"mount --bind {q(work)} {q(target)}", f"cd {q(target)}"]
 
 
 def q(value: object) -> str:

@@ -13,9 +13,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from pipelines import project
 from pipelines.lint.base import Check, CheckResult, Finding, LintContext
 from pipelines.lint.manifests import missing_tool
-from pipelines.tools import TOOLS_BIN, find_tool
+from pipelines.tools import find_tool
 
 CHECKOV_VERSION = "3.3.30"
 DIRECTORIES = ("argocd", "images")
@@ -71,7 +72,8 @@ def run(ctx: LintContext) -> CheckResult:
     if command is None:
         return missing_tool("checkov")
     args = [arg for root in roots for arg in ("-d", root)]
-    env = {**os.environ, "PATH": f"{TOOLS_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    path = [str(p) for p in [project.tools_bin()] if p is not None]
+    env = {**os.environ, "PATH": os.pathsep.join([*path, os.environ.get("PATH", "")])}
     proc = subprocess.run(
         [*command, *args, "--framework", *FRAMEWORKS, "--skip-download", "-o", "json", "--quiet"],
         cwd=ctx.repo,

@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import time
+import uuid
 from pathlib import Path
 
 from steps.common.storage.base import (
@@ -59,12 +61,14 @@ def open_store(
     max_attempts: int = 5,
     max_pool_connections: int = 10,
     bulk_client: str = "boto3",
+    timeout_s: float | None = None,
 ) -> Store:
     """Open `file:///abs/dir` (env vars expanded) or `s3://bucket[/prefix]`.
 
     `max_pool_connections` should be at least the caller's number of concurrent workers, otherwise
     urllib3 discards connections and every request pays a new TCP handshake. `bulk_client="obstore"`
     sends small-object GETs and PUTs through obstore (s3_bulk.py), boto3 doing everything else.
+    `timeout_s` bounds each S3 attempt's connect and read (the file store has no network to wait on).
     """
     expanded = _expand(uri.strip())
     if expanded.startswith("file://"):
@@ -89,6 +93,7 @@ def open_store(
             max_attempts=max_attempts,
             max_pool_connections=max_pool_connections,
             bulk_client=bulk_client,
+            timeout_s=timeout_s,
         )
     raise StorageError(f"unsupported storage URI {uri!r}: expected file:///abs/dir or s3://bucket/prefix")
 
@@ -130,26 +135,46 @@ def read_uri(uri: str, *, s3_endpoint: str = "", max_attempts: int = 5) -> bytes
         return None
 
 
-def probe_conditional_writes(store: Store, key: str) -> None:
-    """Create `key` twice with create-if-absent: the second must be refused. A server that ignores
-    `If-None-Match` (older MinIO gateways, some S3 look-alikes, a proxy that drops the header) would
-    let two workers own one claim silently, so this raises ConditionalWritesUnsupported instead.
+def probe_conditional_writes(store: Store, key: str, *, attempts: int = 5) -> None:
+    """Create `key` twice with create-if-absent: the second must be refused; then a replace with a
+    wrong ETag must be refused too. A server that ignores `If-None-Match` or `If-Match` (older MinIO
+    gateways, some S3 look-alikes, a proxy that drops the header) would let two workers own one
+    claim silently, so this raises ConditionalWritesUnsupported (bad input, exit 2) instead. Errors
+    on the way (a blip, a 503) are retried, and when they persist raise StorageUnavailable (exit 1):
+    only a server seen ignoring a condition is refused.
     """
-    import uuid
+    for attempt in range(1, attempts + 1):
+        try:
+            return _probe_once(store, key)
+        except StorageUnavailable:
+            if attempt == attempts:
+                raise
+            time.sleep(min(5.0, 0.2 * 2**attempt))
 
+
+def _probe_once(store: Store, key: str) -> None:
     token = uuid.uuid4().hex
     probe = f"{key}-{token}"
+    first, second = f"first {token}".encode(), f"second {token}".encode()
     try:
-        if not store.create_bytes(probe, b"first"):
-            raise ConditionalWritesUnsupported(f"conditional-write probe {store.uri_for(probe)} already existed")
-        second = store.create_bytes(probe, b"second")
+        if not store.create_bytes(probe, first):
+            raise StorageUnavailable(f"conditional-write probe {store.uri_for(probe)} already existed: retrying")
+        created = store.create_bytes(probe, second)
         content = store.get_bytes(probe)
+        stale = store.replace_if(probe, b"stale " + second, etag="0" * 32) if not created else None
+        after = store.get_bytes(probe)
     finally:
         store.delete_many([probe])
-    if second or content != b"first":
+    if created or content != first:
         raise ConditionalWritesUnsupported(
             f"{store.uri} ignores conditional writes (a second PutObject with If-None-Match: * "
-            f"{'succeeded' if second else 'overwrote the object'}): work-queue claims need a server that "
+            f"{'succeeded' if created else 'overwrote the object'}): work-queue claims need a server that "
             "answers 412 PreconditionFailed (AWS S3, MinIO, Ceph RGW, R2); refusing to run rather than risk "
             "processing shards twice"
+        )
+    if stale is not None or after != first:
+        raise ConditionalWritesUnsupported(
+            f"{store.uri} ignores conditional writes (a PutObject with a stale If-Match succeeded): fenced "
+            "heartbeats need a server that answers 412 PreconditionFailed to If-Match (AWS S3, moto, gofakes3); "
+            "refusing to run rather than risk a stalled lane writing after a takeover"
         )

@@ -117,6 +117,16 @@ class Store(abc.ABC):
     def create_bytes(self, key: str, data: bytes, content_type: str | None = None) -> bool:
         """Create `key` only if it does not exist, atomically (S3 `If-None-Match: *`, a hard link on
         files): True when this call created it, False when it already existed. Never overwrites.
+
+        A create whose response was lost and whose retry is refused is resolved by reading the
+        object back: True when its bytes are `data`. So callers make `data` unique (a token).
+        """
+
+    @abc.abstractmethod
+    def replace_if(self, key: str, data: bytes, *, etag: str, content_type: str | None = None) -> str | None:
+        """Compare-and-swap: overwrite `key` only while its ETag is still `etag` (S3 `If-Match`, a
+        locked compare on files). The new ETag when this call wrote it; None when the object changed
+        or is gone, so whoever holds the old ETag has lost the race.
         """
 
     @abc.abstractmethod

@@ -1,11 +1,28 @@
-"""A Store on a local (or mounted) directory: the local runner's default."""
+"""A Store on a local (or mounted) directory: the local runner's default.
+
+Symlinks: a key (or listing prefix) must resolve inside the store's real root. A symlink within the
+root that points inside it is followed; one that leads out of it is refused with a StorageError
+(exit 2) for reads, writes and deletes, and a listing skips such entries, so nothing outside the
+root is ever read, overwritten or deleted through the store. Listings never descend into symlinked
+directories (no loops, no key listed twice); a listing prefix that is one is listed. The check is a
+realpath before each operation, not openat2(RESOLVE_BENEATH): it guards against a store laid out by
+mistake, not against someone swapping a directory for a symlink mid-operation.
+
+Durability: a write fsyncs the temporary file before it is renamed or linked into place, then the
+directory (and the parent of any directory it made), so a committed object is whole after a power
+loss. Temporary files of a crashed writer are removed when they are over a day old, by the first
+write of each store object into their directory: a rerun writes where the crash left them, and the
+scan costs one directory listing per directory a process writes to.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +40,8 @@ from steps.common.storage.base import (
 
 #: Temporary files of in-flight writes: hidden from listings so readers never see partial objects.
 TMP_PREFIX = ".kiosk-tmp-"
+#: A temporary file this old belongs to a writer that crashed: no write takes a day.
+TMP_MAX_AGE_S = 24 * 3600
 
 
 def _info(key: str, st: os.stat_result) -> ObjectInfo:
@@ -35,12 +54,51 @@ def _info(key: str, st: os.stat_result) -> ObjectInfo:
     )
 
 
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _make_dirs(directory: Path) -> None:
+    """`mkdir -p`, fsyncing the parent of each directory it makes: a new directory's entry lives in
+    its parent, and a file in a directory lost at power-off is lost with it.
+    """
+    missing = []
+    while not directory.is_dir():
+        missing.append(directory)
+        directory = directory.parent
+    for made in reversed(missing):
+        try:
+            made.mkdir()
+        except FileExistsError:  # another writer made it
+            continue
+        _fsync_dir(made.parent)
+
+
+def _sweep_temp(directory: Path) -> None:
+    """Remove temporary files over TMP_MAX_AGE_S old in `directory` (best effort)."""
+    cutoff = time.time() - TMP_MAX_AGE_S
+    try:
+        entries = [e for e in os.scandir(directory) if e.name.startswith(TMP_PREFIX)]
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                os.unlink(entry.path)
+        except OSError:  # gone already, or not ours to remove: the write itself must not fail on it
+            continue
+
+
 def _temp_file(directory: Path) -> tuple[int, str]:
     """A temporary file in `directory`, made if missing. A concurrent delete may prune the directory
     between mkdir and mkstemp when it just became empty (S3 has no directories to lose), so retry.
     """
     for attempt in range(10):
-        directory.mkdir(parents=True, exist_ok=True)
+        _make_dirs(directory)
         try:
             return tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
         except FileNotFoundError:
@@ -75,9 +133,31 @@ class FileStore(Store):
     def __init__(self, root: str) -> None:
         self.root = Path(root)
         self.uri = "file://" + root.rstrip("/")
+        #: Where every key must resolve (the root itself may be a symlink, e.g. a mounted volume's).
+        self._real_root = os.path.realpath(root)
+        self._swept: set[Path] = set()  # directories whose stale temporary files this store removed
 
     def _path(self, key: str) -> Path:
-        return self.root / check_key(key)
+        return self._inside(self.root / check_key(key), key)
+
+    def _inside(self, path: Path, key: str) -> Path:
+        """`path`, after checking that it resolves inside the root (module docstring: symlinks)."""
+        real = os.path.realpath(path)
+        if real != self._real_root and not real.startswith(self._real_root.rstrip("/") + "/"):
+            raise StorageError(
+                f"{self.uri}/{key} resolves to {real}, outside the store root {self._real_root}: "
+                "a symlink out of the store is refused (nothing was read, written or deleted)"
+            )
+        return path
+
+    def check_inside(self, prefix: str) -> None:
+        """Raise StorageError where the directory `prefix` resolves outside the root (module docstring)."""
+        prefix = dir_prefix(prefix)
+        if prefix:
+            self._path(prefix[:-1])
+
+    def _contained(self, entry: os.DirEntry) -> bool:
+        return not entry.is_symlink() or os.path.realpath(entry.path).startswith(self._real_root.rstrip("/") + "/")
 
     def _error(self, error: OSError, what: str) -> StorageError:
         return StorageError(f"cannot {what} {self.uri}: {error.strerror or error}")
@@ -95,6 +175,8 @@ class FileStore(Store):
         named = []
         for entry in entries:
             if entry.name.startswith(TMP_PREFIX):
+                continue
+            if not self._contained(entry):
                 continue
             is_dir = entry.is_dir(follow_symlinks=False)
             named.append((entry.name + "/" if is_dir else entry.name, entry, is_dir))
@@ -120,8 +202,7 @@ class FileStore(Store):
         self, prefix: str = "", page_size: int = 1000, *, start_after: str = ""
     ) -> Iterator[list[ObjectInfo]]:
         prefix = dir_prefix(prefix)
-        if prefix:
-            check_key(prefix[:-1])
+        self.check_inside(prefix)
         count_request("LIST")
         page: list[ObjectInfo] = []
         for info in self._walk(self.root / prefix if prefix else self.root, prefix, start_after):
@@ -135,8 +216,7 @@ class FileStore(Store):
 
     def list_dirs(self, prefix: str = "", limit: int = 1000) -> list[str]:
         prefix = dir_prefix(prefix)
-        if prefix:
-            check_key(prefix[:-1])
+        self.check_inside(prefix)
         entries = self._entries(self.root / prefix if prefix else self.root)
         return [prefix + name for name, _, is_dir in entries if is_dir][:limit]
 
@@ -164,10 +244,18 @@ class FileStore(Store):
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())  # before the rename: else a power loss can leave it empty
             except BaseException:
                 os.unlink(tmp)
                 raise
-            return place(tmp, path)
+            placed = place(tmp, path)
+            if placed:
+                _fsync_dir(path.parent)  # the new directory entry
+            if path.parent not in self._swept:
+                self._swept.add(path.parent)
+                _sweep_temp(path.parent)
+            return placed
         except OSError as error:
             raise self._error(error, what) from None
 
@@ -176,6 +264,27 @@ class FileStore(Store):
 
     def create_bytes(self, key: str, data: bytes, content_type: str | None = None) -> bool:
         return self._write(key, data, _link_new, f"create {key!r} in")
+
+    def replace_if(self, key: str, data: bytes, *, etag: str, content_type: str | None = None) -> str | None:
+        # Every compare-and-swap in a directory holds an exclusive lock on the directory itself, so a
+        # compare and its replace are one step for every other CAS writer (flock(2), local disks).
+        path = self._path(key)
+        try:
+            fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as error:
+            raise self._error(error, f"replace {key!r} in") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            current = self.head(key)
+            if current is None or current.etag != etag:
+                return None
+            self._write(key, data, _replace, f"replace {key!r} in")
+            written = self.head(key)
+            return written.etag if written is not None else None
+        finally:
+            os.close(fd)  # releases the lock
 
     def download_file(self, key: str, path: str) -> None:
         try:

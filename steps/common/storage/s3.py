@@ -91,6 +91,11 @@ class _Retry(Exception):
     pass
 
 
+def _retried(error: ClientError) -> bool:
+    """True when botocore resent the request: an earlier attempt may have been applied with its response lost."""
+    return int(error.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0) > 0
+
+
 def _code(error: ClientError) -> str:
     response = error.response
     return str(response.get("Error", {}).get("Code", "")) or str(
@@ -108,6 +113,7 @@ class S3Store(Store):
         max_attempts: int = 5,
         max_pool_connections: int = 10,
         bulk_client: str = "boto3",
+        timeout_s: float | None = None,
     ) -> None:
         self.bucket = bucket
         self.prefix = dir_prefix(prefix)
@@ -116,8 +122,10 @@ class S3Store(Store):
         options: dict = {
             "retries": {"mode": "standard", "total_max_attempts": max_attempts},
             "max_pool_connections": max_pool_connections,
-            "connect_timeout": 10,
-            "read_timeout": 60,
+            # `timeout_s`: a client whose every call must end well within a deadline (heartbeats
+            # under a claim TTL), where the defaults allow minutes per attempt.
+            "connect_timeout": timeout_s or 10,
+            "read_timeout": timeout_s or 60,
             # Every request is built here from checked values (check_key, dir_prefix; bucket names
             # are still checked by botocore's own handler). The validator walks each of the 1000
             # keys of a DeleteObjects body in Python, about 10 µs per key: 60% of its CPU.
@@ -313,7 +321,7 @@ class S3Store(Store):
                     except ClientError as error:
                         code = _code(error)
                         if code in _PRECONDITION:
-                            return False
+                            return (attempt > 1 or _retried(error)) and self._holds(key, data)
                         if code in _CONFLICT and attempt < self.max_attempts:
                             raise _Retry from None
                         raise
@@ -323,6 +331,33 @@ class S3Store(Store):
                 # (AWS); the retry learns who won, as a 412 or a success.
                 time.sleep(min(2.0, random.uniform(0, 0.05 * 2**attempt)))
         raise AssertionError("unreachable")
+
+    def _holds(self, key: str, data: bytes) -> bool:
+        """After a retried conditional write was refused: did an earlier attempt of ours succeed with
+        its response lost? Only if the object holds exactly our (unique) bytes.
+        """
+        try:
+            return self.get_bytes(key) == data
+        except NotFound:
+            return False
+
+    def replace_if(self, key: str, data: bytes, *, etag: str, content_type: str | None = None) -> str | None:
+        full = self._key(key)
+        extra = {"ContentType": content_type} if content_type else {}
+        with self._errors("replace", key):
+            try:
+                response = self._client.put_object(
+                    Bucket=self.bucket, Key=full, Body=data, IfMatch=f'"{etag}"', **extra
+                )
+            except ClientError as error:
+                code = _code(error)
+                if code in _PRECONDITION and _retried(error) and self._holds(key, data):
+                    info = self.head(key)  # our write landed, its response was lost
+                    return info.etag if info is not None else None
+                if code in _PRECONDITION or code in _NOT_FOUND or code in _CONFLICT:
+                    return None
+                raise
+        return str(response.get("ETag", "")).strip('"')
 
     def download_file(self, key: str, path: str) -> None:
         with self._errors("read", key):

@@ -40,9 +40,7 @@ def make_images(root: Path, count: int = IMAGES, size: int = SIZE, seed: int = 7
     return uri, sorted(info.key for info in open_store(uri).list())
 
 
-def make_sweep(
-    root: Path, points=SWEEP, extra_infer_seconds: float = 0.0, pusher=None, count: int = IMAGES, size: int = SIZE
-) -> Sweep:
+def make_sweep(root: Path, points=SWEEP, pusher=None, count: int = IMAGES, size: int = SIZE) -> Sweep:
     images_uri, keys = make_images(root, count, size)
     images, model = open_store(images_uri), session()
     summaries = {}
@@ -57,7 +55,6 @@ def make_sweep(
             batch,
             shard,
             parallelism,
-            extra_infer_seconds=extra_infer_seconds,
             pusher=pusher,
         )
     return Sweep(root, f"file://{root}/runs", summaries)

@@ -109,7 +109,6 @@ def run_sweep_point(
     batch_size: int,
     shard_size: int,
     parallelism: int,
-    extra_infer_seconds: float = 0.0,
     pusher: Pusher | None = None,
 ) -> dict:
     """Process `keys` like one batch-inference run and write its report; returns the summary."""
@@ -132,8 +131,6 @@ def run_sweep_point(
                 spent["decode"] += t2 - t1
             t3 = time.perf_counter()
             probabilities = model.run(None, {input_name: np.stack(batch)})[0]
-            if extra_infer_seconds:
-                time.sleep(extra_infer_seconds)  # a simulated slower change, for regression tests
             spent["infer"] += time.perf_counter() - t3
             for key, probability, t0 in zip(shard_keys[start:], probabilities, begun, strict=False):
                 t4 = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +16,7 @@ from steps.benchmark.runs import load_runs
 from steps.common.cli import main, parse_args
 from steps.common.storage import open_store
 from tests.fixtures.prometheus import free_port
-from tests.steps.benchmark.bench_fixtures import Sweep, make_sweep
+from tests.steps.benchmark.bench_fixtures import Sweep
 
 PRICES = {"gpu": 2.48, "cpu": 0.19, "gpus_per_task": 1}
 
@@ -138,19 +139,30 @@ def test_no_runs_is_a_one_line_error(tmp_path, capsys):
     assert not (tmp_path / "report").exists()
 
 
+def _slowed(sweep: Sweep, root: Path, factor: float) -> str:
+    """A copy of the sweep's runs whose every run took `factor` times as long (its runs URI)."""
+    shutil.copytree(sweep.root / "runs", root / "runs")
+    for path in (root / "runs").glob("*/report/summary.json"):
+        summary = json.loads(path.read_text())
+        summary.update(
+            wall_seconds=summary["wall_seconds"] * factor,
+            time_elapsed=summary["time_elapsed"] * factor,
+            images_per_second=summary["images_per_second"] / factor,
+        )
+        path.write_text(json.dumps(summary))
+    return f"file://{root}/runs"
+
+
 def test_regression_gate(tmp_path, capsys, sweep: Sweep, first_report: Path):
     baseline = f"file://{first_report}/report/runs.parquet"
     code, out, _ = bench(capsys, sweep.runs_uri, tmp_path / "same", f"--baseline={baseline}", "--fail-on-regression=5")
     assert code == 0 and "+0.0%" in out
 
-    # The same workload with a simulated slower change: 50 ms more per inference call.
-    slow = make_sweep(tmp_path / "slow", points=[(4, 6, 1), (4, 6, 2)], extra_infer_seconds=0.05)
-    code, out, _ = bench(capsys, slow.runs_uri, tmp_path / "slow", f"--baseline={baseline}", "--fail-on-regression=10")
+    # The same measured runs, each taking twice as long: a slower change, without timing one.
+    slow = _slowed(sweep, tmp_path / "slow", factor=2.0)
+    code, out, _ = bench(capsys, slow, tmp_path / "slow", f"--baseline={baseline}", "--fail-on-regression=10")
     summary = json.loads((tmp_path / "slow" / "report" / "summary.json").read_text())
-    was = max(s["images_per_second"] for s in sweep.summaries.values())
-    now = max(s["images_per_second"] for s in slow.summaries.values())
-    assert summary["regression"]["change_pct"] == pytest.approx((now - was) / was * 100)
-    assert now < was * 0.9, "the simulated slowdown should cost more than 10%"
+    assert summary["regression"]["change_pct"] == pytest.approx(-50.0)
     assert code == 1
     assert "REGRESSION" in (tmp_path / "slow" / "report" / "report.md").read_text()
 

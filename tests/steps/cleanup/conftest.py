@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,8 +11,17 @@ import pytest
 
 from tests.fixtures.prometheus import free_port
 from tests.fixtures.tools import require_tool
+from tests.fixtures.waiting import wait_until
 
 from .cleanup_seed import Seeded, new_seeded
+
+
+def _ready(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 @pytest.fixture
@@ -29,14 +37,7 @@ def pushgateway(tmp_path: Path) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://{address}/-/ready", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("pushgateway did not become ready")
+        wait_until(lambda: _ready(f"http://{address}/-/ready"), 30, "the Pushgateway to be ready")
         yield address
     finally:
         process.terminate()

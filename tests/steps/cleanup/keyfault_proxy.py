@@ -1,6 +1,6 @@
 """An HTTP proxy on 127.0.0.1 that injects *per-key* DeleteObjects errors and failing listings.
 
-tests/fixtures/fault_proxy.py fails whole requests; S3 can also answer a DeleteObjects request
+testkit/fault_proxy.py fails whole requests; S3 can also answer a DeleteObjects request
 with 200 and an `<Error>` per key it could not delete (InternalError, SlowDown, AccessDenied).
 This proxy takes the chosen keys out of the request before it reaches the emulator, so they are
 really not deleted, and adds the `<Error>` entries to the emulator's real response.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +14,7 @@ from steps.cleanup.params import CleanupParams
 from steps.cleanup.pushgateway import prune
 from steps.common import metric_names as names
 from tests.fixtures.stepkit import run_step
+from tests.fixtures.waiting import wait_until
 
 
 def _push(address: str, job: str, **grouping: str) -> None:
@@ -28,20 +28,35 @@ def _groups(address: str) -> list[dict[str, str]]:
         return sorted((g["labels"] for g in json.load(response)["data"]), key=lambda g: sorted(g.items()))
 
 
+def _pushed_at(address: str) -> dict[str, float]:
+    """The Pushgateway's own push time of each group, by its `run` label."""
+    with urllib.request.urlopen(f"http://{address}/api/v1/metrics", timeout=10) as response:
+        data = json.load(response)["data"]
+    return {g["labels"].get("run", ""): float(g["push_time_seconds"]["metrics"][0]["value"]) for g in data}
+
+
 def test_old_batch_run_groups_go_and_the_rest_stay(pushgateway: str) -> None:
     _push(pushgateway, names.INFER_JOB, run="old", shard="lane-0")
     _push(pushgateway, names.INGEST_JOB, run="old")
     _push(pushgateway, names.CLEANUP_JOB, store="file:///s", **names.CLEANUP_SUCCESS_GROUP)  # never pruned
-    time.sleep(1.5)
-    _push(pushgateway, names.INFER_JOB, run="new", shard="lane-0")
+    old = max(_pushed_at(pushgateway).values())
+
+    def push_new() -> float | None:
+        _push(pushgateway, names.INFER_JOB, run="new", shard="lane-0")
+        new = _pushed_at(pushgateway)["new"]
+        return new if new > old else None  # pushed after the old groups by the gateway's own clock
+
+    new = wait_until(push_new, 30, "a push stamped later than the old groups")
+    # `now` an hour after the moment between the pushes: the old groups are over an hour old, the new one is not.
+    now, hour = (old + new) / 2 + 3600, timedelta(hours=1)
     before = _groups(pushgateway)
-    assert prune(pushgateway, timedelta(seconds=1), dry_run=True) == 2
+    assert prune(pushgateway, hour, dry_run=True, now=now) == 2
     assert _groups(pushgateway) == before  # a dry run only counts
-    assert prune(pushgateway, timedelta(seconds=1), dry_run=False) == 2
+    assert prune(pushgateway, hour, dry_run=False, now=now) == 2
     left = _groups(pushgateway)
     assert {g["job"] for g in left} == {names.INFER_JOB, names.CLEANUP_JOB}
     assert [g.get("run") for g in left if g["job"] == names.INFER_JOB] == ["new"]
-    assert prune(pushgateway, timedelta(seconds=1), dry_run=False) == 0
+    assert prune(pushgateway, hour, dry_run=False, now=now) == 0
 
 
 def test_the_step_reports_what_it_pruned(pushgateway: str, tmp_path: Path, capsys) -> None:

@@ -17,33 +17,12 @@ from pipelines.tools import REPO_ROOT
 from steps.common.storage import open_store
 from steps.infer.main import run
 from steps.infer.params import InferParams
-from tests.fixtures import onnx_models as zoo
+from testkit import onnx_models as zoo
 from tests.fixtures.stepkit import StoreCase, read_outputs, run_step
+from tests.fixtures.waiting import wait_until
+from tests.steps.infer.infer_case import BLOBS, infer_args, write_shard
 
 PPOCR = "package://rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"
-BLOBS = {"a.png": [(40, 40, 15), (100, 70, 20)], "deep/b.png": [(60, 30, 12)], "c.png": []}
-
-
-def _shard(store, keys: list[str], input_uri: str, name: str = "shard-00000") -> str:
-    lines = "".join(json.dumps({"key": k, "input_uri": input_uri, "size": 1, "etag": ""}) + "\n" for k in keys)
-    store.put_bytes(f"run/shards/{name}.jsonl", lines.encode())
-    return store.uri_for(f"run/shards/{name}.jsonl")
-
-
-def _args(case: StoreCase, shard: str, model: str, outputs_dir, *extra: str) -> list[str]:
-    return [
-        f"--shard-uri={shard}",
-        f"--model-uri={model}",
-        f"--output-uri={case.uri}/out",
-        f"--outputs-dir={outputs_dir}",
-        f"--s3-endpoint={case.endpoint}",
-        "--device=cpu",
-        "--batch-size=2",
-        "--prefetch-workers=2",
-        "--upload-workers=2",
-        "--ort-threads=1",
-        *extra,
-    ]
 
 
 @pytest.fixture
@@ -64,9 +43,9 @@ def test_segmentation_outputs_failures_and_metrics(store_case, blob_model, tmp_p
     deep = Image.fromarray(np.full((32, 32), 40000, np.uint16))
     store.put_bytes("in/sixteen-bit.png", zoo.png(deep))
     keys = [*BLOBS, "truncated.png", "notes.txt", "sixteen-bit.png", "missing.png"]
-    shard = _shard(store, keys, f"{store_case.uri}/in")
+    shard = write_shard(store, keys, f"{store_case.uri}/in")
 
-    code = run_step("steps.infer", InferParams, run, _args(store_case, shard, blob_model, tmp_path / "o1"))
+    code = run_step("steps.infer", InferParams, run, infer_args(store_case, shard, blob_model, tmp_path / "o1"))
     assert code == 2  # 4 of 7 failed > 5%, all bad inputs: a retry cannot help (permanent exit code)
     assert read_outputs(tmp_path / "o1") == {"processed": "3", "failed": "4"}
 
@@ -102,7 +81,7 @@ def test_segmentation_outputs_failures_and_metrics(store_case, blob_model, tmp_p
         "steps.infer",
         InferParams,
         run,
-        _args(store_case, shard, blob_model, tmp_path / "o2", "--max-failure-ratio=0.6"),
+        infer_args(store_case, shard, blob_model, tmp_path / "o2", "--max-failure-ratio=0.6"),
     )
     assert code == 0
     again = json.loads(store.get_bytes("run/metrics/shard-00000.json"))
@@ -115,8 +94,8 @@ def test_default_model_finds_rendered_text(tmp_path):
     store = open_store(case.uri)
     lines = [(16, 20, "KIOSK 2026"), (16, 100, "batch inference")]
     store.put_bytes("in/page.png", zoo.text_image((320, 160), lines))
-    shard = _shard(store, ["page.png"], f"{case.uri}/in")
-    assert run_step("steps.infer", InferParams, run, _args(case, shard, PPOCR, tmp_path / "o")) == 0
+    shard = write_shard(store, ["page.png"], f"{case.uri}/in")
+    assert run_step("steps.infer", InferParams, run, infer_args(case, shard, PPOCR, tmp_path / "o")) == 0
     result = json.loads(store.get_bytes("out/page.png.json"))
     assert result["kind"] == "segmentation" and len(result["boxes"]) == len(lines)
     for (x, y, text), box in zip(lines, sorted(result["boxes"], key=lambda b: b["y0"]), strict=True):
@@ -134,13 +113,13 @@ def test_classification_top_k_and_wrong_size(tmp_path):
     for key, rgb in colours.items():
         store.put_bytes(f"in/{key}", zoo.png(Image.new("RGB", (32, 32), rgb)))
     store.put_bytes("in/big.png", zoo.png(Image.new("RGB", (40, 40), (250, 10, 10))))
-    shard = _shard(store, [*colours, "big.png"], f"{case.uri}/in")
+    shard = write_shard(store, [*colours, "big.png"], f"{case.uri}/in")
     spec = '{"resize": {"mode": "none", "width": 32, "height": 32}}'
     code = run_step(
         "steps.infer",
         InferParams,
         run,
-        _args(case, shard, f"file://{tmp_path}/clf.onnx", tmp_path / "o", f"--model-spec={spec}"),
+        infer_args(case, shard, f"file://{tmp_path}/clf.onnx", tmp_path / "o", f"--model-spec={spec}"),
     )
     assert code == 2
     for key, label in zip(colours, zoo.CLASSIFIER_LABELS, strict=True):
@@ -166,7 +145,7 @@ def test_bad_model_fails_the_step_at_once(tmp_path, model):
     case = StoreCase("file", f"file://{tmp_path}/store")
     store = open_store(case.uri)
     store.put_bytes("in/a.png", zoo.blob_image((64, 64), []))
-    shard = _shard(store, ["a.png"], f"{case.uri}/in")
+    shard = write_shard(store, ["a.png"], f"{case.uri}/in")
     path = tmp_path / f"{model}.onnx"
     content = {
         "garbage": b"\x08\x07not a protobuf" * 10,
@@ -175,7 +154,7 @@ def test_bad_model_fails_the_step_at_once(tmp_path, model):
     }
     if model in content:
         path.write_bytes(content[model])
-    result = _cli(_args(case, shard, f"file://{path}", tmp_path / "o"))
+    result = _cli(infer_args(case, shard, f"file://{path}", tmp_path / "o"))
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("steps.infer: error:") and f"file://{path}" in lines[0]
@@ -187,8 +166,8 @@ def test_gpu_requested_but_cuda_absent_fails_loudly(tmp_path, blob_model):
     case = StoreCase("file", f"file://{tmp_path}/store")
     store = open_store(case.uri)
     store.put_bytes("in/a.png", zoo.blob_image((64, 64), [(32, 32, 8)]))
-    shard = _shard(store, ["a.png"], f"{case.uri}/in")
-    args = [a for a in _args(case, shard, blob_model, tmp_path / "o") if not a.startswith("--device")]
+    shard = write_shard(store, ["a.png"], f"{case.uri}/in")
+    args = [a for a in infer_args(case, shard, blob_model, tmp_path / "o") if not a.startswith("--device")]
     result = _cli([*args, "--device=cuda"])
     assert result.returncode == 2
     assert "CUDA is not active" in result.stderr and "--allow-cpu-fallback" in result.stderr
@@ -206,20 +185,18 @@ def test_resume_after_crash_no_duplicates_no_gaps(faulty_s3, blob_model, tmp_pat
     keys = [f"img-{i:02d}.png" for i in range(12)]
     for i, key in enumerate(keys):
         store.put_bytes(f"in/{key}", zoo.blob_image((48, 48), [(24, 24, 4 + i % 5)]))
-    shard = _shard(store, keys, f"{case.uri}/in")
-    faulty_s3.proxy.delay(0.05)  # slow enough to kill the step half-way through
-    args = _args(case, shard, blob_model, tmp_path / "o", "--upload-workers=1", "--batch-size=1")
+    shard = write_shard(store, keys, f"{case.uri}/in")
+    # A gate, not a delay: six results go through, the seventh write waits until the step is killed.
+    faulty_s3.proxy.hold(after=6, match=lambda method, path: method == "PUT" and path.endswith(".png.json"))
+    args = infer_args(case, shard, blob_model, tmp_path / "o", "--upload-workers=1", "--batch-size=1")
     proc = subprocess.Popen([sys.executable, "-m", "steps.infer", *args], cwd=REPO_ROOT, stderr=subprocess.PIPE)
-    import time
-
-    deadline = time.monotonic() + 90
-    while len(list(store.list("out"))) < 6 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    wait_until(lambda: faulty_s3.proxy.held or proc.poll() is not None, 120, "the step's seventh result write")
     proc.kill()
     proc.wait()
     proc.stderr.close()
+    faulty_s3.proxy.clear()
     first = {o.key: o for o in store.list("out") if o.key.endswith(".json")}
-    assert 0 < len(first) < len(keys), "the crash must come mid-shard"
+    assert len(first) == 6, "the crash must come mid-shard"
     assert not store.exists("run/metrics/shard-00000.json")
 
     faulty_s3.proxy.clear()
@@ -240,9 +217,9 @@ def test_transient_s3_faults_lose_nothing(faulty_s3, blob_model, tmp_path, kind)
     keys = [f"f{i}.png" for i in range(6)]
     for key in keys:
         store.put_bytes(f"in/{key}", zoo.blob_image((40, 40), [(20, 20, 6)]))
-    shard = _shard(store, keys, f"{case.uri}/in")
+    shard = write_shard(store, keys, f"{case.uri}/in")
     faulty_s3.proxy.fail_every(4, kind)
-    assert run_step("steps.infer", InferParams, run, _args(case, shard, blob_model, tmp_path / "o")) == 0
+    assert run_step("steps.infer", InferParams, run, infer_args(case, shard, blob_model, tmp_path / "o")) == 0
     assert faulty_s3.proxy.injected >= 3
     faulty_s3.proxy.clear()
     metrics = json.loads(store.get_bytes("run/metrics/shard-00000.json"))
@@ -272,9 +249,9 @@ def test_metrics_are_pushed_to_a_pushgateway(tmp_path, blob_model):
         case = StoreCase("file", f"file://{tmp_path}/store")
         store = open_store(case.uri)
         store.put_bytes("in/a.png", zoo.blob_image((64, 64), [(32, 32, 8)]))
-        shard = _shard(store, ["a.png"], f"{case.uri}/in")
+        shard = write_shard(store, ["a.png"], f"{case.uri}/in")
         gateway = f"127.0.0.1:{server.server_address[1]}"
-        args = [*_args(case, shard, blob_model, tmp_path / "o"), f"--pushgateway={gateway}"]
+        args = [*infer_args(case, shard, blob_model, tmp_path / "o"), f"--pushgateway={gateway}"]
         assert run_step("steps.infer", InferParams, run, args) == 0
     finally:
         server.shutdown()
@@ -292,9 +269,9 @@ def test_failure_ratio_exit_code_says_whether_a_retry_can_help(faulty_s3, blob_m
         inputs.put_bytes(f"in/{key}", zoo.blob_image((48, 48), [(24, 24, 6)]))
     # Shard and outputs on the file store, inputs behind the faulty proxy: only downloads fail.
     local = StoreCase("file", f"file://{tmp_path}/store", faulty_s3.endpoint)
-    shard = _shard(open_store(local.uri), keys, f"{faulty_s3.uri}/in")
+    shard = write_shard(open_store(local.uri), keys, f"{faulty_s3.uri}/in")
     faulty_s3.proxy.fail_every(1)
-    args = _args(local, shard, blob_model, tmp_path / "o", "--s3-max-attempts=1")
+    args = infer_args(local, shard, blob_model, tmp_path / "o", "--s3-max-attempts=1")
     assert run_step("steps.infer", InferParams, run, args) == 1
     faulty_s3.proxy.clear()
     assert run_step("steps.infer", InferParams, run, args) == 0  # the retry Argo makes succeeds

@@ -14,9 +14,9 @@ from PIL import Image
 from steps.common.storage import open_store
 from steps.infer.main import run
 from steps.infer.params import InferParams
-from tests.fixtures import onnx_models as zoo
+from testkit import onnx_models as zoo
 from tests.fixtures.stepkit import run_step
-from tests.steps.infer.test_infer import BLOBS, _args, _shard
+from tests.steps.infer.infer_case import BLOBS, infer_args, write_shard
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def blob_model(tmp_path) -> str:
 
 
 def _run(case, shard, model, out, *extra) -> tuple[int, dict]:
-    code = run_step("steps.infer", InferParams, run, _args(case, shard, model, out, *extra))
+    code = run_step("steps.infer", InferParams, run, infer_args(case, shard, model, out, *extra))
     store = open_store(case.uri, s3_endpoint=case.endpoint)
     return code, json.loads(store.get_bytes("run/metrics/shard-00000.json"))
 
@@ -39,7 +39,7 @@ def test_per_shard_layout_matches_per_image_results_with_two_puts(store_case, bl
         store.put_bytes(f"in/{key}", zoo.blob_image((160, 100), blobs))
     store.put_bytes("in/bad.png", b"not an image")
     keys = [*BLOBS, "bad.png"]
-    shard = _shard(store, keys, f"{store_case.uri}/in")
+    shard = write_shard(store, keys, f"{store_case.uri}/in")
     tolerant = "--max-failure-ratio=0.5"
 
     code, per_image = _run(store_case, shard, blob_model, tmp_path / "a", tolerant)

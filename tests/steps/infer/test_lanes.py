@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -22,9 +21,10 @@ from steps.infer.claims import WorkQueue, claims_prefix
 from steps.infer.lane import unresolved
 from steps.ingest.main import run as ingest
 from steps.ingest.params import IngestParams
-from tests.fixtures import onnx_models as zoo
-from tests.fixtures.fault_proxy import FaultProxy
+from testkit import onnx_models as zoo
+from testkit.fault_proxy import FaultProxy
 from tests.fixtures.stepkit import StoreCase, run_step
+from tests.fixtures.waiting import wait_until
 
 REPO = REPO_ROOT
 
@@ -79,20 +79,25 @@ def _start(command: list) -> subprocess.Popen:
 
 
 def _claim_log(case: StoreCase) -> dict[str, list[dict]]:
-    """Per shard: its claim generations in order, each with its body and marks."""
+    """Per shard: its claim generations in order, each with its body and marks ("done": the shard's
+    commit names that generation).
+    """
     store = open_store(case.uri, s3_endpoint=case.endpoint)
     log: dict[str, list[dict]] = {}
+    commits: dict[str, dict] = {}
     prefix = f"run/{claims_prefix()}"
     for info in store.list(prefix):
         shard, name = info.key[len(prefix) + 1 :].split("/")
-        if name.count(".") == 1:
-            body = json.loads(store.get_bytes(info.key))
-            log.setdefault(shard, []).append(body)
+        if name == "commit.json":
+            commits[shard] = json.loads(store.get_bytes(info.key))
+        elif name.count(".") == 1:
+            log.setdefault(shard, []).append(json.loads(store.get_bytes(info.key)))
     for shard, claims in log.items():
         claims.sort(key=lambda c: c["generation"])
+        commit = commits.get(shard, {})
         for claim in claims:
             base = f"{prefix}/{shard}/g{claim['generation']:04d}"
-            claim["done"] = store.exists(f"{base}.done.json")
+            claim["done"] = commit.get("status") == "done" and commit.get("generation") == claim["generation"]
             claim["failed"] = store.exists(f"{base}.failed.json")
     return log
 
@@ -204,18 +209,14 @@ class _Gate:
         os.replace(tmp, self.path)
 
 
-def _outputs(store, keys: range) -> int:
-    written = {o.key for o in store.list("out") if o.key.endswith(".json")}
-    return len(written & {f"out/{i:04d}.png.json" for i in keys})
+def _staged(store, keys: range) -> int:
+    """How many of `keys`' results a lane has staged (per-image outputs wait there for the commit)."""
+    names = {f"{i:04d}.png.json" for i in keys}
+    return sum(1 for o in store.list("run/queue/staging") if o.key.rsplit("/", 1)[-1] in names)
 
 
 def _wait_for(predicate, timeout: float = 120.0, what: str = "", poll: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(poll)
-    raise AssertionError(f"timed out waiting for {what}")
+    wait_until(predicate, timeout, what, poll=poll)
 
 
 def _kill_lane_0_at(
@@ -229,7 +230,7 @@ def _kill_lane_0_at(
     victim = _start(_lane(case, tmp_path, 0, 2, f"--claim-ttl={ttl}", "--batch-size=1", "--upload-workers=1"))
     _wait_for(lambda: gate.reader_blocked() or victim.poll() is not None, what=f"lane 0 to reach image {image}")
     assert victim.poll() is None, victim.communicate()[1][-3000:]
-    _wait_for(lambda: _outputs(store, keys) >= written, what=what)
+    _wait_for(lambda: _staged(store, keys) >= written, what=what)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
     gate.release()
@@ -264,8 +265,10 @@ def test_sigkill_mid_shard_takeover_and_retried_lane_resumes(tmp_path):
     for shard in killed:
         assert [c["reason"] for c in log[shard]] == ["new", "stale"] and log[shard][1]["lane"] == 1
     metrics = json.loads(store.get_bytes("run/metrics/shard-00000.json"))
-    assert metrics["resumed"] >= len(written_before & {f"out/{i:04d}.png.json" for i in range(20)}) > 0
-    assert metrics["generation"] == 1
+    # The dead generation's outputs stayed in its staging: none was final, so none is reused.
+    assert written_before & {f"out/{i:04d}.png.json" for i in range(20)} == set()
+    assert (metrics["resumed"], metrics["processed"], metrics["generation"]) == (0, 20, 1)
+    assert not list(store.list("run/queue/staging")), "every generation's staging is cleaned up"
 
 
 def test_retried_lane_resumes_its_own_claims_first(tmp_path):
@@ -324,7 +327,7 @@ def test_lane_flags_are_checked(tmp_path):
 
 def test_failed_shard_another_lane_finished_needs_no_retry(tmp_path):
     """A lane that marked a shard failed (transient failures over the ratio) exits 1 only while the
-    shard is still open: once another lane's takeover finished it, a retry of the pod would do nothing.
+    shard is still open: once another lane's takeover committed it, a retry of the pod would do nothing.
     """
     store = open_store(f"file://{tmp_path}/run")
     ours = WorkQueue(store, lane=0, lanes=2, attempt=0, ttl=30)
@@ -333,13 +336,16 @@ def test_failed_shard_another_lane_finished_needs_no_retry(tmp_path):
     for shard, _ in over:
         claim = ours.try_claim(shard)
         assert claim is not None
-        ours.finish(claim, {"failed": 3}, failed=shard != "shard-00002")
+        if shard == "shard-00002":
+            assert ours.commit(claim, {"failed": 3})
+        else:
+            ours.mark_failed(claim, {"failed": 3})
     assert unresolved(ours, over) == over  # nobody else finished anything yet
     rescue = theirs.try_claim("shard-00000", 1, "failed")
     assert rescue is not None
-    assert unresolved(ours, over) == over  # claimed, not finished
-    theirs.finish(rescue, {"failed": 0}, failed=False)
+    assert unresolved(ours, over) == over  # claimed, not committed
+    assert theirs.commit(rescue, {"failed": 0})
     again = theirs.try_claim("shard-00001", 1, "failed")
     assert again is not None
-    theirs.finish(again, {"failed": 3}, failed=True)  # the takeover failed too: still open
+    theirs.mark_failed(again, {"failed": 3})  # the takeover failed too: still open
     assert unresolved(ours, over) == [("shard-00001", 1), ("shard-00002", 2)]

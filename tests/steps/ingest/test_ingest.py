@@ -15,7 +15,7 @@ from pipelines.tools import REPO_ROOT
 from steps.common.storage import open_store
 from steps.ingest.main import run
 from steps.ingest.params import IngestParams
-from tests.fixtures import onnx_models as zoo
+from testkit import onnx_models as zoo
 from tests.fixtures.stepkit import read_outputs, run_step
 
 

@@ -1,4 +1,4 @@
-"""Reading shard files and writing a shard's results and metrics: shared by both infer modes."""
+"""Shard files of a run: reading shard JSONL and the index, writing a shard's results and metrics."""
 
 from __future__ import annotations
 
@@ -47,22 +47,24 @@ def warm_size(model) -> tuple[int, int]:
     return 2 * r.multiple if r.multiple > 16 else 64, 2 * r.multiple if r.multiple > 16 else 64
 
 
-def write_shard_results(store: Store, name: str, results: list[ItemResult], doc: dict) -> None:
-    """results/<shard>.jsonl, then metrics/<shard>.json (the report reads both; metrics go last)."""
-    lines = "".join(
-        json.dumps(
-            {
-                "key": r.key,
-                "status": r.status,
-                "reason": r.reason,
-                "latency_ms": round(r.latency_s * 1000, 2),
-                "stages_ms": {k: round(v * 1000, 2) for k, v in r.stages.items()},
-                "outputs": r.outputs,
-            }
-        )
-        + "\n"
+def result_records(results: list[ItemResult]) -> list[dict]:
+    """One record per item, sorted by key: the lines of results/<shard>.jsonl (and of a commit)."""
+    return [
+        {
+            "key": r.key,
+            "status": r.status,
+            "reason": r.reason,
+            "latency_ms": round(r.latency_s * 1000, 2),
+            "stages_ms": {k: round(v * 1000, 2) for k, v in r.stages.items()},
+            "outputs": r.outputs,
+        }
         for r in sorted(results, key=lambda r: r.key)
-    )
+    ]
+
+
+def write_shard_results(store: Store, name: str, records: list[dict], doc: dict) -> None:
+    """results/<shard>.jsonl, then metrics/<shard>.json (the report reads both; metrics go last)."""
+    lines = "".join(json.dumps(record) + "\n" for record in records)
     store.put_bytes(f"{runlayout.RESULTS_DIR}/{name}.jsonl", lines.encode(), content_type="application/x-ndjson")
     store.put_bytes(
         f"{runlayout.METRICS_DIR}/{name}.json", json.dumps(doc, indent=1).encode(), content_type="application/json"

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines import project
 from pipelines.cluster import bootstrap
 from pipelines.lint import crds
-from pipelines.tools import REPO_ROOT
 
-SHARE = REPO_ROOT / ".tools" / "share" / "argocd"
 CRD_FILES = ("application-crd.yaml", "appproject-crd.yaml")
 CONFIG_FILES = ("argocd-cm.yaml", "argocd-rbac-cm.yaml", "argocd-secret.yaml")
 REPOSITORY_SECRET = "repo-kiosk-local"
@@ -39,10 +38,12 @@ class Settings:
 
 
 def share_dir() -> Path:
-    missing = [name for name in (*CRD_FILES, *CONFIG_FILES) if not (SHARE / name).is_file()]
+    """`.tools/share/argocd/` of the checkout."""
+    share = project.root() / ".tools" / "share" / "argocd"
+    missing = [name for name in (*CRD_FILES, *CONFIG_FILES) if not (share / name).is_file()]
     if missing:
-        raise FileNotFoundError(f"{SHARE}: {', '.join(missing)} missing; run `bash .ci/install.d/55-argocd.sh`")
-    return SHARE
+        raise FileNotFoundError(f"{share}: {', '.join(missing)} missing; run `bash .ci/install.d/55-argocd.sh`")
+    return share
 
 
 def crd_documents() -> list[dict[str, Any]]:

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pipelines.tools import REPO_ROOT
-
 
 class GitServerError(RuntimeError):
     pass
@@ -41,7 +39,7 @@ class GitServer:
         return cls(url=url, base=base)
 
 
-def seed(server: GitServer, revision: str, source: Path = REPO_ROOT) -> bool:
+def seed(server: GitServer, revision: str, source: Path) -> bool:
     """A bare clone whose `revision` branch is `source`'s HEAD; False when one exists already (it
     keeps whatever was pushed to it).
     """

@@ -1,0 +1,133 @@
+"""Chaos on the work queue: 4 lanes on the S3 emulator behind a proxy that drops the responses of
+some successful PUTs, while the test SIGKILLs lanes (and restarts them, as Argo retries a pod) and
+freezes others (SIGSTOP, then SIGCONT) at random, seeded. Whatever happens, every shard has one
+commit and every image is processed once; the figures are printed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from steps.common.storage import open_store
+from testkit.fault_proxy import FaultProxy
+from tests.fixtures.stepkit import StoreCase
+from tests.steps.infer.test_exactly_once import _commits
+from tests.steps.infer.test_lanes import _lane, _seed
+
+LANES, IMAGES, SHARD_SIZE, EVENTS = 4, 160, 2, 50
+
+
+class _Lanes:
+    """The lane processes, restarted with the next attempt number when killed or failed."""
+
+    def __init__(self, case: StoreCase, tmp_path: Path, endpoint: str) -> None:
+        self.case, self.tmp_path, self.endpoint = case, tmp_path, endpoint
+        self.attempts = dict.fromkeys(range(LANES), 0)
+        self.procs: dict[int, subprocess.Popen] = {}
+        self.logs: list[Path] = []
+        for lane in range(LANES):
+            self.start(lane)
+
+    def start(self, lane: int) -> None:
+        from pipelines.tools import REPO_ROOT
+
+        log = self.tmp_path / f"lane-{lane}-a{self.attempts[lane]}.log"
+        self.logs.append(log)
+        command = _lane(
+            self.case,
+            self.tmp_path,
+            lane,
+            LANES,
+            "--claim-ttl=3",
+            f"--attempt={self.attempts[lane]}",
+            endpoint=self.endpoint,
+        )
+        with open(log, "w") as err:
+            self.procs[lane] = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=err)
+
+    def restart(self, lane: int) -> None:
+        self.attempts[lane] += 1
+        self.start(lane)
+
+    def stderr(self) -> str:
+        return "".join(log.read_text() for log in self.logs)
+
+
+def _changes(store) -> int:
+    """How far the queue has moved: claims, marks and commits made so far."""
+    return sum(1 for _ in store.list("run/queue/claims"))
+
+
+def _wait_change(store, seen: int, lanes: _Lanes, frozen: int | None = None) -> int:
+    """Until the queue moves, or no lane but the frozen one is left to move it."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = _changes(store)
+        if now != seen or all(p.poll() is not None for lane, p in lanes.procs.items() if lane != frozen):
+            return now
+        time.sleep(0.05)
+    raise AssertionError("the queue did not move for 60 s")
+
+
+def test_chaos_kills_stalls_and_lost_responses_lose_nothing(s3_bucket, tmp_path):
+    case = StoreCase("s3", s3_bucket.uri, s3_bucket.endpoint)
+    _seed(case, tmp_path, IMAGES, SHARD_SIZE)
+    store = open_store(case.uri, s3_endpoint=case.endpoint)
+    rng = random.Random(18)
+    kills = stalls = 0
+    with FaultProxy(case.endpoint) as proxy:
+        proxy.fail_every(9, "reset-after", methods=("PUT",))  # applied, but the response is lost
+        lanes = _Lanes(case, tmp_path, proxy.url)
+        seen = _changes(store)
+        for _ in range(EVENTS):
+            seen = _wait_change(store, seen, lanes)
+            live = [lane for lane, proc in lanes.procs.items() if proc.poll() is None]
+            done = sum(1 for o in store.list("run/queue/claims") if o.key.endswith("/commit.json"))
+            if not live or done == IMAGES // SHARD_SIZE:
+                break
+            lane = rng.choice(live)
+            if rng.random() < 0.5:
+                lanes.procs[lane].send_signal(signal.SIGKILL)
+                lanes.procs[lane].wait(timeout=30)
+                lanes.restart(lane)
+                kills += 1
+            else:  # frozen until the queue moves on twice: often past the TTL, so a takeover
+                lanes.procs[lane].send_signal(signal.SIGSTOP)
+                seen = _wait_change(store, _wait_change(store, seen, lanes, lane), lanes, lane)
+                lanes.procs[lane].send_signal(signal.SIGCONT)
+                stalls += 1
+        for _round in range(3 * LANES):  # lanes that failed (exit 1) are retried, as Argo would
+            codes = {lane: proc.wait(timeout=300) for lane, proc in lanes.procs.items()}
+            failed = [lane for lane, code in codes.items() if code != 0]
+            if not failed:
+                break
+            for lane in failed:
+                lanes.restart(lane)
+        injected = proxy.injected
+    err = lanes.stderr()
+    assert all(proc.returncode == 0 for proc in lanes.procs.values()), err[-4000:]
+
+    commits = _commits(case)
+    generations = {shard: c.get("generation", 0) for shard, c in commits.items()}
+    refused = err.count("commit refused")
+    print(
+        f"chaos: {kills} kills, {stalls} stalls, {sum(generations.values())} takeovers, {refused} refused commits, "
+        f"{err.count('lost its claim')} lost claims, {injected} PUT responses dropped"
+    )
+    assert sorted(commits) == [f"shard-{i:05d}" for i in range(IMAGES // SHARD_SIZE)]  # one commit each
+    assert all(c["status"] == "done" for c in commits.values()), [c for c in commits.values() if c["status"] != "done"]
+    rows = [r for c in commits.values() for r in c["results"]]
+    assert sorted(r["key"] for r in rows) == [f"{i:04d}.png" for i in range(IMAGES)]
+    assert all(r["status"] in ("ok", "resumed") for r in rows), [r for r in rows if r["status"] == "failed"]
+    published = sorted(
+        json.loads(line)["key"] for o in store.list("run/results") for line in store.get_bytes(o.key).splitlines()
+    )
+    assert published == [f"{i:04d}.png" for i in range(IMAGES)]
+    outputs = sorted(o.key for o in store.list("out") if o.key.endswith(".json"))
+    assert outputs == [f"out/{i:04d}.png.json" for i in range(IMAGES)]
+    assert kills + stalls > 0 and injected > 0
