@@ -112,3 +112,11 @@ def test_local_apps_have_their_own_project_fenced_to_the_local_git_server() -> N
         assert app["spec"]["project"] == project["metadata"]["name"]
         assert app["spec"]["source"]["repoURL"] == local.gitops.repo_url
         assert app["spec"]["destination"]["namespace"] == local.namespace
+
+
+def test_local_apps_prune_in_the_background() -> None:
+    # The local cluster has no garbage collector to finish a foreground deletion.
+    for app in gitops.local_apps(load_config("local"))[1:]:
+        assert "PrunePropagationPolicy=background" in app["spec"]["syncPolicy"]["syncOptions"]
+    for app in gitops.build_all({e: load_config(e) for e in gitops.SYNCED_ENVS})[1:]:
+        assert not any(o.startswith("PrunePropagationPolicy") for o in app["spec"]["syncPolicy"]["syncOptions"])
