@@ -68,12 +68,14 @@ def apply_local_apps(dynamic: DynamicClient) -> None:
     _apply(dynamic, local_app_documents())
 
 
-def push_hint(state: ClusterState) -> list[str]:
-    url, revision = git_server(state).url, load_config(LOCAL_ENV).gitops.revision
+def _describe(state: ClusterState) -> list[str]:
+    """Where it syncs from, and how to merge a change (`up` and `status` print it)."""
+    cfg = load_config(LOCAL_ENV).gitops
+    url = git_server(state).url
     return [
-        f"argocd syncs argocd/apps/local/ from {url} (branch {revision}); to merge a change:",
-        f"  uv run kiosk render && git commit -am '...' && git push {url} HEAD:{revision}",
-        "  kubectl get applications -n argocd",
+        f"argocd syncs argocd/apps/local/ from {url} (branch {cfg.revision}); to merge a change:",
+        f"  uv run kiosk render && git commit -am '...' && git push {url} HEAD:{cfg.revision}",
+        f"  kubectl get applications -n {cfg.argocd_namespace}",
     ]
 
 
@@ -231,5 +233,5 @@ COMPONENT = Component(
     binaries=TOOLS,
     install=".ci/install.d/55-argocd.sh",  # it names 40-debian-packages.sh when redis-server is missing
     start=_start,
-    describe=push_hint,
+    describe=_describe,
 )
