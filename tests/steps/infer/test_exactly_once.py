@@ -151,6 +151,8 @@ def test_poison_shard_fails_after_the_last_generation_and_the_run_ends(tmp_path)
     commit = _commits(case)["shard-00001"]
     assert commit["status"] == "failed"
     assert all(f"g{g} lane 0 attempt {g}" in commit["reason"] for g in range(4)), commit["reason"]
+    # The dead generations' staged outputs went with the failed commit: nothing is left behind.
+    assert list(open_store(case.uri).list("run/queue/staging/shard-00001")) == []
     # shard-00000 was claimed alongside (the feeder claims ahead), so each kill may take its claim
     # down too: it ends committed, done or (collateral) failed, never open.
     other = _commits(case)["shard-00000"]
