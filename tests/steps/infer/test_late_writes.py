@@ -16,8 +16,7 @@ from steps.infer.fenced import staging_prefix
 from testkit.fault_proxy import FaultProxy
 from tests.fixtures.stepkit import StoreCase
 from tests.fixtures.waiting import wait_until
-from tests.steps.infer.test_exactly_once import _commits
-from tests.steps.infer.test_lanes import _lane, _seed, _solid, _start
+from tests.steps.infer.lane_case import lane_command, read_commits, seed, solid, start_lane
 
 IMAGES, SHARD_SIZE = 6, 3
 SHARD = "shard-00000"
@@ -45,7 +44,7 @@ def _item_output_put(path: str) -> bool:
 def _frozen_mid_write(case: StoreCase, tmp_path, proxy: FaultProxy, match: Callable[[str, str], bool]):
     """Lane 0 of 2 through the proxy, SIGSTOPped once the proxy holds a PUT that `match` selects."""
     proxy.hold(0, lambda method, path: method == "PUT" and match(method, path))
-    lane0 = _start(_lane(case, tmp_path, 0, 2, "--claim-ttl=2", "--batch-size=1", endpoint=proxy.url))
+    lane0 = start_lane(lane_command(case, tmp_path, 0, 2, "--claim-ttl=2", "--batch-size=1", endpoint=proxy.url))
     wait_until(lambda: proxy.held or lane0.poll() is not None, 120, "lane 0's first held PUT")
     assert lane0.poll() is None, lane0.communicate()[1][-3000:]
     lane0.send_signal(signal.SIGSTOP)
@@ -54,7 +53,9 @@ def _frozen_mid_write(case: StoreCase, tmp_path, proxy: FaultProxy, match: Calla
 
 def _rescue(case: StoreCase, tmp_path) -> str:
     """Lane 1, straight to the emulator, runs the run to its end; its stderr."""
-    rescuer = subprocess.run(_lane(case, tmp_path, 1, 2, "--claim-ttl=2"), capture_output=True, text=True, timeout=300)
+    rescuer = subprocess.run(
+        lane_command(case, tmp_path, 1, 2, "--claim-ttl=2"), capture_output=True, text=True, timeout=300
+    )
     assert rescuer.returncode == 0, rescuer.stderr[-3000:]
     return rescuer.stderr
 
@@ -65,7 +66,7 @@ def _land_late(proxy: FaultProxy) -> None:
 
 
 def _check_one_commit_per_shard(case: StoreCase) -> dict[str, dict]:
-    commits = _commits(case)
+    commits = read_commits(case)
     assert sorted(commits) == [f"shard-{i:05d}" for i in range(IMAGES // SHARD_SIZE)]
     assert all(c["status"] == "done" for c in commits.values())
     assert sum(c["metrics"]["processed"] for c in commits.values()) == IMAGES
@@ -79,7 +80,7 @@ def _staging_left(case: StoreCase) -> list[str]:
 
 def test_late_put_after_takeover_changes_no_visible_output(tmp_path, s3_bucket):
     case = StoreCase("s3", s3_bucket.uri, s3_bucket.endpoint)
-    _seed(case, tmp_path, IMAGES, SHARD_SIZE)
+    seed(case, tmp_path, IMAGES, SHARD_SIZE)
     store = open_store(case.uri, s3_endpoint=case.endpoint)
     with FaultProxy(case.endpoint) as proxy:
         lane0 = _frozen_mid_write(case, tmp_path, proxy, lambda _method, path: _item_output_put(path))
@@ -88,7 +89,7 @@ def test_late_put_after_takeover_changes_no_visible_output(tmp_path, s3_bucket):
             # lane's (as a nondeterministic model or a newer model version would), so a late write
             # that reached a visible key would show in the bytes.
             for i, key in enumerate(SHARD_KEYS):
-                store.put_bytes(f"in/{key}", _solid([(30, 200, 30), (30, 30, 200), (200, 30, 30)][i % 3]))
+                store.put_bytes(f"in/{key}", solid([(30, 200, 30), (30, 30, 200), (200, 30, 30)][i % 3]))
             err1 = _rescue(case, tmp_path)
             assert f"took over {SHARD} generation 0" in err1, err1[-3000:]
             winner = _visible(case)
@@ -110,12 +111,12 @@ def test_late_put_after_takeover_changes_no_visible_output(tmp_path, s3_bucket):
 
 def test_lane_frozen_mid_publish_wakes_and_changes_nothing(tmp_path, s3_bucket):
     case = StoreCase("s3", s3_bucket.uri, s3_bucket.endpoint)
-    _seed(case, tmp_path, IMAGES, SHARD_SIZE)
+    seed(case, tmp_path, IMAGES, SHARD_SIZE)
     with FaultProxy(case.endpoint) as proxy:
         # Final keys are only written by publishing, after the commit: lane 0 stops mid-publish.
         lane0 = _frozen_mid_write(case, tmp_path, proxy, lambda _method, path: "/out/" in path)
         try:
-            assert _commits(case)[SHARD]["lane"] == 0  # committed, not yet published
+            assert read_commits(case)[SHARD]["lane"] == 0  # committed, not yet published
             err1 = _rescue(case, tmp_path)  # finishes the run and publishes the committed shard
             published = _visible(case)
             _land_late(proxy)  # the frozen lane's publish PUTs: the same bytes, late
