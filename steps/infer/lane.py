@@ -262,7 +262,7 @@ class Lane:
 def _publish(lane: Lane, shard: str, generation: int, outputs: list[str]) -> None:
     """The committed generation's outputs to their final keys (per-image: from its staging)."""
     if lane.params.output_layout == "per-shard":
-        shard_output.publish(lane.outputs.inner, shard, generation)
+        shard_output.publish(lane.outputs.inner, shard, generation, lane.scheduler.max_generations)
     else:
         fenced.publish(lane.run_store, lane.outputs.inner, shard, generation, outputs, workers(lane.params)[1])
 
