@@ -84,11 +84,14 @@ def _staggered_lanes(case: StoreCase, tmp_path: Path, lanes: int) -> list[subpro
     first = start_lane(lane_command(case, tmp_path, 0, lanes, "--claim-ttl=600"))
     rest: list[subprocess.Popen] = []
     try:
-        _wait_for(lambda: _holds_claim(case, 0, first), what="lane 0 to claim a shard", poll=0.005)
+        wait_until(lambda: _holds_claim(case, 0, first), 120, "lane 0 to claim a shard", poll=0.005)
         first.send_signal(signal.SIGSTOP)
         rest = [start_lane(lane_command(case, tmp_path, i, lanes, "--claim-ttl=600")) for i in range(1, lanes)]
-        _wait_for(
-            lambda: any(_holds_claim(case, i, proc) for i, proc in enumerate(rest, 1)), what="a second lane to claim"
+        wait_until(
+            lambda: any(_holds_claim(case, i, proc) for i, proc in enumerate(rest, 1)),
+            120,
+            "a second lane to claim",
+            poll=0.05,
         )
     finally:
         first.send_signal(signal.SIGCONT)
@@ -106,10 +109,6 @@ def _staged(store, keys: range) -> int:
     return sum(1 for o in store.list("run/queue/staging") if o.key.rsplit("/", 1)[-1] in names)
 
 
-def _wait_for(predicate, timeout: float = 120.0, what: str = "", poll: float = 0.05) -> None:
-    wait_until(predicate, timeout, what, poll=poll)
-
-
 def _kill_lane_0_at(
     case: StoreCase, tmp_path: Path, store, *, ttl: str, image: int, outputs: tuple[range, int], what: str
 ) -> set[str]:
@@ -121,9 +120,11 @@ def _kill_lane_0_at(
     victim = start_lane(
         lane_command(case, tmp_path, 0, 2, f"--claim-ttl={ttl}", "--batch-size=1", "--upload-workers=1")
     )
-    _wait_for(lambda: gate.reader_blocked() or victim.poll() is not None, what=f"lane 0 to reach image {image}")
+    wait_until(
+        lambda: gate.reader_blocked() or victim.poll() is not None, 120, f"lane 0 to reach image {image}", poll=0.05
+    )
     assert victim.poll() is None, victim.communicate()[1][-3000:]
-    _wait_for(lambda: _staged(store, keys) >= written, what=what)
+    wait_until(lambda: _staged(store, keys) >= written, 120, what, poll=0.05)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
     gate.release()
