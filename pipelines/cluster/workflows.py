@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -151,19 +152,17 @@ def _pod_nodes(workflow: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _pod_log(api: k8s.ApiClient, namespace: str, pod: str, container: str, pods_root: Path) -> str:
-    try:
-        text = k8s.CoreV1Api(api).read_namespaced_pod_log(pod, namespace, container=container)
-        if text:
-            return str(text)
-    except ApiException:
-        pass
-    # No kubelet behind the local cluster's pods (the API answers nothing): the agent keeps the logs.
-    found = sorted((pods_root / namespace).glob(f"{pod}-*/{container}.log"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        return ""
-    return "".join(line for line in found[-1].read_text(errors="replace").splitlines(True) if not _executor_line(line))
+    """The container's log less emissary's own lines, as `argo logs` and the UI show it."""
+    text = ""
+    with contextlib.suppress(ApiException):
+        text = str(k8s.CoreV1Api(api).read_namespaced_pod_log(pod, namespace, container=container) or "")
+    if not text:
+        # The API answered nothing (no kubelet serves this pod's logs yet): the agent keeps them.
+        found = sorted((pods_root / namespace).glob(f"{pod}-*/{container}.log"), key=lambda p: p.stat().st_mtime)
+        text = found[-1].read_text(errors="replace") if found else ""
+    return "".join(line for line in text.splitlines(True) if not _executor_line(line))
 
 
 def _executor_line(line: str) -> bool:
-    """Emissary's own log lines, interleaved with main's output in the agent's file."""
+    """Emissary's own log lines, interleaved with main's output in the container's log."""
     return line.startswith("time=") and " argo=true" in line

@@ -207,8 +207,8 @@ class Lane:
         counts = {k: doc[k] for k in ("items", "processed", "processed_now", "resumed", "failed")}
         if code == 1 and not self.scheduler.last_generation(claim.generation):
             # Transient failures over the ratio: marked failed, so another lane (or this lane's retry)
-            # takes the shard over and retries only the failed items. Bad inputs only, or the last
-            # allowed generation: committed with its failures, for good.
+            # takes the shard over at once and runs it again (nothing uncommitted is reused). Bad
+            # inputs only, or the last allowed generation: committed with its failures, for good.
             self.queue.mark_failed(claim, counts)
             self._abandon(shard, "marked failed: transient failures over --max-failure-ratio", refused=False)
         elif not self._commit(shard, doc):
@@ -262,7 +262,7 @@ class Lane:
 def _publish(lane: Lane, shard: str, generation: int, outputs: list[str]) -> None:
     """The committed generation's outputs to their final keys (per-image: from its staging)."""
     if lane.params.output_layout == "per-shard":
-        shard_output.publish(lane.outputs.inner, shard, generation)
+        shard_output.publish(lane.outputs.inner, shard, generation, lane.scheduler.max_generations)
     else:
         fenced.publish(lane.run_store, lane.outputs.inner, shard, generation, outputs, workers(lane.params)[1])
 

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterator
 from datetime import datetime
 
+from steps.infer import fenced
 from steps.infer.claims import Claim, ShardState, WorkQueue, proven_gone
 
 #: At most this many open shards are checked one listing each instead of listing the whole queue.
@@ -73,6 +74,7 @@ class Scheduler:
             if self.queue.fail_shard(shard, state, self.items.get(shard, 0)):
                 self.failed_shards.append(shard)
                 _log(f"lane {self.queue.lane}: {shard} failed: generation {state.latest} was the last allowed")
+                fenced.discard(self.queue.store, shard)  # the dead generations' partial outputs
             return None
         claim = self.queue.try_claim(shard, state.latest + 1, reason, supersede=state.claims[state.latest])
         if claim is not None:

@@ -13,8 +13,8 @@ memory until the shard ends (about 1 kB of JSON and 2 kB of 1-bit PNG per 512x51
 A lane writes both under its generation's own names (`<shard>.g0001.masks`, `<shard>.g0001.jsonl`:
 `staged_name`), so two writers' PUTs never mix: each JSONL points into its own blob. Once its commit
 wins (steps/infer/claims.py), the lane moves its JSONL to `<shard>.jsonl` (`publish`: a copy, then
-the staged one is deleted; the masks stay where its records point); a refused writer deletes its
-staged pair instead. A generation that did not commit leaves nothing to resume:
+the staged one is deleted, with any pair a dead generation left; the masks stay where its records
+point); a refused writer deletes its staged pair instead. A generation that did not commit leaves nothing to resume:
 the next one runs the whole shard again.
 """
 
@@ -46,18 +46,23 @@ def staged_keys(shard: str, generation: int) -> list[str]:
     return [masks_key(name), results_key(name)]
 
 
-def publish(store: Store, shard: str, generation: int) -> str | None:
-    """Copy the committed generation's JSONL to the shard's own name; the key written, or None when
-    that generation wrote none (no item succeeded).
+def publish(store: Store, shard: str, generation: int, generations: int) -> str | None:
+    """Copy the committed generation's JSONL to the shard's own name and delete every other staged
+    object of the shard's `generations`; the key written, or None when that generation wrote none
+    (no item succeeded, or it was published already).
     """
     try:
-        data = store.get_bytes(results_key(staged_name(shard, generation)))
+        data: bytes | None = store.get_bytes(results_key(staged_name(shard, generation)))
     except NotFound:
-        return None
-    store.put_bytes(results_key(shard), data, content_type="application/x-ndjson")
-    # One JSONL per shard for readers that glob shards/*.jsonl; the staged masks stay, named by it.
-    store.delete_many([results_key(staged_name(shard, generation))])
-    return results_key(shard)
+        data = None
+    if data is not None:
+        store.put_bytes(results_key(shard), data, content_type="application/x-ndjson")
+    # One JSONL per shard for readers that glob shards/*.jsonl: the committed one, copied, and any
+    # pair a killed or refused generation left go (one batched DELETE, whether or not they exist).
+    # The committed masks stay, named by the records.
+    keep = masks_key(staged_name(shard, generation))
+    store.delete_many([key for g in range(generations) for key in staged_keys(shard, g) if key != keep])
+    return results_key(shard) if data is not None else None
 
 
 class ShardOutput:

@@ -16,8 +16,7 @@ from pathlib import Path
 from steps.common.storage import open_store
 from testkit.fault_proxy import FaultProxy
 from tests.fixtures.stepkit import StoreCase
-from tests.steps.infer.test_exactly_once import _commits
-from tests.steps.infer.test_lanes import _lane, _seed
+from tests.steps.infer.lane_case import lane_command, read_commits, seed
 
 LANES, IMAGES, SHARD_SIZE, EVENTS = 4, 160, 2, 50
 
@@ -38,7 +37,7 @@ class _Lanes:
 
         log = self.tmp_path / f"lane-{lane}-a{self.attempts[lane]}.log"
         self.logs.append(log)
-        command = _lane(
+        command = lane_command(
             self.case,
             self.tmp_path,
             lane,
@@ -76,7 +75,7 @@ def _wait_change(store, seen: int, lanes: _Lanes, frozen: int | None = None) -> 
 
 def test_chaos_kills_stalls_and_lost_responses_lose_nothing(s3_bucket, tmp_path):
     case = StoreCase("s3", s3_bucket.uri, s3_bucket.endpoint)
-    _seed(case, tmp_path, IMAGES, SHARD_SIZE)
+    seed(case, tmp_path, IMAGES, SHARD_SIZE)
     store = open_store(case.uri, s3_endpoint=case.endpoint)
     rng = random.Random(18)
     kills = stalls = 0
@@ -112,7 +111,7 @@ def test_chaos_kills_stalls_and_lost_responses_lose_nothing(s3_bucket, tmp_path)
     err = lanes.stderr()
     assert all(proc.returncode == 0 for proc in lanes.procs.values()), err[-4000:]
 
-    commits = _commits(case)
+    commits = read_commits(case)
     generations = {shard: c.get("generation", 0) for shard, c in commits.items()}
     refused = err.count("commit refused")
     print(

@@ -20,7 +20,8 @@ from steps.report.main import run as report
 from steps.report.params import ReportParams
 from testkit.fault_proxy import FaultProxy
 from tests.fixtures.stepkit import StoreCase, run_step
-from tests.steps.infer.test_lanes import _claim_log, _Gate, _lane, _seed, _start, _wait_for
+from tests.fixtures.waiting import wait_until
+from tests.steps.infer.lane_case import Gate, claim_log, lane_command, read_commits, seed, start_lane
 
 IMAGES, SHARD_SIZE = 12, 3
 
@@ -33,25 +34,16 @@ def _visible(case: StoreCase) -> dict[str, str]:
     return keys
 
 
-def _commits(case: StoreCase) -> dict[str, dict]:
-    store = open_store(case.uri, s3_endpoint=case.endpoint)
-    prefix = f"run/{claims_prefix()}"
-    found = {}
-    for info in store.list(prefix):
-        shard, name = info.key[len(prefix) + 1 :].split("/")
-        if name == "commit.json":
-            found[shard] = json.loads(store.get_bytes(info.key))
-    return found
-
-
 def _frozen_lane_0(case: StoreCase, tmp_path: Path, endpoint: str | None) -> subprocess.Popen:
     """Lane 0 of 2, SIGSTOPped while it holds its first claim, mid-shard."""
-    gate = _Gate(tmp_path / "store", "in/0001.png") if case.kind == "file" else None
-    lane0 = _start(_lane(case, tmp_path, 0, 2, "--claim-ttl=2", "--batch-size=1", endpoint=endpoint))
+    gate = Gate(tmp_path / "store", "in/0001.png") if case.kind == "file" else None
+    lane0 = start_lane(lane_command(case, tmp_path, 0, 2, "--claim-ttl=2", "--batch-size=1", endpoint=endpoint))
     if gate is not None:  # blocked reading image 1 of shard-00000 (a FIFO): surely mid-shard
-        _wait_for(lambda: gate.reader_blocked() or lane0.poll() is not None, what="lane 0 to reach image 1")
+        wait_until(lambda: gate.reader_blocked() or lane0.poll() is not None, 120, "lane 0 to reach image 1", poll=0.05)
     else:  # every request of lane 0 is slowed by the proxy: its first claim is surely mid-shard
-        _wait_for(lambda: any(c["lane"] == 0 for cs in _claim_log(case).values() for c in cs), what="a claim")
+        wait_until(
+            lambda: any(c["lane"] == 0 for cs in claim_log(case).values() for c in cs), 120, "a claim", poll=0.05
+        )
     assert lane0.poll() is None, lane0.communicate()[1][-3000:]
     lane0.send_signal(signal.SIGSTOP)
     if gate is not None:
@@ -66,13 +58,13 @@ def test_stalled_lane_wakes_after_takeover_and_changes_nothing(kind, tmp_path, r
     else:
         bucket = request.getfixturevalue("s3_bucket")
         case = StoreCase("s3", bucket.uri, bucket.endpoint)
-    _seed(case, tmp_path, IMAGES, SHARD_SIZE)
+    seed(case, tmp_path, IMAGES, SHARD_SIZE)
     with FaultProxy(case.endpoint or "http://127.0.0.1:9") as proxy:
         proxy.delay(0.2 if kind == "s3" else 0.0)
         lane0 = _frozen_lane_0(case, tmp_path, proxy.url if kind == "s3" else None)
         try:
             rescuer = subprocess.run(
-                _lane(case, tmp_path, 1, 2, "--claim-ttl=2"), capture_output=True, text=True, timeout=300
+                lane_command(case, tmp_path, 1, 2, "--claim-ttl=2"), capture_output=True, text=True, timeout=300
             )
             assert rescuer.returncode == 0, rescuer.stderr[-3000:]
             assert "took over shard-00000 generation 0" in rescuer.stderr, rescuer.stderr[-3000:]
@@ -87,7 +79,7 @@ def test_stalled_lane_wakes_after_takeover_and_changes_nothing(kind, tmp_path, r
     assert "lost its claim of shard-00000 generation 0" in err or "commit refused" in err, err[-3000:]
     assert "shard-00000 generation 0: commit refused" in err, err[-3000:]
 
-    commits = _commits(case)
+    commits = read_commits(case)
     assert sorted(commits) == [f"shard-{i:05d}" for i in range(IMAGES // SHARD_SIZE)]  # one commit per shard
     assert all(c["status"] == "done" for c in commits.values())
     assert commits["shard-00000"]["generation"] >= 1 and commits["shard-00000"]["lane"] == 1
@@ -135,11 +127,11 @@ class _Poison:
 
 def test_poison_shard_fails_after_the_last_generation_and_the_run_ends(tmp_path):
     case = StoreCase("file", f"file://{tmp_path}/store")
-    _seed(case, tmp_path, 6, 3)
+    seed(case, tmp_path, 6, 3)
     poison = _Poison(tmp_path / "store" / "in" / "0004.png")  # in shard-00001
     kills, attempt, done = 0, 0, None
     for attempt in range(8):  # Argo's retries of the lane pod; the run must end well before 8
-        lane = _start(_lane(case, tmp_path, 0, 1, "--claim-ttl=30", f"--attempt={attempt}"))
+        lane = start_lane(lane_command(case, tmp_path, 0, 1, "--claim-ttl=30", f"--attempt={attempt}"))
         if poison.kill_reader(lane):
             kills += 1
             continue
@@ -148,12 +140,14 @@ def test_poison_shard_fails_after_the_last_generation_and_the_run_ends(tmp_path)
     assert done is not None, f"the lane was still dying on the poison shard after {attempt + 1} attempts"
     assert lane.returncode == 0, done[1][-3000:]
     assert kills == 4  # one per allowed generation; the 5th attempt commits the shard as failed
-    commit = _commits(case)["shard-00001"]
+    commit = read_commits(case)["shard-00001"]
     assert commit["status"] == "failed"
     assert all(f"g{g} lane 0 attempt {g}" in commit["reason"] for g in range(4)), commit["reason"]
+    # The dead generations' staged outputs went with the failed commit: nothing is left behind.
+    assert list(open_store(case.uri).list("run/queue/staging/shard-00001")) == []
     # shard-00000 was claimed alongside (the feeder claims ahead), so each kill may take its claim
     # down too: it ends committed, done or (collateral) failed, never open.
-    other = _commits(case)["shard-00000"]
+    other = read_commits(case)["shard-00000"]
     assert other["status"] in ("done", "failed")
     expected = (3, 3) if other["status"] == "done" else (0, 6)
 

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from steps.common.storage import open_store
+from steps.infer import shard_output
 from steps.infer.main import run
 from steps.infer.params import InferParams
 from testkit import onnx_models as zoo
@@ -74,3 +75,17 @@ def test_per_shard_layout_matches_per_image_results_with_two_puts(store_case, bl
     )
     assert code == 0 and again["resumed"] == 4 and again["processed_now"] == 0
     assert again["requests"] == {"get": 0, "put": 0, "head": 1}
+
+
+def test_per_shard_publish_leaves_one_jsonl_per_shard(tmp_path):
+    # Generations 0 and 2 died (or were refused) with their pairs written; generation 1 committed.
+    store = open_store(f"file://{tmp_path}/out")
+    for generation in range(3):
+        for key in shard_output.staged_keys("shard-00000", generation):
+            store.put_bytes(key, f"g{generation} {key}".encode())
+    published = ["shards/shard-00000.g0001.masks", "shards/shard-00000.jsonl"]
+    assert shard_output.publish(store, "shard-00000", 1, generations=4) == "shards/shard-00000.jsonl"
+    assert sorted(o.key for o in store.list("shards")) == published
+    assert store.get_bytes("shards/shard-00000.jsonl") == b"g1 shards/shard-00000.g0001.jsonl"
+    assert shard_output.publish(store, "shard-00000", 1, generations=4) is None  # a second publisher
+    assert sorted(o.key for o in store.list("shards")) == published

@@ -19,87 +19,12 @@ from pipelines.tools import REPO_ROOT
 from steps.common.storage import open_store
 from steps.infer.claims import WorkQueue, claims_prefix
 from steps.infer.lane import unresolved
-from steps.ingest.main import run as ingest
-from steps.ingest.params import IngestParams
-from testkit import onnx_models as zoo
 from testkit.fault_proxy import FaultProxy
-from tests.fixtures.stepkit import StoreCase, run_step
+from tests.fixtures.stepkit import StoreCase
 from tests.fixtures.waiting import wait_until
+from tests.steps.infer.lane_case import Gate, claim_log, lane_command, seed, start_lane
 
 REPO = REPO_ROOT
-
-
-def _seed(case: StoreCase, tmp_path: Path, images: int, shard_size: int, size: int = 24) -> None:
-    store = open_store(case.uri, s3_endpoint=case.endpoint)
-    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
-    for i in range(images):
-        store.put_bytes(f"in/{i:04d}.png", zoo.blob_image((size, size), []) if i % 7 == 6 else _solid(colours[i % 3]))
-    args = [
-        f"--input-uri={case.uri}/in",
-        f"--output-uri={case.uri}/out",
-        f"--run-uri={case.uri}/run",
-        f"--shard-size={shard_size}",
-        f"--outputs-dir={tmp_path}/ingest",
-        f"--s3-endpoint={case.endpoint}",
-    ]
-    assert run_step("steps.ingest", IngestParams, ingest, args) == 0
-    model = tmp_path / "colour.onnx"
-    model.write_bytes(zoo.colour_classifier())
-
-
-def _solid(colour: tuple[int, int, int]) -> bytes:
-    from PIL import Image
-
-    return zoo.png(Image.new("RGB", (24, 24), colour))
-
-
-def _lane(case: StoreCase, tmp_path: Path, lane: int, lanes: int, *extra: str, endpoint: str | None = None) -> list:
-    return [
-        sys.executable,
-        "-m",
-        "steps.infer",
-        f"--run-uri={case.uri}/run",
-        f"--lane={lane}",
-        f"--lanes={lanes}",
-        f"--model-uri=file://{tmp_path}/colour.onnx",
-        f"--output-uri={case.uri}/out",
-        f"--outputs-dir={tmp_path}/lane-{lane}",
-        f"--s3-endpoint={case.endpoint if endpoint is None else endpoint}",
-        "--device=cpu",
-        "--batch-size=4",
-        "--prefetch-workers=2",
-        "--upload-workers=2",
-        "--ort-threads=1",
-        *extra,
-    ]
-
-
-def _start(command: list) -> subprocess.Popen:
-    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _claim_log(case: StoreCase) -> dict[str, list[dict]]:
-    """Per shard: its claim generations in order, each with its body and marks ("done": the shard's
-    commit names that generation).
-    """
-    store = open_store(case.uri, s3_endpoint=case.endpoint)
-    log: dict[str, list[dict]] = {}
-    commits: dict[str, dict] = {}
-    prefix = f"run/{claims_prefix()}"
-    for info in store.list(prefix):
-        shard, name = info.key[len(prefix) + 1 :].split("/")
-        if name == "commit.json":
-            commits[shard] = json.loads(store.get_bytes(info.key))
-        elif name.count(".") == 1:
-            log.setdefault(shard, []).append(json.loads(store.get_bytes(info.key)))
-    for shard, claims in log.items():
-        claims.sort(key=lambda c: c["generation"])
-        commit = commits.get(shard, {})
-        for claim in claims:
-            base = f"{prefix}/{shard}/g{claim['generation']:04d}"
-            claim["done"] = commit.get("status") == "done" and commit.get("generation") == claim["generation"]
-            claim["failed"] = store.exists(f"{base}.failed.json")
-    return log
 
 
 def _check_complete(case: StoreCase, images: int, shards: int) -> dict[str, list[dict]]:
@@ -115,7 +40,7 @@ def _check_complete(case: StoreCase, images: int, shards: int) -> dict[str, list
     assert results == Counter({f"{i:04d}.png": 1 for i in range(images)})  # one result line per item
     metrics = [json.loads(store.get_bytes(o.key)) for o in store.list("run/metrics")]
     assert len(metrics) == shards and sum(m["processed"] for m in metrics) == images
-    log = _claim_log(case)
+    log = claim_log(case)
     assert len(log) == shards
     for shard, claims in log.items():
         assert claims[-1]["done"], (shard, claims)
@@ -133,13 +58,13 @@ def test_eight_racing_lanes_process_every_shard_once(kind, tmp_path, request):
         bucket = request.getfixturevalue("s3_bucket")
         case = StoreCase("s3", bucket.uri, bucket.endpoint)
     images, shard_size, lanes = 96, 3, 8
-    _seed(case, tmp_path, images, shard_size)
+    seed(case, tmp_path, images, shard_size)
     if kind == "file":
         procs = _staggered_lanes(case, tmp_path, lanes)
     else:
         # On S3 every request costs milliseconds, so lanes that start seconds apart still share the
         # work. (Freezing lanes as below stalls moto's server for the others, so it is file-only.)
-        procs = [_start(_lane(case, tmp_path, i, lanes, "--claim-ttl=600")) for i in range(lanes)]
+        procs = [start_lane(lane_command(case, tmp_path, i, lanes, "--claim-ttl=600")) for i in range(lanes)]
     for proc in procs:
         _out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-3000:]
@@ -156,14 +81,17 @@ def _staggered_lanes(case: StoreCase, tmp_path: Path, lanes: int) -> list[subpro
     one of them holds a claim too: at least two lanes have work, and all of them race for the rest.
     The TTL is long, so the frozen lane's claims never fall due.
     """
-    first = _start(_lane(case, tmp_path, 0, lanes, "--claim-ttl=600"))
+    first = start_lane(lane_command(case, tmp_path, 0, lanes, "--claim-ttl=600"))
     rest: list[subprocess.Popen] = []
     try:
-        _wait_for(lambda: _holds_claim(case, 0, first), what="lane 0 to claim a shard", poll=0.005)
+        wait_until(lambda: _holds_claim(case, 0, first), 120, "lane 0 to claim a shard", poll=0.005)
         first.send_signal(signal.SIGSTOP)
-        rest = [_start(_lane(case, tmp_path, i, lanes, "--claim-ttl=600")) for i in range(1, lanes)]
-        _wait_for(
-            lambda: any(_holds_claim(case, i, proc) for i, proc in enumerate(rest, 1)), what="a second lane to claim"
+        rest = [start_lane(lane_command(case, tmp_path, i, lanes, "--claim-ttl=600")) for i in range(1, lanes)]
+        wait_until(
+            lambda: any(_holds_claim(case, i, proc) for i, proc in enumerate(rest, 1)),
+            120,
+            "a second lane to claim",
+            poll=0.05,
         )
     finally:
         first.send_signal(signal.SIGCONT)
@@ -172,51 +100,13 @@ def _staggered_lanes(case: StoreCase, tmp_path: Path, lanes: int) -> list[subpro
 
 def _holds_claim(case: StoreCase, lane: int, proc: subprocess.Popen) -> bool:
     assert proc.poll() is None, f"lane {lane} exited early: {proc.communicate()[1][-3000:]}"
-    return any(c["lane"] == lane for claims in _claim_log(case).values() for c in claims)
-
-
-class _Gate:
-    """Turns one input image into a FIFO, so the lane that reads it blocks there, mid-shard, until
-    the test lets it go: a SIGKILL then lands inside that shard however fast or loaded the machine is
-    (tiny images on a nearly free model finish a shard between two polls, so waiting on the outputs
-    alone could not say where the worker was).
-    """
-
-    def __init__(self, store_root: Path, key: str) -> None:
-        self.path = store_root / key
-        self.data = self.path.read_bytes()
-        self.path.unlink()
-        os.mkfifo(self.path)
-        self._writer: int | None = None
-
-    def reader_blocked(self) -> bool:
-        """True once a worker has opened the FIFO to read it (it now waits for a writer). The write end
-        is kept open (nothing written) until `release`, so the reader never sees an early EOF.
-        """
-        if self._writer is None:
-            try:
-                self._writer = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError:  # ENXIO: no reader yet
-                return False
-        return True
-
-    def release(self) -> None:
-        """After the blocked worker is dead: put the real image back for the workers that follow."""
-        if self._writer is not None:
-            os.close(self._writer)
-        tmp = self.path.with_name(self.path.name + ".restore")
-        tmp.write_bytes(self.data)
-        os.replace(tmp, self.path)
+    return any(c["lane"] == lane for claims in claim_log(case).values() for c in claims)
 
 
 def _staged(store, keys: range) -> int:
     """How many of `keys`' results a lane has staged (per-image outputs wait there for the commit)."""
     names = {f"{i:04d}.png.json" for i in keys}
     return sum(1 for o in store.list("run/queue/staging") if o.key.rsplit("/", 1)[-1] in names)
-
-
-def _wait_for(predicate, timeout: float = 120.0, what: str = "", poll: float = 0.05) -> None:
-    wait_until(predicate, timeout, what, poll=poll)
 
 
 def _kill_lane_0_at(
@@ -226,21 +116,25 @@ def _kill_lane_0_at(
     `outputs` (keys, at least how many) are written. The shards whose last claim it left unfinished.
     """
     keys, written = outputs
-    gate = _Gate(tmp_path / "store", f"in/{image:04d}.png")
-    victim = _start(_lane(case, tmp_path, 0, 2, f"--claim-ttl={ttl}", "--batch-size=1", "--upload-workers=1"))
-    _wait_for(lambda: gate.reader_blocked() or victim.poll() is not None, what=f"lane 0 to reach image {image}")
+    gate = Gate(tmp_path / "store", f"in/{image:04d}.png")
+    victim = start_lane(
+        lane_command(case, tmp_path, 0, 2, f"--claim-ttl={ttl}", "--batch-size=1", "--upload-workers=1")
+    )
+    wait_until(
+        lambda: gate.reader_blocked() or victim.poll() is not None, 120, f"lane 0 to reach image {image}", poll=0.05
+    )
     assert victim.poll() is None, victim.communicate()[1][-3000:]
-    _wait_for(lambda: _staged(store, keys) >= written, what=what)
+    wait_until(lambda: _staged(store, keys) >= written, 120, what, poll=0.05)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
     gate.release()
-    return {s for s, claims in _claim_log(case).items() if not claims[-1]["done"]}
+    return {s for s, claims in claim_log(case).items() if not claims[-1]["done"]}
 
 
 def test_sigkill_mid_shard_takeover_and_retried_lane_resumes(tmp_path):
     case = StoreCase("file", f"file://{tmp_path}/store")
     images, shard_size = 60, 20
-    _seed(case, tmp_path, images, shard_size)
+    seed(case, tmp_path, images, shard_size)
     store = open_store(case.uri)
 
     # Lane 0 of 2 starts alone; it is killed mid-shard-00000: blocked reading image 10 (a FIFO), with
@@ -258,7 +152,9 @@ def test_sigkill_mid_shard_takeover_and_retried_lane_resumes(tmp_path):
     written_before = {o.key for o in store.list("out") if o.key.endswith(".json")}
 
     # Lane 1 runs its stride, steals, then takes the dead lane's claims over after the TTL.
-    rescuer = subprocess.run(_lane(case, tmp_path, 1, 2, "--claim-ttl=1.5"), cwd=REPO, capture_output=True, text=True)
+    rescuer = subprocess.run(
+        lane_command(case, tmp_path, 1, 2, "--claim-ttl=1.5"), cwd=REPO, capture_output=True, text=True
+    )
     assert rescuer.returncode == 0, rescuer.stderr[-3000:]
     assert "took over shard-00000 generation 0" in rescuer.stderr
     log = _check_complete(case, images, images // shard_size)
@@ -274,7 +170,7 @@ def test_sigkill_mid_shard_takeover_and_retried_lane_resumes(tmp_path):
 def test_retried_lane_resumes_its_own_claims_first(tmp_path):
     case = StoreCase("file", f"file://{tmp_path}/store")
     images, shard_size = 60, 10
-    _seed(case, tmp_path, images, shard_size)
+    seed(case, tmp_path, images, shard_size)
     store = open_store(case.uri)
     # Killed mid-shard-00000 (blocked on image 5, a FIFO), so it leaves at least that claim unfinished.
     unfinished = _kill_lane_0_at(
@@ -285,9 +181,11 @@ def test_retried_lane_resumes_its_own_claims_first(tmp_path):
     # Argo retries the lane pod (attempt 1): with a TTL of 10 minutes nobody else could take the
     # claims over yet, so only the lane's own resume can finish them.
     retry = subprocess.run(
-        _lane(case, tmp_path, 0, 2, "--claim-ttl=600", "--attempt=1"), cwd=REPO, capture_output=True, text=True
+        lane_command(case, tmp_path, 0, 2, "--claim-ttl=600", "--attempt=1"), cwd=REPO, capture_output=True, text=True
     )
-    lane1 = subprocess.run(_lane(case, tmp_path, 1, 2, "--claim-ttl=600"), cwd=REPO, capture_output=True, text=True)
+    lane1 = subprocess.run(
+        lane_command(case, tmp_path, 1, 2, "--claim-ttl=600"), cwd=REPO, capture_output=True, text=True
+    )
     assert retry.returncode == 0 and lane1.returncode == 0, (retry.stderr[-2000:], lane1.stderr[-2000:])
     log = _check_complete(case, images, images // shard_size)
     retry_claims = sorted(
@@ -300,11 +198,15 @@ def test_retried_lane_resumes_its_own_claims_first(tmp_path):
 def test_server_ignoring_if_none_match_is_refused(s3_server, tmp_path):
     bucket = s3_server.create_bucket()
     case = StoreCase("s3", f"s3://{bucket}", s3_server.endpoint)
-    _seed(case, tmp_path, 6, 3)
+    seed(case, tmp_path, 6, 3)
     with FaultProxy(s3_server.endpoint) as proxy:
         proxy.strip_headers("If-None-Match")
         done = subprocess.run(
-            _lane(case, tmp_path, 0, 1, endpoint=proxy.url), cwd=REPO, capture_output=True, text=True, timeout=120
+            lane_command(case, tmp_path, 0, 1, endpoint=proxy.url),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     assert done.returncode == 2
     message = done.stderr.strip().splitlines()[-1]
