@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -229,7 +230,7 @@ def one_by_one(server: Moto | GoFakeS3, endpoint: str, count: int) -> float:
     return count / result["elapsed_s"]
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print one JSON line (the only output)")
     parser.add_argument("--objects", type=int, default=100_000, help="objects the batched run deletes")
@@ -247,7 +248,11 @@ def main() -> None:
     )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--baseline", nargs=2, metavar=("STORE", "ENDPOINT"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = _parser().parse_args()
     if args.serve:
         return serve()
     if args.baseline:
@@ -256,27 +261,48 @@ def main() -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    from testkit.fault_proxy import FaultProxy
-
     server = start_server(args.server)
-    rounds: list[dict] = []
     try:
-        small_dps, small_rss, _ = batched(server, server.endpoint, args.small_objects)
-        # Interleaved rounds: both sides are CPU-bound, and this machine's speed drifts by up to 2x
-        # between minutes (other tenants), so each round pairs the two sides in time.
-        for _ in range(args.rounds):
-            dps, rss, report = batched(server, server.endpoint, args.objects)
-            one_dps, _, _ = batched(server, server.endpoint, args.objects, processes=1)
-            single = one_by_one(server, server.endpoint, args.one_by_one_objects)
-            rounds.append(
-                {"batched_dps": dps, "one_process_dps": one_dps, "one_by_one_dps": single, "rss": rss, "report": report}
-            )
-        with FaultProxy(server.endpoint) as proxy:
-            proxy.delay(args.latency_ms / 1000)
-            batched_latency, _, _ = batched(server, proxy.url, args.latency_objects)
-            single_latency = one_by_one(server, proxy.url, args.one_by_one_latency_objects)
+        measured = _measure(server, args)
     finally:
         server.close()
+    result = _result(args, server, measured)
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+
+
+@dataclass
+class _Measured:
+    small_dps: float
+    small_rss: float
+    rounds: list[dict]
+    batched_latency: float
+    single_latency: float
+
+
+def _measure(server: Moto | GoFakeS3, args: argparse.Namespace) -> _Measured:
+    from testkit.fault_proxy import FaultProxy
+
+    small_dps, small_rss, _ = batched(server, server.endpoint, args.small_objects)
+    rounds: list[dict] = []
+    # Interleaved rounds: both sides are CPU-bound, and this machine's speed drifts by up to 2x
+    # between minutes (other tenants), so each round pairs the two sides in time.
+    for _ in range(args.rounds):
+        dps, rss, report = batched(server, server.endpoint, args.objects)
+        one_dps, _, _ = batched(server, server.endpoint, args.objects, processes=1)
+        single = one_by_one(server, server.endpoint, args.one_by_one_objects)
+        rounds.append(
+            {"batched_dps": dps, "one_process_dps": one_dps, "one_by_one_dps": single, "rss": rss, "report": report}
+        )
+    with FaultProxy(server.endpoint) as proxy:
+        proxy.delay(args.latency_ms / 1000)
+        batched_latency, _, _ = batched(server, proxy.url, args.latency_objects)
+        single_latency = one_by_one(server, proxy.url, args.one_by_one_latency_objects)
+    return _Measured(small_dps, small_rss, rounds, batched_latency, single_latency)
+
+
+def _result(args: argparse.Namespace, server: Moto | GoFakeS3, measured: _Measured) -> dict:
+    """The JSON line: medians of the interleaved rounds, each round's own ratio, and the latency run."""
+    rounds = measured.rounds
 
     def median(name: str) -> float:
         return statistics.median(r[name] for r in rounds)
@@ -286,8 +312,10 @@ def main() -> None:
         median("one_by_one_dps"),
         median("one_process_dps"),
     )
+    small_dps, small_rss = measured.small_dps, measured.small_rss
+    batched_latency, single_latency = measured.batched_latency, measured.single_latency
     big = rounds[-1]["report"]
-    result = {
+    return {
         "objects": args.objects,
         "rounds": args.rounds,
         "batched_dps": round(batched_dps, 1),
@@ -319,7 +347,6 @@ def main() -> None:
         "server": server.name,
         "server_detail": server.detail,
     }
-    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

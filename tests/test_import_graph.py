@@ -62,20 +62,23 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
                 low[node] = min(low[node], low[nxt])
             elif nxt in stack:
                 low[node] = min(low[node], index[nxt])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                member = stack.pop()
-                component.append(member)
-                if member == node:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
+        if low[node] == index[node] and len(component := _pop_component(stack, node)) > 1:
+            found.append(sorted(component))
 
     for node in sorted(graph):
         if node not in index:
             visit(node)
     return sorted(found)
+
+
+def _pop_component(stack: list[str], root: str) -> list[str]:
+    """Pop the stack down to and including `root`: one strongly connected component."""
+    component = []
+    while True:
+        member = stack.pop()
+        component.append(member)
+        if member == root:
+            return component
 
 
 def private_imports(root: Path, package: str) -> list[tuple[str, str]]:

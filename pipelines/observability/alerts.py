@@ -51,7 +51,12 @@ def _new_or_increased(series: str, window: str) -> str:
 
 
 def alerts(cfg: KioskConfig) -> list[Alert]:
-    a, obs = cfg.observability.alerts, cfg.observability
+    return [*_inference_alerts(cfg), *_retention_alerts(cfg), *_platform_alerts(cfg)]
+
+
+def _inference_alerts(cfg: KioskConfig) -> list[Alert]:
+    """Batch runs that failed, as workflows or image by image."""
+    a = cfg.observability.alerts
     template = f'{{{n.TEMPLATE_LABEL}="batch-inference", {n.WORKFLOW_NAMESPACE_LABEL}="{cfg.namespace}"}}'
     failures = n.controller(n.WORKFLOW_FAILURES) + template
     recent_infer = f'max by ({n.RUN_LABEL}) (push_time_seconds{{job="{n.INFER_JOB}"}}) > time() - {_seconds(a.recent)}'
@@ -60,14 +65,6 @@ def alerts(cfg: KioskConfig) -> list[Alert]:
         f'sum by ({n.RUN_LABEL}) ({items}{{{n.STATUS_LABEL}="failed"}})'
         f' / sum by ({n.RUN_LABEL}) ({items}{{{n.STATUS_LABEL}=~"ok|failed"}})'
     )
-    period = retention_period(cfg)
-    missed = period * a.retention_missed_periods
-    # Each environment cleans its own store; a store URI with a variable ($KIOSK_WORKDIR) is only
-    # known at run time, so that environment's rules take every store.
-    store = "" if "$" in cfg.storage.uri else f'{n.STORE_LABEL}="{cfg.storage.uri}", '
-    success = f'{n.CLEANUP_LAST_SUCCESS}{{{store}{n.DRY_RUN_LABEL}="false"}}'
-    aborted = f"{{{store.removesuffix(', ')}}}" if store else ""
-    gpu = f'{n.DCGM_GPU_UTIL}{{namespace="{cfg.namespace}", pod=~"{obs.infer_pod_regex}"}}'
     return [
         Alert(
             "KioskBatchRunFailed",
@@ -87,6 +84,19 @@ def alerts(cfg: KioskConfig) -> list[Alert]:
             f"Run {{{{ $labels.run }}}}: {{{{ $value | humanizePercentage }}}} of its images failed "
             f"(threshold {a.failure_ratio:.0%}, observability.alerts.failure_ratio).",
         ),
+    ]
+
+
+def _retention_alerts(cfg: KioskConfig) -> list[Alert]:
+    """Retention cleanup that stopped succeeding, or refused to delete (--max-deletes)."""
+    a = cfg.observability.alerts
+    missed = retention_period(cfg) * a.retention_missed_periods
+    # Each environment cleans its own store; a store URI with a variable ($KIOSK_WORKDIR) is only
+    # known at run time, so that environment's rules take every store.
+    store = "" if "$" in cfg.storage.uri else f'{n.STORE_LABEL}="{cfg.storage.uri}", '
+    success = f'{n.CLEANUP_LAST_SUCCESS}{{{store}{n.DRY_RUN_LABEL}="false"}}'
+    aborted = f"{{{store.removesuffix(', ')}}}" if store else ""
+    return [
         Alert(
             "KioskRetentionNotSucceeding",
             f"(time() - max by ({n.STORE_LABEL}) ({success}) > {int(missed.total_seconds())})"
@@ -109,6 +119,14 @@ def alerts(cfg: KioskConfig) -> list[Alert]:
             f"--max-deletes={cfg.retention.max_deletes} objects and deleted nothing. Check the prefixes and "
             "threshold, then raise retention.max_deletes or run it by hand.",
         ),
+    ]
+
+
+def _platform_alerts(cfg: KioskConfig) -> list[Alert]:
+    """What every run stands on: the GPUs it holds and the workflow-controller."""
+    a, obs = cfg.observability.alerts, cfg.observability
+    gpu = f'{n.DCGM_GPU_UTIL}{{namespace="{cfg.namespace}", pod=~"{obs.infer_pod_regex}"}}'
+    return [
         Alert(
             "KioskGpuIdle",
             f"avg by (namespace, pod) ({gpu}) < {a.gpu_idle_percent:g}",

@@ -82,20 +82,30 @@ def pod_price_per_hour(cfg: KioskConfig) -> float:
 
 
 def batch_inference(cfg: KioskConfig) -> DashboardSpec:
-    items = n.counter(n.INFER_ITEMS)
-    latency = n.bucket(n.INFER_ITEM_LATENCY)
-    wf = f'{{{n.WORKFLOW_NAMESPACE_LABEL}="$namespace"}}'
-    wf_bucket = n.controller(n.bucket(n.WORKFLOW_DURATION)) + wf
-    wf_count = n.controller(n.count(n.WORKFLOW_DURATION)) + wf
-    gpu = '{namespace="$namespace", pod=~"$infer_pod"}'
-    failed, ok = _run(n.STATUS_LABEL + '="failed"'), _run(n.STATUS_LABEL + '="ok"')
-    variables = (
-        Variable("run", "query", f"label_values({items}, {n.RUN_LABEL})", "Run"),
+    return DashboardSpec(
+        uid=f"kiosk-batch-inference-{cfg.namespace}"[:40],
+        title=f"Batch inference ({cfg.namespace})",
+        description="kiosk batch-inference runs: throughput, failures, progress, latency, GPUs, cost, outcomes.",
+        variables=_batch_variables(cfg),
+        panels=(*_run_panels(), *_gpu_panels(), *_cost_panels(), *_workflow_panels()),
+    )
+
+
+def _batch_variables(cfg: KioskConfig) -> tuple[Variable, ...]:
+    return (
+        Variable("run", "query", f"label_values({n.counter(n.INFER_ITEMS)}, {n.RUN_LABEL})", "Run"),
         Variable("namespace", "constant", cfg.namespace),
         Variable("infer_pod", "constant", cfg.observability.infer_pod_regex),
         Variable("pod_price_per_hour", "constant", f"{pod_price_per_hour(cfg):g}"),
     )
-    panels = (
+
+
+def _run_panels() -> tuple[Panel, ...]:
+    """How the selected runs went: throughput, failures, progress, latency and where the time went."""
+    items = n.counter(n.INFER_ITEMS)
+    latency = n.bucket(n.INFER_ITEM_LATENCY)
+    failed = _run(n.STATUS_LABEL + '="failed"')
+    return (
         Panel(
             "Images per second",
             "timeseries",
@@ -137,6 +147,13 @@ def batch_inference(cfg: KioskConfig) -> DashboardSpec:
             "Busy seconds per pipeline stage (download, decode, infer, upload), summed over the selected runs.",
             (Query(f"sum by ({n.STAGE_LABEL}) ({n.counter(n.INFER_STAGE_SECONDS)}{_run()})", "{{stage}}"),),
         ),
+    )
+
+
+def _gpu_panels() -> tuple[Panel, ...]:
+    """dcgm-exporter's view of the infer pods' GPUs."""
+    gpu = '{namespace="$namespace", pod=~"$infer_pod"}'
+    return (
         Panel(
             "GPU utilisation (infer pods)",
             "timeseries",
@@ -153,6 +170,14 @@ def batch_inference(cfg: KioskConfig) -> DashboardSpec:
             (Query(f"sum by (pod) ({n.DCGM_FB_USED}{gpu})", "{{pod}}"),),
             source="dcgm",
         ),
+    )
+
+
+def _cost_panels() -> tuple[Panel, ...]:
+    """What the runs cost per 1,000 images: pod time and storage requests."""
+    items = n.counter(n.INFER_ITEMS)
+    ok = _run(n.STATUS_LABEL + '="ok"')
+    return (
         Panel(
             "Cost per 1k images",
             "stat",
@@ -180,6 +205,15 @@ def batch_inference(cfg: KioskConfig) -> DashboardSpec:
                 ),
             ),
         ),
+    )
+
+
+def _workflow_panels() -> tuple[Panel, ...]:
+    """The workflow-controller's template metrics for this namespace."""
+    wf = f'{{{n.WORKFLOW_NAMESPACE_LABEL}="$namespace"}}'
+    wf_bucket = n.controller(n.bucket(n.WORKFLOW_DURATION)) + wf
+    wf_count = n.controller(n.count(n.WORKFLOW_DURATION)) + wf
+    return (
         Panel(
             "Workflow duration p50 / p95",
             "timeseries",
@@ -202,48 +236,62 @@ def batch_inference(cfg: KioskConfig) -> DashboardSpec:
             source="controller",
         ),
     )
-    return DashboardSpec(
-        uid=f"kiosk-batch-inference-{cfg.namespace}"[:40],
-        title=f"Batch inference ({cfg.namespace})",
-        description="kiosk batch-inference runs: throughput, failures, progress, latency, GPUs, cost, outcomes.",
-        variables=variables,
-        panels=panels,
-    )
 
 
 def retention(cfg: KioskConfig) -> DashboardSpec:
-    sel = f'{{{n.STORE_LABEL}=~"$store", {n.DRY_RUN_LABEL}="$dry_run"}}'
-    store = f'{{{n.STORE_LABEL}=~"$store"}}'
-
-    def per_prefix(metric: str, legend: str = "{{prefix}}") -> Query:
-        return Query(f"sum by ({n.STORE_LABEL}, {n.PREFIX_LABEL}) ({metric}{sel})", legend)
-
     variables = (
         Variable("store", "query", f"label_values({n.CLEANUP_LAST_RUN}, {n.STORE_LABEL})", "Store"),
         Variable("dry_run", "custom", "false,true", "Dry run"),
     )
-    panels = (
+    return DashboardSpec(
+        uid=f"kiosk-retention-{cfg.namespace}"[:40],
+        title=f"Retention ({cfg.namespace})",
+        description="kiosk retention-cleanup runs: deletions, errors, aborts, freshness.",
+        variables=variables,
+        panels=(*_deletion_panels(), *_health_panels(), _scan_panel()),
+    )
+
+
+#: The stores and kind of run (dry or not) the retention dashboard selects.
+_CLEANUP_RUNS = f'{{{n.STORE_LABEL}=~"$store", {n.DRY_RUN_LABEL}="$dry_run"}}'
+
+
+def _per_prefix(metric: str, legend: str = "{{prefix}}") -> Query:
+    """`metric` summed per store and prefix, for the selected stores and kind of run (dry or not)."""
+    return Query(f"sum by ({n.STORE_LABEL}, {n.PREFIX_LABEL}) ({metric}{_CLEANUP_RUNS})", legend)
+
+
+def _deletion_panels() -> tuple[Panel, ...]:
+    """What the cleanup runs deleted, and the deletes that failed."""
+    return (
         Panel(
             "Deleted objects per prefix",
             "timeseries",
             "short",
             "Objects each run deleted, per prefix (each run replaces the last: one step per run).",
-            (per_prefix(n.CLEANUP_DELETED),),
+            (_per_prefix(n.CLEANUP_DELETED),),
         ),
         Panel(
             "Deleted bytes per prefix",
             "timeseries",
             "bytes",
             "Bytes each run deleted, per prefix.",
-            (per_prefix(n.CLEANUP_DELETED_BYTES),),
+            (_per_prefix(n.CLEANUP_DELETED_BYTES),),
         ),
         Panel(
             "Delete errors",
             "timeseries",
             "short",
             "Deletes that failed for good in the last run, per prefix.",
-            (per_prefix(n.CLEANUP_ERRORS),),
+            (_per_prefix(n.CLEANUP_ERRORS),),
         ),
+    )
+
+
+def _health_panels() -> tuple[Panel, ...]:
+    """Whether cleanup runs at all: --max-deletes aborts, and when it last succeeded."""
+    store = f'{{{n.STORE_LABEL}=~"$store"}}'
+    return (
         Panel(
             "--max-deletes aborts",
             "stat",
@@ -258,28 +306,25 @@ def retention(cfg: KioskConfig) -> DashboardSpec:
             "Since a run of the selected kind (dry or not) last ended with exit code 0.",
             (
                 Query(
-                    f"time() - max by ({n.STORE_LABEL}) ({n.CLEANUP_LAST_SUCCESS}{sel})",
+                    f"time() - max by ({n.STORE_LABEL}) ({n.CLEANUP_LAST_SUCCESS}{_CLEANUP_RUNS})",
                     "{{store}}",
                 ),
             ),
         ),
-        Panel(
-            "Matched vs scanned objects",
-            "timeseries",
-            "short",
-            "Objects listed under each prefix, and those older than the threshold.",
-            (
-                per_prefix(n.CLEANUP_SCANNED, "scanned {{prefix}}"),
-                per_prefix(n.CLEANUP_MATCHED, "matched {{prefix}}"),
-            ),
-        ),
     )
-    return DashboardSpec(
-        uid=f"kiosk-retention-{cfg.namespace}"[:40],
-        title=f"Retention ({cfg.namespace})",
-        description="kiosk retention-cleanup runs: deletions, errors, aborts, freshness.",
-        variables=variables,
-        panels=panels,
+
+
+def _scan_panel() -> Panel:
+    """How much each prefix holds against what the age threshold matches."""
+    return Panel(
+        "Matched vs scanned objects",
+        "timeseries",
+        "short",
+        "Objects listed under each prefix, and those older than the threshold.",
+        (
+            _per_prefix(n.CLEANUP_SCANNED, "scanned {{prefix}}"),
+            _per_prefix(n.CLEANUP_MATCHED, "matched {{prefix}}"),
+        ),
     )
 
 

@@ -89,58 +89,75 @@ def _result(state: TaskState, result: str) -> bool:
 def evaluate(expression: str, states: Mapping[str, TaskState]) -> bool:
     """True when the task should run; every referenced task must already be fulfilled."""
     tokens = _tokens(expression)
-    pos = 0
+    if not tokens:
+        return True
+    return _Evaluation(expression, tokens, states).whole()
 
-    def atom() -> bool:
-        nonlocal pos
-        if pos >= len(tokens):
-            raise RunnerError(f"invalid depends {expression!r}: unexpected end")
-        token = tokens[pos]
-        pos += 1
+
+def _fulfilled(state: TaskState) -> bool:
+    """A bare task name: Succeeded or Skipped, or Failed/Errored under continueOn."""
+    ok = state.phase in (Phase.SUCCEEDED, Phase.SKIPPED)
+    ok = ok or (state.continue_failed and state.phase is Phase.FAILED)
+    return ok or (state.continue_error and state.phase is Phase.ERROR)
+
+
+class _Evaluation:
+    """A recursive-descent pass over the tokens: `||` of `&&` of atoms (`!x`, `(...)`, `task[.Result]`).
+
+    Both sides of `&&` and `||` are evaluated, so a bad name anywhere is an error.
+    """
+
+    def __init__(self, expression: str, tokens: list[str], states: Mapping[str, TaskState]) -> None:
+        self.expression, self.tokens, self.states, self.pos = expression, tokens, states, 0
+
+    def fail(self, what: str) -> RunnerError:
+        return RunnerError(f"invalid depends {self.expression!r}: {what}")
+
+    def peek(self) -> str | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def whole(self) -> bool:
+        value = self.disjunction()
+        if self.pos != len(self.tokens):
+            raise self.fail(f"unexpected {self.tokens[self.pos]!r}")
+        return value
+
+    def atom(self) -> bool:
+        token = self.peek()
+        if token is None:
+            raise self.fail("unexpected end")
+        self.pos += 1
         if token == "!":
-            return not atom()
+            return not self.atom()
         if token == "(":
-            value = disjunction()
-            if pos >= len(tokens) or tokens[pos] != ")":
-                raise RunnerError(f"invalid depends {expression!r}: missing ')'")
-            pos += 1
+            value = self.disjunction()
+            if self.peek() != ")":
+                raise self.fail("missing ')'")
+            self.pos += 1
             return value
         if token in ("&&", "||", ")"):
-            raise RunnerError(f"invalid depends {expression!r}: unexpected {token!r}")
+            raise self.fail(f"unexpected {token!r}")
         name, _, result = token.partition(".")
-        if name not in states:
-            raise RunnerError(f"invalid depends {expression!r}: no task named {name!r}")
-        state = states[name]
-        if result:
-            return _result(state, result)
-        ok = state.phase in (Phase.SUCCEEDED, Phase.SKIPPED)
-        ok = ok or (state.continue_failed and state.phase is Phase.FAILED)
-        return ok or (state.continue_error and state.phase is Phase.ERROR)
+        if name not in self.states:
+            raise self.fail(f"no task named {name!r}")
+        state = self.states[name]
+        return _result(state, result) if result else _fulfilled(state)
 
-    def conjunction() -> bool:
-        nonlocal pos
-        value = atom()
-        while pos < len(tokens) and tokens[pos] == "&&":
-            pos += 1
-            right = atom()
+    def conjunction(self) -> bool:
+        value = self.atom()
+        while self.peek() == "&&":
+            self.pos += 1
+            right = self.atom()
             value = value and right
         return value
 
-    def disjunction() -> bool:
-        nonlocal pos
-        value = conjunction()
-        while pos < len(tokens) and tokens[pos] == "||":
-            pos += 1
-            right = conjunction()
+    def disjunction(self) -> bool:
+        value = self.conjunction()
+        while self.peek() == "||":
+            self.pos += 1
+            right = self.conjunction()
             value = value or right
         return value
-
-    if not tokens:
-        return True
-    value = disjunction()
-    if pos != len(tokens):
-        raise RunnerError(f"invalid depends {expression!r}: unexpected {tokens[pos]!r}")
-    return value
 
 
 def check_names(expression: str, names: Sequence[str], template: str) -> None:

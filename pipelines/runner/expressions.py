@@ -9,6 +9,7 @@ identifiers up in the environment instead.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -153,31 +154,38 @@ class _Parser:
             self.take(")")
             return node
         if tok.text == "[" and not self.govaluate:
-            items = []
-            while self.peek().text != "]":
-                items.append(self.expr(0))
-                if self.peek().text != "]":
-                    self.take(",")
-            self.take("]")
-            return ("list", items)
+            return self.list_literal()
         if tok.text == "{" and not self.govaluate:
             return self.map_literal()
         if tok.kind == "word":
-            if tok.text in ("true", "false"):
-                return ("lit", tok.text == "true")
-            if tok.text in ("nil", "null") and not self.govaluate:
-                return ("lit", None)
-            if self.govaluate:
-                # Argo's VARIABLE -> STRING rewrite; dotted words stay one string.
-                text = tok.text
-                while self.peek().text == "." and self.tokens[self.i + 1].kind == "word":
-                    self.take()
-                    text += "." + self.take().text
-                return ("lit", text)
-            if tok.text in PREDICATE_SYNTAX and self.peek().text == "(":
-                return self.predicate_call(tok.text)
-            return ("var", tok.text)
+            return self.word(tok.text)
         raise self.fail(f"unexpected {tok.text or 'end'!r}")
+
+    def list_literal(self) -> tuple:
+        """`[a, b, ...]` after its `[`."""
+        items = []
+        while self.peek().text != "]":
+            items.append(self.expr(0))
+            if self.peek().text != "]":
+                self.take(",")
+        self.take("]")
+        return ("list", items)
+
+    def word(self, text: str) -> tuple:
+        """A word in operand position: a constant, a variable, or a predicate call such as `all(...)`."""
+        if text in ("true", "false"):
+            return ("lit", text == "true")
+        if text in ("nil", "null") and not self.govaluate:
+            return ("lit", None)
+        if self.govaluate:
+            # Argo's VARIABLE -> STRING rewrite; dotted words stay one string.
+            while self.peek().text == "." and self.tokens[self.i + 1].kind == "word":
+                self.take()
+                text += "." + self.take().text
+            return ("lit", text)
+        if text in PREDICATE_SYNTAX and self.peek().text == "(":
+            return self.predicate_call(text)
+        return ("var", text)
 
     def pointer(self) -> tuple:
         """`#`, `#index`, `#acc`; a bare `.name` means `#.name` (the `.` is left for postfix)."""
@@ -282,51 +290,69 @@ def _num(value: Any) -> float | int | None:
     return None
 
 
+def _go_remainder(a: int, b: int) -> int:
+    remainder = abs(a) % abs(b)  # Go truncates toward zero: -7 % 3 == -1
+    return -remainder if a < 0 else remainder
+
+
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt,
+    ">": operator.gt,
+    "<=": operator.le,
+    ">=": operator.ge,
+}
+_TEXT: dict[str, Callable[[Any, Any], bool]] = {
+    "contains": lambda a, b: str(b) in str(a),
+    "startsWith": lambda a, b: str(a).startswith(str(b)),
+    "endsWith": lambda a, b: str(a).endswith(str(b)),
+    "=~": lambda a, b: re.search(str(b), str(a)) is not None,
+    "matches": lambda a, b: re.search(str(b), str(a)) is not None,
+    "!~": lambda a, b: re.search(str(b), str(a)) is None,
+    "in": lambda a, b: a in b if isinstance(b, list | dict | str) else False,
+}
+_ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "fmod": math.fmod,
+    "%": _go_remainder,
+}
+
+
 def _binary(op: str, a: Any, b: Any, source: str) -> Any:
     if op == "==":
         return _equal(a, b)
     if op == "!=":
         return not _equal(a, b)
-    if op in ("<", ">", "<=", ">="):
-        na, nb = _num(a), _num(b)
-        if na is None or nb is None:
-            if not (isinstance(a, str) and isinstance(b, str)):
-                raise RunnerError(f"invalid expression {source!r}: cannot compare {a!r} {op} {b!r}")
-            na, nb = a, b  # type: ignore[assignment]
-        return {"<": na < nb, ">": na > nb, "<=": na <= nb, ">=": na >= nb}[op]  # type: ignore[operator]
-    if op == "contains":
-        return str(b) in str(a)
-    if op == "startsWith":
-        return str(a).startswith(str(b))
-    if op == "endsWith":
-        return str(a).endswith(str(b))
-    if op in ("=~", "matches"):
-        return re.search(str(b), str(a)) is not None
-    if op == "!~":
-        return re.search(str(b), str(a)) is None
-    if op == "in":
-        return a in b if isinstance(b, list | dict | str) else False
+    if op in _ORDER:
+        return _compare(op, a, b, source)
+    if op in _TEXT:
+        return _TEXT[op](a, b)
     if op == "+" and isinstance(a, str) and isinstance(b, str):
         return a + b
+    if op in _ARITHMETIC:
+        return _arithmetic(op, a, b, source)
+    raise RunnerError(f"invalid expression {source!r}: unknown operator {op!r}")
+
+
+def _compare(op: str, a: Any, b: Any, source: str) -> bool:
+    """Numbers with numbers, strings with strings; anything else is an error, as in expr-lang."""
+    na, nb = _num(a), _num(b)
+    if na is not None and nb is not None:
+        return _ORDER[op](na, nb)
+    if not (isinstance(a, str) and isinstance(b, str)):
+        raise RunnerError(f"invalid expression {source!r}: cannot compare {a!r} {op} {b!r}")
+    return _ORDER[op](a, b)
+
+
+def _arithmetic(op: str, a: Any, b: Any, source: str) -> Any:
     na, nb = _num(a), _num(b)
     if na is None or nb is None:
         raise RunnerError(f"invalid expression {source!r}: {op} needs numbers, got {a!r} and {b!r}")
-    if op == "+":
-        return na + nb
-    if op == "-":
-        return na - nb
-    if op == "*":
-        return na * nb
-    if op == "/":
-        return na / nb
-    if op == "fmod":
-        return math.fmod(na, nb)
-    if op == "%":
-        if not (isinstance(na, int) and isinstance(nb, int)):
-            raise RunnerError(f"invalid expression {source!r}: % needs integers, got {a!r} and {b!r}")
-        remainder = abs(na) % abs(nb)  # Go truncates toward zero: -7 % 3 == -1
-        return -remainder if na < 0 else remainder
-    raise RunnerError(f"invalid expression {source!r}: unknown operator {op!r}")
+    if op == "%" and not (isinstance(na, int) and isinstance(nb, int)):
+        raise RunnerError(f"invalid expression {source!r}: % needs integers, got {a!r} and {b!r}")
+    return _ARITHMETIC[op](na, nb)
 
 
 def _equal(a: Any, b: Any) -> bool:

@@ -155,6 +155,17 @@ def check_template(template: dict[str, Any]) -> None:
         raise UnsupportedFeature("template without container, script, steps or dag", name)
     for volume in template.get("volumes") or []:
         _check_volume(volume, name)
+    _check_inputs_and_outputs(template, name)
+    body = template.get("container") or template.get("script")
+    if body is not None:
+        _check_body(body, name, kind=kinds[0])
+    retry = template.get("retryStrategy") or {}
+    _refuse(set(retry) - {"limit", "retryPolicy", "backoff", "expression", "affinity"}, name, "retryStrategy.")
+    _check_steps_and_tasks(template, name)
+
+
+def _check_inputs_and_outputs(template: dict[str, Any], name: str) -> None:
+    """Parameters only: artifacts and parameters read from elsewhere (valueFrom) need a cluster."""
     inputs, outputs = template.get("inputs") or {}, template.get("outputs") or {}
     if inputs.get("artifacts"):
         raise UnsupportedFeature("inputs.artifacts", name)
@@ -167,18 +178,21 @@ def check_template(template: dict[str, Any]) -> None:
             raise UnsupportedFeature("inputs.parameters.valueFrom", name)
     for param in outputs.get("parameters") or []:
         _refuse(set(param.get("valueFrom") or {}) - PARAM_VALUE_FROM, name, "outputs.parameters.valueFrom.")
-    body = template.get("container") or template.get("script")
-    if body is not None:
-        _refuse(set(body) - CONTAINER_HONOURED - CONTAINER_K8S, name, f"{kinds[0]}.")
-        for env in body.get("env") or []:
-            if "valueFrom" in env:
-                raise UnsupportedFeature("env.valueFrom", name, "secrets and config maps need a cluster")
-        if not body.get("command") and "container" in template:
-            raise UnsupportedFeature(
-                "container without command", name, "the image's entrypoint is unknown locally: set command"
-            )
-    retry = template.get("retryStrategy") or {}
-    _refuse(set(retry) - {"limit", "retryPolicy", "backoff", "expression", "affinity"}, name, "retryStrategy.")
+
+
+def _check_body(body: dict[str, Any], name: str, *, kind: str) -> None:
+    """A container or script: honoured fields, no env from secrets, and a command for a container."""
+    _refuse(set(body) - CONTAINER_HONOURED - CONTAINER_K8S, name, f"{kind}.")
+    for env in body.get("env") or []:
+        if "valueFrom" in env:
+            raise UnsupportedFeature("env.valueFrom", name, "secrets and config maps need a cluster")
+    if not body.get("command") and kind == "container":
+        raise UnsupportedFeature(
+            "container without command", name, "the image's entrypoint is unknown locally: set command"
+        )
+
+
+def _check_steps_and_tasks(template: dict[str, Any], name: str) -> None:
     steps = [s for group in template.get("steps") or [] for s in (group if isinstance(group, list) else [group])]
     dag = template.get("dag") or {}
     _refuse(set(dag) - {"tasks", "target", "failFast"}, name, "dag.")

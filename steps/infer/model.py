@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,11 +119,13 @@ def load_model(
     threads: int = 0,
     pixels: bool = True,
     trt_cache_uri: str = "",
-    s3_endpoint: str = "",
-    max_attempts: int = 5,
+    store_options: Mapping[str, Any] | None = None,
 ) -> LoadedModel:
-    """The model at `uri` with its resolved spec, in a session on `device` (checked, not assumed)."""
-    storage_options: dict[str, Any] = {"s3_endpoint": s3_endpoint, "max_attempts": max_attempts}
+    """The model at `uri` with its resolved spec, in a session on `device` (checked, not assumed).
+
+    `store_options`: open_store's options (s3_endpoint, max_attempts) for the model, its spec and TRT cache.
+    """
+    storage_options: dict[str, Any] = dict(store_options or {})
     if device != "cpu" and CUDA not in ort.get_available_providers() and not allow_cpu_fallback:
         raise ModelError(_gpu_missing(device, [], uri))  # before downloading anything
     data = read_uri(uri, **storage_options)

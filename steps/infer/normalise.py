@@ -12,6 +12,8 @@ On a GPU these elementwise ops run on the device for almost nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -38,42 +40,52 @@ def pixel_input_model(model_bytes: bytes, spec: ModelSpec) -> tuple[bytes, str]:
     if len(dims) != 4:
         raise ValueError(f"input {spec.input_name!r} has rank {len(dims)}, want 4")
     n, h, w = (dims[0], dims[2], dims[3]) if spec.layout == "NCHW" else (dims[0], dims[1], dims[2])
-    channels = spec.channels
     taken = {t for node in graph.node for t in (*node.input, *node.output)} | {i.name for i in graph.input}
     name = f"{PREFIX}_input"
     while name in taken:
         name += "_"
-    consts: list[onnx.TensorProto] = []
-    nodes: list[onnx.NodeProto] = []
-    current = name
+    prefix = _Prefix(current=name)
+    _convert_pixels(prefix, spec)
+    prefix.nodes[-1].output[0] = spec.input_name  # the last prefix node feeds the model's original input
+    return _assemble(model, original, name, [n, h, w, spec.channels], prefix.nodes, prefix.consts), name
 
-    def step(op: str, *extra_inputs: str, **attrs) -> None:
-        nonlocal current
-        out = f"{PREFIX}/{len(nodes)}_{op}"
-        nodes.append(helper.make_node(op, [current, *extra_inputs], [out], name=out, **attrs))
-        current = out
 
-    def const(label: str, array: np.ndarray) -> str:
-        consts.append(numpy_helper.from_array(array, f"{PREFIX}/{label}"))
-        return consts[-1].name
+@dataclass
+class _Prefix:
+    """The nodes put in front of the model, each reading the previous one's output (`current`)."""
 
+    current: str
+    nodes: list[onnx.NodeProto] = field(default_factory=list)
+    consts: list[onnx.TensorProto] = field(default_factory=list)
+
+    def step(self, op: str, *extra_inputs: str, **attrs) -> None:
+        out = f"{PREFIX}/{len(self.nodes)}_{op}"
+        self.nodes.append(helper.make_node(op, [self.current, *extra_inputs], [out], name=out, **attrs))
+        self.current = out
+
+    def const(self, label: str, array: np.ndarray) -> str:
+        self.consts.append(numpy_helper.from_array(array, f"{PREFIX}/{label}"))
+        return self.consts[-1].name
+
+
+def _convert_pixels(prefix: _Prefix, spec: ModelSpec) -> None:
+    """uint8 NHWC RGB pixels to what `spec` says the model takes: colour order, layout, dtype, scaling."""
+    channels = spec.channels
     if spec.color == "BGR":
-        step("Gather", const("bgr", np.array([2, 1, 0], np.int64)), axis=3)
+        prefix.step("Gather", prefix.const("bgr", np.array([2, 1, 0], np.int64)), axis=3)
     if spec.layout == "NCHW":
-        step("Transpose", perm=[0, 3, 1, 2])
+        prefix.step("Transpose", perm=[0, 3, 1, 2])
     if spec.dtype != "uint8":
         shape = (1, channels, 1, 1) if spec.layout == "NCHW" else (1, 1, 1, channels)
         std = np.broadcast_to(np.asarray(spec.std, np.float32), (channels,))
         mean = np.broadcast_to(np.asarray(spec.mean, np.float32), (channels,))
-        step("Cast", to=TensorProto.FLOAT)
-        step("Mul", const("gain", (np.float32(spec.scale) / std).reshape(shape).astype(np.float32)))
-        step("Sub", const("offset", (mean / std).reshape(shape).astype(np.float32)))
+        prefix.step("Cast", to=TensorProto.FLOAT)
+        prefix.step("Mul", prefix.const("gain", (np.float32(spec.scale) / std).reshape(shape).astype(np.float32)))
+        prefix.step("Sub", prefix.const("offset", (mean / std).reshape(shape).astype(np.float32)))
         if spec.dtype == "float16":
-            step("Cast", to=TensorProto.FLOAT16)
-    if not nodes:  # an NHWC uint8 model of the same colour order takes the pixels as they are
-        step("Identity")
-    nodes[-1].output[0] = spec.input_name  # the last prefix node feeds the model's original input
-    return _assemble(model, original, name, [n, h, w, channels], nodes, consts), name
+            prefix.step("Cast", to=TensorProto.FLOAT16)
+    if not prefix.nodes:  # an NHWC uint8 model of the same colour order takes the pixels as they are
+        prefix.step("Identity")
 
 
 def _assemble(model, original, name, dims, nodes, consts) -> bytes:

@@ -348,10 +348,19 @@ class Pipeline:
         threads.append(threading.Thread(target=feed, name="feed", daemon=True))
         for thread in uploaders + threads:
             thread.start()
+        self._infer_batches(ready, done)
+        for _ in uploaders:
+            done.put(_END)
+        for thread in threads + uploaders:
+            thread.join()
 
-        # Items are grouped by tensor shape (a batch needs one shape). A partial group is flushed
-        # when the inputs stall, so the accelerator never idles waiting for a full batch, and the
-        # largest group is flushed when too many wait, so odd shapes cannot pile up.
+    def _infer_batches(self, ready: queue.Queue, done: queue.Queue) -> None:
+        """Group prefetched items into batches and infer them, until every prefetch worker has ended.
+
+        Items are grouped by tensor shape (a batch needs one shape). A partial group is flushed
+        when the inputs stall, so the accelerator never idles waiting for a full batch, and the
+        largest group is flushed when too many wait, so odd shapes cannot pile up.
+        """
         pending: dict[tuple, list[_InFlight]] = {}
         waiting = 0
         open_workers = self.prefetch_workers
@@ -375,8 +384,3 @@ class Pipeline:
             if waiting:
                 waiting -= len(group := pending.pop(max(pending, key=lambda s: len(pending[s]))))
                 self._infer(group, done)
-
-        for _ in uploaders:
-            done.put(_END)
-        for thread in threads + uploaders:
-            thread.join()

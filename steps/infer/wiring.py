@@ -35,7 +35,7 @@ def warm_model(params: InferParams) -> LoadedModel:
         threads=params.ort_threads,
         pixels=params.normalise_in_graph,
         trt_cache_uri=params.trt_cache_uri,
-        **storage_options(params),
+        store_options=storage_options(params),
     )
     warm_up(model, *warm_size(model))
     return model

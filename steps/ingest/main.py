@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from steps.common import runlayout
@@ -133,83 +134,118 @@ def _check_run_apart(inputs: Store, outputs: Store, run_store: Store, params: In
 
 
 def run(params: IngestParams) -> int:
+    inputs, outputs, run_store = _open_stores(params)
+    _check_run_apart(inputs, outputs, run_store, params)
+    missing = _missing_input(inputs, params)
+    done = set() if params.force else _outputs_done(outputs)
+    _clear_earlier_run(run_store, params)
+    listing = _Listing(run_store=run_store, input_uri=params.input_uri.rstrip("/"), shard_size=params.shard_size)
+    with ThreadPoolExecutor(params.workers, thread_name_prefix="ingest") as pool:
+        for page in _pages(inputs, _output_prefix(params)):
+            todo = [o for o in page if o.key not in done]
+            listing.skipped += len(page) - len(todo)
+            for info in page:
+                if info.key in done:
+                    listing.add_done(info)
+            for info, reason in zip(todo, pool.map(lambda o: check(inputs, o, params), todo), strict=True):
+                listing.add(info, reason)
+    counts = listing.write(params.outputs_dir)
+    _report(params, listing, missing=missing, file_inputs=isinstance(inputs, FileStore))
+    print(json.dumps(counts))
+    return 0
+
+
+def _open_stores(params: IngestParams) -> tuple[Store, ...]:
+    """The input, output and run stores."""
     storage: dict[str, Any] = {
         "s3_endpoint": params.s3_endpoint,
         "max_attempts": params.s3_max_attempts,
         "max_pool_connections": params.workers + 2,
     }
-    inputs = open_store(params.input_uri, **storage)
-    outputs = open_store(params.output_uri, **storage)
-    run_store = open_store(params.run_uri, **storage)
-    _check_run_apart(inputs, outputs, run_store, params)
-    input_uri = params.input_uri.rstrip("/")
-    missing = _missing_input(inputs, params)
+    return tuple(open_store(uri, **storage) for uri in (params.input_uri, params.output_uri, params.run_uri))
 
-    # Outputs written inside the input prefix must not come back as inputs.
-    out_uri = params.output_uri.rstrip("/")
-    skip_prefix = dir_prefix(out_uri[len(input_uri) :]) if out_uri.startswith(input_uri + "/") else ""
-    done = set() if params.force else _outputs_done(outputs)
 
+def _output_prefix(params: IngestParams) -> str:
+    """The outputs' prefix inside the input prefix, or '': outputs written there must not come back as inputs."""
+    input_uri, out_uri = params.input_uri.rstrip("/"), params.output_uri.rstrip("/")
+    return dir_prefix(out_uri[len(input_uri) :]) if out_uri.startswith(input_uri + "/") else ""
+
+
+def _clear_earlier_run(run_store: Store, params: IngestParams) -> None:
     stale = [o.key for d in _RUN_DIRS for o in run_store.list(d)] + [runlayout.SHARD_INDEX]
     errors = run_store.delete_many(stale)
     if errors:
         raise StepError(f"cannot clear earlier run files under {params.run_uri}: {errors[0].key}: {errors[0].message}")
 
-    manifest: list[str] = []
-    rejected: list[str] = []
-    shard: list[str] = []
-    index: list[dict] = []
-    skipped = 0
 
-    def flush() -> None:
-        key = runlayout.shard_key(len(index))
-        run_store.put_bytes(key, "".join(shard).encode(), content_type="application/x-ndjson")
-        index.append({"name": runlayout.shard_name(key), "key": key, "items": len(shard)})
-        shard.clear()
+@dataclass(kw_only=True)
+class _Listing:
+    """The run files ingest builds as it checks the inputs: manifest, rejects, shards and their index."""
 
-    with ThreadPoolExecutor(params.workers, thread_name_prefix="ingest") as pool:
-        for page in _pages(inputs, skip_prefix):
-            todo = [o for o in page if o.key not in done]
-            skipped += len(page) - len(todo)
-            for info in page:
-                if info.key in done:
-                    manifest.append(
-                        json.dumps({"key": info.key, "size": info.size, "etag": info.etag, "status": "done"}) + "\n"
-                    )
-            for info, reason in zip(todo, pool.map(lambda o: check(inputs, o, params), todo), strict=True):
-                row = {"key": _printable(info.key), "size": info.size, "etag": info.etag}
-                if reason:
-                    rejected.append(json.dumps({**row, "reason": reason}) + "\n")
-                    continue
-                manifest.append(json.dumps({**row, "status": "pending"}) + "\n")
-                shard.append(json.dumps({**row, "input_uri": input_uri}) + "\n")
-                if len(shard) >= params.shard_size:
-                    flush()
-    if shard:
-        flush()
+    run_store: Store
+    input_uri: str
+    shard_size: int
+    manifest: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    shard: list[str] = field(default_factory=list)
+    index: list[dict] = field(default_factory=list)
+    skipped: int = 0
 
-    run_store.put_bytes(runlayout.MANIFEST, "".join(manifest).encode(), content_type="application/x-ndjson")
-    run_store.put_bytes(runlayout.REJECTED, "".join(rejected).encode(), content_type="application/x-ndjson")
-    count = sum(1 for line in manifest if line.endswith('"pending"}\n'))
-    # The index goes last: lanes that find it find every shard it names.
-    # ingest's own S3 requests ride along, so the report can total the run's request cost.
-    doc = {"count": count, "shard_size": params.shard_size, "requests": request_counts(), "shards": index}
-    run_store.put_bytes(runlayout.SHARD_INDEX, json.dumps(doc).encode(), content_type="application/json")
-    counts = {"count": str(count), "rejected": str(len(rejected)), "shards": str(len(index))}
-    write_outputs(params.outputs_dir, counts)
+    @property
+    def count(self) -> int:
+        return sum(1 for line in self.manifest if line.endswith('"pending"}\n'))
+
+    def add_done(self, info: ObjectInfo) -> None:
+        row = {"key": info.key, "size": info.size, "etag": info.etag, "status": "done"}
+        self.manifest.append(json.dumps(row) + "\n")
+
+    def add(self, info: ObjectInfo, reason: str) -> None:
+        """An input `check` accepted (`reason` '') into the current shard, or a reject."""
+        row = {"key": _printable(info.key), "size": info.size, "etag": info.etag}
+        if reason:
+            self.rejected.append(json.dumps({**row, "reason": reason}) + "\n")
+            return
+        self.manifest.append(json.dumps({**row, "status": "pending"}) + "\n")
+        self.shard.append(json.dumps({**row, "input_uri": self.input_uri}) + "\n")
+        if len(self.shard) >= self.shard_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        key = runlayout.shard_key(len(self.index))
+        self.run_store.put_bytes(key, "".join(self.shard).encode(), content_type="application/x-ndjson")
+        self.index.append({"name": runlayout.shard_name(key), "key": key, "items": len(self.shard)})
+        self.shard.clear()
+
+    def write(self, outputs_dir: str) -> dict[str, str]:
+        """Write the last shard, manifest, rejects and index, and the Argo outputs (the counts)."""
+        if self.shard:
+            self._flush()
+        ndjson = "application/x-ndjson"
+        self.run_store.put_bytes(runlayout.MANIFEST, "".join(self.manifest).encode(), content_type=ndjson)
+        self.run_store.put_bytes(runlayout.REJECTED, "".join(self.rejected).encode(), content_type=ndjson)
+        # The index goes last: lanes that find it find every shard it names.
+        # ingest's own S3 requests ride along, so the report can total the run's request cost.
+        doc = {"count": self.count, "shard_size": self.shard_size, "requests": request_counts(), "shards": self.index}
+        self.run_store.put_bytes(runlayout.SHARD_INDEX, json.dumps(doc).encode(), content_type="application/json")
+        counts = {"count": str(self.count), "rejected": str(len(self.rejected)), "shards": str(len(self.index))}
+        write_outputs(outputs_dir, counts)
+        return counts
+
+
+def _report(params: IngestParams, listing: _Listing, *, missing: bool, file_inputs: bool) -> None:
+    """One line on stderr (with a warning when nothing was found), and the metrics when pushing."""
+    count, rejected, shards = listing.count, len(listing.rejected), len(listing.index)
     warning = ""
     if missing:
         warning = f"; warning: {params.input_uri} does not exist yet, so nothing is new"
-    elif not manifest and not rejected and not isinstance(inputs, FileStore):
+    elif not listing.manifest and not rejected and not file_inputs:
         warning = f"; warning: no object under {params.input_uri} (S3 has no directories: check the prefix)"
     print(
-        f"steps.ingest: {count} to process in {len(index)} shards, {skipped} already done, "
-        f"{len(rejected)} rejected ({params.input_uri} -> {params.run_uri}){warning}",
+        f"steps.ingest: {count} to process in {shards} shards, {listing.skipped} already done, "
+        f"{rejected} rejected ({params.input_uri} -> {params.run_uri}){warning}",
         file=sys.stderr,
     )
     if params.pushgateway:
         from steps.ingest.metrics import push  # prometheus_client only when pushing
 
-        push(params.pushgateway, params.run_uri.rstrip("/").rsplit("/", 1)[-1], len(index), count, len(rejected))
-    print(json.dumps(counts))
-    return 0
+        push(params.pushgateway, params.run_uri.rstrip("/").rsplit("/", 1)[-1], shards, count, rejected)

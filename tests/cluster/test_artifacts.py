@@ -1,7 +1,7 @@
 """Upstream's artifact examples on Argo's real controller and executor, with an S3 artifact repository
 on the S3 emulator (moto's server on 127.0.0.1).
 
-The local runner refuses artifacts (tests/runner/test_upstream_examples.py, EXCLUDED); the real
+The local runner refuses artifacts (tests/fixtures/upstream_examples.py, EXCLUDED); the real
 engine runs them: argoexec's wait container uploads each output artifact to the bucket and its init
 container downloads each input. Selected by rule: every example the runner's fidelity rule picks but
 excludes for an `*.artifacts` feature, except those in LEFT_OUT. Each must Succeed, and every output
@@ -10,7 +10,7 @@ artifact its nodes report must be an object in the bucket.
 
 from __future__ import annotations
 
-import time
+import contextlib
 from typing import Any
 
 import pytest
@@ -19,8 +19,9 @@ import yaml
 from pipelines.cluster import workflows
 from steps.common.storage import open_store
 from tests.cluster.conftest import Cluster, executor_namespace
+from tests.fixtures import upstream_examples as upstream
 from tests.fixtures.s3 import S3Server
-from tests.runner import test_upstream_examples as upstream
+from tests.fixtures.waiting import wait_until
 
 NAMESPACE = "artifacts"
 SECRET = "artifact-s3"
@@ -97,14 +98,19 @@ def _run_all(cluster: Cluster, names: list[str]) -> dict[str, Any]:
         doc["metadata"]["namespace"] = NAMESPACE
         running[rel] = workflows.create(cluster.api, doc)["metadata"]["name"]
     done: dict[str, Any] = {}
-    deadline = time.monotonic() + EXAMPLE_TIMEOUT_S * max(1, len(names) // 3)
-    while running and time.monotonic() < deadline:
+
+    def all_finished() -> bool:
         for rel, name in list(running.items()):
             workflow = workflows.get(cluster.api, NAMESPACE, name)
             if (workflow.get("status") or {}).get("phase") in workflows.DONE:
                 done[rel] = workflow
                 del running[rel]
-        time.sleep(1)
+        return not running
+
+    # Past the bound, each example still running fails its own test with the phase it was in.
+    with contextlib.suppress(TimeoutError):
+        budget = EXAMPLE_TIMEOUT_S * max(1, len(names) // 3)
+        wait_until(all_finished, budget, "the artifact examples to finish", poll=1)
     for rel, name in running.items():
         done[rel] = workflows.get(cluster.api, NAMESPACE, name)
     return done

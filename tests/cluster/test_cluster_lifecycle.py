@@ -55,35 +55,59 @@ def _wait_for_sleep(workdir: Path, timeout_s: float = 180) -> psutil.Process:
 def test_up_status_down(tmp_path: Path) -> None:
     require_control_plane()
     runner = CliRunner()
+    pids = _up_is_idempotent(runner, tmp_path)
+    require_tool("argo")
+    state = _argo_server_joins_a_running_cluster(runner, tmp_path, pids)
+    _status_names_every_component(runner, tmp_path, pids, state)
+    everything = _tree(list(pids.values()))
+    _listens_on_loopback_only(everything, state)
+
+    api = kube.api_client(str(state.kubeconfig))
+    executor_namespace(DynamicClient(api), "lifecycle")
+    workflows.create(api, container_workflow("sleeper-", "lifecycle", ["sleep", "300"]))
+    sleeper = _wait_for_sleep(tmp_path)
+    everything |= _tree(list(pids.values())) | {sleeper.pid}
+    _down_leaves_no_process(runner, tmp_path, pids, everything)
+
+
+def _up_is_idempotent(runner: CliRunner, workdir: Path) -> dict[str, int]:
+    """`up` twice: the second says "already up" and keeps every process; the components' pids."""
     begin = time.monotonic()
-    result = runner.invoke(app, ["cluster", "up", "--workdir", str(tmp_path)])
+    result = runner.invoke(app, ["cluster", "up", "--workdir", str(workdir)])
     first_up_s = time.monotonic() - begin
     assert result.exit_code == 0, result.output
-    state = ClusterState.load(cluster_dir(tmp_path))
+    state = ClusterState.load(cluster_dir(workdir))
     pids = {name: state.pids[name][0] for name in COMPONENTS}
     print(f"warm start: {first_up_s:.1f} s")
 
-    again = runner.invoke(app, ["cluster", "up", "--workdir", str(tmp_path)])
+    again = runner.invoke(app, ["cluster", "up", "--workdir", str(workdir)])
     assert again.exit_code == 0 and "already up" in again.output, again.output
-    assert {n: ClusterState.load(cluster_dir(tmp_path)).pids[n][0] for n in COMPONENTS} == pids
+    assert {n: ClusterState.load(cluster_dir(workdir)).pids[n][0] for n in COMPONENTS} == pids
+    return pids
 
-    require_tool("argo")
+
+def _argo_server_joins_a_running_cluster(runner: CliRunner, workdir: Path, pids: dict[str, int]) -> ClusterState:
+    """`up --with argo-server` adds it (to `pids` too) while the core keeps running."""
     begin = time.monotonic()
-    with_server = runner.invoke(app, ["cluster", "up", "--workdir", str(tmp_path), "--with", "argo-server"])
+    with_server = runner.invoke(app, ["cluster", "up", "--workdir", str(workdir), "--with", "argo-server"])
     print(f"argo-server added in {time.monotonic() - begin:.1f} s")
     assert with_server.exit_code == 0, with_server.output
-    state = ClusterState.load(cluster_dir(tmp_path))
+    state = ClusterState.load(cluster_dir(workdir))
     assert {n: state.pids[n][0] for n in COMPONENTS} == pids  # the core kept running
     pids["argo-server"] = state.pids["argo-server"][0]
+    return state
 
-    status = runner.invoke(app, ["cluster", "status", "--workdir", str(tmp_path), "-o", "json"])
+
+def _status_names_every_component(runner: CliRunner, workdir: Path, pids: dict[str, int], state: ClusterState) -> None:
+    status = runner.invoke(app, ["cluster", "status", "--workdir", str(workdir), "-o", "json"])
     assert status.exit_code == 0, status.output
     body = json.loads(status.output)
     assert body["running"] and {n: c["pid"] for n, c in body["components"].items()} == pids
-    table = runner.invoke(app, ["cluster", "status", "--workdir", str(tmp_path)])
+    table = runner.invoke(app, ["cluster", "status", "--workdir", str(workdir)])
     assert f"argo-server https://127.0.0.1:{state.ports['argo-server']}" in table.output, table.output
 
-    everything = _tree(list(pids.values()))
+
+def _listens_on_loopback_only(everything: set[int], state: ClusterState) -> None:
     listening = _listening(everything)
     # Our builds bind the controller's /healthz and metrics, and argo-server, to 127.0.0.1 (upstream:
     # every interface); the agent's log endpoint is the node's kubelet port.
@@ -92,13 +116,10 @@ def test_up_status_down(tmp_path: Path) -> None:
     wrong = [(ip, port) for ip, port, _ in listening if ip != "127.0.0.1"]
     assert not wrong, f"listening beyond loopback: {wrong}"
 
-    api = kube.api_client(str(state.kubeconfig))
-    executor_namespace(DynamicClient(api), "lifecycle")
-    workflows.create(api, container_workflow("sleeper-", "lifecycle", ["sleep", "300"]))
-    sleeper = _wait_for_sleep(tmp_path)
-    everything |= _tree(list(pids.values())) | {sleeper.pid}
 
-    down = runner.invoke(app, ["cluster", "down", "--workdir", str(tmp_path)])
+def _down_leaves_no_process(runner: CliRunner, workdir: Path, pids: dict[str, int], everything: set[int]) -> None:
+    """`down` stops every component and the pods' processes; `status` then exits 1."""
+    down = runner.invoke(app, ["cluster", "down", "--workdir", str(workdir)])
     assert down.exit_code == 0, down.output
     assert set(down.output.removeprefix("stopped: ").strip().split(", ")) == set(pids)
     left = []
@@ -109,8 +130,8 @@ def test_up_status_down(tmp_path: Path) -> None:
         except psutil.NoSuchProcess:
             pass
     assert not left, f"processes left behind: {left}"
-    mine = [p.pid for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
+    mine = [p.pid for p in psutil.process_iter(["cmdline"]) if str(workdir) in " ".join(p.info["cmdline"] or [])]
     assert not mine, f"processes still naming the workdir: {mine}"
-    stopped = runner.invoke(app, ["cluster", "status", "--workdir", str(tmp_path)])
+    stopped = runner.invoke(app, ["cluster", "status", "--workdir", str(workdir)])
     assert stopped.exit_code == 1
-    assert controlplane.down(tmp_path) == []
+    assert controlplane.down(workdir) == []

@@ -21,7 +21,8 @@ from pipelines.cluster import kube, workflows
 from pipelines.runner import api as runner
 from pipelines.runner.errors import RunnerError
 from tests.cluster.conftest import Cluster, executor_namespace
-from tests.runner import test_upstream_examples as upstream
+from tests.fixtures import upstream_examples as upstream
+from tests.fixtures.waiting import wait_until
 
 NAMESPACE = "fidelity"
 #: Examples whose outcome differs between any two runs: they draw random numbers (coin flips,
@@ -36,7 +37,7 @@ def nondeterministic(rel: str) -> bool:
 #: Examples where the local runner differs from the real controller, with why. None is left: stdout is
 #: an `outputs.result` only where the parent template references it (the controller's
 #: includeScriptOutput), and `archiveLogs` examples are refused by the runner (no artifact repository)
-#: and so no longer selected (tests/runner/test_upstream_examples.py EXCLUDED).
+#: and so no longer selected (tests/fixtures/upstream_examples.py EXCLUDED).
 MISMATCHES: dict[str, str] = {}
 #: Examples whose nodes depend on timing on both engines: compared by workflow phase only, like RANDOM.
 TIMING = {
@@ -54,7 +55,7 @@ def loose(rel: str) -> bool:
 
 def _library_templates(path: Path) -> list[dict[str, Any]]:
     docs = []
-    for sibling in upstream._library(path):
+    for sibling in upstream.library(path):
         for doc in yaml.safe_load_all(sibling.read_text()):
             if isinstance(doc, dict) and doc.get("kind") in ("WorkflowTemplate", "ClusterWorkflowTemplate"):
                 docs.append(doc)
@@ -79,7 +80,9 @@ def _on_argo(cluster: Cluster, selected: list[str]) -> dict[str, Any]:
     if library:
         kube.apply(cluster.dynamic, list(library.values()), namespace=NAMESPACE)
     queue, running, done = list(selected), {}, {}
-    while queue or running:
+
+    def all_finished() -> bool:
+        """Start queued examples while fewer than AT_ONCE run; True once every one has an outcome."""
         while queue and len(running) < AT_ONCE:
             rel = queue.pop(0)
             try:
@@ -93,14 +96,18 @@ def _on_argo(cluster: Cluster, selected: list[str]) -> dict[str, Any]:
             wf = workflows.get(cluster.api, NAMESPACE, name)
             if (wf.get("status") or {}).get("phase") in workflows.DONE:
                 done[rel] = wf
-            elif time.monotonic() - started > EXAMPLE_TIMEOUT_S:
+            elif time.monotonic() - started > EXAMPLE_TIMEOUT_S:  # a hang guard, reported as that example's outcome
                 done[rel] = TimeoutError(
                     f"{rel} still {(wf.get('status') or {}).get('phase')} after {EXAMPLE_TIMEOUT_S} s"
                 )
             else:
                 continue
             del running[rel]
-        time.sleep(1)
+        return not queue and not running
+
+    # Each example has its own budget above, so this bound is only a guard against a stuck loop.
+    budget = EXAMPLE_TIMEOUT_S * (len(selected) // AT_ONCE + 2)
+    wait_until(all_finished, budget, "every upstream example to finish on the controller", poll=1)
     return done
 
 
@@ -110,7 +117,7 @@ def _locally(workdir: Path, selected: list[str]) -> dict[str, Any]:
     def one(rel: str) -> tuple[str, Any]:
         path = root / rel
         try:
-            return rel, runner.prepare(str(path), env=None, files=upstream._library(path), workdir=workdir).run()
+            return rel, runner.prepare(str(path), env=None, files=upstream.library(path), workdir=workdir).run()
         except RunnerError as error:
             return rel, error
 

@@ -123,7 +123,10 @@ def test_a_monthly_retention_schedule_needs_an_explicit_period(tmp_path) -> None
         render.render_observability("dev", tmp_path)
     with (tmp_path / "dev.yaml").open("a") as overlay:
         overlay.write("observability:\n  alerts:\n    retention_period: 31d\n")
-    assert render.render_observability("dev", tmp_path)
+    files = render.render_observability("dev", tmp_path)
+    rule = next(text for text in files.values() if "KioskRetentionNotSucceeding" in text)
+    periods = load_config("dev", tmp_path).observability.alerts.retention_missed_periods
+    assert f"[{31 * periods}d]" in rule  # the explicit period, not the schedule's, sets the window
 
 
 def test_observability_doc_lists_every_panel_with_its_queries() -> None:

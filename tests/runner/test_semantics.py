@@ -41,6 +41,8 @@ def manifest(name: str, templates: str, *, spec: str = "", entrypoint: str = "ma
     )
 
 
+#: Six nodes write /tmp/out, then wait until all six have written (a gate in the workdir), then read it
+#: back: with a shared /tmp every node but the last writer would read another node's value.
 FANOUT = manifest(
     "fanout",
     """\
@@ -54,7 +56,7 @@ FANOUT = manifest(
     container:
       image: busybox
       command: [sh, -c]
-      args: ["echo {{inputs.parameters.v}} > /tmp/out; sleep 0.3; cat /tmp/out > /tmp/copy"]
+      args: ["echo {{inputs.parameters.v}} > /tmp/out; mkdir -p $KIOSK_WORKDIR/arrived-{{workflow.name}}; touch $KIOSK_WORKDIR/arrived-{{workflow.name}}/{{inputs.parameters.v}}; until [ $(ls $KIOSK_WORKDIR/arrived-{{workflow.name}} | wc -l) -ge 6 ]; do sleep 0.05; done; cat /tmp/out > /tmp/copy"]
     outputs: {parameters: [{name: out, valueFrom: {path: /tmp/copy}}]}
   - name: echo
     inputs: {parameters: [{name: v}]}

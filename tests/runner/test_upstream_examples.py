@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,108 +20,8 @@ import yaml
 
 from pipelines.runner import api
 from pipelines.runner.errors import RunnerError, UnsupportedFeature
+from tests.fixtures.upstream_examples import EXCLUDED, RUN_ANYWAY, UNSUPPORTED, discover, examples_dir, library
 from tests.runner.stdout import printed
-
-NO_TEST = "workflows.argoproj.io/no-test"
-IMAGE = re.compile(r"^(busybox|alpine|python)(:|$)")
-COMMANDS = {"echo", "sh", "bash", "python", "python3"}
-
-# Every candidate the rule finds but we do not run, with why. Upstream's own no-test label is honoured
-# separately (it marks random, slow or cluster-only examples).
-UNSUPPORTED = "unsupported: "
-EXCLUDED = {
-    "archive-location.yaml": UNSUPPORTED + "archiveLocation.archiveLogs",
-    "workflow-template/workflow-archive-logs.yaml": UNSUPPORTED + "spec.archiveLogs",
-    "arguments-parameters-from-configmap.yaml": UNSUPPORTED + "inputs.parameters.valueFrom",
-    "artifact-passing-explicit-plugin.yaml": UNSUPPORTED + "arguments.artifacts",
-    "artifact-passing-subpath.yaml": UNSUPPORTED + "arguments.artifacts",
-    "artifact-passing.yaml": UNSUPPORTED + "arguments.artifacts",
-    "artifact-path-placeholders.yaml": UNSUPPORTED + "spec.arguments.artifacts",
-    "artifact-repository-ref.yaml": UNSUPPORTED + "outputs.artifacts",
-    "conditional-artifacts.yaml": UNSUPPORTED + "outputs.artifacts",
-    "container-set-template/outputs-result-workflow.yaml": UNSUPPORTED + "containerSet",
-    "dag-conditional-artifacts.yaml": UNSUPPORTED + "outputs.artifacts",
-    "exit-handler-step-level.yaml": UNSUPPORTED + "hooks",
-    "exit-handler-with-artifacts.yaml": UNSUPPORTED + "hooks",
-    "exit-handler-with-param.yaml": UNSUPPORTED + "hooks",
-    "global-outputs.yaml": UNSUPPORTED + "arguments.artifacts",
-    "init-container.yaml": UNSUPPORTED + "initContainers",
-    "input-artifact-raw.yaml": UNSUPPORTED + "inputs.artifacts",
-    "life-cycle-hooks-tmpl-level.yaml": UNSUPPORTED + "hooks",
-    "life-cycle-hooks-wf-level.yaml": UNSUPPORTED + "spec.hooks",
-    "map-reduce.yaml": UNSUPPORTED + "arguments.artifacts",
-    "memoize-simple.yaml": UNSUPPORTED + "memoize",
-    "pod-resources-template-override.yaml": UNSUPPORTED + "sidecars",
-    "variables-showcase.yaml": UNSUPPORTED + "spec.arguments.artifacts",
-    "volumes-existing.yaml": UNSUPPORTED + "persistentVolumeClaim",
-    "volumes-pvc.yaml": UNSUPPORTED + "spec.volumeClaimTemplates",
-    "global-parameters-from-configmap.yaml": "parameter value comes from a ConfigMap (spec.arguments valueFrom)",
-    "global-parameters-from-configmap-referenced-as-local-variable.yaml": "parameter value comes from a ConfigMap (spec.arguments valueFrom)",
-    "expression-destructure-json-complex.yaml": "jsonpath filter/slice expressions are not implemented",
-    "default-pdb-support.yaml": "slow (sleeps 10s) and only about PodDisruptionBudgets",
-}
-#: no-test examples we still run, because they assert a useful structure quickly.
-RUN_ANYWAY = {"exit-handlers.yaml", "continue-on-fail.yaml", "dag-continue-on-fail.yaml"}
-
-
-def examples_dir() -> Path:
-    from pipelines.argo_module import ArgoModuleError, module_dir
-
-    try:
-        return module_dir() / "examples"
-    except ArgoModuleError as error:  # require_tool-style: fail in CI, skip locally
-        from tests.fixtures.tools import require_tool
-
-        require_tool("go")
-        pytest.skip(str(error))
-
-
-def _bodies(doc: dict[str, Any]):
-    spec = doc.get("spec") or {}
-    spec = spec.get("workflowSpec", spec)
-    for template in spec.get("templates") or []:
-        for key in ("container", "script"):
-            if key in template:
-                yield template[key]
-        yield from template.get("sidecars") or []
-        yield from template.get("initContainers") or []
-        yield from (template.get("containerSet") or {}).get("containers") or []
-
-
-def _library(path: Path) -> list[Path]:
-    """Sibling manifests, only for examples that reference other templates (parsing is not free)."""
-    return list(path.parent.glob("*.yaml")) if "templateRef" in path.read_text() else []
-
-
-def _candidate(path: Path) -> dict[str, Any] | None:
-    docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
-    workflows = [d for d in docs if d.get("kind") == "Workflow"]
-    bodies = [b for d in docs for b in _bodies(d)]
-    if not workflows or not bodies:
-        return None
-    for body in bodies:
-        if not IMAGE.match(str(body.get("image", ""))) or (body.get("command") or ["?"])[0] not in COMMANDS:
-            return None
-    return workflows[0]
-
-
-def discover() -> tuple[list[str], dict[str, str]]:
-    """(examples to run, candidates skipped with reason)."""
-    root = examples_dir()
-    run, skipped = [], {}
-    for path in sorted(root.rglob("*.yaml")):
-        rel = path.relative_to(root).as_posix()
-        workflow = _candidate(path)
-        if workflow is None:
-            continue
-        label = (workflow["metadata"].get("labels") or {}).get(NO_TEST)
-        if rel in EXCLUDED:
-            skipped[rel] = EXCLUDED[rel]
-        elif label and rel not in RUN_ANYWAY:
-            skipped[rel] = f"upstream no-test label: {label}"
-        else:
-            run.append(rel)
-    return run, skipped
 
 
 @pytest.fixture(scope="session")
@@ -135,7 +34,7 @@ def example_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     def one(rel: str) -> tuple[str, Any]:
         path = root / rel
         try:
-            workflow_run = api.prepare(str(path), env=None, files=_library(path), workdir=workdir)
+            workflow_run = api.prepare(str(path), env=None, files=library(path), workdir=workdir)
             return rel, (workflow_run.run(), workflow_run.status.events, workflow_run.run_dir)
         except RunnerError as error:
             return rel, error
@@ -158,7 +57,7 @@ def test_rule_selects_enough_examples() -> None:
 def test_unsupported_examples_are_refused_naming_the_feature(rel: str, tmp_path: Path) -> None:
     path = examples_dir() / rel
     with pytest.raises(UnsupportedFeature) as caught:
-        api.prepare(str(path), env=None, files=_library(path), workdir=tmp_path)
+        api.prepare(str(path), env=None, files=library(path), workdir=tmp_path)
     feature = EXCLUDED[rel].removeprefix(UNSUPPORTED)
     assert feature in str(caught.value)
     assert "template" in str(caught.value)

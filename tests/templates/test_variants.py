@@ -36,10 +36,21 @@ def containers(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_endpoint_reaches_every_step_and_no_static_credentials(rendered: dict[str, dict[str, Any]]) -> None:
     steps = [
-        c for name, doc in rendered.items() if name.startswith("workflowtemplate-") for c in containers(doc).values()
+        (step, c)
+        for name, doc in rendered.items()
+        if name.startswith("workflowtemplate-")
+        for step, c in containers(doc).items()
     ]
-    assert steps
-    for container in steps:
+    assert {step for step, _ in steps} == {
+        "ingest",
+        "infer",
+        "report",
+        "cleanup",
+        "synth",
+        "benchmark",
+        "publish-model",
+    }
+    for _, container in steps:
         assert "--s3-endpoint=http://minio.minio:9000" in container["args"]
         names = {e["name"] for e in container.get("env", [])}
         assert "AWS_ACCESS_KEY_ID" not in names and "AWS_SECRET_ACCESS_KEY" not in names

@@ -10,7 +10,7 @@ from pathlib import Path
 from steps.common.storage import open_store
 from steps.synth.main import run as synth
 from steps.synth.params import SynthParams
-from tests.steps.benchmark.bench_workload import run_sweep_point, session
+from tests.steps.benchmark.bench_workload import RunStores, SweepPoint, run_sweep_point, session
 
 # Small on purpose: the CI machine is 2 shared cores. Three configurations give the plots lines.
 SWEEP = [(2, 6, 1), (4, 6, 1), (4, 6, 2)]
@@ -46,15 +46,10 @@ def make_sweep(root: Path, points=SWEEP, pusher=None, count: int = IMAGES, size:
     summaries = {}
     for batch, shard, parallelism in points:
         name = f"bs{batch}-ss{shard}-p{parallelism}"
-        summaries[name] = run_sweep_point(
-            images,
-            keys,
-            open_store(f"file://{root}/runs/{name}"),
-            open_store(f"file://{root}/outputs/{name}"),
-            model,
-            batch,
-            shard,
-            parallelism,
-            pusher=pusher,
+        stores = RunStores(
+            images=images,
+            run=open_store(f"file://{root}/runs/{name}"),
+            outputs=open_store(f"file://{root}/outputs/{name}"),
         )
+        summaries[name] = run_sweep_point(stores, keys, model, SweepPoint(batch, shard, parallelism), pusher=pusher)
     return Sweep(root, f"file://{root}/runs", summaries)

@@ -13,8 +13,9 @@ import io
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,99 +101,139 @@ class Pusher:
             self.push()
 
 
+@dataclass(frozen=True)
+class SweepPoint:
+    """One configuration of the sweep: images per batch, images per shard, shards at a time."""
+
+    batch_size: int
+    shard_size: int
+    parallelism: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStores:
+    """Where a sweep point reads images and writes its run directory and outputs."""
+
+    images: Store
+    run: Store
+    outputs: Store
+
+
 def run_sweep_point(
-    images: Store,
+    stores: RunStores,
     keys: list[str],
-    run_store: Store,
-    out_store: Store,
     model: ort.InferenceSession,
-    batch_size: int,
-    shard_size: int,
-    parallelism: int,
+    point: SweepPoint,
+    *,
     pusher: Pusher | None = None,
 ) -> dict:
     """Process `keys` like one batch-inference run and write its report; returns the summary."""
-    stages = {"download": 0.0, "decode": 0.0, "infer": 0.0, "upload": 0.0}
-    lock = threading.Lock()
-    shards = [keys[i : i + shard_size] for i in range(0, len(keys), shard_size)]
-    input_name = model.get_inputs()[0].name
-
-    def shard(index: int, shard_keys: list[str]) -> list[float]:
-        latencies, spent, lines = [], dict.fromkeys(stages, 0.0), []
-        for start in range(0, len(shard_keys), batch_size):
-            batch, begun = [], []
-            for key in shard_keys[start : start + batch_size]:
-                begun.append(time.perf_counter())
-                data = images.get_bytes(key)
-                t1 = time.perf_counter()
-                batch.append(decode(data))
-                t2 = time.perf_counter()
-                spent["download"] += t1 - begun[-1]
-                spent["decode"] += t2 - t1
-            t3 = time.perf_counter()
-            probabilities = model.run(None, {input_name: np.stack(batch)})[0]
-            spent["infer"] += time.perf_counter() - t3
-            for key, probability, t0 in zip(shard_keys[start:], probabilities, begun, strict=False):
-                t4 = time.perf_counter()
-                text_fraction = float((probability[0] > 0.3).mean())
-                out_store.put_bytes(key + ".json", json.dumps({"text_fraction": text_fraction}).encode())
-                t5 = time.perf_counter()
-                spent["upload"] += t5 - t4
-                latencies.append((t5 - t0) * 1000.0)
-                lines.append(json.dumps({"key": key, "status": "ok", "latency_ms": latencies[-1]}) + "\n")
-            if pusher:
-                pusher.count(len(batch))
-        # The layout steps.infer writes: per-item lines in results/, the shard's aggregate in metrics/.
-        metrics = {"shard": f"shard-{index:05d}", "processed": len(latencies), "failed": 0, "stage_seconds": spent}
-        run_store.put_bytes(f"results/shard-{index:05d}.jsonl", "".join(lines).encode())
-        run_store.put_bytes(f"metrics/shard-{index:05d}.json", json.dumps(metrics).encode())
-        with lock:
-            for name, value in spent.items():
-                stages[name] += value
-        return latencies
-
-    stop = threading.Event()
-    sampler = threading.Thread(target=pusher.sample_while, args=(stop,), daemon=True) if pusher else None
+    shards = [keys[i : i + point.shard_size] for i in range(0, len(keys), point.shard_size)]
+    workload = _Workload(stores, model, point.batch_size, pusher)
+    run_name = stores.run.uri.rstrip("/").rsplit("/", 1)[-1]
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    run_name = run_store.uri.rstrip("/").rsplit("/", 1)[-1]
-    if sampler:
-        pusher.start_run(run_name, batch_size)
-        pusher.push()
-        sampler.start()
-    with ThreadPoolExecutor(max_workers=parallelism) as pool:
-        latencies = [v for part in pool.map(shard, range(len(shards)), shards) for v in part]
-    wall = time.perf_counter() - clock
-    if sampler:
-        stop.set()
-        sampler.join()
-        pusher.push()  # the final values, after the last image
-        if pusher.scraped:
-            # A run of a few tenths of a second can end between two 1 s scrapes, and then its window
-            # holds none of its own samples (no run label, no throughput yet). Like a pod whose metrics
-            # are scraped before it exits, the run ends only after Prometheus holds its final values:
-            # their scrape time is then inside [started, finished], whatever the load.
-            pusher.scraped(f'kiosk_test_batch_size{{run="{run_name}"}}', batch_size)
-            pusher.scraped("kiosk_infer_images_per_second", pusher.pushed[-1]["ips"])
-    finished = datetime.now(UTC)
+    with _live_metrics(pusher, run_name, point.batch_size):
+        with ThreadPoolExecutor(max_workers=point.parallelism) as pool:
+            latencies = [v for part in pool.map(workload.shard, range(len(shards)), shards) for v in part]
+        wall = time.perf_counter() - clock
     p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
     summary = {
-        "run_uri": run_store.uri,
+        "run_uri": stores.run.uri,
         "processed": len(latencies),
         "failed": 0,
         "rejected": 0,
         "images_per_second": len(latencies) / wall,
         "wall_seconds": wall,
         "started_at": started.isoformat().replace("+00:00", "Z"),
-        "finished_at": finished.isoformat().replace("+00:00", "Z"),
+        "finished_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "latency_ms": {"p50": p50, "p95": p95, "p99": p99},
-        "stage_seconds": stages,
+        "stage_seconds": workload.stages,
         "providers": model.get_providers()[:1],
         "shards": len(shards),
-        "batch_size": batch_size,
+        "batch_size": point.batch_size,
         "failures": [],
         "time_elapsed": wall,
         "num_jobs": len(shards),
     }
-    run_store.put_bytes("report/summary.json", json.dumps(summary, indent=2).encode())
+    stores.run.put_bytes("report/summary.json", json.dumps(summary, indent=2).encode())
     return summary
+
+
+@contextmanager
+def _live_metrics(pusher: Pusher | None, run_name: str, batch_size: int) -> Iterator[None]:
+    """Push samples every 0.25 s while the run works, and its final values once it is done."""
+    if pusher is None:
+        yield
+        return
+    stop = threading.Event()
+    sampler = threading.Thread(target=pusher.sample_while, args=(stop,), daemon=True)
+    pusher.start_run(run_name, batch_size)
+    pusher.push()
+    sampler.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sampler.join()
+    pusher.push()  # the final values, after the last image
+    if pusher.scraped:
+        # A run of a few tenths of a second can end between two 1 s scrapes, and then its window
+        # holds none of its own samples (no run label, no throughput yet). Like a pod whose metrics
+        # are scraped before it exits, the run ends only after Prometheus holds its final values:
+        # their scrape time is then inside [started, finished], whatever the load.
+        pusher.scraped(f'kiosk_test_batch_size{{run="{run_name}"}}', batch_size)
+        pusher.scraped("kiosk_infer_images_per_second", pusher.pushed[-1]["ips"])
+
+
+class _Workload:
+    """What each shard does: download, decode, infer and upload its images, timing each stage."""
+
+    def __init__(self, stores: RunStores, model: ort.InferenceSession, batch_size: int, pusher: Pusher | None) -> None:
+        self.stores, self.model, self.batch_size, self.pusher = stores, model, batch_size, pusher
+        self.input_name = model.get_inputs()[0].name
+        self.stages = dict.fromkeys(_STAGES, 0.0)
+        self.lock = threading.Lock()
+
+    def shard(self, index: int, shard_keys: list[str]) -> list[float]:
+        latencies: list[float] = []
+        spent, lines = dict.fromkeys(_STAGES, 0.0), []
+        for start in range(0, len(shard_keys), self.batch_size):
+            lines += self._batch(shard_keys[start : start + self.batch_size], spent, latencies)
+        # The layout steps.infer writes: per-item lines in results/, the shard's aggregate in metrics/.
+        metrics = {"shard": f"shard-{index:05d}", "processed": len(latencies), "failed": 0, "stage_seconds": spent}
+        self.stores.run.put_bytes(f"results/shard-{index:05d}.jsonl", "".join(lines).encode())
+        self.stores.run.put_bytes(f"metrics/shard-{index:05d}.json", json.dumps(metrics).encode())
+        with self.lock:
+            for name, value in spent.items():
+                self.stages[name] += value
+        return latencies
+
+    def _batch(self, keys: list[str], spent: dict[str, float], latencies: list[float]) -> list[str]:
+        """One batch; adds its stage times to `spent` and its latencies (ms), returns its result lines."""
+        batch, begun, lines = [], [], []
+        for key in keys:
+            begun.append(time.perf_counter())
+            data = self.stores.images.get_bytes(key)
+            t1 = time.perf_counter()
+            batch.append(decode(data))
+            t2 = time.perf_counter()
+            spent["download"] += t1 - begun[-1]
+            spent["decode"] += t2 - t1
+        t3 = time.perf_counter()
+        probabilities = self.model.run(None, {self.input_name: np.stack(batch)})[0]
+        spent["infer"] += time.perf_counter() - t3
+        for key, probability, t0 in zip(keys, probabilities, begun, strict=True):
+            t4 = time.perf_counter()
+            text_fraction = float((probability[0] > 0.3).mean())
+            self.stores.outputs.put_bytes(key + ".json", json.dumps({"text_fraction": text_fraction}).encode())
+            t5 = time.perf_counter()
+            spent["upload"] += t5 - t4
+            latencies.append((t5 - t0) * 1000.0)
+            lines.append(json.dumps({"key": key, "status": "ok", "latency_ms": latencies[-1]}) + "\n")
+        if self.pusher:
+            self.pusher.count(len(batch))
+        return lines
+
+
+_STAGES = ("download", "decode", "infer", "upload")

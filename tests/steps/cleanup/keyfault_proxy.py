@@ -64,91 +64,94 @@ class KeyFaultProxy:
 
 
 def _handler(proxy: KeyFaultProxy) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    """A handler class bound to `proxy` (http.server wants a class, not an object)."""
+    return type("Handler", (_Handler,), {"proxy": proxy})
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
 
-        def _reply(self, status: int, body: bytes, headers: list[tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
-            self.send_response(status)
-            for name, value in headers:
-                if name.lower() not in {"content-length", "transfer-encoding", "connection"}:
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    proxy: KeyFaultProxy
 
-        def _forward(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, list[tuple[str, str]]]:
-            conn = http.client.HTTPConnection(*proxy.upstream, timeout=60)
-            try:
-                conn.request(self.command, self.path, body=body, headers=headers)
-                response = conn.getresponse()
-                return response.status, response.read(), response.getheaders()
-            finally:
-                conn.close()
+    def log_message(self, format: str, *args: object) -> None:
+        pass
 
-        def _handle(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in {"connection", "keep-alive"}}
-            url = urlsplit(self.path)
-            query = parse_qs(url.query, keep_blank_values=True)
-            bucket = url.path.strip("/").split("/")[0]
-            if self.command == "GET" and "list-type" in query:
-                prefix = query.get("prefix", [""])[0]
-                if any(prefix.startswith(p) for p in proxy.denied_list_prefixes):
-                    error = b"<?xml version='1.0'?><Error><Code>AccessDenied</Code><Message>injected</Message></Error>"
-                    self._reply(403, error, [("Content-Type", "application/xml")])
-                    return
-            if self.command == "POST" and "delete" in query:
-                self._delete(body, headers, bucket)
+    def _reply(self, status: int, body: bytes, headers: list[tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() not in {"content-length", "transfer-encoding", "connection"}:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _forward(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, list[tuple[str, str]]]:
+        conn = http.client.HTTPConnection(*self.proxy.upstream, timeout=60)
+        try:
+            conn.request(self.command, self.path, body=body, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.read(), response.getheaders()
+        finally:
+            conn.close()
+
+    def _handle(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in {"connection", "keep-alive"}}
+        url = urlsplit(self.path)
+        query = parse_qs(url.query, keep_blank_values=True)
+        bucket = url.path.strip("/").split("/")[0]
+        if self.command == "GET" and "list-type" in query:
+            prefix = query.get("prefix", [""])[0]
+            if any(prefix.startswith(p) for p in self.proxy.denied_list_prefixes):
+                error = b"<?xml version='1.0'?><Error><Code>AccessDenied</Code><Message>injected</Message></Error>"
+                self._reply(403, error, [("Content-Type", "application/xml")])
                 return
-            status, data, response_headers = self._forward(body, headers)
-            self._reply(status, data, response_headers)
+        if self.command == "POST" and "delete" in query:
+            self._delete(body, headers, bucket)
+            return
+        status, data, response_headers = self._forward(body, headers)
+        self._reply(status, data, response_headers)
 
-        def _delete(self, body: bytes, headers: dict[str, str], bucket: str) -> None:
-            request = ET.fromstring(body)
-            ns = {"s3": NS} if request.tag.startswith("{") else {}
-            find = (lambda el, name: el.find(f"s3:{name}", ns)) if ns else (lambda el, name: el.find(name))
-            objects = request.findall("s3:Object", ns) if ns else request.findall("Object")
-            errors = []
-            for obj in objects:
-                key = find(obj, "Key").text or ""
-                version = find(obj, "VersionId")
-                code = proxy.next_fault(key)
-                if code:
-                    errors.append((key, version.text if version is not None else None, code))
-                    request.remove(obj)
-                else:
-                    with proxy.lock:
-                        proxy.deletes_forwarded.append(key)
-            if len(request.findall("s3:Object", ns) if ns else request.findall("Object")):
-                forwarded = ET.tostring(request)
-                headers = {
-                    k: v
-                    for k, v in headers.items()
-                    if not k.lower().startswith(("x-amz-checksum", "x-amz-sdk-checksum", "content-md5"))
-                }
-                headers["Content-Length"] = str(len(forwarded))
-                headers["Content-MD5"] = base64.b64encode(hashlib.md5(forwarded).digest()).decode()
-                status, data, response_headers = self._forward(forwarded, headers)
-                if status != 200:
-                    self._reply(status, data, response_headers)
-                    return
-                result = ET.fromstring(data)
+    def _delete(self, body: bytes, headers: dict[str, str], bucket: str) -> None:
+        request = ET.fromstring(body)
+        ns = {"s3": NS} if request.tag.startswith("{") else {}
+        find = (lambda el, name: el.find(f"s3:{name}", ns)) if ns else (lambda el, name: el.find(name))
+        objects = request.findall("s3:Object", ns) if ns else request.findall("Object")
+        errors = []
+        for obj in objects:
+            key = find(obj, "Key").text or ""
+            version = find(obj, "VersionId")
+            code = self.proxy.next_fault(key)
+            if code:
+                errors.append((key, version.text if version is not None else None, code))
+                request.remove(obj)
             else:
-                result, response_headers = ET.Element(f"{{{NS}}}DeleteResult"), [("Content-Type", "application/xml")]
-            prefix = "{" + NS + "}" if result.tag.startswith("{") else ""
-            for key, version, code in errors:
-                error = ET.SubElement(result, f"{prefix}Error")
-                ET.SubElement(error, f"{prefix}Key").text = key
-                if version:
-                    ET.SubElement(error, f"{prefix}VersionId").text = version
-                ET.SubElement(error, f"{prefix}Code").text = code
-                ET.SubElement(error, f"{prefix}Message").text = "injected per-key error"
-            self._reply(200, ET.tostring(result, xml_declaration=True, encoding="UTF-8"), response_headers)
+                with self.proxy.lock:
+                    self.proxy.deletes_forwarded.append(key)
+        if len(request.findall("s3:Object", ns) if ns else request.findall("Object")):
+            forwarded = ET.tostring(request)
+            headers = {
+                k: v
+                for k, v in headers.items()
+                if not k.lower().startswith(("x-amz-checksum", "x-amz-sdk-checksum", "content-md5"))
+            }
+            headers["Content-Length"] = str(len(forwarded))
+            headers["Content-MD5"] = base64.b64encode(hashlib.md5(forwarded).digest()).decode()
+            status, data, response_headers = self._forward(forwarded, headers)
+            if status != 200:
+                self._reply(status, data, response_headers)
+                return
+            result = ET.fromstring(data)
+        else:
+            result, response_headers = ET.Element(f"{{{NS}}}DeleteResult"), [("Content-Type", "application/xml")]
+        prefix = "{" + NS + "}" if result.tag.startswith("{") else ""
+        for key, version, code in errors:
+            error = ET.SubElement(result, f"{prefix}Error")
+            ET.SubElement(error, f"{prefix}Key").text = key
+            if version:
+                ET.SubElement(error, f"{prefix}VersionId").text = version
+            ET.SubElement(error, f"{prefix}Code").text = code
+            ET.SubElement(error, f"{prefix}Message").text = "injected per-key error"
+        self._reply(200, ET.tostring(result, xml_declaration=True, encoding="UTF-8"), response_headers)
 
-        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
-
-    return Handler
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle

@@ -37,7 +37,7 @@ def test_replace_if_stale_etag_is_refused(cas_store):
     stale = cas_store.head("q/claim.json")
     assert stale is not None
     taker = cas_store.replace_if("q/claim.json", b"superseded", etag=stale.etag)
-    assert taker is not None
+    assert taker is not None and taker != stale.etag
     assert cas_store.replace_if("q/claim.json", b"owner beat", etag=stale.etag) is None
     assert cas_store.get_bytes("q/claim.json") == b"superseded"
     assert cas_store.replace_if("q/missing.json", b"x", etag=stale.etag) is None
