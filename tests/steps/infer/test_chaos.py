@@ -10,12 +10,12 @@ import json
 import random
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from steps.common.storage import open_store
 from testkit.fault_proxy import FaultProxy
 from tests.fixtures.stepkit import StoreCase
+from tests.fixtures.waiting import wait_until
 from tests.steps.infer.lane_case import lane_command, read_commits, seed
 
 LANES, IMAGES, SHARD_SIZE, EVENTS = 4, 160, 2, 50
@@ -64,13 +64,15 @@ def _changes(store) -> int:
 
 def _wait_change(store, seen: int, lanes: _Lanes, frozen: int | None = None) -> int:
     """Until the queue moves, or no lane but the frozen one is left to move it."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def moved() -> tuple[int] | None:
         now = _changes(store)
         if now != seen or all(p.poll() is not None for lane, p in lanes.procs.items() if lane != frozen):
-            return now
-        time.sleep(0.05)
-    raise AssertionError("the queue did not move for 60 s")
+            return (now,)
+        return None
+
+    (now,) = wait_until(moved, 60, "the queue to move", poll=0.05)
+    return now
 
 
 def test_chaos_kills_stalls_and_lost_responses_lose_nothing(s3_bucket, tmp_path):

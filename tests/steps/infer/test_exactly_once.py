@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -110,19 +109,22 @@ class _Poison:
 
     def kill_reader(self, proc: subprocess.Popen) -> bool:
         """SIGKILL `proc` once it reads the poison; False when it exited first."""
-        deadline = time.monotonic() + 120
-        while proc.poll() is None:
-            assert time.monotonic() < deadline, "the lane neither read the poison nor exited"
+
+        def reader_or_exit() -> tuple[int | None] | None:
+            if proc.poll() is not None:
+                return (None,)
             try:
-                writer = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+                return (os.open(self.path, os.O_WRONLY | os.O_NONBLOCK),)
             except OSError:  # ENXIO: no reader yet
-                time.sleep(0.02)
-                continue
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-            os.close(writer)
-            return True
-        return False
+                return None
+
+        (writer,) = wait_until(reader_or_exit, 120, "the lane to read the poison or exit", poll=0.02)
+        if writer is None:
+            return False
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        os.close(writer)
+        return True
 
 
 def test_poison_shard_fails_after_the_last_generation_and_the_run_ends(tmp_path):
