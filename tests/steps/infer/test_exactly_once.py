@@ -25,12 +25,17 @@ from tests.steps.infer.lane_case import Gate, claim_log, lane_command, read_comm
 IMAGES, SHARD_SIZE = 12, 3
 
 
-def _visible(case: StoreCase) -> dict[str, str]:
-    """Every object a reader of the run's outputs sees, with its ETag: outputs, results, metrics, commits."""
+def _visible(case: StoreCase) -> dict[str, bytes]:
+    """The bytes of every object a reader of the run's outputs sees: outputs, results, metrics, commits.
+
+    Bytes, not ETags: a lane frozen mid-publish of a shard it committed before the stall finishes
+    that publish when it wakes, rewriting the same bytes (new ETags on the file store), which is
+    right: publishing is idempotent.
+    """
     store = open_store(case.uri, s3_endpoint=case.endpoint)
-    keys = {o.key: o.etag for prefix in ("out", "run/results", "run/metrics") for o in store.list(prefix)}
-    keys |= {o.key: o.etag for o in store.list(f"run/{claims_prefix()}") if o.key.endswith("/commit.json")}
-    return keys
+    keys = [o.key for prefix in ("out", "run/results", "run/metrics") for o in store.list(prefix)]
+    keys += [o.key for o in store.list(f"run/{claims_prefix()}") if o.key.endswith("/commit.json")]
+    return {key: store.get_bytes(key) for key in keys}
 
 
 def _frozen_lane_0(case: StoreCase, tmp_path: Path, endpoint: str | None) -> subprocess.Popen:
