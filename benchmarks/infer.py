@@ -215,7 +215,7 @@ def decode_ms_per_image(images: list[bytes], spec: object) -> float:
 
 
 class GpuProxy:
-    """What a GPU would see (issue 13): the nearly free model (benchmarks/free_model.py) through the
+    """What a GPU would see: the nearly free model (benchmarks/free_model.py) through the
     same pipeline, on the file store and on S3. The step's own CPU per image (process_time of the
     step process, so not the S3 server's) less the free model's own CPU per image, against decode
     alone on the same images.

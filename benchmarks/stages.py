@@ -1,5 +1,5 @@
 """The infer step's per-image work, stage by stage: single-threaded CPU per image and the machine's
-work-conserving limit, cores / the sum of those costs (issue 21).
+work-conserving limit, cores / the sum of those costs.
 
     uv run python benchmarks/stages.py --json [--model URI] [--images 16] [--size 512]
 

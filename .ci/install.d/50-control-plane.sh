@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the local control plane `kiosk cluster` runs into .tools/bin: etcd and kube-apiserver
-# (tools/kube), Argo's workflow-controller (tools/argo-workflows), argoexec (tools/argoexec) and the
+# (tools/kube), kubectl from the same kubernetes module, Argo's workflow-controller (tools/argo-workflows), argoexec (tools/argoexec) and the
 # `argo` CLI, whose `argo server` is argo-server (tools/argo).
 # Cold (empty Go caches, 2 cores) this is the longest install step: see docs/cluster.md, "First build
 # and start". Each binary has a stamp of its wrapper's sources and the Go version, so a rerun
@@ -11,17 +11,17 @@ export PATH="$PWD/.tools/bin:$PATH"
 command -v go >/dev/null || { echo "go not found: run .ci/install.d/10-go.sh" >&2; exit 1; }
 mkdir -p .tools/bin
 
-# build NAME WRAPPER PACKAGE [EXTRA]: go build PACKAGE inside tools/WRAPPER into .tools/bin/NAME;
-# EXTRA (e.g. the patched module copy's marker) is part of the stamp.
+# build NAME WRAPPER PACKAGE [EXTRA [LDFLAGS]]: go build PACKAGE inside tools/WRAPPER into
+# .tools/bin/NAME; EXTRA (e.g. the patched module copy's marker) and LDFLAGS are part of the stamp.
 build() {
-  local name=$1 wrapper=tools/$2 package=$3 extra=${4:-} out=.tools/bin/$1 stamp=.tools/$1.stamp sum start
-  sum="$( (go env GOVERSION; echo "$package"; echo "$extra"; cat "$wrapper"/go.mod "$wrapper"/go.sum "$wrapper"/*.go) | sha256sum | cut -d' ' -f1)"
+  local name=$1 wrapper=tools/$2 package=$3 extra=${4:-} ldflags=${5:-} out=.tools/bin/$1 stamp=.tools/$1.stamp sum start
+  sum="$( (go env GOVERSION; echo "$package"; echo "$extra"; echo "$ldflags"; cat "$wrapper"/go.mod "$wrapper"/go.sum "$wrapper"/*.go) | sha256sum | cut -d' ' -f1)"
   if [ -x "$out" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ]; then
     echo "$name is up to date"
     return
   fi
   start=$SECONDS
-  (cd "$wrapper" && go build -trimpath -o "../../$out.partial" "$package")
+  (cd "$wrapper" && go build -trimpath -ldflags="$ldflags" -o "../../$out.partial" "$package")
   mv "$out.partial" "$out"
   echo "$sum" > "$stamp"
   echo "built $out in $((SECONDS - start)) s"
@@ -100,8 +100,19 @@ PY
   echo "$argo_cli_patch" > "$src/.kiosk-patch-argo"
 fi
 
+# A release's version stamp (hack/lib/version.sh upstream sets the same variables): without it
+# kube-apiserver and kubectl report v0.0.0-master+$Format:%H$, which Helm's kubeVersion checks
+# (the serving chart wants >=1.27) and kubectl's version-skew warning read as v0.0.0.
+kube_version="$(awk '{sub(/^require /, "")} $1 == "k8s.io/kubernetes" {print $2; exit}' tools/kube/go.mod)"
+kube_minor="${kube_version#v*.}" && kube_minor="${kube_minor%%.*}"
+kube_ldflags=""
+for var in gitVersion="$kube_version" gitMajor="$(echo "${kube_version#v}" | cut -d. -f1)" gitMinor="$kube_minor" gitTreeState=clean; do
+  kube_ldflags+=" -X k8s.io/component-base/version.$var -X k8s.io/client-go/pkg/version.$var"
+done
+
 build etcd kube go.etcd.io/etcd/server/v3
-build kube-apiserver kube k8s.io/kubernetes/cmd/kube-apiserver
+build kube-apiserver kube k8s.io/kubernetes/cmd/kube-apiserver "" "$kube_ldflags"
+build kubectl kube k8s.io/kubernetes/cmd/kubectl "" "$kube_ldflags"
 build workflow-controller argo-workflows github.com/argoproj/argo-workflows/v4/cmd/workflow-controller "$argo_patch"
 build argoexec argoexec github.com/argoproj/argo-workflows/v4/cmd/argoexec "$argo_patch"
 build argo argo github.com/argoproj/argo-workflows/v4/cmd/argo "$argo_patch $argo_cli_patch ui-placeholder"

@@ -1,4 +1,4 @@
-"""Normalisation inside the graph: wrap a model so that it takes uint8 NHWC pixels (issue 13).
+"""Normalisation inside the graph: wrap a model so that it takes uint8 NHWC pixels.
 
 The host then hands over the decoded image as it comes out of Pillow (HWC uint8, RGB or L): no
 float pass, no transpose and no channel flip on the CPU, and 4x fewer bytes copied host-to-device.

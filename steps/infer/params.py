@@ -56,7 +56,7 @@ class InferParams(StorageParams, OutputsParams, PushParams):
         description="ONNX Runtime intra-op threads; 0: one per CPU of the container's CPU limit, else one per core.",
     )
 
-    # --- per-image pipeline internals (issue 13) ---
+    # --- per-image pipeline internals ---
     normalise_in_graph: bool = Field(
         True,
         description="Normalise inside the ONNX graph: the host passes uint8 NHWC pixels (false: float tensors "
@@ -79,7 +79,7 @@ class InferParams(StorageParams, OutputsParams, PushParams):
         "an s3:// or file:// model, none for package:// models.",
     )
 
-    # -- lane worker (issue 12): one pod per lane claims shards from the run's work queue ---------------
+    # -- lane worker: one pod per lane claims shards from the run's work queue ---------------
     lane: int = Field(0, ge=0, le=9999, description="This lane's index, 0 <= lane < lanes (lane mode).")
     lanes: int = Field(
         0, ge=0, le=10000, description="Number of lanes of the run (its parallelism); 0: single-shard mode."

@@ -1,4 +1,4 @@
-"""`--output-layout per-shard`: one results JSONL and one masks object per shard (issue 13).
+"""`--output-layout per-shard`: one results JSONL and one masks object per shard.
 
 The per-image layout costs 2 PUTs per image (mask PNG + result JSON). S3 bills every PUT ($0.005
 per 1,000): 2 per image is $0.01 per 1,000 images, 40% of the $0.025 per 1k GPU cost goal. Here a

@@ -1,4 +1,4 @@
-"""TensorRT engine and timing caches persisted under the model's cache prefix (issue 13).
+"""TensorRT engine and timing caches persisted under the model's cache prefix.
 
 Building TensorRT engines takes from seconds to minutes per model (ONNX Runtime's docs: a Stable
 Diffusion UNet 384 s without caches, 42 s with the timing cache, 9 s with the engine cache), and a

@@ -50,7 +50,7 @@ def _percentiles(values: np.ndarray) -> dict[str, float | None]:
 
 
 def _requests(store: Store) -> dict[str, int]:
-    """S3 requests of the run by price class: every lane process's own count plus ingest's (issue 12)."""
+    """S3 requests of the run by price class: every lane process's own count plus ingest's."""
     total = dict.fromkeys(("GET", "PUT", "LIST", "DELETE"), 0)
     docs = [json.loads(v) for v in _read_all(store, runlayout.LANES_DIR, ".json").values()]
     with contextlib.suppress(NotFound):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -32,6 +33,7 @@ from pipelines.config import KioskConfig, load_config
 from pipelines.manifests import gitops
 from pipelines.tools import REPO_ROOT
 from tests.cluster.conftest import require_control_plane
+from tests.cluster.test_kubectl import argocd_line, documented
 from tests.fixtures.tools import require_tool
 from tests.fixtures.waiting import wait_until
 
@@ -171,6 +173,27 @@ def test_local_apps_sync_in_wave_order_with_server_side_apply(cluster_gitops: Gi
     created = {w: [_created(o) for o in live if _wave(o) == w] for w in {_wave(o) for o in live}}
     assert sorted(created) == [-1, 0], created
     assert max(created[-1]) < min(created[0])
+
+
+def test_documented_kubectl_lines_read_argocd(cluster_gitops: GitOps) -> None:
+    """docs/cluster.md's Argo CD walk-through, its kubectl lines as written (test_kubectl.py runs the
+    others), in the shell `eval "$(uv run kiosk cluster env)"` gives; the template's wait is for the
+    batch size the tree has now (the walk-through's push to 8 is test_merged_pull_request_is_synced's).
+    """
+    require_tool("kubectl")
+    workdir = shlex.quote(str(cluster_gitops.workdir))
+    script = f'eval "$(uv run kiosk cluster env --workdir {workdir})" && env -0'
+    out = subprocess.run(["bash", "-c", script], cwd=REPO_ROOT, capture_output=True, check=True, timeout=120)
+    env = dict(item.split("=", 1) for item in out.stdout.decode().split("\0") if "=" in item)
+    lines = [c for c in documented() if argocd_line(c)]
+    assert len(lines) == 4, lines
+    size = _parameter(cluster_gitops.template("batch-inference"), "batch-size")
+    for line in lines:
+        line = line.replace("'=8 workflowtemplate/", f"'={size} workflowtemplate/")
+        done = subprocess.run(["bash", "-c", line], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"
+        if line.startswith("kubectl get applications"):
+            assert re.search(r"(?m)^workflows-local\s+Synced\s+Healthy", done.stdout), done.stdout
 
 
 def _live_objects(ops: GitOps, app: dict[str, Any]) -> list[dict[str, Any]]:
@@ -366,9 +389,6 @@ def test_serving_chart_renders_through_repo_server_helm(cluster_gitops: GitOps) 
     ops = cluster_gitops
     local = load_config("local")
     app = gitops.serving_app("staging", local, automated=True)
-    # Our kube-apiserver is built from its module without a release's -ldflags, so it reports
-    # v0.0.0 and the chart's `kubeVersion: >=1.27` refuses it: Helm is told the module's version.
-    app["spec"]["source"]["helm"]["kubeVersion"] = _apiserver_version()
     namespace = app["spec"]["destination"]["namespace"]
     _apply_app(ops, app)
     name = app["metadata"]["name"]
@@ -387,10 +407,3 @@ def test_serving_chart_renders_through_repo_server_helm(cluster_gitops: GitOps) 
     for obj in _live_objects(ops, synced):
         assert obj["metadata"]["namespace"] == namespace
         assert obj["metadata"]["labels"]["helm.sh/chart"].startswith("serving-")
-
-
-def _apiserver_version() -> str:
-    """The k8s.io/kubernetes version `.ci/install.d/50-control-plane.sh` builds kube-apiserver from."""
-    found = re.search(r"(?m)^\s*k8s\.io/kubernetes v(\S+)$", (REPO_ROOT / "tools" / "kube" / "go.mod").read_text())
-    assert found, "tools/kube/go.mod requires no k8s.io/kubernetes"
-    return found.group(1)

@@ -1,4 +1,4 @@
-"""Issue 12's scale test on Argo's real controller: a 10,000-shard batch-inference run keeps the
+"""The lane-scale test on Argo's real controller: a 10,000-shard batch-inference run keeps the
 Workflow object O(parallelism) (nodes and status size), as it does through `kiosk run`
 (tests/runner/test_lane_scale.py).
 """

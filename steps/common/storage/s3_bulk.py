@@ -1,4 +1,4 @@
-"""The bulk GET/PUT path of S3Store through obstore (Rust object_store), issue 13.
+"""The bulk GET/PUT path of S3Store through obstore (Rust object_store).
 
 Per small object on the same S3 server (gofakes3 on loopback, 2 cores), single-threaded CPU:
 boto3 GET ~1.0-1.4 ms and PUT ~0.8-1.0 ms; obstore GET ~0.21-0.24 ms and PUT ~0.05-0.07 ms, and

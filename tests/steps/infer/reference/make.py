@@ -2,7 +2,7 @@
 
     uv run python -m tests.steps.infer.reference.make
 
-Made once with the Pillow + numpy code at 84314a9 (before OpenCV, issue 21) and committed:
+Made once with the Pillow + numpy code at 84314a9 (before the OpenCV stages) and committed:
 `reference.json` holds, per case, the boxes and foreground fraction; `<case>.mask.png` the mask as
 that code wrote it. Rerunning it on newer code rewrites them with that code's outputs, which is
 only right when a change of outputs is intended (say so in the commit).
