@@ -63,8 +63,11 @@ def load_config(env: str, config_dir: Path = CONFIG_DIR) -> KioskConfig:
         known = ", ".join(sorted(p.stem for p in config_dir.glob("*.yaml") if p.stem != "base"))
         raise ConfigError(f"unknown environment {env!r} (no {overlay_path}); known: {known}")
     base, overlay = _read(base_path), _read(overlay_path)
+    for path, data in ((base_path, base), (overlay_path, overlay)):
+        if "env" in data:
+            raise ConfigError(f"{path}: env: not a setting: an environment's name is its file's name")
     try:
-        return KioskConfig.model_validate(_merge(base, overlay))
+        return KioskConfig.model_validate({**_merge(base, overlay), "env": env})
     except ValidationError as error:
         lines = []
         for item in error.errors():

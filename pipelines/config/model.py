@@ -282,6 +282,9 @@ class KioskConfig(_Strict):
     serving: dict[str, ServingStage] = Field(default_factory=dict)
     gitops: GitOps
     pushgateway: str = ""
+    #: The environment's name: the config file's, set by the loader (not a key of the YAML). It is
+    #: the `env` label of every group the steps push (`templates._common.push_literals`).
+    env: str = ""
     observability: Observability = Observability()
     capacity: Capacity = Capacity()
 

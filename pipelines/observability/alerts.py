@@ -2,6 +2,8 @@
 
 Pushed series stay on the Pushgateway until deleted, so the per-run alerts only look at groups
 pushed within `alerts.recent` (the Pushgateway's own `push_time_seconds`), not at every run ever.
+Each env's rules select the series its own steps pushed (`env="<name>"`): envs may share a
+Pushgateway, and one env's failing run must not page for another.
 """
 
 from __future__ import annotations
@@ -59,11 +61,14 @@ def _inference_alerts(cfg: KioskConfig) -> list[Alert]:
     a = cfg.observability.alerts
     template = f'{{{n.TEMPLATE_LABEL}="batch-inference", {n.WORKFLOW_NAMESPACE_LABEL}="{cfg.namespace}"}}'
     failures = n.controller(n.WORKFLOW_FAILURES) + template
-    recent_infer = f'max by ({n.RUN_LABEL}) (push_time_seconds{{job="{n.INFER_JOB}"}}) > time() - {_seconds(a.recent)}'
+    env = _env(cfg)
+    recent_infer = (
+        f'max by ({n.RUN_LABEL}) ({n.PUSH_TIME}{{{env}, job="{n.INFER_JOB}"}}) > time() - {_seconds(a.recent)}'
+    )
     items = n.counter(n.INFER_ITEMS)
     ratio = (
-        f'sum by ({n.RUN_LABEL}) ({items}{{{n.STATUS_LABEL}="failed"}})'
-        f' / sum by ({n.RUN_LABEL}) ({items}{{{n.STATUS_LABEL}=~"ok|failed"}})'
+        f'sum by ({n.RUN_LABEL}) ({items}{{{env}, {n.STATUS_LABEL}="failed"}})'
+        f' / sum by ({n.RUN_LABEL}) ({items}{{{env}, {n.STATUS_LABEL}=~"ok|failed"}})'
     )
     return [
         Alert(
@@ -93,9 +98,9 @@ def _retention_alerts(cfg: KioskConfig) -> list[Alert]:
     missed = retention_period(cfg) * a.retention_missed_periods
     # Each environment cleans its own store; a store URI with a variable ($KIOSK_WORKDIR) is only
     # known at run time, so that environment's rules take every store.
-    store = "" if "$" in cfg.storage.uri else f'{n.STORE_LABEL}="{cfg.storage.uri}", '
+    store = f"{_env(cfg)}, " + ("" if "$" in cfg.storage.uri else f'{n.STORE_LABEL}="{cfg.storage.uri}", ')
     success = f'{n.CLEANUP_LAST_SUCCESS}{{{store}{n.DRY_RUN_LABEL}="false"}}'
-    aborted = f"{{{store.removesuffix(', ')}}}" if store else ""
+    aborted = f"{{{store.removesuffix(', ')}}}"
     return [
         Alert(
             "KioskRetentionNotSucceeding",
@@ -147,6 +152,11 @@ def _platform_alerts(cfg: KioskConfig) -> list[Alert]:
             "CronWorkflow or retry makes progress.",
         ),
     ]
+
+
+def _env(cfg: KioskConfig) -> str:
+    """The matcher of the series this env's steps pushed (`env=""`: those pushed without an env)."""
+    return f'{n.ENV_LABEL}="{cfg.env}"'
 
 
 def _seconds(duration: str) -> int:

@@ -55,8 +55,14 @@ def _variable(var: Variable, cfg: KioskConfig) -> Any:
         .all_value(".*")  # every query matches the variable with =~
         .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(VariableSort.ALPHABETICAL_DESC)
-        .current(VariableOption(selected=True, text="All", value="$__all"))
+        .current(_current(var))
     )
+
+
+def _current(var: Variable) -> VariableOption:
+    if var.default:
+        return VariableOption(selected=True, text=var.default, value=var.default)
+    return VariableOption(selected=True, text="All", value="$__all")
 
 
 def _options(builder: Any, kind: str) -> Any:

@@ -42,6 +42,7 @@ class Variable:
     kind: Literal["query", "constant", "custom"]
     value: str  # the label_values() query, the constant, or the comma-separated options (first: default)
     label: str = ""
+    default: str = ""  # a query variable's selected value; empty: All
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,23 @@ class DashboardSpec:
     tags: tuple[str, ...] = field(default=("kiosk",))
 
 
+#: The matcher of the selected envs: every series our steps push carries the env's name, and envs
+#: may share a Pushgateway (and a Prometheus).
+_ENV = f'{n.ENV_LABEL}=~"$env"'
+
+
+def _env_variable(cfg: KioskConfig) -> Variable:
+    """The env picker, on the dashboard's own env by default (the other envs are one click away).
+
+    The envs listed are those with a group on the Pushgateway: each group has a `push_time_seconds`.
+    """
+    return Variable(n.ENV_LABEL, "query", f"label_values({n.PUSH_TIME}, {n.ENV_LABEL})", "Env", default=cfg.env)
+
+
 def _run(selector: str = "") -> str:
-    """A label matcher block for infer/ingest series of the selected runs."""
+    """A label matcher block for infer/ingest series of the selected envs and runs."""
     extra = f", {selector}" if selector else ""
-    return f'{{{n.RUN_LABEL}=~"$run"{extra}}}'
+    return f'{{{_ENV}, {n.RUN_LABEL}=~"$run"{extra}}}'
 
 
 def _by_run(aggregation: str, series: str, legend: str) -> Query:
@@ -93,7 +107,8 @@ def batch_inference(cfg: KioskConfig) -> DashboardSpec:
 
 def _batch_variables(cfg: KioskConfig) -> tuple[Variable, ...]:
     return (
-        Variable("run", "query", f"label_values({n.counter(n.INFER_ITEMS)}, {n.RUN_LABEL})", "Run"),
+        _env_variable(cfg),
+        Variable("run", "query", f"label_values({n.counter(n.INFER_ITEMS)}{{{_ENV}}}, {n.RUN_LABEL})", "Run"),
         Variable("namespace", "constant", cfg.namespace),
         Variable("infer_pod", "constant", cfg.observability.infer_pod_regex),
         Variable("pod_price_per_hour", "constant", f"{pod_price_per_hour(cfg):g}"),
@@ -240,7 +255,8 @@ def _workflow_panels() -> tuple[Panel, ...]:
 
 def retention(cfg: KioskConfig) -> DashboardSpec:
     variables = (
-        Variable("store", "query", f"label_values({n.CLEANUP_LAST_RUN}, {n.STORE_LABEL})", "Store"),
+        _env_variable(cfg),
+        Variable("store", "query", f"label_values({n.CLEANUP_LAST_RUN}{{{_ENV}}}, {n.STORE_LABEL})", "Store"),
         Variable("dry_run", "custom", "false,true", "Dry run"),
     )
     return DashboardSpec(
@@ -253,7 +269,7 @@ def retention(cfg: KioskConfig) -> DashboardSpec:
 
 
 #: The stores and kind of run (dry or not) the retention dashboard selects.
-_CLEANUP_RUNS = f'{{{n.STORE_LABEL}=~"$store", {n.DRY_RUN_LABEL}="$dry_run"}}'
+_CLEANUP_RUNS = f'{{{_ENV}, {n.STORE_LABEL}=~"$store", {n.DRY_RUN_LABEL}="$dry_run"}}'
 
 
 def _per_prefix(metric: str, legend: str = "{{prefix}}") -> Query:
@@ -290,7 +306,7 @@ def _deletion_panels() -> tuple[Panel, ...]:
 
 def _health_panels() -> tuple[Panel, ...]:
     """Whether cleanup runs at all: --max-deletes aborts, and when it last succeeded."""
-    store = f'{{{n.STORE_LABEL}=~"$store"}}'
+    store = f'{{{_ENV}, {n.STORE_LABEL}=~"$store"}}'
     return (
         Panel(
             "--max-deletes aborts",

@@ -200,6 +200,11 @@ def storage_env(cfg: KioskConfig) -> list[m.EnvVar]:
     return env
 
 
+def push_literals(cfg: KioskConfig) -> dict[str, Any]:
+    """The Pushgateway and the env's name for a step that pushes metrics; nothing without a gateway."""
+    return {"pushgateway": cfg.pushgateway, "env": cfg.env} if cfg.pushgateway else {}
+
+
 def storage_literals(cfg: KioskConfig) -> dict[str, Any]:
     return {"s3_endpoint": cfg.storage.s3_endpoint} if cfg.storage.s3_endpoint else {}
 

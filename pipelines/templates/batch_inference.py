@@ -87,7 +87,7 @@ def _ref(template: DAG) -> Callable[[str], Any]:
 
 def _step_templates(cfg: KioskConfig) -> tuple[Container, Container, Container]:
     """The ingest, infer (one lane) and report containers, inside the current WorkflowTemplate."""
-    pushed = {"pushgateway": cfg.pushgateway} if cfg.pushgateway else {}
+    pushed = _common.push_literals(cfg)
     ingest = _common.step_container(
         cfg,
         NAME,
@@ -106,9 +106,8 @@ def _step_templates(cfg: KioskConfig) -> tuple[Container, Container, Container]:
         "max_failure_ratio": cfg.inference.max_failure_ratio,
         "claim_ttl": cfg.inference.claim_ttl_seconds,
         "attempt": "{{retries}}",
+        **pushed,
     }
-    if cfg.pushgateway:
-        infer_literals["pushgateway"] = cfg.pushgateway
     infer = _common.step_container(
         cfg,
         NAME,

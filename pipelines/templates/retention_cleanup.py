@@ -37,11 +37,10 @@ def build(cfg: KioskConfig, env: str) -> WorkflowTemplate:
         "prefix": list(cfg.retention.prefixes),
         "json_report": True,
         "report": f"{_common.run_uri(cfg)}/report/cleanup.json",
+        **_common.push_literals(cfg),
     }
-    if cfg.pushgateway:
-        literals["pushgateway"] = cfg.pushgateway
-        if cfg.retention.metrics_max_age:
-            literals["prune_metrics_older_than"] = cfg.retention.metrics_max_age
+    if cfg.pushgateway and cfg.retention.metrics_max_age:
+        literals["prune_metrics_older_than"] = cfg.retention.metrics_max_age
     return _common.single_step_template(
         cfg,
         env,

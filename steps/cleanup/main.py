@@ -213,9 +213,9 @@ def _metrics(params: CleanupParams, report: Report, prune_age: timedelta | None)
 
     def _prune() -> None:
         if prune_age is not None:
-            report.metrics_groups_pruned = prune(params.pushgateway, prune_age, report.dry_run)
+            report.metrics_groups_pruned = prune(params.pushgateway, prune_age, report.dry_run, env=params.env)
 
-    for what, action in (("push", lambda: push(params.pushgateway, report)), ("prune", _prune)):
+    for what, action in (("push", lambda: push(params.pushgateway, report, env=params.env)), ("prune", _prune)):
         try:
             action()
         except Exception as error:

@@ -45,9 +45,10 @@ def success_registry(report: Report) -> CollectorRegistry:
     return registry
 
 
-def push(address: str, report: Report) -> None:
-    # Grouped by store, so two CronWorkflows on different buckets do not overwrite each other.
-    grouping = {names.STORE_LABEL: report.store}
+def push(address: str, report: Report, *, env: str = "") -> None:
+    # Grouped by env and store, so two CronWorkflows on different buckets, or of two envs sharing the
+    # Pushgateway, do not overwrite each other.
+    grouping = names.grouping(env, **{names.STORE_LABEL: report.store})
     push_to_gateway(address, job=JOB, grouping_key=grouping, registry=registry_for(report), timeout=10)
     if report.exit_code == 0:
         # Its own group: the next run's push replaces the run group, failed or not, but leaves

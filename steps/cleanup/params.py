@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from steps.common.params_base import OutputsParams, StorageParams
+from steps.common.params_base import OutputsParams, PushParams, StorageParams
 
 
 def normalise_prefix(raw: str) -> str:
@@ -24,7 +24,7 @@ def normalise_prefix(raw: str) -> str:
     return "/".join(parts) + "/" if parts else ""
 
 
-class CleanupParams(StorageParams, OutputsParams):
+class CleanupParams(StorageParams, OutputsParams, PushParams):
     step_module: ClassVar[str] = "steps.cleanup"
     store: str = Field(description="Store URI: s3://bucket[/prefix] or file:///dir.")
     prefix: list[str] = Field(
@@ -50,10 +50,9 @@ class CleanupParams(StorageParams, OutputsParams):
     )
     json_report: bool = Field(False, alias="json", description="Print one JSON report on stdout's last line.")
     report: str = Field("", description="URI where the JSON report is also written; empty: none.")
-    pushgateway: str = Field("", description="Prometheus Pushgateway address; empty disables pushing.")
     prune_metrics_older_than: str = Field(
         "",
-        description="Also delete the Pushgateway groups of batch runs (ingest and infer lanes) last pushed longer "
-        "ago than this, e.g. 14d (needs --pushgateway; a dry run only counts them); empty: keep them.",
+        description="Also delete the Pushgateway groups of --env's batch runs (ingest and infer lanes) last pushed "
+        "longer ago than this, e.g. 14d (needs --pushgateway; a dry run only counts them); empty: keep them.",
     )
     print_keys: bool = Field(False, description="Print one line per matching object (URI and size) before the report.")

@@ -4,7 +4,8 @@ ingest pushes one group per run and each infer lane one per run and lane, with t
 grouping key, so no later push replaces them: without pruning, the Pushgateway (and every scrape of
 it) grows by a few groups per run for ever. Prometheus keeps the history it scraped; a pruned
 group's series only stop being current. The cleanup step's own groups (its last success included,
-which an alert watches) are never pruned.
+which an alert watches) are never pruned, and neither are another env's groups: envs sharing a
+Pushgateway each prune their own (a group without an `env` label belongs to the env named "").
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ def _base(address: str) -> str:
     return address.rstrip("/") if "://" in address else f"http://{address.rstrip('/')}"
 
 
-def stale_groups(address: str, older_than: timedelta, now: float | None = None) -> list[dict[str, str]]:
-    """The grouping labels (job included) of batch-run groups last pushed more than `older_than` ago."""
+def stale_groups(
+    address: str, older_than: timedelta, now: float | None = None, *, env: str = ""
+) -> list[dict[str, str]]:
+    """The grouping labels (job included) of `env`'s batch-run groups last pushed more than `older_than` ago."""
     with urllib.request.urlopen(f"{_base(address)}/api/v1/metrics", timeout=10) as response:
         groups = json.load(response)["data"]
     now = time.time() if now is None else now
     stale = []
     for group in groups:
         labels = dict(group["labels"])
-        if labels.get("job") not in PRUNED_JOBS:
+        if labels.get("job") not in PRUNED_JOBS or labels.get(names.ENV_LABEL, "") != env:
             continue
         pushed = float(group["push_time_seconds"]["metrics"][0]["value"])
         if now - pushed > older_than.total_seconds():
@@ -41,11 +44,11 @@ def stale_groups(address: str, older_than: timedelta, now: float | None = None) 
     return stale
 
 
-def prune(address: str, older_than: timedelta, dry_run: bool, now: float | None = None) -> int:
-    """Delete (or, in a dry run, only count) the stale batch-run groups as of `now` (default: the
+def prune(address: str, older_than: timedelta, dry_run: bool, now: float | None = None, *, env: str = "") -> int:
+    """Delete (or, in a dry run, only count) `env`'s stale batch-run groups as of `now` (default: the
     clock); how many there were.
     """
-    stale = stale_groups(address, older_than, now)
+    stale = stale_groups(address, older_than, now, env=env)
     if not dry_run:
         for labels in stale:
             job = labels.pop("job")

@@ -20,6 +20,9 @@ INGEST_JOB = "kiosk_ingest"
 CLEANUP_JOB = "kiosk-cleanup"
 
 # --- Grouping labels ---
+#: The environment (config name) of every pushed group: first in each grouping key, so envs sharing
+#: a Pushgateway never replace each other's groups, and the dashboards and alerts select their own.
+ENV_LABEL = "env"
 RUN_LABEL = "run"  # the run's directory name (the basename of --run-uri); infer and ingest
 SHARD_LABEL = "shard"  # infer
 STORE_LABEL = "store"  # cleanup
@@ -76,6 +79,12 @@ CONTROLLER_PREFIX = "argo_workflows_"
 DCGM_GPU_UTIL = "DCGM_FI_DEV_GPU_UTIL"  # percent, per GPU, with pod/namespace labels from dcgm-exporter
 DCGM_FB_USED = "DCGM_FI_DEV_FB_USED"  # MiB of frame buffer in use
 UP = "up"  # Prometheus' own scrape-health series
+PUSH_TIME = "push_time_seconds"  # the Pushgateway's own, one per group, with the group's labels
+
+
+def grouping(env: str, **labels: str) -> dict[str, str]:
+    """A Pushgateway grouping key: `labels`, after the env's label when there is an env."""
+    return {ENV_LABEL: env, **labels} if env else labels
 
 
 def counter(name: str) -> str:

@@ -35,3 +35,14 @@ class OutputsParams(StepParams):
         "/tmp/outputs",
         description="Directory where the step writes its Argo output parameters, one file each.",
     )
+
+
+class PushParams(StepParams):
+    """Fields every step that pushes its metrics to a Pushgateway shares."""
+
+    pushgateway: str = Field("", description="Prometheus Pushgateway address; empty disables pushing.")
+    env: str = Field(
+        "",
+        description="The environment's name, the `env` label of every pushed group: envs that share a "
+        "Pushgateway keep their groups apart (cleanup prunes only its own env's).",
+    )

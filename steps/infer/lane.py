@@ -327,7 +327,9 @@ def _set_up(params: InferParams, started: float) -> _Setup:
     )
     lane = Lane(params, run_store, stores[0], queue, index)
     lane.info = LaneInfo(model.spec.postprocess.kind, list(model.providers))
-    metrics = Metrics(f"lane-{params.lane}", model.providers, run=params.run_uri.rstrip("/").rsplit("/", 1)[-1])
+    metrics = Metrics(
+        f"lane-{params.lane}", model.providers, run=params.run_uri.rstrip("/").rsplit("/", 1)[-1], env=params.env
+    )
 
     def record(result: ItemResult) -> None:
         metrics.record(result)

@@ -76,7 +76,7 @@ def run_shard(params: InferParams) -> int:
     stores = wiring.item_stores(params)
     for uri in {item.input_uri for item in shard.items}:  # clients are made before the clock starts
         stores[1](uri)
-    metrics = Metrics(shard.name, model.providers, run=shard.run_uri.rstrip("/").rsplit("/", 1)[-1])
+    metrics = Metrics(shard.name, model.providers, run=shard.run_uri.rstrip("/").rsplit("/", 1)[-1], env=params.env)
     pipeline = wiring.pipeline(
         params,
         model,

@@ -23,9 +23,10 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
 class Metrics:
-    def __init__(self, shard: str, providers: list[str], run: str = "") -> None:
+    def __init__(self, shard: str, providers: list[str], run: str = "", env: str = "") -> None:
         self.shard = shard
         self.run = run
+        self.env = env
         self.registry = CollectorRegistry()
         self.items = Counter(names.INFER_ITEMS, "Items by outcome.", [names.STATUS_LABEL], registry=self.registry)
         self.latency = Histogram(
@@ -89,6 +90,7 @@ class Metrics:
             grouping = {names.SHARD_LABEL: self.shard}
             if self.run:
                 grouping = {names.RUN_LABEL: self.run, **grouping}
+            grouping = names.grouping(self.env, **grouping)
             push_to_gateway(gateway, job=names.INFER_JOB, grouping_key=grouping, registry=self.registry, timeout=10)
         except Exception as error:  # metrics are best effort: never fail a finished shard on them
             print(f"steps.infer: warning: cannot push metrics to {gateway}: {error}", file=sys.stderr)

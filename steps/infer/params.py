@@ -6,10 +6,10 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from steps.common.params_base import OutputsParams, StorageParams
+from steps.common.params_base import OutputsParams, PushParams, StorageParams
 
 
-class InferParams(StorageParams, OutputsParams):
+class InferParams(StorageParams, OutputsParams, PushParams):
     step_module: ClassVar[str] = "steps.infer"
     shard_uri: str = Field(
         "", description="Single-shard mode: URI of one shard file (JSONL of input keys); empty with --lanes."
@@ -41,7 +41,6 @@ class InferParams(StorageParams, OutputsParams):
     max_failure_ratio: float = Field(
         0.05, ge=0.0, le=1.0, description="Exit non-zero when the failed fraction of the shard exceeds this."
     )
-    pushgateway: str = Field("", description="Prometheus Pushgateway address; empty disables pushing.")
     run_uri: str = Field(
         "",
         description="Prefix URI of the run (shard index, queue/, metrics/, results/); empty: the shard URI's "

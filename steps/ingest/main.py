@@ -248,4 +248,5 @@ def _report(params: IngestParams, listing: _Listing, *, missing: bool, file_inpu
     if params.pushgateway:
         from steps.ingest.metrics import push  # prometheus_client only when pushing
 
-        push(params.pushgateway, params.run_uri.rstrip("/").rsplit("/", 1)[-1], shards, count, rejected)
+        run = params.run_uri.rstrip("/").rsplit("/", 1)[-1]
+        push(params.pushgateway, run, shards, count, rejected, env=params.env)

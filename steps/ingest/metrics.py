@@ -17,13 +17,13 @@ def registry_for(shards: int, accepted: int, rejected: int) -> CollectorRegistry
     return registry
 
 
-def push(gateway: str, run: str, shards: int, accepted: int, rejected: int) -> None:
+def push(gateway: str, run: str, shards: int, accepted: int, rejected: int, *, env: str = "") -> None:
     try:
         # Grouped by run like the infer shards, so the dashboard can join the two on `run`.
         push_to_gateway(
             gateway,
             job=names.INGEST_JOB,
-            grouping_key={names.RUN_LABEL: run},
+            grouping_key=names.grouping(env, **{names.RUN_LABEL: run}),
             registry=registry_for(shards, accepted, rejected),
             timeout=10,
         )

@@ -4,10 +4,10 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from steps.common.params_base import OutputsParams, StorageParams
+from steps.common.params_base import OutputsParams, PushParams, StorageParams
 
 
-class IngestParams(StorageParams, OutputsParams):
+class IngestParams(StorageParams, OutputsParams, PushParams):
     step_module: ClassVar[str] = "steps.ingest"
     input_uri: str = Field(description="Prefix URI of the input images (s3://bucket/prefix or file:///dir).")
     output_uri: str = Field(description="Prefix URI where inference outputs go; inputs with outputs are skipped.")
@@ -27,4 +27,3 @@ class IngestParams(StorageParams, OutputsParams):
         " yet, the CronWorkflow). S3 has no directories: there an empty prefix is a warning either way.",
     )
     workers: int = Field(8, ge=1, le=256, description="Concurrent storage requests.")
-    pushgateway: str = Field("", description="Prometheus Pushgateway address; empty disables pushing.")

@@ -49,7 +49,8 @@ def test_environment_is_base_with_its_overlay(env: str) -> None:
     overridden = leaves(overlay)
     assert overridden, f"{env}.yaml changes nothing"
     assert [(path, _at(loaded, path)) for path, _ in overridden] == overridden
-    base = leaves(KioskConfig.model_validate(yaml.safe_load((CONFIG_DIR / "base.yaml").read_text())).model_dump())
+    base_yaml = yaml.safe_load((CONFIG_DIR / "base.yaml").read_text())
+    base = leaves(KioskConfig.model_validate({**base_yaml, "env": env}).model_dump())
     kept = [(path, value) for path, value in base if not any(path[: len(o)] == o for o, _ in overridden)]
     assert [(path, _at(loaded, path)) for path, _ in kept] == kept
 
@@ -109,6 +110,17 @@ def test_unknown_field_is_named(config_dir: Path) -> None:
     _set(config_dir / "dev.yaml", "inference.batch_sise", 4)
     with pytest.raises(ConfigError, match=r"dev\.yaml: inference\.batch_sise: Extra inputs"):
         load_config("dev", config_dir)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_config_env_is_its_file_name(env: str) -> None:
+    assert load_config(env).env == env
+
+
+def test_env_key_in_yaml_is_refused(config_dir: Path) -> None:
+    _set(config_dir / "prod.yaml", "env", "dev")
+    with pytest.raises(ConfigError, match=r"prod\.yaml: env: not a setting"):
+        load_config("prod", config_dir)
 
 
 def test_kiosk_render_fails_with_one_line_naming_file_and_field(config_dir: Path, tmp_path: Path) -> None:

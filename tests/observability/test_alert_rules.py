@@ -57,12 +57,23 @@ def case(alert: str, eval_time: str, series: dict[str, str], fired: list[dict], 
 
 
 FAILURES = 'argo_workflows_kiosk_workflow_failures_total{workflow_template="%s", workflow_namespace="%s"}'
-ITEMS = 'kiosk_infer_items_total{run="%s", status="%s"}'
-PUSHED = 'push_time_seconds{job="kiosk_infer", run="%s", shard="shard-00000"}'
-SUCCESS = 'kiosk_cleanup_last_success_timestamp_seconds{store="s3://kiosk-data-dev", dry_run="%s", last="success"}'
+# Pushed series carry their env (dev's rules, dev's series); `_in_prod` moves a case's series to prod.
+ITEMS = 'kiosk_infer_items_total{env="dev", run="%s", status="%s"}'
+PUSHED = 'push_time_seconds{env="dev", job="kiosk_infer", run="%s", shard="shard-00000"}'
+SUCCESS = (
+    'kiosk_cleanup_last_success_timestamp_seconds{env="dev", store="s3://kiosk-data-dev", dry_run="%s", last="success"}'
+)
+ABORTED = 'kiosk_cleanup_aborted{env="%s", store="s3://kiosk-data-%s"}'
 GPU = 'DCGM_FI_DEV_GPU_UTIL{namespace="%s", pod="%s", gpu="0"}'
 UP = 'up{job="%s"}'
 STORE = {"store": "s3://kiosk-data-dev"}
+
+
+def _in_prod(series: dict[str, str]) -> dict[str, str]:
+    return {s.replace('env="dev"', 'env="prod"'): v for s, v in series.items()}
+
+
+BAD_RUN = {ITEMS % ("r1", "failed"): "10x10", ITEMS % ("r1", "ok"): "90x10", PUSHED % "r1": "0x10"}
 
 CASES = {
     "KioskBatchRunFailed": [
@@ -109,10 +120,11 @@ CASES = {
         case(
             "KioskFailureRatioHigh",
             "7h",
-            {ITEMS % ("r1", "failed"): "10x10", ITEMS % ("r1", "ok"): "90x10", PUSHED % "r1": "0x10"},
+            BAD_RUN,
             [],
             interval="1h",
         ),
+        case("KioskFailureRatioHigh", "5m", _in_prod(BAD_RUN), []),  # another env's run, same name
     ],
     "KioskRetentionNotSucceeding": [
         # Last success at t=0; the schedule (0 3 * * *) is daily, so 2 periods = 48h.
@@ -129,7 +141,7 @@ CASES = {
             "KioskRetentionNotSucceeding",
             "1h",
             {SUCCESS % "true": "0x60"},
-            [expected("KioskRetentionNotSucceeding", {**STORE, "dry_run": "false"})],
+            [expected("KioskRetentionNotSucceeding", {**STORE, "dry_run": "false", "env": "dev"})],
             interval="1h",
         ),
     ],
@@ -137,11 +149,12 @@ CASES = {
         case(
             "KioskCleanupAborted",
             "2m",
-            {'kiosk_cleanup_aborted{store="s3://kiosk-data-dev"}': "1x5"},
+            {ABORTED % ("dev", "dev"): "1x5"},
             [expected("KioskCleanupAborted", STORE)],
         ),
-        case("KioskCleanupAborted", "2m", {'kiosk_cleanup_aborted{store="s3://kiosk-data-dev"}': "0x5"}, []),
-        case("KioskCleanupAborted", "2m", {'kiosk_cleanup_aborted{store="s3://kiosk-data-prod"}': "1x5"}, []),
+        case("KioskCleanupAborted", "2m", {ABORTED % ("dev", "dev"): "0x5"}, []),
+        case("KioskCleanupAborted", "2m", {ABORTED % ("dev", "prod"): "1x5"}, []),
+        case("KioskCleanupAborted", "2m", {ABORTED % ("prod", "dev"): "1x5"}, []),  # another env's push
     ],
     "KioskGpuIdle": [
         case(

@@ -27,7 +27,7 @@ from steps.ingest import metrics as ingest_metrics
 
 #: Series kiosk reads but does not emit: NVIDIA's dcgm-exporter, Prometheus' scrape health and the
 #: Pushgateway's own per-group push time.
-EXTERNAL = {n.DCGM_GPU_UTIL, n.DCGM_FB_USED, n.UP, "push_time_seconds"}
+EXTERNAL = {n.DCGM_GPU_UTIL, n.DCGM_FB_USED, n.UP, n.PUSH_TIME}
 PROMQL_WORDS = {
     "sum", "max", "min", "avg", "count", "by", "on", "without", "ignoring", "and", "or", "unless", "offset",
     "group_left", "histogram_quantile", "increase", "rate", "time", "absent", "absent_over_time", "le", "bool",

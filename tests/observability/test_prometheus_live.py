@@ -188,9 +188,12 @@ def substitute(expr: str, values: dict[str, str]) -> str:
 
 
 def variable_values(live) -> dict[str, str]:
-    values = {v.name: v.value for d in panels.all_dashboards(live["cfg"]) for v in d.variables if v.kind == "constant"}
+    boards = panels.all_dashboards(live["cfg"])
+    values = {v.name: v.value for d in boards for v in d.variables if v.kind == "constant"}
+    defaults = {v.name: v.default for d in boards for v in d.variables if v.kind == "query" and v.default}
+    assert defaults == {n.ENV_LABEL: ENV}  # the steps pushed with the env their templates name
     # The run picked in the dashboard, the default store (All) and dry-run choice, Grafana's range.
-    return {**values, "run": live["run"], "store": ".*", "dry_run": "false", "__range": "5m"}
+    return {**values, **defaults, "run": live["run"], "store": ".*", "dry_run": "false", "__range": "5m"}
 
 
 def _panels() -> list[tuple[str, str, panels.Query]]:

@@ -59,6 +59,19 @@ def test_old_batch_run_groups_go_and_the_rest_stay(pushgateway: str) -> None:
     assert prune(pushgateway, hour, dry_run=False, now=now) == 0
 
 
+def test_pruning_leaves_other_envs_groups(pushgateway: str) -> None:
+    for env in ("dev", "prod"):
+        _push(pushgateway, names.INFER_JOB, **names.grouping(env, run="r1", shard="lane-0"))
+        _push(pushgateway, names.INGEST_JOB, **names.grouping(env, run="r1"))
+    _push(pushgateway, names.INGEST_JOB, run="r1")  # no env: the env named ""
+    later = max(_pushed_at(pushgateway).values()) + 86400  # every group is a day old by then
+    assert prune(pushgateway, timedelta(hours=1), dry_run=False, now=later, env="dev") == 2
+    left = _groups(pushgateway)
+    assert sorted(g.get("env", "") for g in left) == ["", "prod", "prod"]
+    assert prune(pushgateway, timedelta(hours=1), dry_run=False, now=later) == 1
+    assert sorted(g.get("env", "") for g in _groups(pushgateway)) == ["prod", "prod"]
+
+
 def test_the_step_reports_what_it_pruned(pushgateway: str, tmp_path: Path, capsys) -> None:
     _push(pushgateway, names.INFER_JOB, run="recent", shard="lane-0")
     params = CleanupParams(

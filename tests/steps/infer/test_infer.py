@@ -253,9 +253,14 @@ def test_metrics_are_pushed_to_a_pushgateway(tmp_path, blob_model):
         gateway = f"127.0.0.1:{server.server_address[1]}"
         args = [*infer_args(case, shard, blob_model, tmp_path / "o"), f"--pushgateway={gateway}"]
         assert run_step("steps.infer", InferParams, run, args) == 0
+        assert run_step("steps.infer", InferParams, run, [*args, "--env=dev"]) == 0
     finally:
         server.shutdown()
-    assert [(m, p) for m, p, _ in received] == [("PUT", "/metrics/job/kiosk_infer/run/run/shard/shard-00000")]
+    # The env, first in the grouping key, keeps envs sharing the Pushgateway apart.
+    assert [(m, p) for m, p, _ in received] == [
+        ("PUT", "/metrics/job/kiosk_infer/run/run/shard/shard-00000"),
+        ("PUT", "/metrics/job/kiosk_infer/env/dev/run/run/shard/shard-00000"),
+    ]
     body = received[0][2].decode()
     assert 'kiosk_infer_items_total{status="ok"} 1.0' in body
     assert 'kiosk_infer_provider_active{provider="CPUExecutionProvider"} 1.0' in body
