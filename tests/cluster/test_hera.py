@@ -1,15 +1,21 @@
 """Hera against argo-server: a Workflow built with Hera here, one step its own container and one our
 `synthetic-data` template by `templateRef`, is created through `WorkflowsService(host=, token=)`
-and waited on to Succeeded; a bad token gets 401/403, not a workflow.
+and waited on to Succeeded; a bad token gets 401/403, not a workflow; docs/cluster.md's Hera snippet
+runs as written.
 """
 
 from __future__ import annotations
+
+import re
+import subprocess
+import textwrap
 
 import pytest
 from hera.exceptions import Forbidden, Unauthorized
 from hera.workflows import Container, EmptyDirVolume, Parameter, Step, Steps, Workflow, WorkflowsService
 from hera.workflows.models import TemplateRef
 
+from pipelines.tools import REPO_ROOT
 from tests.cluster.conftest import NAMESPACE, ArgoServer, Cluster
 
 IMAGES = 2
@@ -65,3 +71,21 @@ def test_hera_bad_token_is_refused(cluster: Cluster, argo_server: ArgoServer, to
 
 def service_for(server: ArgoServer) -> WorkflowsService:
     return WorkflowsService(host=server.url, token=server.token, verify_ssl=False, namespace=NAMESPACE)
+
+
+def documented_hera_snippets() -> list[str]:
+    """docs/cluster.md's Hera blocks, `uv run python - <<'PY'` to `PY`, as a reader copies them."""
+    text = (REPO_ROOT / "docs" / "cluster.md").read_text()
+    blocks = re.findall(r"^    (uv run python - <<'PY'\n.*?\n    PY)$", text, flags=re.S | re.M)
+    return [textwrap.dedent("    " + block) for block in blocks]
+
+
+def test_documented_hera_snippet_runs_as_written(argo_server: ArgoServer) -> None:
+    snippets = documented_hera_snippets()
+    assert snippets, "docs/cluster.md shows no Hera snippet"
+    for snippet in snippets:
+        done = subprocess.run(
+            ["bash", "-c", snippet], cwd=REPO_ROOT, env=argo_server.env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, f"{snippet}\n{done.stdout}\n{done.stderr}"
+        assert "batch-inference" in done.stdout, done.stdout  # it listed our templates
