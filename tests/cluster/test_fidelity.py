@@ -48,6 +48,13 @@ TIMING = {
 RESULT_ONLY_LOCAL = "result recorded only by the local runner"
 
 
+#: Random examples whose workflow phase is itself random: compared by neither nodes nor phase,
+#: only for errors either engine reported about the manifest.
+RANDOM_PHASE = {
+    "retry-script.yaml": "11 attempts that each fail with p=2/3: either engine fails it in 1.2% of runs",
+}
+
+
 def loose(rel: str) -> bool:
     """Compared by workflow phase only: random numbers or timing decide their nodes."""
     return nondeterministic(rel) or rel in TIMING
@@ -201,7 +208,8 @@ def test_upstream_examples_agree_with_the_real_controller(
         if not diffs or rel in MISMATCHES:
             continue
         if loose(rel):
-            diffs = [d for d in diffs if d.startswith(("workflow phase", "local:", "argo:"))]
+            kept = ("local:", "argo:") if rel in RANDOM_PHASE else ("workflow phase", "local:", "argo:")
+            diffs = [d for d in diffs if d.startswith(kept)]
         if diffs:
             unexplained[rel] = diffs
     assert not unexplained, json.dumps(unexplained, indent=1)[:6000]

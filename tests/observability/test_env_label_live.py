@@ -79,6 +79,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
             _push_lanes(stack, env)
         for env in IMAGES:
             stack.wait_for(f'{n.INGEST_SHARDS}{{env="{env}", run="{RUN}"}}', IMAGES[env], seconds=60)
+        # Every group scraped, the last lane's push included: one push_time_seconds per group.
+        stack.wait_for(f"count({n.PUSH_TIME})", len(IMAGES) + sum(LANES.values()), seconds=60)
         yield stack
 
 
