@@ -18,8 +18,8 @@ from kubernetes import client as k8s
 from pipelines.cluster import workflows
 from pipelines.tools import REPO_ROOT
 from tests.cluster.conftest import NAMESPACE, ArgoServer, Cluster
+from tests.fixtures import documented as docs
 
-DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 STORE = "'file://$KIOSK_WORKDIR/argo-cli'"  # the dev bucket's stand-in: a store of this test's own
 SUBSTITUTIONS = [
     ("-n kiosk-dev", f"-n {NAMESPACE}"),
@@ -38,17 +38,7 @@ IMAGES = 6
 
 
 def documented() -> list[str]:
-    """Each `argo ...` in a code block line or a backticked span, in document order, once."""
-    found: list[str] = []
-    for path in DOCS:
-        text = path.read_text()
-        spans = re.findall(r"`(argo [^`]+)`", text)
-        lines = re.findall(r"^(?: {4}|\t)\s*(argo .+)$", text, flags=re.M)
-        for command in sorted({*spans, *lines}, key=text.index):
-            command = re.sub(r"\s+#.*$", "", command).strip()
-            if command not in found:
-                found.append(command)
-    return found
+    return docs.commands("argo")
 
 
 def runnable(command: str, run: str) -> str:

@@ -21,9 +21,9 @@ import yaml
 from pipelines.lint import crds
 from pipelines.tools import REPO_ROOT
 from tests.cluster.conftest import NAMESPACE, ArgoServer
+from tests.fixtures import documented as docs
 from tests.fixtures.tools import require_tool
 
-DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 SUBSTITUTIONS = [("argocd/workflows/dev/", "argocd/workflows/local/")]
 OPTIONAL = " [--dry-run=server]"
 CAPACITY = "kubectl apply --server-side -f argocd/cluster/dev/"  # the platform team's (operations.md)
@@ -37,17 +37,7 @@ ARGOCD_LINES = (
 
 
 def documented() -> list[str]:
-    """Each `kubectl ...` in a code block line or a backticked span, in document order, once."""
-    found: list[str] = []
-    for path in DOCS:
-        text = path.read_text()
-        spans = re.findall(r"`(kubectl [^`]+)`", text)
-        lines = re.findall(r"^(?: {4}|\t)\s*(kubectl .+)$", text, flags=re.M)
-        for command in sorted({*spans, *lines}, key=text.index):
-            command = re.sub(r"\s+#.*$", "", command).strip()
-            if command not in found:
-                found.append(command)
-    return found
+    return docs.commands("kubectl")
 
 
 def argocd_line(command: str) -> bool:
