@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the local control plane `kiosk cluster` runs into .tools/bin: etcd and kube-apiserver
-# (tools/kube), kubectl from the same kubernetes module, Argo's workflow-controller (tools/argo-workflows), argoexec (tools/argoexec) and the
+# Builds the local cluster `kiosk cluster` runs into .tools/bin: etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler, kubelet and kube-proxy (tools/kube), kubectl from the same kubernetes module, Argo's workflow-controller (tools/argo-workflows), argoexec (tools/argoexec) and the
 # `argo` CLI, whose `argo server` is argo-server (tools/argo).
 # Cold (empty Go caches, 2 cores) this is the longest install step: see docs/cluster.md, "First build
 # and start". Each binary has a stamp of its wrapper's sources and the Go version, so a rerun
@@ -113,6 +113,9 @@ done
 build etcd kube go.etcd.io/etcd/server/v3
 build kube-apiserver kube k8s.io/kubernetes/cmd/kube-apiserver "" "$kube_ldflags"
 build kubectl kube k8s.io/kubernetes/cmd/kubectl "" "$kube_ldflags"
+for component in kube-controller-manager kube-scheduler kubelet kube-proxy; do
+  build "$component" kube "k8s.io/kubernetes/cmd/$component" "" "$kube_ldflags"
+done
 build workflow-controller argo-workflows github.com/argoproj/argo-workflows/v4/cmd/workflow-controller "$argo_patch"
 build argoexec argoexec github.com/argoproj/argo-workflows/v4/cmd/argoexec "$argo_patch"
 build argo argo github.com/argoproj/argo-workflows/v4/cmd/argo "$argo_patch $argo_cli_patch ui-placeholder"
