@@ -1,0 +1,45 @@
+"""The local cluster's network on the real node: every address here is created on this machine.
+
+- Pods: `POD_CIDR` on the Linux bridge `BRIDGE`, whose own address `NODE_IP` is the node's
+  InternalIP and the gateway the CNI bridge plugin gives pods. Host-side servers that pods must
+  reach (the API server, the S3 emulator, cluster DNS) listen on `NODE_IP`, never on 0.0.0.0.
+- Services: `SERVICE_CIDR` (the API server's `--service-cluster-ip-range`); `kubernetes` is its
+  first address, cluster DNS is `DNS_IP`.
+- Pods get routes to these two ranges only, no default route, so nothing they send is routed off
+  the machine.
+
+One real-node cluster per machine: the bridge and ranges are fixed, so a second one is refused.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+
+BRIDGE = "kiosk0"
+POD_CIDR = "10.244.0.0/24"
+NODE_IP = "10.244.0.1"
+SERVICE_CIDR = "10.0.0.0/24"
+API_SERVICE_IP = "10.0.0.1"
+DNS_IP = "10.0.0.10"
+CLUSTER_DOMAIN = "cluster.local"
+
+
+def bridge_exists() -> bool:
+    return subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode == 0
+
+
+def ensure_bridge() -> None:
+    """Create `BRIDGE` with `NODE_IP` (idempotent), before anything binds that address."""
+    if not bridge_exists():
+        subprocess.run(["ip", "link", "add", BRIDGE, "type", "bridge"], check=True, capture_output=True)
+    prefix = ipaddress.ip_network(POD_CIDR).prefixlen
+    shown = subprocess.run(["ip", "-o", "addr", "show", "dev", BRIDGE], capture_output=True, text=True).stdout
+    if f" {NODE_IP}/" not in shown:
+        subprocess.run(["ip", "addr", "add", f"{NODE_IP}/{prefix}", "dev", BRIDGE], check=True, capture_output=True)
+    subprocess.run(["ip", "link", "set", BRIDGE, "up"], check=True, capture_output=True)
+
+
+def remove_bridge() -> None:
+    if bridge_exists():
+        subprocess.run(["ip", "link", "delete", BRIDGE], check=True, capture_output=True)
