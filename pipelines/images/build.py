@@ -104,11 +104,17 @@ def _context(buildah: Buildah, scratch: Path) -> recipes.Context:
 
 
 def build_all(
-    *, only: set[str] | None = None, on_start: Callable[[ImageSpec, bool], None] = lambda spec, rebuild: None
+    *,
+    only: set[str] | None = None,
+    output: Path | None = None,
+    on_start: Callable[[ImageSpec, bool], None] = lambda spec, rebuild: None,
 ) -> list[Built]:
-    """Build (or keep) every image, bases first; `only` limits it to those names and what they need."""
+    """Build (or keep) every image, bases first; `only` limits it to those names and what they need.
+
+    Archives, stamps and the index go to `output` (default `.tools/images`).
+    """
     buildah = Buildah(tools=find_tools())
-    directory = images_dir()
+    directory = output or images_dir()
     (directory / "stamps").mkdir(parents=True, exist_ok=True)
     specs = catalog.catalog(
         uv_version=uv_version(project.root()), steps_tag=steps_reference(), executor_image=EXECUTOR_IMAGE
@@ -123,15 +129,19 @@ def build_all(
             if spec.name not in wanted:
                 continue
             stamps[spec.name] = _stamp(spec, ctx, stamps)
-            results.append(_one(ctx, spec, stamps[spec.name], index, on_start))
+            results.append(_one(ctx, spec, directory, stamps[spec.name], index, on_start))
             archive.write_index(directory, index)
     return results
 
 
 def _one(
-    ctx: recipes.Context, spec: ImageSpec, stamp: str, index: dict, on_start: Callable[[ImageSpec, bool], None]
+    ctx: recipes.Context,
+    spec: ImageSpec,
+    directory: Path,
+    stamp: str,
+    index: dict,
+    on_start: Callable[[ImageSpec, bool], None],
 ) -> Built:
-    directory = images_dir()
     stamp_file, tar = directory / "stamps" / spec.name, directory / f"{spec.name}.tar"
     current = (
         stamp_file.is_file()

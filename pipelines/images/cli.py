@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -13,10 +15,11 @@ from pipelines.images.catalog import ImageSpec
 
 app = typer.Typer(help="Images built here from the project's Dockerfiles and Debian's packages.", no_args_is_help=True)
 OnlyOption = typer.Option([], "--only", help="Build only these images (and the bases they need); repeatable.")
+OutputOption = typer.Option(None, "--output", help="Directory for the archives and index.json (default .tools/images).")
 
 
 @app.command("build")
-def build(only: list[str] = OnlyOption) -> None:
+def build(only: list[str] = OnlyOption, output: Path | None = OutputOption) -> None:
     """Build every image into buildah's store and .tools/images/<name>.tar (+ index.json); current ones are kept."""
     console = Console(stderr=True)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as progress:
@@ -26,7 +29,7 @@ def build(only: list[str] = OnlyOption) -> None:
             progress.update(task, description=f"{'building' if rebuild else 'current'} {spec.reference}")
 
         try:
-            results = builder.build_all(only=set(only) or None, on_start=started)
+            results = builder.build_all(only=set(only) or None, output=output, on_start=started)
         except ImagesError as error:
             progress.stop()
             typer.echo(f"kiosk images build: {error}", err=True)
