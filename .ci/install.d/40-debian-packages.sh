@@ -8,7 +8,7 @@
 #                                        image tests' containers; busybox-static is the busybox base).
 # Needs root and apt-get; installs only what is missing from PATH, so a warm machine costs nothing.
 set -euo pipefail
-declare -A wanted=([prometheus]=prometheus [prometheus-pushgateway]=prometheus-pushgateway [chromium]=chromium [strace]=strace [redis-server]=redis-server [buildah]=buildah [mmdebstrap]=mmdebstrap [runc]=runc [busybox]=busybox-static [readelf]=binutils [gcc]=gcc)
+declare -A wanted=([prometheus]=prometheus [prometheus-pushgateway]=prometheus-pushgateway [chromium]=chromium [strace]=strace [redis-server]=redis-server [buildah]=buildah [mmdebstrap]=mmdebstrap [runc]=runc [busybox]=busybox-static [gcc]=gcc)
 missing=()
 for binary in "${!wanted[@]}"; do
   if command -v "$binary" >/dev/null 2>&1; then

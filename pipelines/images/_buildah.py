@@ -57,11 +57,6 @@ class Buildah:
         argv = [str(self.tools.buildah), "inspect", "--type", "image", reference]
         return subprocess.run(argv, capture_output=True, check=False).returncode == 0
 
-    def image_id(self, reference: str) -> str:
-        return self(
-            "inspect", "--type", "image", "--format", "{{.FromImageID}}", reference, what=f"inspect {reference}"
-        ).strip()
-
     def from_(self, base: str) -> str:
         """A working container on `base` ("scratch" for none); its name."""
         return self("from", "--pull-never", base, what=f"buildah from {base}").strip()

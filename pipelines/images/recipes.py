@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import subprocess
 import tarfile
-import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -175,11 +173,19 @@ def argoexec(ctx: Context, spec: ImageSpec) -> None:
 
 
 def is_static(binary: Path) -> bool:
-    """An ELF without a program interpreter (PT_INTERP) needs no dynamic loader in the image."""
-    with tempfile.TemporaryFile() as out:
-        subprocess.run(["readelf", "--program-headers", str(binary)], stdout=out, check=True)
-        out.seek(0)
-        return b"INTERP" not in out.read()
+    """An ELF64 without a program interpreter (PT_INTERP) needs no dynamic loader in the image."""
+    with binary.open("rb") as elf:
+        header = elf.read(64)
+        if header[:5] != b"\x7fELF\x02":
+            raise ImagesError(f"{binary} is not a 64-bit ELF executable")
+        offset = int.from_bytes(header[32:40], "little")
+        size, count = int.from_bytes(header[54:56], "little"), int.from_bytes(header[56:58], "little")
+        elf.seek(offset)
+        headers = [elf.read(size) for _ in range(count)]
+    return all(int.from_bytes(entry[:4], "little") != _PT_INTERP for entry in headers)
+
+
+_PT_INTERP = 3
 
 
 RECIPES: dict[str, Recipe] = {
