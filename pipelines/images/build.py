@@ -69,7 +69,9 @@ def _stamp(spec: ImageSpec, ctx: recipes.Context, stamps: dict[str, str]) -> str
     for name in spec.depends:
         digest.update(stamps[name].encode())
     if spec.kind == "python-base":
-        digest.update(repr((catalog.SUITE, catalog.MIRROR, catalog.PYTHON_PACKAGES, recipes._EXCLUDES)).encode())
+        digest.update(
+            repr((catalog.SUITE, catalog.MIRROR, catalog.PYTHON_PACKAGES, recipes.EXCLUDES, recipes.UV_CONFIG)).encode()
+        )
     elif spec.kind == "dockerfile":
         _hash_paths(digest, ctx.root, STEPS_INPUTS)
         digest.update(repr(sorted(ctx.build_args.items())).encode())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shlex
 import tarfile
 import zipfile
 from collections.abc import Callable
@@ -14,12 +15,13 @@ from pipelines.images._buildah import Buildah, ImagesError, run
 from pipelines.images.catalog import ImageSpec
 
 #: Docs, man pages and translations are dropped from the Debian rootfs, as python:slim drops them.
-_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/locale/*", "/usr/share/info/*")
-#: The host's trust store, bind-mounted at the Debian path for the build's RUN steps only, with a uv
-#: config that makes uv use it (`system-certs`; uv's built-in roots otherwise): uv inside the build
-#: reaches PyPI through whatever TLS proxy the host trusts, and the image keeps Debian's own store.
+EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/locale/*", "/usr/share/info/*")
+#: The host's trust store, bind-mounted over Debian's for the build's RUN steps only: uv inside the
+#: build reaches PyPI through whatever TLS proxy the host trusts; the image keeps Debian's own store.
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-BUILD_UV_CONFIG = "system-certs = true\n"
+#: The python base's uv config: uv uses the system trust store (its built-in roots otherwise). A file
+#: of the base, not a build mount, which would leave its mount point behind in the image's layer.
+UV_CONFIG = "system-certs = true\n"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,9 +52,10 @@ def python_base(ctx: Context, spec: ImageSpec) -> None:
     """Bookworm minbase + python3 from Debian, with `/usr/local/bin/python3` where python:slim has it."""
     rootfs = ctx.scratch / "python-rootfs.tar"
     argv = [str(ctx.buildah.tools.mmdebstrap), "--variant=minbase", f"--include={','.join(catalog.PYTHON_PACKAGES)}"]
-    argv += [f"--dpkgopt=path-exclude={pattern}" for pattern in _EXCLUDES]
+    argv += [f"--dpkgopt=path-exclude={pattern}" for pattern in EXCLUDES]
     argv += ['--customize-hook=ln -sf /usr/bin/python3 "$1/usr/local/bin/python3"']
     argv += ['--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/*']
+    argv += [f'--customize-hook=mkdir -p "$1/etc/uv" && printf %s {shlex.quote(UV_CONFIG)} > "$1/etc/uv/uv.toml"']
     argv += [catalog.SUITE, str(rootfs), catalog.MIRROR]
     run(argv, what="mmdebstrap of the python base")
     container = ctx.buildah.from_("scratch")
@@ -116,10 +119,7 @@ def dockerfile(ctx: Context, spec: ImageSpec) -> None:
     """The project's own Dockerfile, unmodified; the bases come in by build args."""
     argv = ["build", "--runtime", str(ctx.buildah.tools.runc), "--network", "host", "--pull-never", "--layers"]
     if HOST_CA_BUNDLE.is_file():
-        uv_config = ctx.scratch / "uv.toml"
-        uv_config.write_text(BUILD_UV_CONFIG)
         argv += ["--volume", f"{HOST_CA_BUNDLE}:/etc/ssl/certs/ca-certificates.crt:ro"]
-        argv += ["--volume", f"{uv_config}:/etc/uv/uv.toml:ro"]
     for key, value in ctx.build_args.items():
         argv += ["--build-arg", f"{key}={value}"]
     argv += ["-f", "images/steps.Dockerfile", "-t", spec.reference, "."]

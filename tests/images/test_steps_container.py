@@ -81,6 +81,7 @@ def test_steps_container_hardening_holds(bundle: Bundle, security: Security, run
         "gid": 10001,
         "root": False,
         "tmp": True,
+        "root_read_only": True,
         "cap_eff": "0000000000000000",
         "seccomp": "2",
     }
