@@ -57,6 +57,16 @@ class Buildah:
         argv = [str(self.tools.buildah), "inspect", "--type", "image", reference]
         return subprocess.run(argv, capture_output=True, check=False).returncode == 0
 
+    def image_id(self, reference: str) -> str:
+        """The image's ID, or "" when buildah has none under `reference`."""
+        argv = [str(self.tools.buildah), "images", "--quiet", "--no-trunc", reference]
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        return result.stdout.strip().splitlines()[0] if result.returncode == 0 and result.stdout.strip() else ""
+
+    def forget(self, image_id: str) -> None:
+        """Remove an image a rebuild replaced (best effort: one still used as a base or cache stays)."""
+        subprocess.run([str(self.tools.buildah), "rmi", image_id], capture_output=True, check=False)
+
     def from_(self, base: str) -> str:
         """A working container on `base` ("scratch" for none); its name."""
         return self("from", "--pull-never", base, what=f"buildah from {base}").strip()

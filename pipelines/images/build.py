@@ -156,6 +156,7 @@ def _one(
     start = time.monotonic()
     if not current:
         stamp_file.unlink(missing_ok=True)
+        replaced = ctx.buildah.image_id(spec.reference)
         recipes.RECIPES[spec.kind](ctx, spec)
         for alias in spec.references[1:]:
             ctx.buildah("tag", spec.reference, alias, what=f"tag {alias}")
@@ -169,6 +170,8 @@ def _one(
             "stand_in": spec.stands_in,
         }
         stamp_file.write_text(stamp)
+        if replaced and replaced != ctx.buildah.image_id(spec.reference):
+            ctx.buildah.forget(replaced)
     entry = index[spec.name]
     return Built(
         spec=spec, digest=entry["digest"], size=entry["size"], seconds=time.monotonic() - start, rebuilt=not current

@@ -7,6 +7,7 @@ import tarfile
 from pathlib import Path
 
 from pipelines.images import archive
+from pipelines.images._buildah import Buildah, find_tools
 from pipelines.images.build import build_all
 from tests.fixtures.tools import require_tool
 
@@ -30,6 +31,10 @@ def test_images_build_changed_input_rebuilds(tmp_path: Path) -> None:
     for tool in ("buildah", "mmdebstrap", "runc", "busybox", "gcc"):
         require_tool(tool)
     build_all(only={"pause"}, output=tmp_path)
+    buildah = Buildah(tools=find_tools())
+    before = buildah.image_id("registry.k8s.io/pause:3.10")
     (tmp_path / "stamps" / "pause").write_text("an older recipe's stamp")
     (again,) = build_all(only={"pause"}, output=tmp_path)
     assert again.rebuilt
+    after = buildah.image_id("registry.k8s.io/pause:3.10")
+    assert before != after and not buildah.exists(before), "the replaced image is removed"
