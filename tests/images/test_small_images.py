@@ -48,3 +48,13 @@ def test_pause_exits_on_sigterm(tmp_path: Path) -> None:
         assert process.poll() is None
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 128 + signal.SIGTERM
+
+
+def test_argoexec_image_runs_static_binary(tmp_path: Path) -> None:
+    bundle = Bundle.create(archive=_archive("argoexec"), path=tmp_path)
+    assert bundle.image_config["Entrypoint"] == ["argoexec"]
+    security = Security(uid=0, gid=0, read_only_root=True)
+    result = bundle.run(require_tool("runc"), ["/bin/argoexec", "version"], security=security)
+    assert result.returncode == 0, result.stderr
+    # Built without upstream's -X version ldflags, like .tools/bin/argoexec: the version reads v0.0.0.
+    assert result.stdout.startswith("argoexec: ") and "Platform: linux/amd64" in result.stdout
