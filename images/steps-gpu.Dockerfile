@@ -14,8 +14,9 @@ ARG UV_VERSION=0.13.9
 ARG PYTHON_VERSION=3.11.13
 ARG CUDA_TAG=13.0.0-cudnn-runtime-ubuntu24.04
 ARG BASE_DIGEST=""
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:${UV_VERSION}
 
-FROM ghcr.io/astral-sh/uv:${UV_VERSION} AS uv
+FROM ${UV_IMAGE} AS uv
 
 FROM nvidia/cuda:${CUDA_TAG}${BASE_DIGEST} AS build
 ARG PYTHON_VERSION

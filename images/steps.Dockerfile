@@ -6,6 +6,8 @@
 #     --build-arg VERSION=GIT_SHA --build-arg REVISION="$(git rev-parse HEAD)" .
 # Reproducible rebuilds pin the base by digest as well as by tag:
 #   --build-arg BASE_DIGEST=@sha256:...
+# Other bases (`kiosk images build` passes ones it builds from Debian's packages and uv's wheel):
+#   --build-arg PYTHON_IMAGE=localhost/kiosk-base-python:bookworm --build-arg UV_IMAGE=localhost/kiosk-uv:0.13.9
 #
 # Runs as UID 10001 on a read-only root filesystem: bytecode is compiled at build time and every
 # writable path (HOME, matplotlib's cache, outputs) is under /tmp, which the pod mounts as emptyDir.
@@ -13,10 +15,12 @@
 ARG UV_VERSION=0.13.9
 ARG PYTHON_TAG=3.11.13-slim-bookworm
 ARG BASE_DIGEST=""
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:${UV_VERSION}
+ARG PYTHON_IMAGE=python:${PYTHON_TAG}${BASE_DIGEST}
 
-FROM ghcr.io/astral-sh/uv:${UV_VERSION} AS uv
+FROM ${UV_IMAGE} AS uv
 
-FROM python:${PYTHON_TAG}${BASE_DIGEST} AS build
+FROM ${PYTHON_IMAGE} AS build
 COPY --from=uv /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
@@ -33,7 +37,7 @@ COPY steps/ steps/
 # Non-editable: the code lands in site-packages, compiled, and /src is not needed at run time.
 RUN uv sync --frozen --no-dev --no-editable --no-cache
 
-FROM python:${PYTHON_TAG}${BASE_DIGEST}
+FROM ${PYTHON_IMAGE}
 ARG VERSION=dev
 ARG REVISION=unknown
 ARG CREATED=unknown

@@ -8,6 +8,7 @@ import typer
 
 from pipelines import demo, lifecycle, lint, project, render
 from pipelines.cluster import cli_apply, cli_cluster, cli_workflows
+from pipelines.images import cli as cli_images
 from pipelines.runner import cli as runner_cli
 
 app = typer.Typer(
@@ -28,6 +29,8 @@ app.command("apply")(cli_apply.command)
 app.command("submit")(cli_workflows.submit)
 app.command("get")(cli_workflows.get)
 app.command("logs")(cli_workflows.logs)
+# The images the real node runs, built here (pipelines/images/).
+app.add_typer(cli_images.app, name="images")
 
 
 def main() -> None:

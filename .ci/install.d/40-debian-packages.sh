@@ -3,10 +3,12 @@
 #   prometheus, prometheus-pushgateway - the benchmark step's Prometheus tests;
 #   chromium                           - the benchmark tests open report.html and screenshot it;
 #   strace                             - the file store's tests see its fsync calls happen;
-#   redis-server                       - Argo CD's cache (`kiosk cluster up --with argocd`).
+#   redis-server                       - Argo CD's cache (`kiosk cluster up --with argocd`);
+#   buildah, mmdebstrap, runc, busybox - `kiosk images build` (runc runs buildah's RUN steps and the
+#                                        image tests' containers; busybox-static is the busybox base).
 # Needs root and apt-get; installs only what is missing from PATH, so a warm machine costs nothing.
 set -euo pipefail
-declare -A wanted=([prometheus]=prometheus [prometheus-pushgateway]=prometheus-pushgateway [chromium]=chromium [strace]=strace [redis-server]=redis-server)
+declare -A wanted=([prometheus]=prometheus [prometheus-pushgateway]=prometheus-pushgateway [chromium]=chromium [strace]=strace [redis-server]=redis-server [buildah]=buildah [mmdebstrap]=mmdebstrap [runc]=runc [busybox]=busybox-static [gcc]=gcc)
 missing=()
 for binary in "${!wanted[@]}"; do
   if command -v "$binary" >/dev/null 2>&1; then

@@ -57,7 +57,19 @@ def arg_defaults(dockerfile: Path) -> dict[str, str]:
 
 
 def expand(text: str, args: dict[str, str]) -> str:
-    return re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), ""), text)
+    """Substitute ARG defaults until none is left: a default may name earlier ARGs, as Docker allows."""
+    for _ in range(len(args) + 1):
+        text, count = re.subn(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), ""), text)
+        if not count:
+            break
+    return text
+
+
+def from_default(reference: str, args: dict[str, str]) -> str:
+    """A FROM that is one build arg (`FROM ${PYTHON_IMAGE}`, so other bases can be passed) means its default."""
+    while (whole := re.fullmatch(r"\$\{(\w+)\}", reference)) is not None:
+        reference = args[whole.group(1)]
+    return reference
 
 
 def _title(dockerfile: Path) -> str:
@@ -89,7 +101,7 @@ def test_base_images_are_pinned_with_optional_digest(dockerfile: Path):
         repository, _, tag = image.rpartition(":")
         assert repository and re.fullmatch(r"[\w.-]*\d[\w.-]*", tag), f"{image} has no version tag"
         assert tag != "latest"
-        raw = stage[0][1].split()[0]
+        raw = from_default(stage[0][1].split()[0], args)
         if "${UV_VERSION}" not in raw:
             assert raw.endswith("${BASE_DIGEST}"), f"{raw}: digest pinning by build arg missing"
 
