@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines import project
-from pipelines.cluster import controlplane, optional
+from pipelines.cluster import controlplane, objectstore, optional
 from pipelines.cluster.state import ClusterState, cluster_dir
 from pipelines.config import load_config
 
@@ -79,6 +79,9 @@ def status(
             typer.echo(f"apiserver https://127.0.0.1:{state.ports['apiserver']}  kubeconfig {state.kubeconfig}")
         if state.ports.get("controller-metrics"):
             typer.echo(f"controller metrics {controlplane.metrics_url(state)}")
+        store = objectstore.load(state)
+        if store is not None and state.ports.get(objectstore.NAME):
+            typer.echo(f"S3 emulator {store.endpoint}  artifact bucket {store.bucket}")
         for component in extra:
             if optional.running(state, component):
                 typer.echo("\n".join(component.describe(state)))

@@ -1,4 +1,5 @@
-"""Start, inspect and stop a local control plane: etcd, kube-apiserver, workflow-controller, agent.
+"""Start, inspect and stop a local control plane: etcd, kube-apiserver, workflow-controller, agent,
+and the S3 emulator holding the local env's artifacts (`pipelines.cluster.objectstore`).
 
 Everything lives under `<workdir>/cluster/`: keys and tokens (`pki/`), etcd data, logs, `state.json`
 (ports and PIDs) and the admin `kubeconfig`. Every port is picked free on 127.0.0.1. Each process
@@ -16,13 +17,14 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import yaml
+from kubernetes import client as k8s
 
 from pipelines import project
-from pipelines.cluster import bootstrap, optional
+from pipelines.cluster import bootstrap, objectstore, optional
 from pipelines.cluster.state import COMPONENTS, ClusterState, cluster_dir, free_port, start_ticks, stop_group
 from pipelines.tools import find_tool
 
-BINARIES = ("etcd", "kube-apiserver", "workflow-controller", "argoexec")
+BINARIES = ("etcd", "kube-apiserver", "workflow-controller", "argoexec", objectstore.BINARY)
 EXECUTOR_IMAGE = "quay.io/argoproj/argoexec:v4.1.4"
 CONTROLLER_NAMESPACE = "argo"
 READY_TIMEOUT_S = 60.0
@@ -36,7 +38,8 @@ def binaries() -> dict[str, Path]:
     found = {name: find_tool(name) for name in BINARIES}
     missing = [name for name, path in found.items() if path is None]
     if missing:
-        raise ClusterError(f"not installed: {', '.join(missing)}; run `bash .ci/install.d/50-control-plane.sh`")
+        scripts = "25-gofakes3.sh" if missing == [objectstore.BINARY] else "50-control-plane.sh"
+        raise ClusterError(f"not installed: {', '.join(missing)}; run `bash .ci/install.d/{scripts}`")
     return {name: path for name, path in found.items() if path is not None}
 
 
@@ -94,12 +97,28 @@ def _up_core(workdir: Path | None, progress: Callable[[str], None]) -> ClusterSt
         progress("agent")
         _start(state, "agent", _agent_argv(state, workdir or root.parent), _agent_env())
         bootstrap.wait_controller(api, CONTROLLER_NAMESPACE, READY_TIMEOUT_S, lambda: _check_alive(state))
+        _up_objectstore(state, api, tools[objectstore.BINARY], progress)
     except BaseException:
         down(workdir)
         raise
     state.started_s = round(time.monotonic() - start, 2)
     state.save()
     return state
+
+
+def _up_objectstore(
+    state: ClusterState,
+    api: k8s.ApiClient,
+    binary: Path,
+    progress: Callable[[str], None],
+    host: str = objectstore.LOOPBACK,
+) -> None:
+    """The S3 emulator on `host` and the local env's artifact repository on it (kubelet mode passes
+    `network.NODE_IP`, where pods reach the host).
+    """
+    progress("S3 emulator")
+    store = objectstore.start(state, binary, lambda name, argv: _start(state, name, argv), host=host)
+    objectstore.install(api, store)
 
 
 def _up_component(

@@ -27,6 +27,7 @@ SUBSTITUTIONS = [
     ("workflowtemplate/batch-inference -p k=v", f"workflowtemplate/batch-inference -p input-uri={STORE}/uploads"),
     ("workflowtemplate/NAME", f"workflowtemplate/synthetic-data -p output-uri={STORE}/synth -p count=2"),
     (" WF", " {run}"),
+    (" .tools/src/", f" {REPO_ROOT / '.tools' / 'src'}/"),  # upstream's examples, run from the test's own dir
 ]
 #: mentions in prose that name a command without its workflow
 FRAGMENTS = {

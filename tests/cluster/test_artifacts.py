@@ -1,30 +1,33 @@
-"""Upstream's artifact examples on Argo's real controller and executor, with an S3 artifact repository
-on the S3 emulator (moto's server on 127.0.0.1).
+"""Upstream's artifact examples on Argo's real controller and executor, submitted as a new user
+would into the local env's namespace after `kiosk cluster up` + `kiosk apply --env local` (the
+session's cluster fixture), with no extra setup: the artifact repository is the one `up` makes on
+its own S3 emulator (pipelines/cluster/objectstore.py, gofakes3 on 127.0.0.1).
 
 The local runner refuses artifacts (tests/fixtures/upstream_examples.py, EXCLUDED); the real
 engine runs them: argoexec's wait container uploads each output artifact to the bucket and its init
 container downloads each input. Selected by rule: every example the runner's fidelity rule picks but
 excludes for an `*.artifacts` feature, except those in LEFT_OUT. Each must Succeed, and every output
-artifact its nodes report must be an object in the bucket.
+artifact its nodes report must be an object in the emulator's bucket.
 """
 
 from __future__ import annotations
 
 import contextlib
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
 import yaml
 
-from pipelines.cluster import workflows
-from steps.common.storage import open_store
-from tests.cluster.conftest import Cluster, executor_namespace
+from pipelines import render
+from pipelines.cluster import objectstore, workflows
+from pipelines.config import load_config
+from pipelines.tools import REPO_ROOT
+from tests.cluster.conftest import NAMESPACE, Cluster
 from tests.fixtures import upstream_examples as upstream
-from tests.fixtures.s3 import S3Server
 from tests.fixtures.waiting import wait_until
 
-NAMESPACE = "artifacts"
-SECRET = "artifact-s3"
 #: Candidates not run here, with why.
 LEFT_OUT = {
     "artifact-passing-explicit-plugin.yaml": "needs an artifact plugin named `test` (a sidecar image)",
@@ -50,52 +53,12 @@ def selected() -> list[str]:
     )
 
 
-def _repository(endpoint: str, bucket: str, prefix: str) -> str:
-    return yaml.safe_dump(
-        {
-            "s3": {
-                "bucket": bucket,
-                "endpoint": endpoint.removeprefix("http://"),
-                "insecure": True,
-                "keyFormat": f"{prefix}/{{{{workflow.name}}}}/{{{{pod.name}}}}",
-                "accessKeySecret": {"name": SECRET, "key": "accessKey"},
-                "secretKeySecret": {"name": SECRET, "key": "secretKey"},
-            }
-        }
-    )
-
-
-def _namespace(cluster: Cluster, endpoint: str, bucket: str) -> None:
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": SECRET, "namespace": NAMESPACE},
-        "stringData": {"accessKey": "testing", "secretKey": "testing"},
-    }
-    # The namespace's default repository (Argo's artifact-repositories convention), and `my-key`,
-    # which artifact-repository-ref.yaml names.
-    repositories = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": "artifact-repositories",
-            "namespace": NAMESPACE,
-            "annotations": {"workflows.argoproj.io/default-artifact-repository": "default-v1"},
-        },
-        "data": {
-            "default-v1": _repository(endpoint, bucket, "default"),
-            "my-key": _repository(endpoint, bucket, "my-key"),
-        },
-    }
-    executor_namespace(cluster.dynamic, NAMESPACE, (secret, repositories))
-
-
 def _run_all(cluster: Cluster, names: list[str]) -> dict[str, Any]:
     root = upstream.examples_dir()
     running = {}
     for rel in names:
         doc = next(d for d in yaml.safe_load_all((root / rel).read_text()) if isinstance(d, dict))
-        doc["metadata"]["namespace"] = NAMESPACE
+        doc["metadata"]["namespace"] = NAMESPACE  # `argo submit -n kiosk-local FILE`
         running[rel] = workflows.create(cluster.api, doc)["metadata"]["name"]
     done: dict[str, Any] = {}
 
@@ -117,10 +80,15 @@ def _run_all(cluster: Cluster, names: list[str]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def outcomes(cluster: Cluster, s3_server: S3Server) -> tuple[dict[str, Any], S3Server, str]:
-    bucket = s3_server.create_bucket()
-    _namespace(cluster, s3_server.endpoint, bucket)
-    return _run_all(cluster, selected()), s3_server, bucket
+def store(cluster: Cluster) -> objectstore.ObjectStore:
+    found = objectstore.load(cluster.state)
+    assert found is not None and cluster.state.alive(objectstore.NAME), cluster.state.pids
+    return found
+
+
+@pytest.fixture(scope="module")
+def outcomes(cluster: Cluster, store: objectstore.ObjectStore) -> dict[str, Any]:
+    return _run_all(cluster, selected())
 
 
 def test_the_rule_selects_the_artifact_examples() -> None:
@@ -136,14 +104,21 @@ def _failed_nodes(workflow: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _exists(server: S3Server, bucket: str, key: str) -> bool:
-    return open_store(f"s3://{bucket}", s3_endpoint=server.endpoint).head(key) is not None
+def _exists(store: objectstore.ObjectStore, key: str) -> bool:
+    """HEAD the object (gofakes3 takes unsigned requests)."""
+    request = urllib.request.Request(f"{store.endpoint}/{store.bucket}/{key}", method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return bool(answer.status == 200)
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return False
+        raise
 
 
 @pytest.mark.parametrize("rel", selected())
-def test_artifact_example_succeeds_on_the_real_engine(outcomes, rel: str) -> None:
-    done, server, bucket = outcomes
-    workflow = done[rel]
+def test_artifact_example_succeeds_on_the_real_engine(outcomes, store, rel: str) -> None:
+    workflow = outcomes[rel]
     status = workflow.get("status") or {}
     assert status.get("phase") == "Succeeded", (
         rel,
@@ -158,15 +133,35 @@ def test_artifact_example_succeeds_on_the_real_engine(outcomes, rel: str) -> Non
         if "s3" in artifact
     ]
     for key in uploaded:
-        assert _exists(server, bucket, key), (rel, key)
+        assert _exists(store, key), (rel, key)
 
 
-def test_an_artifact_goes_to_the_bucket_and_back(outcomes) -> None:
+def test_an_artifact_goes_to_the_bucket_and_back(outcomes, store) -> None:
     """artifact-passing: the producer's file is an S3 object, and the consumer (`cat /tmp/message`,
     which fails without the file) succeeded on what its init container downloaded.
     """
-    done, server, bucket = outcomes
-    nodes = {n["displayName"]: n for n in done["artifact-passing.yaml"]["status"]["nodes"].values()}
+    nodes = {n["displayName"]: n for n in outcomes["artifact-passing.yaml"]["status"]["nodes"].values()}
     produced = [a for a in nodes["generate-artifact"]["outputs"]["artifacts"] if a["name"] == "hello-art"]
-    assert produced and _exists(server, bucket, produced[0]["s3"]["key"]), produced
+    assert produced and _exists(store, produced[0]["s3"]["key"]), produced
     assert nodes["consume-artifact"]["phase"] == "Succeeded"
+
+
+def test_local_repository_is_the_namespaces_default(cluster: Cluster, store: objectstore.ObjectStore) -> None:
+    """`artifact-repositories` in kiosk-local: `default-v1` marked default, on the running emulator."""
+    cfg = load_config("local").artifact_repository
+    found = cluster.dynamic.resources.get(api_version="v1", kind="ConfigMap").get(
+        name=cfg.config_map, namespace=NAMESPACE
+    )
+    assert found.metadata.annotations["workflows.argoproj.io/default-artifact-repository"] == cfg.key
+    s3 = yaml.safe_load(found.data[cfg.key])["s3"]
+    assert (s3["endpoint"], s3["bucket"]) == (f"127.0.0.1:{cluster.state.ports['objectstore']}", store.bucket)
+    assert s3["accessKeySecret"]["name"] == objectstore.SECRET
+
+
+def test_local_credentials_are_in_no_rendered_file(store: objectstore.ObjectStore) -> None:
+    """The Secret's content exists only on the cluster: not in argocd/ nor in what `kiosk render` writes."""
+    rendered = [text for env in ("local", "dev", "staging", "prod") for text in render.render_env(env).values()]
+    committed = [p.read_text(errors="replace") for p in (REPO_ROOT / "argocd").rglob("*") if p.is_file()]
+    assert len(store.secret_key) >= 32
+    assert not [text for text in rendered + committed if store.secret_key in text]
+    assert not [text for text in rendered if objectstore.SECRET in text]

@@ -105,13 +105,15 @@ def _status_names_every_component(runner: CliRunner, workdir: Path, pids: dict[s
     assert body["running"] and {n: c["pid"] for n, c in body["components"].items()} == pids
     table = runner.invoke(app, ["cluster", "status", "--workdir", str(workdir)])
     assert f"argo-server https://127.0.0.1:{state.ports['argo-server']}" in table.output, table.output
+    assert f"S3 emulator http://127.0.0.1:{state.ports['objectstore']}" in table.output, table.output
 
 
 def _listens_on_loopback_only(everything: set[int], state: ClusterState) -> None:
     listening = _listening(everything)
     # Our builds bind the controller's /healthz and metrics, and argo-server, to 127.0.0.1 (upstream:
-    # every interface); the agent's log endpoint is the node's kubelet port.
-    served = ("apiserver", "etcd", "controller-metrics", "controller-healthz", "kubelet", "argo-server")
+    # every interface); the agent's log endpoint is the node's kubelet port; the S3 emulator is
+    # the local env's artifact repository (pipelines/cluster/objectstore.py).
+    served = ("apiserver", "etcd", "controller-metrics", "controller-healthz", "kubelet", "argo-server", "objectstore")
     assert {port for _, port, _ in listening} >= {state.ports[name] for name in served}, state.ports
     wrong = [(ip, port) for ip, port, _ in listening if ip != "127.0.0.1"]
     assert not wrong, f"listening beyond loopback: {wrong}"
