@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from pipelines import project
@@ -179,3 +180,22 @@ def wait_controller(api: k8s.ApiClient, namespace: str, timeout_s: float, check:
     del api, namespace, timeout_s
     time.sleep(1.0)
     check()
+
+
+def wait_schedulable(api: k8s.ApiClient, node: str, timeout_s: float, check: Callable[[], None]) -> None:
+    """Until `node` exists without taints: a new Node is tainted `not-ready` until the
+    node-lifecycle controller sees its first heartbeat, and the scheduler places nothing there before.
+    """
+    core = k8s.CoreV1Api(api)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        check()
+        try:
+            if not core.read_node(node).spec.taints:
+                return
+        except ApiException as error:
+            if error.status != 404:
+                raise
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"node {node} still tainted (or missing) after {timeout_s:.0f} s")
+        time.sleep(0.2)

@@ -1,5 +1,6 @@
-"""Start, inspect and stop a local control plane: etcd, kube-apiserver, workflow-controller, agent,
-and the S3 emulator holding the local env's artifacts (`pipelines.cluster.objectstore`).
+"""Start, inspect and stop a local control plane: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler, workflow-controller, agent, and the S3 emulator holding the local env's artifacts
+(`pipelines.cluster.objectstore`).
 
 Everything lives under `<workdir>/cluster/`: keys and tokens (`pki/`), etcd data, logs, `state.json`
 (ports and PIDs) and the admin `kubeconfig`. Every port is picked free on 127.0.0.1. Each process
@@ -21,10 +22,24 @@ from kubernetes import client as k8s
 
 from pipelines import project
 from pipelines.cluster import bootstrap, objectstore, optional
+from pipelines.cluster.agent.kubelet import NODE_NAME
 from pipelines.cluster.state import COMPONENTS, ClusterState, cluster_dir, free_port, start_ticks, stop_group
 from pipelines.tools import find_tool
 
-BINARIES = ("etcd", "kube-apiserver", "workflow-controller", "argoexec", objectstore.BINARY)
+BINARIES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "workflow-controller",
+    "argoexec",
+    objectstore.BINARY,
+)
+#: Components that sign in with a token of their own, as the built-in user RBAC binds their role to.
+SYSTEM_USERS = {
+    "kube-controller-manager": "system:kube-controller-manager",
+    "kube-scheduler": "system:kube-scheduler",
+}
 EXECUTOR_IMAGE = "quay.io/argoproj/argoexec:v4.1.4"
 CONTROLLER_NAMESPACE = "argo"
 READY_TIMEOUT_S = 60.0
@@ -75,7 +90,16 @@ def _up_core(workdir: Path | None, progress: Callable[[str], None]) -> ClusterSt
     state.logs.mkdir(exist_ok=True)
     state.ports = {
         name: free_port()
-        for name in ("etcd", "etcd-peer", "apiserver", "controller-metrics", "controller-healthz", "kubelet")
+        for name in (
+            "etcd",
+            "etcd-peer",
+            "apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "controller-metrics",
+            "controller-healthz",
+            "kubelet",
+        )
     }
     try:
         progress("etcd")
@@ -87,6 +111,9 @@ def _up_core(workdir: Path | None, progress: Callable[[str], None]) -> ClusterSt
         _write_kubeconfig(state.kubeconfig, state, token)
         api = bootstrap.client(state.kubeconfig)
         bootstrap.wait_ready(api, READY_TIMEOUT_S, lambda: _check_alive(state))
+        for name in SYSTEM_USERS:
+            progress(name)
+            _start(state, name, _system_argv(tools[name], name, state))
         progress("CRDs and RBAC")
         controller_token = bootstrap.install(api, CONTROLLER_NAMESPACE, state.ports["controller-metrics"])
         _write_kubeconfig(state.root / "controller.kubeconfig", state, controller_token)
@@ -97,6 +124,7 @@ def _up_core(workdir: Path | None, progress: Callable[[str], None]) -> ClusterSt
         progress("agent")
         _start(state, "agent", _agent_argv(state, workdir or root.parent), _agent_env())
         bootstrap.wait_controller(api, CONTROLLER_NAMESPACE, READY_TIMEOUT_S, lambda: _check_alive(state))
+        bootstrap.wait_schedulable(api, NODE_NAME, READY_TIMEOUT_S, lambda: _check_alive(state))
         _up_objectstore(state, api, tools[objectstore.BINARY], progress)
     except BaseException:
         down(workdir)
@@ -261,7 +289,14 @@ def _pki(state: ClusterState) -> str:
     if not tokens.is_file():
         tokens.write_text(f"{secrets.token_hex(24)},kiosk-admin,kiosk-admin,system:masters\n")
         tokens.chmod(0o600)
-    return tokens.read_text().split(",", 1)[0]
+    known = {line.split(",")[1]: line.split(",")[0] for line in tokens.read_text().splitlines() if line}
+    for component, user in SYSTEM_USERS.items():  # no group: the built-in bindings name the user
+        if user not in known:
+            known[user] = secrets.token_hex(24)
+            with tokens.open("a") as out:
+                out.write(f"{known[user]},{user},{user}\n")
+        _write_kubeconfig(state.root / f"{component}.kubeconfig", state, known[user])
+    return known["kiosk-admin"]
 
 
 def _self_signed(stem: Path, subject: str) -> None:
@@ -297,6 +332,29 @@ def _apiserver_argv(apiserver: Path, state: ClusterState) -> list[str]:
         f"--kubelet-client-key={pki / 'kubelet-client.key'}",
         "--kubelet-preferred-address-types=InternalIP",
         "--v=1",
+    ]
+
+
+def _system_argv(binary: Path, name: str, state: ClusterState) -> list[str]:
+    """kube-controller-manager or kube-scheduler: one of each (no leader election), serving its
+    health and metrics on 127.0.0.1 only, signed in with its own token (SYSTEM_USERS).
+    """
+    pki = state.root / "pki"
+    argv = [
+        str(binary),
+        f"--kubeconfig={state.root / f'{name}.kubeconfig'}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={state.ports[name]}",
+        "--leader-elect=false",
+        "--v=1",
+    ]
+    if name == "kube-scheduler":
+        return argv
+    return [
+        *argv,
+        f"--service-account-private-key-file={pki / 'sa.key'}",
+        f"--root-ca-file={pki / 'apiserver.crt'}",  # kube-root-ca.crt in every namespace
+        "--use-service-account-credentials",  # each controller acts as its own ServiceAccount
     ]
 
 

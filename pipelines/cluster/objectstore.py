@@ -135,14 +135,13 @@ def repository(store: ObjectStore, prefix: str = "") -> dict[str, Any]:
 
 
 def _executor(namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
-    """The `default` ServiceAccount and what Argo's executor needs of it (WorkflowTaskResults), as
-    Argo's quick start grants in its namespace: upstream examples name no ServiceAccount.
+    """What Argo's executor needs (WorkflowTaskResults) granted to the `default` ServiceAccount
+    (kube-controller-manager creates it), as Argo's quick start does: upstream examples name none.
     """
     rbac = "rbac.authorization.k8s.io"
     meta = {"name": "argo-executor-default", "namespace": namespace, "labels": labels}
     rule = {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": namespace}},
         {"apiVersion": f"{rbac}/v1", "kind": "Role", "metadata": meta, "rules": [rule]},
         {
             "apiVersion": f"{rbac}/v1",

@@ -13,7 +13,15 @@ from pathlib import Path
 from pipelines.project import default_workdir
 
 #: The processes of a cluster, in start order; `down` stops them in reverse.
-COMPONENTS = ("etcd", "kube-apiserver", "workflow-controller", "agent", "objectstore")
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "workflow-controller",
+    "agent",
+    "objectstore",
+)
 
 
 def cluster_dir(workdir: Path | None = None) -> Path:

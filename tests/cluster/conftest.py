@@ -25,6 +25,7 @@ from pipelines.cluster.components import argo_server as argo_server_component
 from pipelines.cluster.state import ClusterState
 from pipelines.tools import REPO_ROOT
 from tests.fixtures.tools import require_tool
+from tests.fixtures.waiting import wait_until
 
 NAMESPACE = "kiosk-local"
 
@@ -58,6 +59,7 @@ class Cluster:
 def executor_namespace(dynamic: DynamicClient, name: str, extra: tuple[dict[str, Any], ...] = ()) -> None:
     """A namespace whose `default` ServiceAccount may do what Argo's executor must (create and patch
     WorkflowTaskResults), for upstream-style Workflows that name no ServiceAccount; plus `extra`.
+    kube-controller-manager creates `default`, as on any cluster: this waits until it has.
     """
     rule = {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
     rbac = "rbac.authorization.k8s.io"
@@ -65,7 +67,6 @@ def executor_namespace(dynamic: DynamicClient, name: str, extra: tuple[dict[str,
         dynamic,
         [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": name}},
             {
                 "apiVersion": f"{rbac}/v1",
                 "kind": "Role",
@@ -82,6 +83,13 @@ def executor_namespace(dynamic: DynamicClient, name: str, extra: tuple[dict[str,
             *extra,
         ],
     )
+    core = k8s.CoreV1Api(dynamic.client)
+    wait_until(lambda: default_service_account(core, name), timeout=60, what=f"the default ServiceAccount in {name}")
+
+
+def default_service_account(core: k8s.CoreV1Api, namespace: str) -> bool:
+    found = core.list_namespaced_service_account(namespace, field_selector="metadata.name=default")
+    return bool(found.items)
 
 
 def container_workflow(generate_name: str, namespace: str, command: list[str]) -> dict[str, Any]:

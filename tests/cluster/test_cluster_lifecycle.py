@@ -113,7 +113,8 @@ def _listens_on_loopback_only(everything: set[int], state: ClusterState) -> None
     # Our builds bind the controller's /healthz and metrics, and argo-server, to 127.0.0.1 (upstream:
     # every interface); the agent's log endpoint is the node's kubelet port; the S3 emulator is
     # the local env's artifact repository (pipelines/cluster/objectstore.py).
-    served = ("apiserver", "etcd", "controller-metrics", "controller-healthz", "kubelet", "argo-server", "objectstore")
+    served = ("apiserver", "etcd", "kube-controller-manager", "kube-scheduler", "controller-metrics")
+    served += ("controller-healthz", "kubelet", "argo-server", "objectstore")
     assert {port for _, port, _ in listening} >= {state.ports[name] for name in served}, state.ports
     wrong = [(ip, port) for ip, port, _ in listening if ip != "127.0.0.1"]
     assert not wrong, f"listening beyond loopback: {wrong}"

@@ -1,7 +1,7 @@
 """`python -m pipelines.cluster.agent --kubeconfig K --workdir W --root R`: the node agent's loop.
 
-It lists every pod, then watches from that resourceVersion (relisting when the watch expires).
-A Pending pod it has not seen is bound to the agent's Node and starts a PodRun; a deleted pod has
+It lists the pods kube-scheduler bound to its Node, then watches from that resourceVersion
+(relisting when the watch expires). A Pending pod it has not seen starts a PodRun; a deleted pod has
 its processes killed. With `--kubelet-port` it registers that Node and serves pod logs (kubelet.py).
 """
 
@@ -24,12 +24,13 @@ from pipelines.cluster.agent import kubelet
 from pipelines.cluster.agent.pod import Config, PodRun
 
 log = logging.getLogger("kiosk-agent")
+#: The pods kube-scheduler bound to this agent's Node: what a kubelet runs.
+ON_THIS_NODE = f"spec.nodeName={kubelet.NODE_NAME}"
 
 
 class Agent:
-    def __init__(self, config: Config, node: bool = False) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
-        self.node = node  # bind pods to the registered Node
         self.runs: dict[str, PodRun] = {}
         self.stopping = threading.Event()
 
@@ -47,8 +48,6 @@ class Agent:
         if uid in self.runs or phase not in (None, "Pending") or (pod.status and pod.status.start_time):
             return
         log.info("pod %s/%s: starting", pod.metadata.namespace, pod.metadata.name)
-        if self.node:
-            kubelet.bind(self.config.core, pod)
         run = PodRun(self.config, pod)
         self.runs[uid] = run
         run.start()
@@ -56,13 +55,16 @@ class Agent:
     def loop(self) -> None:
         core = self.config.core
         while not self.stopping.is_set():
-            listed = core.list_pod_for_all_namespaces()
+            listed = core.list_pod_for_all_namespaces(field_selector=ON_THIS_NODE)
             for pod in listed.items:
                 self.handle("ADDED", pod)
             version = listed.metadata.resource_version
             try:
                 for event in watch.Watch().stream(
-                    core.list_pod_for_all_namespaces, resource_version=version, timeout_seconds=30
+                    core.list_pod_for_all_namespaces,
+                    field_selector=ON_THIS_NODE,
+                    resource_version=version,
+                    timeout_seconds=30,
                 ):
                     self.handle(event["type"], event["object"])
                     if self.stopping.is_set():
@@ -108,7 +110,8 @@ def main(argv: list[str] | None = None) -> None:
         tls = {"cert": args.kubelet_cert, "key": args.kubelet_key, "client_ca": args.kubelet_client_ca}
         kubelet.serve(kubelet.KubeletConfig(port=args.kubelet_port, **tls), config.core, config.root)
         kubelet.register_node(config.core, args.kubelet_port)
-    agent = Agent(config, node=bool(args.kubelet_port))
+    agent = Agent(config)
+    kubelet.heartbeat(api, agent.stopping)
     signal.signal(signal.SIGTERM, agent.shutdown)
     signal.signal(signal.SIGINT, agent.shutdown)
     agent.loop()

@@ -2,8 +2,8 @@
 
 `kubectl logs`, `argo logs` and argo-server's log API read `pods/log`, which the API server proxies
 to the kubelet of the pod's node: `https://<node InternalIP>:<daemonEndpoints port>/containerLogs/
-<namespace>/<pod>/<container>`. So the agent registers one Node on 127.0.0.1, binds each pod it
-runs to it (there is no scheduler), and serves that path from the log files it writes. TLS both
+<namespace>/<pod>/<container>`. So the agent registers one Node on 127.0.0.1, runs the pods
+kube-scheduler binds to it, and serves that path from the log files it writes. TLS both
 ways: the API server checks this server's certificate (`--kubelet-certificate-authority`) and this
 server accepts only the API server's client certificate (`--kubelet-client-certificate`).
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 import ssl
 import threading
@@ -33,6 +34,8 @@ log = logging.getLogger("kiosk-agent")
 NODE_NAME = "kiosk-node"
 LOG_PATH = re.compile(r"^/containerLogs/(?P<namespace>[^/]+)/(?P<pod>[^/]+)/(?P<container>[^/]+)$")
 FOLLOW_POLL_S = 0.25
+HEARTBEAT_S = 10.0  # a kubelet renews its Lease every 10 s (a quarter of its 40 s duration)
+LEASE_NAMESPACE = "kube-node-lease"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,14 +46,23 @@ class KubeletConfig:
     client_ca: Path  # what the API server's client certificate must chain to
 
 
+def _machine() -> dict[str, str]:
+    """What this machine has, as a kubelet reports it: the scheduler fits pods' requests into it."""
+    meminfo = Path("/proc/meminfo").read_text().split()
+    memory_kib = int(meminfo[meminfo.index("MemTotal:") + 1])
+    return {"cpu": str(os.cpu_count() or 1), "memory": f"{memory_kib}Ki", "pods": "10000"}
+
+
 def register_node(core: k8s.CoreV1Api, port: int) -> None:
-    """Create (or refresh) the Node the API server reaches this agent's log endpoint through."""
+    """Create (or refresh) the Node the scheduler binds pods to and the API server reaches this
+    agent's log endpoint through.
+    """
     status = {
         "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": NODE_NAME}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
-        "conditions": [{"type": "Ready", "status": "True", "reason": "KioskAgentReady", "message": "agent running"}],
-        "capacity": {"cpu": "2", "memory": "8Gi", "pods": "10000"},
-        "allocatable": {"cpu": "2", "memory": "8Gi", "pods": "10000"},
+        "conditions": [_ready()],
+        "capacity": _machine(),
+        "allocatable": _machine(),
     }
     body = {"metadata": {"name": NODE_NAME, "labels": {"kubernetes.io/hostname": NODE_NAME}}, "status": status}
     try:
@@ -61,18 +73,48 @@ def register_node(core: k8s.CoreV1Api, port: int) -> None:
     core.patch_node_status(NODE_NAME, {"status": status})  # create may drop status; a restart has a new port
 
 
-def bind(core: k8s.CoreV1Api, pod: Any) -> None:
-    """Bind an unscheduled pod to this node, as the scheduler would (the API server then knows its kubelet)."""
-    if pod.spec.node_name:
-        return
-    target = {"apiVersion": "v1", "kind": "Node", "name": NODE_NAME}
-    body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod.metadata.name}, "target": target}
+def _ready() -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "type": "Ready",
+        "status": "True",
+        "reason": "KioskAgentReady",
+        "message": "agent running",
+        "lastHeartbeatTime": now,
+    }
+
+
+def heartbeat(api: k8s.ApiClient, stopping: threading.Event) -> threading.Thread:
+    """Renew the Node's Lease and Ready condition every HEARTBEAT_S, as a kubelet does: the
+    node-lifecycle controller lifts the new Node's `not-ready` taint, and taints (then evicts) a
+    node whose heartbeats stop (a frozen or killed agent), as on any cluster.
+    """
+    core, leases = k8s.CoreV1Api(api), k8s.CoordinationV1Api(api)
+
+    def beat() -> None:
+        while not stopping.is_set():
+            try:
+                _renew_lease(leases)
+                core.patch_node_status(NODE_NAME, {"status": {"conditions": [_ready()]}})
+            except (ApiException, OSError) as error:  # the API server restarting: try again next beat
+                log.warning("node heartbeat failed: %s", error)
+            stopping.wait(HEARTBEAT_S)
+
+    thread = threading.Thread(target=beat, name="node-heartbeat", daemon=True)
+    thread.start()
+    return thread
+
+
+def _renew_lease(leases: k8s.CoordinationV1Api) -> None:
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    spec = {"holderIdentity": NODE_NAME, "leaseDurationSeconds": 40, "renewTime": now}
+    body = {"metadata": {"name": NODE_NAME, "namespace": LEASE_NAMESPACE}, "spec": spec}
     try:
-        # _preload_content=False: the client cannot read the Status this call answers with
-        core.create_namespaced_pod_binding(pod.metadata.name, pod.metadata.namespace, body, _preload_content=False)
+        leases.patch_namespaced_lease(NODE_NAME, LEASE_NAMESPACE, {"spec": spec})
     except ApiException as error:
-        if error.status not in (404, 409):  # gone already, or bound already
+        if error.status != 404:
             raise
+        leases.create_namespaced_lease(LEASE_NAMESPACE, body)
 
 
 def serve(config: KubeletConfig, core: k8s.CoreV1Api, root: Path) -> ThreadingHTTPServer:
