@@ -23,6 +23,7 @@ from kubernetes import client as k8s
 from pipelines import project
 from pipelines.cluster import bootstrap, objectstore, optional
 from pipelines.cluster.agent.kubelet import NODE_NAME
+from pipelines.cluster.pki import etcd_tls
 from pipelines.cluster.state import COMPONENTS, ClusterState, cluster_dir, free_port, start_ticks, stop_group
 from pipelines.tools import find_tool
 
@@ -260,11 +261,19 @@ def _start(
 
 
 def _etcd_argv(etcd: Path, state: ClusterState) -> list[str]:
-    client = f"http://127.0.0.1:{state.ports['etcd']}"
-    peer = f"http://127.0.0.1:{state.ports['etcd-peer']}"
+    client = f"https://127.0.0.1:{state.ports['etcd']}"
+    peer = f"https://127.0.0.1:{state.ports['etcd-peer']}"
+    tls = etcd_tls(state.root / "pki")
+    certs = [f"--cert-file={tls.server_cert}", f"--key-file={tls.server_key}", f"--trusted-ca-file={tls.ca}"]
+    peer_certs = [f"--peer-cert-file={tls.server_cert}", f"--peer-key-file={tls.server_key}"]
     return [
         str(etcd),
         "--name=kiosk",
+        *certs,
+        "--client-cert-auth",  # only the API server's certificate (pki.py) is let in
+        *peer_certs,
+        f"--peer-trusted-ca-file={tls.ca}",
+        "--peer-client-cert-auth",
         f"--data-dir={state.root / 'etcd'}",
         f"--listen-client-urls={client}",
         f"--advertise-client-urls={client}",
@@ -311,9 +320,13 @@ def _self_signed(stem: Path, subject: str) -> None:
 
 def _apiserver_argv(apiserver: Path, state: ClusterState) -> list[str]:
     pki = state.root / "pki"
+    etcd = etcd_tls(pki)
     return [
         str(apiserver),
-        f"--etcd-servers=http://127.0.0.1:{state.ports['etcd']}",
+        f"--etcd-servers=https://127.0.0.1:{state.ports['etcd']}",
+        f"--etcd-cafile={etcd.ca}",
+        f"--etcd-certfile={etcd.client_cert}",
+        f"--etcd-keyfile={etcd.client_key}",
         "--bind-address=127.0.0.1",
         "--advertise-address=127.0.0.1",
         f"--secure-port={state.ports['apiserver']}",
