@@ -117,5 +117,7 @@ for component in kube-controller-manager kube-scheduler kubelet kube-proxy; do
   build "$component" kube "k8s.io/kubernetes/cmd/$component" "" "$kube_ldflags"
 done
 build workflow-controller argo-workflows github.com/argoproj/argo-workflows/v4/cmd/workflow-controller "$argo_patch"
-build argoexec argoexec github.com/argoproj/argo-workflows/v4/cmd/argoexec "$argo_patch"
+# Static, as upstream's Makefile builds it (CGO_ENABLED=0): the same binary runs as a host process under
+# the agent and inside the executor image `kiosk images build` makes (.ci/install.d/60-images.sh).
+CGO_ENABLED=0 build argoexec argoexec github.com/argoproj/argo-workflows/v4/cmd/argoexec "$argo_patch CGO_ENABLED=0"
 build argo argo github.com/argoproj/argo-workflows/v4/cmd/argo "$argo_patch $argo_cli_patch ui-placeholder"

@@ -89,14 +89,13 @@ def _stamp(spec: ImageSpec, ctx: recipes.Context, stamps: dict[str, str]) -> str
 def _context(buildah: Buildah, scratch: Path) -> recipes.Context:
     root = project.root()
     version = uv_version(root)
-    static = images_dir() / "bin" / "argoexec"
     return recipes.Context(
         buildah=buildah,
         root=root,
         scratch=scratch,
         uv_version=version,
         argosay=argo_module.module_dir() / "test" / "e2e" / "images" / "argosay" / "v2" / "argosay",
-        argoexec=static if static.is_file() else root / ".tools" / "bin" / "argoexec",
+        argoexec=root / ".tools" / "bin" / "argoexec",  # static (.ci/install.d/50-control-plane.sh)
         build_args={
             "PYTHON_IMAGE": catalog.PYTHON_BASE,
             "UV_IMAGE": f"localhost/kiosk-uv:{version}",
