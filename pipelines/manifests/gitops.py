@@ -131,20 +131,13 @@ def serving_app(stage: str, cfg: KioskConfig, automated: bool) -> dict[str, Any]
     }
 
 
-#: Prune's default, a foreground deletion, leaves a finalizer that only the garbage collector (in
-#: kube-controller-manager) removes; the local cluster runs none, so its Applications prune in the
-#: background (the object goes at once; nothing of ours has dependents to collect).
-LOCAL_SYNC_OPTIONS = ("PrunePropagationPolicy=background",)
-
-
 def local_apps(cfg: KioskConfig) -> list[dict[str, Any]]:
     """`argocd/apps/local/`: the local env's own AppProject (only its repo, the local git server)
-    and its workflows and observability Applications. No serving Application: the local cluster
-    runs no Deployment controller, so a Deployment never reports Healthy there.
+    and its workflows and observability Applications. They prune as every env does (a foreground
+    deletion, whose finalizer kube-controller-manager's garbage collector removes). No serving
+    Application: the agent runs host processes, not the serving image, so its pods would not be Ready.
     """
     apps = [workflows_app(LOCAL_ENV, cfg), observability_app(LOCAL_ENV, cfg)]
-    for app in apps:
-        app["spec"]["syncPolicy"]["syncOptions"].extend(LOCAL_SYNC_OPTIONS)
     return [app_project(cfg, {LOCAL_ENV: cfg}), *apps]
 
 
