@@ -46,5 +46,5 @@ def test_etcd_plain_http_refused(cluster: Cluster) -> None:
 
 def test_etcd_keys_private(cluster: Cluster) -> None:
     tls = _tls(cluster)
-    for path in (tls.server_key.parent.parent, tls.server_key.parent):
+    for path in (cluster.state.root / "pki", tls.server_key.parent):
         assert path.stat().st_mode & 0o077 == 0, path
