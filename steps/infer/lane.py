@@ -38,6 +38,8 @@ from steps.infer.shard_files import exit_code, read_index, read_shard, result_re
 
 _OUTPUT_SUFFIXES = (runlayout.result_key(""), runlayout.mask_key(""))
 _STAGED = re.compile(rf"^{shard_output.DIR}/(?P<shard>.+)\.g(?P<gen>\d{{4,}})\.(?:masks|jsonl)$")
+#: Failure reasons kept in a failed mark: enough to say why, bounded for a shard of many items.
+_MARK_FAILURES = 10
 
 
 @dataclass
@@ -209,8 +211,16 @@ class Lane:
             # Transient failures over the ratio: marked failed, so another lane (or this lane's retry)
             # takes the shard over at once and runs it again (nothing uncommitted is reused). Bad
             # inputs only, or the last allowed generation: committed with its failures, for good.
-            self.queue.mark_failed(claim, counts)
+            # The reasons travel with the mark: the next generation's metrics replace this one's.
+            self.queue.mark_failed(claim, counts | {"failures": doc["failures"][:_MARK_FAILURES]})
             self._abandon(shard, "marked failed: transient failures over --max-failure-ratio", refused=False)
+            first = doc["failures"][0] if doc["failures"] else {"key": "?", "reason": "?"}
+            print(
+                f"steps.infer: lane {self.params.lane}: {claim.shard} generation {claim.generation} marked failed "
+                f"for a takeover; first: {first['key']}: {first['reason']}",
+                file=sys.stderr,
+                flush=True,
+            )
         elif not self._commit(shard, doc):
             return
         with self._lock:

@@ -94,12 +94,13 @@ def _sweep_temp(directory: Path) -> None:
 
 
 def _temp_file(directory: Path) -> tuple[int, str]:
-    """A temporary file in `directory`, made if missing. A concurrent delete may prune the directory
-    between mkdir and mkstemp when it just became empty (S3 has no directories to lose), so retry.
+    """A temporary file in `directory`, made if missing. A concurrent delete may prune a directory
+    on the way when it just became empty (S3 has no directories to lose): between one mkdir and the
+    next, or before mkstemp. So the whole path is made again.
     """
     for attempt in range(10):
-        _make_dirs(directory)
         try:
+            _make_dirs(directory)
             return tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
         except FileNotFoundError:
             if attempt == 9:

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,21 @@ def test_file_store_write_removes_day_old_temp_files(tmp_path):
     store.put_bytes("results/a.json", b"{}")
     assert not stale.exists() and fresh.exists()
     assert sorted(p.name for p in directory.iterdir()) == sorted(["a.json", fresh.name])
+
+
+def test_file_store_write_survives_concurrent_prunes(tmp_path):
+    # Each writer's delete prunes the directories it emptied, up to the shared `staging/`; a write
+    # in a sibling must then remake what it needs, never fail with "No such file or directory".
+    store = open_store(f"file://{tmp_path}/store")
+
+    def churn(writer: int) -> int:
+        for i in range(400):
+            key = f"staging/w{writer}-{i}/g0000/x.json"
+            store.put_bytes(key, b"{}")
+            assert store.get_bytes(key) == b"{}"
+            assert store.delete_many([key]) == []
+        return writer
+
+    with ThreadPoolExecutor(4) as pool:
+        assert sorted(pool.map(churn, range(4))) == [0, 1, 2, 3]
+    assert list(store.list()) == []
