@@ -214,7 +214,7 @@ class Lane:
             # The reasons travel with the mark: the next generation's metrics replace this one's.
             self.queue.mark_failed(claim, counts | {"failures": doc["failures"][:_MARK_FAILURES]})
             self._abandon(shard, "marked failed: transient failures over --max-failure-ratio", refused=False)
-            first = doc["failures"][0] if doc["failures"] else {"key": "?", "reason": "?"}
+            first = doc["failures"][0]  # exit code 1: at least one transient failure
             print(
                 f"steps.infer: lane {self.params.lane}: {claim.shard} generation {claim.generation} marked failed "
                 f"for a takeover; first: {first['key']}: {first['reason']}",
