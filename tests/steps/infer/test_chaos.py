@@ -1,4 +1,4 @@
-"""Chaos on the work queue: 4 lanes on the S3 emulator behind a proxy that drops the responses of
+"""Chaos on the work queue: 4 lanes on the S3 emulator, each behind its own proxy that drops the responses of
 some successful PUTs, while the test SIGKILLs lanes (and restarts them, as Argo retries a pod) and
 freezes others (SIGSTOP, then SIGCONT) at random, seeded. Whatever happens, every shard has one
 commit and every image is processed once; the figures are printed.
@@ -6,6 +6,7 @@ commit and every image is processed once; the figures are printed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import signal
@@ -28,8 +29,8 @@ LATE_GENERATION = 2
 class _Lanes:
     """The lane processes, restarted with the next attempt number when killed or failed."""
 
-    def __init__(self, case: StoreCase, tmp_path: Path, endpoint: str) -> None:
-        self.case, self.tmp_path, self.endpoint = case, tmp_path, endpoint
+    def __init__(self, case: StoreCase, tmp_path: Path, proxies: list[FaultProxy]) -> None:
+        self.case, self.tmp_path, self.proxies = case, tmp_path, proxies
         self.attempts = dict.fromkeys(range(LANES), 0)
         self.procs: dict[int, subprocess.Popen] = {}
         self.logs: list[Path] = []
@@ -48,7 +49,7 @@ class _Lanes:
             LANES,
             "--claim-ttl=3",
             f"--attempt={self.attempts[lane]}",
-            endpoint=self.endpoint,
+            endpoint=self.proxies[lane].url,
         )
         with open(log, "w") as err:
             self.procs[lane] = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=err)
@@ -83,13 +84,13 @@ def _holds_late_generation(store, lane: int) -> bool:
     """Whether `lane` holds an uncommitted shard's claim of LATE_GENERATION or later: one LIST, and a
     GET for each such claim (few), so the lane is stopped only briefly while this is read.
     """
-    latest: dict[str, str] = {}
+    latest: dict[str, str] = {}  # shard -> the key of its latest claim
     committed = set()
     for info in store.list(f"run/{claims_prefix()}"):
         shard, name = info.key.rsplit("/", 2)[-2:]
         if name == "commit.json":
             committed.add(shard)
-        elif name.count(".") == 1 and name > latest.get(shard, ""):
+        elif name.count(".") == 1 and name > latest.get(shard, "/").rsplit("/", 1)[1]:
             latest[shard] = info.key
     for shard, key in latest.items():
         generation = int(key.rsplit("/g", 1)[1].split(".")[0])
@@ -120,9 +121,13 @@ def test_chaos_kills_stalls_and_lost_responses_lose_nothing(s3_bucket, tmp_path)
     store = open_store(case.uri, s3_endpoint=case.endpoint)
     rng = random.Random(18)
     kills = stalls = spared = 0
-    with FaultProxy(case.endpoint) as proxy:
-        proxy.fail_every(9, "reset-after", methods=("PUT",))  # applied, but the response is lost
-        lanes = _Lanes(case, tmp_path, proxy.url)
+    with contextlib.ExitStack() as stack:
+        # One proxy per lane, so that once a lane is stopped the test can wait until none of its
+        # requests is still on its way (a claim PUT landing after the look would be missed).
+        proxies = [stack.enter_context(FaultProxy(case.endpoint)) for _ in range(LANES)]
+        for proxy in proxies:
+            proxy.fail_every(9, "reset-after", methods=("PUT",))  # applied, but the response is lost
+        lanes = _Lanes(case, tmp_path, proxies)
         seen = _changes(store)
         for _ in range(EVENTS):
             seen = _wait_change(store, seen, lanes)
@@ -132,6 +137,7 @@ def test_chaos_kills_stalls_and_lost_responses_lose_nothing(s3_bucket, tmp_path)
                 break
             lane = rng.choice(live)
             lanes.procs[lane].send_signal(signal.SIGSTOP)  # claims nothing while the test looks
+            wait_until(proxies[lane].idle, 30, f"lane {lane}'s requests in flight to land", poll=0.01)
             if _holds_late_generation(store, lane):
                 lanes.procs[lane].send_signal(signal.SIGCONT)
                 spared += 1
@@ -152,7 +158,7 @@ def test_chaos_kills_stalls_and_lost_responses_lose_nothing(s3_bucket, tmp_path)
                 break
             for lane in failed:
                 lanes.restart(lane)
-        injected = proxy.injected
+        injected = sum(proxy.injected for proxy in proxies)
     err = lanes.stderr()
     assert all(proc.returncode == 0 for proc in lanes.procs.values()), err[-4000:]
 
