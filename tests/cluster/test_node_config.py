@@ -1,0 +1,52 @@
+"""The real node's configs, read back as kubelet, containerd and CNI would read them."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.cluster import network, node
+
+
+def _layout(tmp_path: Path) -> node.NodeLayout:
+    return node.NodeLayout(root=tmp_path / "node", kubelet_port=10250, healthz_port=10248)
+
+
+def _tools() -> dict[str, Path]:
+    return {name: Path("/opt/bin") / name for name in node.BINARIES}
+
+
+def test_node_configs_stay_on_the_node_network(tmp_path):
+    layout = _layout(tmp_path)
+    node.write_configs(layout, _tools())
+    kubelet = yaml.safe_load((layout.root / "kubelet.yaml").read_text())
+    assert kubelet["address"] == network.NODE_IP and kubelet["healthzBindAddress"] == "127.0.0.1"
+    assert kubelet["failCgroupV1"] is False and kubelet["cgroupDriver"] == "cgroupfs"
+    assert kubelet["readOnlyPort"] == 0 and kubelet["authentication"]["anonymous"]["enabled"] is False
+    cni = json.loads((layout.root / "cni" / "10-kiosk.conflist").read_text())
+    bridge = cni["plugins"][0]
+    assert bridge["bridge"] == network.BRIDGE and bridge["ipMasq"] is False
+    assert bridge["ipam"]["ranges"] == [[{"subnet": network.POD_CIDR, "gateway": network.NODE_IP}]]
+
+
+def test_node_containerd_config_parses_with_runc_on_cgroupfs(tmp_path):
+    layout = _layout(tmp_path)
+    node.write_configs(layout, _tools())
+    config = tomllib.loads((layout.root / "containerd.toml").read_text())
+    assert config["version"] == 3 and config["grpc"]["address"] == str(layout.socket)
+    runtime = config["plugins"]["io.containerd.cri.v1.runtime"]
+    assert runtime["containerd"]["runtimes"]["runc"]["options"] == {
+        "SystemdCgroup": False,
+        "BinaryName": "/opt/bin/runc",
+    }
+    assert config["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"] == node.SANDBOX_IMAGE
+
+
+def test_node_binaries_missing_names_the_install_script(monkeypatch):
+    monkeypatch.setattr(node, "find_tool", lambda name: None if name == "runc" else Path("/opt/bin") / name)
+    with pytest.raises(node.NodeError, match=r"not installed: runc.*45-node\.sh"):
+        node.binaries()
