@@ -25,7 +25,7 @@ from tests.fixtures.tools import require_tool
 from tests.fixtures.waiting import wait_until
 
 TAINT = "kiosk.dev/real-node"
-IMAGES = ("pause", "argosay")
+IMAGES = ("pause", "argosay", "kiosk-steps")
 PROBE = 'id -u; grep -E "^(CapEff|Seccomp):" /proc/self/status; touch /root-write 2>&1; touch /tmp/ok && echo tmp-ok'
 
 
@@ -39,8 +39,9 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-@pytest.fixture
-def real_node(cluster: Cluster, tmp_path: Path) -> Iterator[node.NodeLayout]:
+@pytest.fixture(scope="module")
+def real_node(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[node.NodeLayout]:
+    tmp_path = tmp_path_factory.mktemp("real-node")
     for name in node.BINARIES:
         require_tool(name)
     tools = node.binaries()
@@ -102,8 +103,24 @@ def _ready(core: k8s.CoreV1Api, kubelet: subprocess.Popen, log: Path) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
-def _hardened_pod(name: str) -> dict:
-    """The rendered templates' securityContext (pipelines/templates), on the argosay image."""
+def _container(name: str, image: str, command: list[str], limits: dict[str, str]) -> dict:
+    """A container under the rendered templates' securityContext (pipelines/templates)."""
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "Never",
+        "command": command,
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "resources": {"limits": limits},
+        "securityContext": {
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+
+
+def _hardened_pod(name: str, *containers: dict) -> dict:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -115,48 +132,70 @@ def _hardened_pod(name: str) -> dict:
             "tolerations": [{"key": TAINT, "operator": "Exists", "effect": "NoSchedule"}],
             "securityContext": {"runAsUser": 10001, "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
             "volumes": [{"name": "tmp", "emptyDir": {}}],
-            "containers": [
-                {
-                    "name": "main",
-                    "image": "docker.io/argoproj/argosay:v2",
-                    "imagePullPolicy": "Never",
-                    "command": ["/bin/sh", "-c", PROBE],
-                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-                    "resources": {"limits": {"cpu": "500m", "memory": "64Mi"}},
-                    "securityContext": {
-                        "readOnlyRootFilesystem": True,
-                        "allowPrivilegeEscalation": False,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                }
-            ],
+            "containers": list(containers),
         },
     }
+
+
+def _run(core: k8s.CoreV1Api, namespace: str, pod: dict) -> k8s.V1Pod:
+    """Create `pod` in a namespace of its own and wait until it finished."""
+    core.create_namespace({"metadata": {"name": namespace}})
+    core.create_namespaced_pod(namespace, pod)
+    name = pod["metadata"]["name"]
+
+    def finished() -> k8s.V1Pod | None:
+        read = core.read_namespaced_pod(name, namespace)
+        return read if read.status.phase in ("Succeeded", "Failed") else None
+
+    return wait_until(finished, 180, f"pod {name} to finish")
+
+
+def _delete(core: k8s.CoreV1Api, namespace: str) -> None:
+    core.delete_namespace(namespace)
+    wait_until(lambda: not core.list_namespaced_pod(namespace).items, 120, f"the pods of {namespace} to be deleted")
+
+
+def _log(layout: node.NodeLayout, namespace: str, container: str) -> list[str]:
+    """A container's log as kubelet wrote it (CRI lines: time, stream, tag, message)."""
+    files = sorted(layout.pod_logs.glob(f"{namespace}_*/{container}/*.log"))
+    return [line.split(" ", 3)[-1] for log in files for line in log.read_text().splitlines()]
 
 
 def test_real_node_runs_a_hardened_pod(cluster: Cluster, real_node: node.NodeLayout):
     core = k8s.CoreV1Api(cluster.api)
     namespace = "kiosk-real-node"
-    core.create_namespace({"metadata": {"name": namespace}})
+    probe = _container(
+        "main", "docker.io/argoproj/argosay:v2", ["/bin/sh", "-c", PROBE], {"cpu": "500m", "memory": "64Mi"}
+    )
     try:
-        core.create_namespaced_pod(namespace, _hardened_pod("probe"))
-
-        def finished() -> str | None:
-            phase = core.read_namespaced_pod("probe", namespace).status.phase
-            return phase if phase in ("Succeeded", "Failed") else None
-
-        assert wait_until(finished, 120, "the probe pod to finish") == "Succeeded"
-        pod = core.read_namespaced_pod("probe", namespace)
+        pod = _run(core, namespace, _hardened_pod("probe", probe))
+        assert pod.status.phase == "Succeeded"
         assert ipaddress.ip_address(pod.status.pod_ip) in ipaddress.ip_network(network.POD_CIDR)  # the CNI bridge
-        lines = [
-            line.split(" ", 3)[-1]  # CRI log lines: time, stream, tag, message
-            for log in real_node.pod_logs.rglob("*.log")
-            for line in log.read_text().splitlines()
-        ]
+        lines = _log(real_node, namespace, "main")
         assert lines[0] == "10001", lines
         assert "CapEff:\t0000000000000000" in lines and "Seccomp:\t2" in lines, lines
         assert any("Read-only file system" in line for line in lines), lines
         assert lines[-1] == "tmp-ok", lines
     finally:
-        core.delete_namespace(namespace)
-        wait_until(lambda: not core.list_namespaced_pod(namespace).items, 120, "the probe pod to be deleted")
+        _delete(core, namespace)
+
+
+def test_real_node_enforces_the_limits_on_the_steps_image(cluster: Cluster, real_node: node.NodeLayout):
+    """The steps image: ONNX Runtime's intra-op threads follow the CPU limit (1 of this node's
+    cores), and a step that outgrows its memory limit is OOM-killed (exit 137), as Argo's
+    retryStrategy then sees it.
+    """
+    core = k8s.CoreV1Api(cluster.api)
+    namespace = "kiosk-real-node-limits"
+    threads = "from steps.infer.model import _options; print(_options(0).intra_op_num_threads)"
+    cpu = _container("threads", "localhost/kiosk-steps:dev", ["python", "-c", threads], {"cpu": "1", "memory": "512Mi"})
+    grow = "b = b'x' * (512 * 2**20); print('not killed')"
+    memory = _container("grow", "localhost/kiosk-steps:dev", ["python", "-c", grow], {"cpu": "1", "memory": "128Mi"})
+    try:
+        pod = _run(core, namespace, _hardened_pod("limits", cpu, memory))
+        states = {s.name: s.state.terminated for s in pod.status.container_statuses}
+        assert states["threads"].exit_code == 0 and _log(real_node, namespace, "threads") == ["1"]
+        assert (states["grow"].exit_code, states["grow"].reason) == (137, "OOMKilled"), states["grow"]
+        assert pod.status.phase == "Failed"
+    finally:
+        _delete(core, namespace)
