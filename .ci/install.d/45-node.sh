@@ -2,7 +2,8 @@
 # Builds the real node's runtime into .tools/bin: containerd, ctr and containerd-shim-runc-v2
 # (tools/containerd), runc (tools/runc, with cgo and libseccomp so pods' seccomp profiles are
 # enforced), and the CNI plugins bridge, host-local, loopback and portmap into .tools/cni/bin
-# (tools/cni-plugins). kubelet itself is built with the control plane (50-control-plane.sh).
+# (tools/cni-plugins), and CoreDNS, the cluster's DNS (tools/coredns). kubelet and kube-proxy are
+# built with the control plane (50-control-plane.sh).
 # Each binary has a stamp of its wrapper's sources, build flags and the Go version: a rerun is a no-op.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -10,13 +11,16 @@ export PATH="$PWD/.tools/bin:$PATH"
 command -v go >/dev/null || { echo "go not found: run .ci/install.d/10-go.sh" >&2; exit 1; }
 mkdir -p .tools/bin .tools/cni/bin
 
-# runc's seccomp support links libseccomp through cgo: its headers come from Debian.
-if ! pkg-config --exists libseccomp 2>/dev/null; then
-  command -v apt-get >/dev/null || { echo "45-node.sh: needs libseccomp-dev and pkg-config (apt-get not found)" >&2; exit 1; }
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends libseccomp-dev pkg-config >/dev/null \
+# runc's seccomp support links libseccomp through cgo: its headers come from Debian. kube-proxy's
+# nftables mode programs Services through the `nft` command (Debian's nftables).
+apt_install() {
+  command -v apt-get >/dev/null || { echo "45-node.sh: needs Debian packages $* (apt-get not found)" >&2; exit 1; }
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$@" >/dev/null \
     || { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq \
-      && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends libseccomp-dev pkg-config >/dev/null; }
-fi
+      && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$@" >/dev/null; }
+}
+pkg-config --exists libseccomp 2>/dev/null || apt_install libseccomp-dev pkg-config
+command -v nft >/dev/null || apt_install nftables
 
 # build OUT WRAPPER PACKAGE CGO TAGS [LDFLAGS]: go build PACKAGE inside tools/WRAPPER into OUT.
 build() {
@@ -48,3 +52,5 @@ build .tools/bin/runc runc github.com/opencontainers/runc 1 "seccomp urfave_cli_
 for plugin in main/bridge ipam/host-local main/loopback meta/portmap; do
   build ".tools/cni/bin/$(basename "$plugin")" cni-plugins "github.com/containernetworking/plugins/plugins/$plugin" 0 ""
 done
+# The cluster's DNS: CoreDNS with the plugins tools/coredns/main.go names.
+build .tools/bin/coredns coredns . 0 ""

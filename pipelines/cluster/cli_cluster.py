@@ -76,7 +76,7 @@ def status(
             table.add_row(name, str(_pid(state, name) or "-"), "running" if alive[name] else "stopped")
         Console().print(table)
         if state.ports.get("apiserver"):
-            typer.echo(f"apiserver https://127.0.0.1:{state.ports['apiserver']}  kubeconfig {state.kubeconfig}")
+            typer.echo(f"apiserver {controlplane.api_url(state)}  kubeconfig {state.kubeconfig}")
         if state.ports.get("controller-metrics"):
             typer.echo(f"controller metrics {controlplane.metrics_url(state)}")
         store = objectstore.load(state)

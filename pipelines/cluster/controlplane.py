@@ -3,8 +3,10 @@ kube-scheduler, workflow-controller, agent, and the S3 emulator holding the loca
 (`pipelines.cluster.objectstore`).
 
 Everything lives under `<workdir>/cluster/`: keys and tokens (`pki/`), etcd data, logs, `state.json`
-(ports and PIDs) and the admin `kubeconfig`. Every port is picked free on 127.0.0.1. Each process
-leads its own process group, so `down` stops it and everything it started.
+(ports and PIDs) and the admin `kubeconfig`. Every port is picked free on 127.0.0.1; the API server
+listens on the node IP of `pipelines.cluster.network` (a bridge `up` creates), where pods in their
+own network namespaces reach it too, as on any cluster. Each process leads its own process group,
+so `down` stops it and everything it started.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import yaml
 from kubernetes import client as k8s
 
 from pipelines import project
-from pipelines.cluster import bootstrap, objectstore, optional
+from pipelines.cluster import bootstrap, network, objectstore, optional
 from pipelines.cluster.agent.kubelet import NODE_NAME
 from pipelines.cluster.pki import etcd_tls
 from pipelines.cluster.state import COMPONENTS, ClusterState, cluster_dir, free_port, start_ticks, stop_group
@@ -103,6 +105,7 @@ def _up_core(workdir: Path | None, progress: Callable[[str], None]) -> ClusterSt
         )
     }
     try:
+        state.created = [network.BRIDGE] if network.ensure_bridge() else []
         progress("etcd")
         _start(state, "etcd", _etcd_argv(tools["etcd"], state))
         token = _pki(state)
@@ -200,6 +203,9 @@ def down(workdir: Path | None = None) -> list[str]:
         if ticks is not None:
             stop_group(pid, ticks)
     state.pids = {}
+    if network.BRIDGE in state.created and not network.listeners():  # no other cluster's server on it
+        network.remove_bridge()
+    state.created = []
     if state.path.parent.is_dir():
         state.save()
     return stopped
@@ -327,11 +333,13 @@ def _apiserver_argv(apiserver: Path, state: ClusterState) -> list[str]:
         f"--etcd-cafile={etcd.ca}",
         f"--etcd-certfile={etcd.client_cert}",
         f"--etcd-keyfile={etcd.client_key}",
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
+        # The node IP, not 0.0.0.0: reachable from pods (the `kubernetes` Service's endpoint), never
+        # from off the machine.
+        f"--bind-address={network.NODE_IP}",
+        f"--advertise-address={network.NODE_IP}",
         f"--secure-port={state.ports['apiserver']}",
         f"--cert-dir={pki}",
-        "--service-cluster-ip-range=10.0.0.0/24",
+        f"--service-cluster-ip-range={network.SERVICE_CIDR}",
         "--service-account-issuer=https://kubernetes.default.svc",
         f"--service-account-key-file={pki / 'sa.key'}",
         f"--service-account-signing-key-file={pki / 'sa.key'}",
@@ -379,7 +387,7 @@ def _write_kubeconfig(path: Path, state: ClusterState, token: str) -> None:
             {
                 "name": "kiosk-local",
                 "cluster": {
-                    "server": f"https://127.0.0.1:{state.ports['apiserver']}",
+                    "server": api_url(state),
                     "certificate-authority": str(state.root / "pki" / "apiserver.crt"),
                 },
             }
@@ -415,6 +423,10 @@ def _controller_env(state: ClusterState) -> dict[str, str]:
         "DEFAULT_REQUEUE_TIME": "1s",
         "KIOSK_CONTROLLER_HEALTHZ_ADDRESS": f"127.0.0.1:{state.ports['controller-healthz']}",
     }
+
+
+def api_url(state: ClusterState) -> str:
+    return f"https://{network.NODE_IP}:{state.ports['apiserver']}"
 
 
 def metrics_url(state: ClusterState) -> str:

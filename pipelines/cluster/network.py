@@ -29,17 +29,38 @@ def bridge_exists() -> bool:
     return subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode == 0
 
 
-def ensure_bridge() -> None:
-    """Create `BRIDGE` with `NODE_IP` (idempotent), before anything binds that address."""
-    if not bridge_exists():
-        subprocess.run(["ip", "link", "add", BRIDGE, "type", "bridge"], check=True, capture_output=True)
+def ensure_bridge() -> bool:
+    """Create `BRIDGE` with `NODE_IP` (idempotent), before anything binds that address; True when
+    this call created it.
+    """
+    created = not bridge_exists()
+    if created:
+        _ip("link", "add", BRIDGE, "type", "bridge")
     prefix = ipaddress.ip_network(POD_CIDR).prefixlen
     shown = subprocess.run(["ip", "-o", "addr", "show", "dev", BRIDGE], capture_output=True, text=True).stdout
     if f" {NODE_IP}/" not in shown:
-        subprocess.run(["ip", "addr", "add", f"{NODE_IP}/{prefix}", "dev", BRIDGE], check=True, capture_output=True)
-    subprocess.run(["ip", "link", "set", BRIDGE, "up"], check=True, capture_output=True)
+        _ip("addr", "add", f"{NODE_IP}/{prefix}", "dev", BRIDGE)
+    _ip("link", "set", BRIDGE, "up")
+    return created
 
 
 def remove_bridge() -> None:
     if bridge_exists():
-        subprocess.run(["ip", "link", "delete", BRIDGE], check=True, capture_output=True)
+        _ip("link", "delete", BRIDGE)
+
+
+def listeners() -> list[str]:
+    """The TCP sockets listening on `NODE_IP` (`ss` lines): a cluster still up on this machine."""
+    shown = subprocess.run(["ss", "-Hltn", "src", NODE_IP], capture_output=True, text=True, check=True).stdout
+    return shown.splitlines()
+
+
+class NetworkError(RuntimeError):
+    pass
+
+
+def _ip(*args: str) -> None:
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        reason = done.stderr.strip() or f"exit {done.returncode}"
+        raise NetworkError(f"ip {' '.join(args)}: {reason} (the local cluster's network needs root)")

@@ -36,6 +36,7 @@ class ClusterState:
     ports: dict[str, int] = field(default_factory=dict)
     pids: dict[str, list[int]] = field(default_factory=dict)  # name -> [pid, start ticks]
     started_s: float = 0.0
+    created: list[str] = field(default_factory=list)  # network interfaces `up` created, `down` removes
 
     @property
     def path(self) -> Path:
@@ -61,7 +62,9 @@ class ClusterState:
         if not path.is_file():
             return cls(root)
         body = json.loads(path.read_text())
-        return cls(root, body.get("ports", {}), body.get("pids", {}), body.get("started_s", 0.0))
+        return cls(
+            root, body.get("ports", {}), body.get("pids", {}), body.get("started_s", 0.0), body.get("created", [])
+        )
 
     def record(self, name: str, pid: int) -> None:
         self.pids[name] = [pid, start_ticks(pid) or 0]

@@ -1,6 +1,7 @@
 """`kiosk cluster up | status | down` on a cluster of its own: idempotent up, an optional component
-(`--with argo-server`) added to a running cluster, loopback-only ports, and a down that leaves no
-process behind, not even a pod's process that was still running.
+(`--with argo-server`) added to a running cluster, loopback-only ports (the API server: the node
+IP of the bridge `up` creates), and a down that leaves no process behind, not even a pod's process
+that was still running, nor the bridge when this cluster created it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from kubernetes.dynamic import DynamicClient
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from pipelines.cluster import controlplane, kube, workflows
+from pipelines.cluster import controlplane, kube, network, workflows
 from pipelines.cluster.state import COMPONENTS, ClusterState, cluster_dir
 from tests.cluster.conftest import container_workflow, executor_namespace, require_control_plane
 from tests.fixtures.tools import require_tool
@@ -61,6 +62,8 @@ def test_up_status_down(tmp_path: Path) -> None:
     _status_names_every_component(runner, tmp_path, pids, state)
     everything = _tree(list(pids.values()))
     _listens_on_loopback_only(everything, state)
+    created = ClusterState.load(cluster_dir(tmp_path)).created
+    assert network.bridge_exists() and created in ([], [network.BRIDGE]), created
 
     api = kube.api_client(str(state.kubeconfig))
     executor_namespace(DynamicClient(api), "lifecycle")
@@ -68,6 +71,8 @@ def test_up_status_down(tmp_path: Path) -> None:
     sleeper = _wait_for_sleep(tmp_path)
     everything |= _tree(list(pids.values())) | {sleeper.pid}
     _down_leaves_no_process(runner, tmp_path, pids, everything)
+    if created:  # no other cluster was up on this machine: its bridge goes with it
+        assert not network.bridge_exists()
 
 
 def _up_is_idempotent(runner: CliRunner, workdir: Path) -> dict[str, int]:
@@ -116,7 +121,9 @@ def _listens_on_loopback_only(everything: set[int], state: ClusterState) -> None
     served = ("apiserver", "etcd", "kube-controller-manager", "kube-scheduler", "controller-metrics")
     served += ("controller-healthz", "kubelet", "argo-server", "objectstore")
     assert {port for _, port, _ in listening} >= {state.ports[name] for name in served}, state.ports
-    wrong = [(ip, port) for ip, port, _ in listening if ip != "127.0.0.1"]
+    # The API server: on the node IP, where pods reach it (pipelines/cluster/network.py).
+    api = (network.NODE_IP, state.ports["apiserver"])
+    wrong = [(ip, port) for ip, port, _ in listening if ip != "127.0.0.1" and (ip, port) != api]
     assert not wrong, f"listening beyond loopback: {wrong}"
 
 

@@ -2,7 +2,8 @@
 of the images built here as a pod under the hardened securityContext the rendered templates use.
 
 It joins the session's control plane as a second node, tainted so that no other test's pod lands
-on it; `kiosk cluster up` does not start it yet (the agent still runs the cluster's pods).
+on it, with kube-proxy for ClusterIP Services; `kiosk cluster up` does not start it yet (the agent
+still runs the cluster's pods).
 """
 
 from __future__ import annotations
@@ -10,22 +11,50 @@ from __future__ import annotations
 import ipaddress
 import signal
 import subprocess
+import urllib.request
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
 from kubernetes import client as k8s
 
-from pipelines.cluster import network, node
+from pipelines.cluster import dns, network, node
 from pipelines.cluster.state import free_port
 from pipelines.images.archive import read_index
-from pipelines.tools import REPO_ROOT
+from pipelines.tools import REPO_ROOT, find_tool
 from tests.cluster.conftest import Cluster
 from tests.fixtures.tools import require_tool
 from tests.fixtures.waiting import wait_until
 
 TAINT = "kiosk.dev/real-node"
 IMAGES = ("pause", "argosay", "kiosk-steps")
+SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+#: In-cluster config as client-go builds it (Argo's executor): the Service's env vars, the mounted
+#: token and CA, and the API server's name through cluster DNS; each answer names the user the API
+#: server saw. Then names: the cluster's resolve, one outside it gets no answer (nothing forwarded).
+IN_CLUSTER = f"""
+import json, os, socket, ssl, urllib.request
+account = "{SERVICE_ACCOUNT}"
+namespace = open(f"{{account}}/namespace").read()
+context = ssl.create_default_context(cafile=f"{{account}}/ca.crt")
+def user(host, port):
+    request = urllib.request.Request(
+        f"https://{{host}}:{{port}}/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        data=json.dumps({{"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}}).encode(),
+        headers={{"Authorization": "Bearer " + open(f"{{account}}/token").read(), "Content-Type": "application/json"}},
+    )
+    return json.load(urllib.request.urlopen(request, context=context))["status"]["userInfo"]["username"]
+host = os.environ["KUBERNETES_SERVICE_HOST"]
+print("env", host, user(host, os.environ["KUBERNETES_SERVICE_PORT"]))
+print("dns", user("kubernetes.default.svc", 443))
+for name in ("kubernetes.default.svc.cluster.local", "minio", f"minio.{{namespace}}.svc.cluster.local"):
+    print(name, socket.gethostbyname(name))
+try:
+    print("outside", socket.gethostbyname("example.com"))
+except OSError:
+    print("outside no answer")
+"""
 PROBE = 'id -u; grep -E "^(CapEff|Seccomp):" /proc/self/status; touch /root-write 2>&1; touch /tmp/ok && echo tmp-ok'
 
 
@@ -39,56 +68,122 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+@contextmanager
+def _process(argv: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=out, env=env)
+    try:
+        yield proc
+    finally:
+        _stop(proc)
+
+
 @pytest.fixture(scope="module")
 def real_node(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[node.NodeLayout]:
+    """kubelet, containerd, kube-proxy and CoreDNS, stopped in reverse order; then nothing of them
+    is left: no mount, no pod's interface, no Service rule.
+    """
     tmp_path = tmp_path_factory.mktemp("real-node")
-    for name in node.BINARIES:
+    for name in (*node.BINARIES, dns.BINARY):
         require_tool(name)
     tools = node.binaries()
-    index = read_index(REPO_ROOT / ".tools" / "images")
-    archives = [REPO_ROOT / ".tools" / "images" / index[name]["archive"] for name in IMAGES]
-    layout = node.NodeLayout(root=tmp_path / "node", kubelet_port=free_port(), healthz_port=free_port())
-    created_bridge = not network.bridge_exists()
-    network.ensure_bridge()
-    node.write_configs(layout, tools)
+    layout = node.NodeLayout(
+        root=tmp_path / "node",
+        kubelet_port=free_port(),
+        healthz_port=free_port(),
+        proxy_healthz_port=free_port(),
+        proxy_metrics_port=free_port(),
+    )
+    names = dns.DnsLayout(root=tmp_path / "dns", port=free_port(), ready_port=free_port())
+    created_bridge = network.ensure_bridge()
+    firewall = node.tables()
+    assert not node.proxy_tables(), "kube-proxy's tables are left from an earlier run"
+    node.write_configs(layout, tools, cluster.state.kubeconfig)
+    dns.write_config(names, cluster.state.kubeconfig)
     logs = tmp_path / "node-logs"
     logs.mkdir()
-    with open(logs / "containerd.log", "wb") as out:
-        containerd = subprocess.Popen(
-            node.containerd_argv(layout, tools), stdout=out, stderr=out, env=node.runtime_env(tools)
-        )
-    kubelet = None
+    core = k8s.CoreV1Api(cluster.api)
     try:
-        node.wait_socket(layout, 60, lambda: _alive(containerd, logs / "containerd.log"))
-        node.import_images(layout, tools, archives)
-        argv = [
-            *node.kubelet_argv(layout, tools, cluster.state.kubeconfig),
-            f"--register-with-taints={TAINT}=true:NoSchedule",
-        ]
-        with open(logs / "kubelet.log", "wb") as out:
-            kubelet = subprocess.Popen(argv, stdout=out, stderr=out, env=node.runtime_env(tools))
-        core = k8s.CoreV1Api(cluster.api)
-        wait_until(lambda: _ready(core, kubelet, logs / "kubelet.log"), 120, "the real node to be Ready")
-        yield layout
+        with ExitStack() as stack:
+            stack.callback(node.unmount_all, layout.root)
+            stack.callback(node.remove_rules, firewall)  # after kubelet and kube-proxy stopped
+            _start_node(stack, cluster, layout, tools, logs)
+            _start_services(stack, cluster, layout, names, tools, logs)
+            yield layout
     finally:
-        if kubelet is not None:
-            _stop(kubelet)
-        _stop(containerd)
-        node.unmount_all(layout.root)
         if created_bridge:
             network.remove_bridge()
-        core = k8s.CoreV1Api(cluster.api)
         if _exists(core):
             core.delete_node(node.NAME)
-    # After the node stopped: nothing of it is mounted, no pod's interface is left.
     assert str(layout.root) not in Path("/proc/mounts").read_text()
+    assert node.tables() == firewall
+    ruleset = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, check=True).stdout
+    assert "KUBE-" not in ruleset and "kube-proxy" not in ruleset, ruleset
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
     assert "veth" not in links, links
+
+
+def _start_node(
+    stack: ExitStack, cluster: Cluster, layout: node.NodeLayout, tools: dict[str, Path], logs: Path
+) -> None:
+    """Start the runtime with the images loaded, then kubelet (tainted: only this module's pods
+    land), until the node is Ready.
+    """
+    env = node.runtime_env(tools)
+    containerd = stack.enter_context(_process(node.containerd_argv(layout, tools), logs / "containerd.log", env))
+    node.wait_socket(layout, 60, lambda: _alive(containerd, logs / "containerd.log"))
+    index = read_index(REPO_ROOT / ".tools" / "images")
+    node.import_images(layout, tools, [REPO_ROOT / ".tools" / "images" / index[name]["archive"] for name in IMAGES])
+    argv = [
+        *node.kubelet_argv(layout, tools, cluster.state.kubeconfig),
+        f"--register-with-taints={TAINT}=true:NoSchedule",
+    ]
+    kubelet = stack.enter_context(_process(argv, logs / "kubelet.log", env))
+    core = k8s.CoreV1Api(cluster.api)
+    wait_until(lambda: _ready(core, kubelet, logs / "kubelet.log"), 120, "the real node to be Ready")
+
+
+def _start_services(
+    stack: ExitStack,
+    cluster: Cluster,
+    layout: node.NodeLayout,
+    names: dns.DnsLayout,
+    tools: dict[str, Path],
+    logs: Path,
+) -> None:
+    """kube-proxy, then CoreDNS behind the `kube-dns` Service."""
+    proxy = stack.enter_context(_process(node.kube_proxy_argv(layout, tools), logs / "kube-proxy.log"))
+    wait_until(lambda: _serves_services(proxy, logs / "kube-proxy.log"), 60, "kube-proxy to program Services")
+    coredns = find_tool(dns.BINARY)
+    assert coredns is not None
+    resolver = stack.enter_context(_process(dns.argv(names, coredns), logs / "coredns.log"))
+    wait_until(lambda: _answers(resolver, names, logs / "coredns.log"), 60, "CoreDNS to be ready")
+    stack.callback(dns.unpublish, cluster.api)
+    dns.publish(cluster.api, names)
 
 
 def _alive(proc: subprocess.Popen, log: Path) -> None:
     if proc.poll() is not None:
         raise AssertionError(f"exited {proc.returncode}: {log.read_text()[-2000:]}")
+
+
+def _serves_services(proxy: subprocess.Popen, log: Path) -> bool:
+    """kube-proxy wrote the `kubernetes` Service's ClusterIP into its table."""
+    _alive(proxy, log)
+    if "ip kube-proxy" not in node.proxy_tables():
+        return False
+    shown = subprocess.run(["nft", "list", "table", "ip", "kube-proxy"], capture_output=True, text=True).stdout
+    return network.API_SERVICE_IP in shown
+
+
+def _answers(resolver: subprocess.Popen, names: dns.DnsLayout, log: Path) -> bool:
+    """CoreDNS's `ready` plugin answers 200 once the kubernetes plugin has synced."""
+    _alive(resolver, log)
+    try:
+        with urllib.request.urlopen(names.ready_url, timeout=2) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
 
 
 def _exists(core: k8s.CoreV1Api) -> bool:
@@ -137,9 +232,29 @@ def _hardened_pod(name: str, *containers: dict) -> dict:
     }
 
 
-def _run(core: k8s.CoreV1Api, namespace: str, pod: dict) -> k8s.V1Pod:
-    """Create `pod` in a namespace of its own and wait until it finished."""
+def _with_service_account(pod: dict) -> dict:
+    """The projected token, CA and namespace the ServiceAccount admission plugin mounts on a
+    cluster (it is off on the local one: the agent requests tokens itself).
+    """
+    sources = [
+        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
+    ]
+    spec = pod["spec"]
+    spec["serviceAccountName"] = "default"
+    spec["volumes"].append({"name": "kube-api-access", "projected": {"sources": sources}})
+    for container in spec["containers"]:
+        mount = {"name": "kube-api-access", "mountPath": SERVICE_ACCOUNT, "readOnly": True}
+        container["volumeMounts"].append(mount)
+    return pod
+
+
+def _run(core: k8s.CoreV1Api, namespace: str, pod: dict, services: tuple[dict, ...] = ()) -> k8s.V1Pod:
+    """Create `pod` (after `services`) in a namespace of its own and wait until it finished."""
     core.create_namespace({"metadata": {"name": namespace}})
+    for service in services:
+        core.create_namespaced_service(namespace, service)
     core.create_namespaced_pod(namespace, pod)
     name = pod["metadata"]["name"]
 
@@ -197,5 +312,34 @@ def test_real_node_enforces_the_limits_on_the_steps_image(cluster: Cluster, real
         assert states["threads"].exit_code == 0 and _log(real_node, namespace, "threads") == ["1"]
         assert (states["grow"].exit_code, states["grow"].reason) == (137, "OOMKilled"), states["grow"]
         assert pod.status.phase == "Failed"
+    finally:
+        _delete(core, namespace)
+
+
+def test_real_node_pod_reaches_the_api_server_by_service_and_name(cluster: Cluster, real_node: node.NodeLayout):
+    """As Argo's executor does: in-cluster config, through the `kubernetes` Service's ClusterIP
+    (kube-proxy), signed in with the pod's own ServiceAccount token, the certificate checked; and by
+    the name `kubernetes.default.svc` (CoreDNS), as are a Service's short and full names.
+    """
+    core = k8s.CoreV1Api(cluster.api)
+    namespace = "kiosk-real-node-api"
+    client = _container(
+        "api", "localhost/kiosk-steps:dev", ["python", "-c", IN_CLUSTER], {"cpu": "1", "memory": "256Mi"}
+    )
+    minio = {"metadata": {"name": "minio"}, "spec": {"ports": [{"name": "s3", "port": 9000}]}}
+    try:
+        pod = _run(core, namespace, _with_service_account(_hardened_pod("api", client)), (minio,))
+        lines = _log(real_node, namespace, "api")
+        assert pod.status.phase == "Succeeded", lines
+        user = f"system:serviceaccount:{namespace}:default"
+        minio_ip = core.read_namespaced_service("minio", namespace).spec.cluster_ip
+        assert lines == [
+            f"env {network.API_SERVICE_IP} {user}",
+            f"dns {user}",
+            f"kubernetes.default.svc.cluster.local {network.API_SERVICE_IP}",
+            f"minio {minio_ip}",
+            f"minio.{namespace}.svc.cluster.local {minio_ip}",
+            "outside no answer",
+        ]
     finally:
         _delete(core, namespace)
