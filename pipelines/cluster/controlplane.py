@@ -143,13 +143,10 @@ def _up_objectstore(
     api: k8s.ApiClient,
     binary: Path,
     progress: Callable[[str], None],
-    host: str = objectstore.LOOPBACK,
 ) -> None:
-    """The S3 emulator on `host` and the local env's artifact repository on it (kubelet mode passes
-    `network.NODE_IP`, where pods reach the host).
-    """
+    """The S3 emulator on the node IP and the local env's artifact repository on it."""
     progress("S3 emulator")
-    store = objectstore.start(state, binary, lambda name, argv: _start(state, name, argv), host=host)
+    store = objectstore.start(state, binary, lambda name, argv: _start(state, name, argv))
     objectstore.install(api, store)
 
 

@@ -15,13 +15,11 @@ from pathlib import Path
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from pipelines.cluster import network
+from pipelines.cluster import hostservice, network
 
 BINARY = "coredns"
 NAMESPACE = "kube-system"
 SERVICE = "kube-dns"
-#: Who manages the EndpointSlice (not the EndpointSlice controller: the Service has no selector).
-MANAGER = "kiosk-cluster"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,37 +65,23 @@ def argv(layout: DnsLayout, coredns: Path) -> list[str]:
     return [str(coredns), "-conf", str(layout.corefile)]
 
 
-def service() -> dict:
-    ports = [{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": SERVICE, "namespace": NAMESPACE, "labels": {"k8s-app": SERVICE}},
-        "spec": {"clusterIP": network.DNS_IP, "ports": ports},
-    }
-
-
-def endpoint_slice(layout: DnsLayout) -> dict:
-    ports = [
-        {"name": "dns", "port": layout.port, "protocol": "UDP"},
-        {"name": "dns-tcp", "port": layout.port, "protocol": "TCP"},
-    ]
-    labels = {"kubernetes.io/service-name": SERVICE, "endpointslice.kubernetes.io/managed-by": MANAGER}
-    return {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {"name": SERVICE, "namespace": NAMESPACE, "labels": labels},
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": [network.NODE_IP], "conditions": {"ready": True}}],
-        "ports": ports,
-    }
+def host_service(layout: DnsLayout) -> hostservice.HostService:
+    """`kube-dns` at `network.DNS_IP`, port 53 over UDP and TCP, to CoreDNS's port on the node IP."""
+    ports = tuple(
+        hostservice.HostPort(name=name, port=53, target=layout.port, protocol=protocol)
+        for name, protocol in (("dns", "UDP"), ("dns-tcp", "TCP"))
+    )
+    return hostservice.HostService(
+        name=SERVICE, namespace=NAMESPACE, ports=ports, cluster_ip=network.DNS_IP, labels={"k8s-app": SERVICE}
+    )
 
 
 def publish(api: k8s.ApiClient, layout: DnsLayout) -> None:
     """Create (or replace) the `kube-dns` Service and its EndpointSlice."""
     unpublish(api)
-    k8s.CoreV1Api(api).create_namespaced_service(NAMESPACE, service())
-    k8s.DiscoveryV1Api(api).create_namespaced_endpoint_slice(NAMESPACE, endpoint_slice(layout))
+    service = host_service(layout)
+    k8s.CoreV1Api(api).create_namespaced_service(NAMESPACE, service.service())
+    k8s.DiscoveryV1Api(api).create_namespaced_endpoint_slice(NAMESPACE, service.endpoint_slice())
 
 
 def unpublish(api: k8s.ApiClient) -> None:

@@ -8,8 +8,13 @@ argoexec's client (minio-go, which signs uploads with streaming SigV4 over plain
 Its objects live in memory: `down` drops them; the bucket, endpoint and credentials are kept in
 `<cluster>/objectstore.json` (mode 0600).
 
-The endpoint's port is picked at `up`, so the Secret and the `artifact-repositories` ConfigMap of
-the local env's namespace are written by `kiosk cluster up`, never rendered into argocd/.
+The emulator listens on the node IP (`network.NODE_IP`, on the bridge `up` creates), at a port
+picked at `up`, so the Secret and the `artifact-repositories` ConfigMap of the local env's namespace
+are written by `kiosk cluster up`, never rendered into argocd/. The `minio` Service there gives it
+the name and port of Argo's quick start (`minio:9000`) for pods on the real node; the artifact
+repository still names the node IP and port, since the agent's pods are host processes, which
+resolve no cluster names. gofakes3 checks no signature: any process that reaches the node IP can
+read the bucket, as with the quick start's MinIO and its well-known keys.
 """
 
 from __future__ import annotations
@@ -28,13 +33,15 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.dynamic import DynamicClient
 
-from pipelines.cluster import kube
+from pipelines.cluster import hostservice, kube, network
 from pipelines.cluster.state import ClusterState, free_port
 from pipelines.config import load_config
 
 NAME = "objectstore"
 BINARY = "gofakes3"
-LOOPBACK = "127.0.0.1"
+#: The Service in the local env's namespace, as Argo's quick start names MinIO's, and its port.
+SERVICE = "minio"
+SERVICE_PORT = 9000
 BUCKET = "kiosk-artifacts"
 SECRET = "artifact-repository-s3"
 ENV = "local"
@@ -67,9 +74,10 @@ def load(state: ClusterState) -> ObjectStore | None:
     return ObjectStore(**json.loads(path.read_text())) if path.is_file() else None
 
 
-def start(state: ClusterState, binary: Path, launch: Launch, host: str = LOOPBACK) -> ObjectStore:
-    """Start the emulator on `host` (kubelet mode: `network.NODE_IP`, which pods reach) at a free
-    port, wait until it answers, and create the bucket. Credentials are kept across restarts.
+def start(state: ClusterState, binary: Path, launch: Launch, host: str = network.NODE_IP) -> ObjectStore:
+    """Start the emulator on `host` (the node IP, which the real node's pods reach through the
+    `minio` Service) at a free port, wait until it answers, and create the bucket. Credentials are
+    kept across restarts.
     """
     old = load(state)
     store = ObjectStore(
@@ -153,9 +161,16 @@ def _executor(namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
     ]
 
 
+def host_service(store: ObjectStore, namespace: str) -> hostservice.HostService:
+    """`minio:9000` in `namespace`, to the emulator's port on the node IP."""
+    port = hostservice.HostPort(name="api", port=SERVICE_PORT, target=store.port)
+    labels = {"app.kubernetes.io/managed-by": "kiosk-cluster", "app.kubernetes.io/name": SERVICE}
+    return hostservice.HostService(name=SERVICE, namespace=namespace, ports=(port,), labels=labels)
+
+
 def documents(store: ObjectStore) -> list[dict[str, Any]]:
-    """The local env's namespace, the Secret and its `artifact-repositories` ConfigMap, and the
-    executor's rights for the `default` ServiceAccount there.
+    """The local env's namespace, the Secret and its `artifact-repositories` ConfigMap, the
+    executor's rights for the `default` ServiceAccount there, and the `minio` Service.
     """
     cfg = load_config(ENV)
     namespace, key = cfg.namespace, cfg.artifact_repository.key
@@ -184,6 +199,7 @@ def documents(store: ObjectStore) -> list[dict[str, Any]]:
                 for name, prefix in {key: "", **EXTRA_KEYS}.items()
             },
         },
+        *host_service(store, namespace).documents(),
     ]
 
 

@@ -1,7 +1,7 @@
 """Upstream's artifact examples on Argo's real controller and executor, submitted as a new user
 would into the local env's namespace after `kiosk cluster up` + `kiosk apply --env local` (the
 session's cluster fixture), with no extra setup: the artifact repository is the one `up` makes on
-its own S3 emulator (pipelines/cluster/objectstore.py, gofakes3 on 127.0.0.1).
+its own S3 emulator (pipelines/cluster/objectstore.py, gofakes3 on the node IP).
 
 The local runner refuses artifacts (tests/fixtures/upstream_examples.py, EXCLUDED); the real
 engine runs them: argoexec's wait container uploads each output artifact to the bucket and its init
@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client as k8s
 
 from pipelines import render
-from pipelines.cluster import objectstore, workflows
+from pipelines.cluster import network, objectstore, workflows
 from pipelines.config import load_config
 from pipelines.tools import REPO_ROOT
 from tests.cluster.conftest import NAMESPACE, Cluster
@@ -154,8 +155,24 @@ def test_local_repository_is_the_namespaces_default(cluster: Cluster, store: obj
     )
     assert found.metadata.annotations["workflows.argoproj.io/default-artifact-repository"] == cfg.key
     s3 = yaml.safe_load(found.data[cfg.key])["s3"]
-    assert (s3["endpoint"], s3["bucket"]) == (f"127.0.0.1:{cluster.state.ports['objectstore']}", store.bucket)
+    assert (s3["endpoint"], s3["bucket"]) == (f"{network.NODE_IP}:{cluster.state.ports['objectstore']}", store.bucket)
     assert s3["accessKeySecret"]["name"] == objectstore.SECRET
+
+
+def test_local_namespace_has_the_minio_service(cluster: Cluster, store: objectstore.ObjectStore) -> None:
+    """`minio:9000` in kiosk-local, as in Argo's quick start, routed to the emulator's own port."""
+    core = k8s.CoreV1Api(cluster.api)
+    service = core.read_namespaced_service(objectstore.SERVICE, NAMESPACE)
+    assert [(p.port, p.protocol) for p in service.spec.ports] == [(objectstore.SERVICE_PORT, "TCP")]
+    assert service.spec.selector is None  # its endpoints are ours, not the EndpointSlice controller's
+    slices = (
+        k8s.DiscoveryV1Api(cluster.api)
+        .list_namespaced_endpoint_slice(NAMESPACE, label_selector=f"kubernetes.io/service-name={objectstore.SERVICE}")
+        .items
+    )
+    assert [(e.addresses, s.ports[0].port) for s in slices for e in s.endpoints] == [
+        ([network.NODE_IP], cluster.state.ports["objectstore"])
+    ]
 
 
 def test_local_credentials_are_in_no_rendered_file(store: objectstore.ObjectStore) -> None:

@@ -110,7 +110,7 @@ def _status_names_every_component(runner: CliRunner, workdir: Path, pids: dict[s
     assert body["running"] and {n: c["pid"] for n, c in body["components"].items()} == pids
     table = runner.invoke(app, ["cluster", "status", "--workdir", str(workdir)])
     assert f"argo-server https://127.0.0.1:{state.ports['argo-server']}" in table.output, table.output
-    assert f"S3 emulator http://127.0.0.1:{state.ports['objectstore']}" in table.output, table.output
+    assert f"S3 emulator http://{network.NODE_IP}:{state.ports['objectstore']}" in table.output, table.output
 
 
 def _listens_on_loopback_only(everything: set[int], state: ClusterState) -> None:
@@ -121,9 +121,10 @@ def _listens_on_loopback_only(everything: set[int], state: ClusterState) -> None
     served = ("apiserver", "etcd", "kube-controller-manager", "kube-scheduler", "controller-metrics")
     served += ("controller-healthz", "kubelet", "argo-server", "objectstore")
     assert {port for _, port, _ in listening} >= {state.ports[name] for name in served}, state.ports
-    # The API server: on the node IP, where pods reach it (pipelines/cluster/network.py).
-    api = (network.NODE_IP, state.ports["apiserver"])
-    wrong = [(ip, port) for ip, port, _ in listening if ip != "127.0.0.1" and (ip, port) != api]
+    # The API server and the S3 emulator: on the node IP, where pods reach them
+    # (pipelines/cluster/network.py).
+    node_ip = {(network.NODE_IP, state.ports[name]) for name in ("apiserver", "objectstore")}
+    wrong = [(ip, port) for ip, port, _ in listening if ip != "127.0.0.1" and (ip, port) not in node_ip]
     assert not wrong, f"listening beyond loopback: {wrong}"
 
 

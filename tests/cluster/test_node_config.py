@@ -74,7 +74,9 @@ def test_dns_listens_on_the_node_ip_behind_its_service(tmp_path):
     assert f".:{layout.port} {{" in corefile and f"bind {network.NODE_IP}" in corefile
     assert f"ready 127.0.0.1:{layout.ready_port}" in corefile and f"kubeconfig {KUBECONFIG}" in corefile
     assert "forward" not in corefile  # nothing leaves the machine
-    assert dns.service()["spec"]["clusterIP"] == network.DNS_IP
-    endpoints = dns.endpoint_slice(layout)
+    service = dns.host_service(layout)
+    assert service.service()["spec"]["clusterIP"] == network.DNS_IP
+    assert {(p["port"], p["protocol"]) for p in service.service()["spec"]["ports"]} == {(53, "UDP"), (53, "TCP")}
+    endpoints = service.endpoint_slice()
     assert endpoints["endpoints"][0]["addresses"] == [network.NODE_IP]
     assert {p["port"] for p in endpoints["ports"]} == {layout.port}

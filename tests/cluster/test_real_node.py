@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client as k8s
 
-from pipelines.cluster import dns, network, node
+from pipelines.cluster import dns, network, node, objectstore
 from pipelines.cluster.state import free_port
+from pipelines.config import load_config
 from pipelines.images.archive import read_index
 from pipelines.tools import REPO_ROOT, find_tool
 from tests.cluster.conftest import Cluster
@@ -54,6 +55,43 @@ try:
     print("outside", socket.gethostbyname("example.com"))
 except OSError:
     print("outside no answer")
+"""
+#: Through the `minio` Service of the local env's namespace, as Argo's quick start names MinIO: an
+#: object written by the short name is read back by the full one.
+OBJECT_STORE = """
+import os, socket
+from steps.common.storage import open_store
+namespace = os.environ["NAMESPACE"]
+uri = "s3://" + os.environ["BUCKET"] + "/real-node"
+open_store(uri, s3_endpoint="http://minio:9000").put_bytes("hello.txt", b"from " + socket.gethostname().encode())
+full = f"http://minio.{namespace}.svc.cluster.local:9000"
+print(open_store(uri, s3_endpoint=full).get_bytes("hello.txt").decode())
+"""
+#: A pod that answers HTTP with its name, behind the `echo` Service.
+ECHO_SERVER = """
+import http.server, socket
+class Name(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = socket.gethostname().encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.HTTPServer(("", 8080), Name).serve_forever()
+"""
+#: New connections to the Service until both pods answered (a missed one is a 2**-199 chance with
+#: kube-proxy's random choice); refused ones while kube-proxy catches up are retried.
+ECHO_CLIENT = """
+import urllib.request
+seen = set()
+for _ in range(200):
+    try:
+        seen.add(urllib.request.urlopen("http://echo", timeout=5).read().decode())
+    except OSError:
+        continue
+    if len(seen) == 2:
+        break
+print(" ".join(sorted(seen)))
 """
 PROBE = 'id -u; grep -E "^(CapEff|Seccomp):" /proc/self/status; touch /root-write 2>&1; touch /tmp/ok && echo tmp-ok'
 
@@ -255,6 +293,10 @@ def _run(core: k8s.CoreV1Api, namespace: str, pod: dict, services: tuple[dict, .
     core.create_namespace({"metadata": {"name": namespace}})
     for service in services:
         core.create_namespaced_service(namespace, service)
+    return _finish(core, namespace, pod)
+
+
+def _finish(core: k8s.CoreV1Api, namespace: str, pod: dict) -> k8s.V1Pod:
     core.create_namespaced_pod(namespace, pod)
     name = pod["metadata"]["name"]
 
@@ -343,3 +385,78 @@ def test_real_node_pod_reaches_the_api_server_by_service_and_name(cluster: Clust
         ]
     finally:
         _delete(core, namespace)
+
+
+def test_real_node_pod_reaches_the_object_store_by_its_service_name(cluster: Cluster, real_node: node.NodeLayout):
+    """In the local env's namespace, with the artifact repository's Secret: an object written
+    through `minio:9000` and read through `minio.<ns>.svc.cluster.local:9000` is in the emulator
+    that `kiosk cluster up` started.
+    """
+    core = k8s.CoreV1Api(cluster.api)
+    namespace = load_config("local").namespace
+    store = objectstore.load(cluster.state)
+    assert store is not None
+    client = _container(
+        "s3", "localhost/kiosk-steps:dev", ["python", "-c", OBJECT_STORE], {"cpu": "1", "memory": "256Mi"}
+    )
+    secret = {"name": objectstore.SECRET}
+    client["env"] = [
+        {"name": "NAMESPACE", "value": namespace},
+        {"name": "BUCKET", "value": store.bucket},
+        {"name": "AWS_DEFAULT_REGION", "value": "us-east-1"},
+        {"name": "AWS_ACCESS_KEY_ID", "valueFrom": {"secretKeyRef": {**secret, "key": "accessKey"}}},
+        {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {**secret, "key": "secretKey"}}},
+    ]
+    try:
+        pod = _finish(core, namespace, _hardened_pod("real-node-s3", client))
+        lines = _log(real_node, namespace, "s3")
+        assert pod.status.phase == "Succeeded", lines
+        assert lines == ["from real-node-s3"]
+        with urllib.request.urlopen(f"{store.endpoint}/{store.bucket}/real-node/hello.txt") as read:
+            assert read.read() == b"from real-node-s3"  # in the emulator itself, seen from the host
+    finally:
+        core.delete_namespaced_pod("real-node-s3", namespace)
+        wait_until(lambda: not _named(core, namespace, "real-node-s3"), 120, "the s3 pod to be deleted")
+
+
+def test_real_node_service_balances_across_two_pods(cluster: Cluster, real_node: node.NodeLayout):
+    """A ClusterIP Service with a selector: the EndpointSlice controller lists both pods once
+    their readiness probes pass, and kube-proxy sends new connections to each of them.
+    """
+    core = k8s.CoreV1Api(cluster.api)
+    namespace = "kiosk-real-node-lb"
+    echo = {
+        "metadata": {"name": "echo"},
+        "spec": {"selector": {"app": "echo"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
+    core.create_namespace({"metadata": {"name": namespace}})
+    try:
+        core.create_namespaced_service(namespace, echo)
+        for name in ("echo-a", "echo-b"):
+            server = _container(
+                "echo", "localhost/kiosk-steps:dev", ["python", "-c", ECHO_SERVER], {"cpu": "250m", "memory": "128Mi"}
+            )
+            server["readinessProbe"] = {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1}
+            pod = _hardened_pod(name, server)
+            pod["metadata"]["labels"] = {"app": "echo"}
+            core.create_namespaced_pod(namespace, pod)
+        discovery = k8s.DiscoveryV1Api(cluster.api)
+        wait_until(lambda: _ready_endpoints(discovery, namespace, "echo") == 2, 180, "both echo pods to be ready")
+        client = _container(
+            "client", "localhost/kiosk-steps:dev", ["python", "-c", ECHO_CLIENT], {"cpu": "250m", "memory": "128Mi"}
+        )
+        pod = _finish(core, namespace, _hardened_pod("client", client))
+        lines = _log(real_node, namespace, "client")
+        assert pod.status.phase == "Succeeded", lines
+        assert lines == ["echo-a echo-b"]
+    finally:
+        _delete(core, namespace)
+
+
+def _named(core: k8s.CoreV1Api, namespace: str, name: str) -> bool:
+    return any(p.metadata.name == name for p in core.list_namespaced_pod(namespace).items)
+
+
+def _ready_endpoints(discovery: k8s.DiscoveryV1Api, namespace: str, service: str) -> int:
+    slices = discovery.list_namespaced_endpoint_slice(namespace, label_selector=f"kubernetes.io/service-name={service}")
+    return sum(1 for s in slices.items for e in s.endpoints or [] if e.conditions and e.conditions.ready)
