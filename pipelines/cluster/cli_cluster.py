@@ -89,9 +89,23 @@ def status(
         raise typer.Exit(1)
 
 
+OnlyOption = typer.Option(
+    [],
+    "--only",
+    help="Stop only these optional components (comma-separated or repeated); the rest keeps running.",
+)
+
+
 @app.command("down")
-def down(workdir: Path | None = WorkdirOption) -> None:
+def down(workdir: Path | None = WorkdirOption, only: list[str] = OnlyOption) -> None:
     """Stop every process the cluster started (data stays under <workdir>/cluster)."""
+    if only:
+        try:
+            stopped = controlplane.down_components(workdir, only)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--only") from None
+        typer.echo(f"stopped: {', '.join(stopped)}" if stopped else f"{', '.join(only)} was not running")
+        return
     stopped = controlplane.down(workdir)
     typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "cluster was not running")
 

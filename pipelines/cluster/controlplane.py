@@ -155,7 +155,7 @@ def _up_component(
 ) -> None:
     if optional.running(state, component):
         return
-    _stop(state, component.processes)  # what is left of an earlier start
+    _down_component(state, component)  # what is left of an earlier start
     missing = [name for name in component.binaries if find_tool(name) is None]
     if missing:
         raise ClusterError(f"not installed: {', '.join(missing)}; run `bash {component.install}`")
@@ -170,9 +170,29 @@ def _up_component(
     try:
         component.start(context)
     except BaseException:
-        _stop(state, component.processes)
+        _down_component(state, component)
         raise
     state.save()
+
+
+def _down_component(state: ClusterState, component: optional.Component) -> list[str]:
+    """Stop a component's recorded processes (in reverse start order), then its `cleanup`; the
+    names of those that were running. Nothing when it has no process recorded.
+    """
+    recorded = [name for name in component.processes if name in state.pids]
+    if not recorded:
+        return []
+    stopped = [name for name in reversed(recorded) if state.alive(name)]
+    _stop(state, reversed(recorded))
+    api = bootstrap.client(state.kubeconfig) if state.alive("kube-apiserver") else None
+    component.cleanup(state, api)
+    return stopped
+
+
+def down_components(workdir: Path | None, names: Iterable[str]) -> list[str]:
+    """Stop the named optional components only (the core keeps running); the processes stopped."""
+    state = ClusterState.load(cluster_dir(workdir))
+    return [name for component in optional.select(names) for name in _down_component(state, component)]
 
 
 def _stop(state: ClusterState, names: Iterable[str]) -> None:
@@ -188,8 +208,8 @@ def down(workdir: Path | None = None) -> list[str]:
     the names it stopped.
     """
     state = ClusterState.load(cluster_dir(workdir))
-    stopped = []
-    for name in [*optional.stop_order(state), *reversed(COMPONENTS)]:
+    stopped = [name for component in reversed(optional.started(state)) for name in _down_component(state, component)]
+    for name in reversed(COMPONENTS):
         entry = state.pids.get(name)
         if entry:
             if state.alive(name):
@@ -342,8 +362,6 @@ def _apiserver_argv(apiserver: Path, state: ClusterState) -> list[str]:
         f"--service-account-signing-key-file={pki / 'sa.key'}",
         f"--token-auth-file={pki / 'tokens.csv'}",
         "--authorization-mode=RBAC",
-        # No kubelet mounts service-account tokens: the agent requests them per pod (TokenRequest).
-        "--disable-admission-plugins=ServiceAccount",
         # pods/log goes to the agent's log endpoint (agent/kubelet.py), TLS checked both ways
         f"--kubelet-certificate-authority={pki / 'kubelet.crt'}",
         f"--kubelet-client-certificate={pki / 'kubelet-client.crt'}",

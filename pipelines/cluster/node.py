@@ -12,9 +12,11 @@ systemd, hence the cgroupfs driver and `failCgroupV1: false`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -45,6 +47,7 @@ KUBELET_CHAINS = (
 )
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
 CNI_BIN = REPO_ROOT / ".tools" / "cni" / "bin"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 class NodeError(RuntimeError):
@@ -100,6 +103,9 @@ state = "{root / "containerd-state"}"
   # Our own oom_score_adj is the floor: lowering it (kubelet asks -998 for sandboxes) needs a
   # capability this machine's root may lack ("failed to update /proc/self/oom_score_adj").
   restrict_oom_score_adj = true
+  # Pods' network namespaces under our state directory, not /var/run/netns: `unmount_all` finds
+  # them there when pods were not torn down (a `down` with pods running).
+  netns_mounts_under_state_dir = true
 
 [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
   SystemdCgroup = false
@@ -224,6 +230,11 @@ def tables() -> set[str]:
     return {" ".join(line.split()[1:3]) for line in shown.splitlines() if line.startswith("table ")}
 
 
+def list_table(table: str) -> str:
+    """`nft list table` of `family name`; empty when there is no such table."""
+    return subprocess.run(["nft", "list", "table", *table.split()], capture_output=True, text=True).stdout
+
+
 def proxy_tables() -> list[str]:
     """kube-proxy's nftables tables present now."""
     present = tables()
@@ -282,6 +293,54 @@ def wait_socket(layout: NodeLayout, timeout: float, check: Callable[[], None]) -
         if time.monotonic() > deadline:
             raise NodeError(f"containerd did not serve {layout.socket} within {timeout:g} s")
         time.sleep(0.1)
+
+
+def kill_pods() -> list[int]:
+    """SIGKILL every process in kubelet's pod cgroups (`kubepods` in each v1 hierarchy), wait until
+    they are gone, and remove those cgroups, deepest first. For a `down` with pods still running:
+    their containers outlive kubelet and containerd, reparented to PID 1.
+    """
+    groups = sorted(
+        {d for h in CGROUP_ROOT.iterdir() if h.is_dir() for d in h.glob("kubepods*/**") if d.is_dir()},
+        key=lambda d: len(d.parts),
+        reverse=True,
+    )
+    pids = sorted({int(p) for g in groups for p in _read(g / "cgroup.procs").split()})
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() and not _zombie(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for group in groups:
+        with contextlib.suppress(OSError):
+            group.rmdir()
+    return pids
+
+
+def kill_shims(socket: Path) -> list[int]:
+    """SIGKILL the runc shims of the containerd serving `socket` (they outlive it by design)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        argv = _read(entry / "cmdline").split("\0")
+        if argv and Path(argv[0]).name == "containerd-shim-runc-v2" and str(socket) in argv:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+            found.append(int(entry.name))
+    return found
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _zombie(pid: int) -> bool:
+    return _read(Path(f"/proc/{pid}/stat")).rsplit(")", 1)[-1].split()[:1] == ["Z"]
 
 
 def unmount_all(root: Path) -> list[str]:

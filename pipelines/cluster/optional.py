@@ -3,7 +3,7 @@
 Each one is a module in `pipelines/cluster/components/` exposing `COMPONENT` (a `Component`):
 discovered, never listed, so a new one is a new file. A component starts its processes through
 `Context.launch`, which records them in `state.json` like the core's, so `status` shows them and
-`down` stops them (before the core) with no code of the component's own. A plain `up` starts none,
+`down` stops them (before the core), then calls the component's `cleanup`. A plain `up` starts none,
 and leaves running the ones an earlier `up --with` started.
 """
 
@@ -47,6 +47,9 @@ class Component:
     env: Callable[[ClusterState], dict[str, str]] = field(default=lambda _: {})
     #: the lines `kiosk cluster status` prints under the table while it runs (its URLs)
     describe: Callable[[ClusterState], list[str]] = field(default=lambda _: [])
+    #: called by `down` after its processes stopped, with the admin client while the API server
+    #: still runs (None when it does not): remove what they leave on the host and in the API
+    cleanup: Callable[[ClusterState, k8s.ApiClient | None], None] = field(default=lambda _s, _a: None)
 
 
 def registry() -> dict[str, Component]:
@@ -77,12 +80,6 @@ def started(state: ClusterState) -> list[Component]:
 
 def running(state: ClusterState, component: Component) -> bool:
     return all(state.alive(p) for p in component.processes)
-
-
-def stop_order(state: ClusterState) -> list[str]:
-    """The optional processes recorded in `state`, in the order `down` stops them."""
-    order = [p for c in reversed(list(registry().values())) for p in reversed(c.processes) if p in state.pids]
-    return order
 
 
 def binaries() -> set[str]:

@@ -19,9 +19,10 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.dynamic import DynamicClient
 
-from pipelines.cluster import controlplane, kube, workflows
+from pipelines.cluster import controlplane, kube, node, workflows
 from pipelines.cluster.cli_apply import ensure_namespace, env_documents
 from pipelines.cluster.components import argo_server as argo_server_component
+from pipelines.cluster.components import real_node as real_node_component
 from pipelines.cluster.state import ClusterState
 from pipelines.tools import REPO_ROOT
 from tests.fixtures.tools import require_tool
@@ -154,3 +155,52 @@ def argo_server(cluster: Cluster) -> ArgoServer:
     env = dict(item.split("=", 1) for item in out.stdout.decode().split("\0") if "=" in item)
     token = argo_server_component.token_path(state).read_text().strip()
     return ArgoServer(url=argo_server_component.url(state), token=token, env=env)
+
+
+@dataclass(frozen=True)
+class HostNetwork:
+    """What the host's network and mounts look like: compared before the real node and after it."""
+
+    ruleset: str  # nft list ruleset
+    iptables: list[str]  # iptables-save rules and chains, without counters and comments
+    links: list[str]  # interface names
+    netns: list[str]
+    mounts: list[str]
+
+    @classmethod
+    def now(cls) -> HostNetwork:
+        def run(*argv: str) -> str:
+            return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+        saved = [line.split(" [")[0] for line in run("iptables-save").splitlines() if line[:1] in ":-"]
+        links = [line.split(":")[1].strip().split("@")[0] for line in run("ip", "-o", "link").splitlines()]
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+        return cls(run("nft", "list", "ruleset"), saved, links, run("ip", "netns", "list").split(), mounts)
+
+
+@pytest.fixture(scope="session")
+def real_node(cluster: Cluster) -> Iterator[node.NodeLayout]:
+    """The real node added to the session's cluster as a newcomer adds it (`kiosk cluster up --with
+    node`); once `kiosk cluster down --only node` (what `down` does first) stopped it, the host's rules, interfaces,
+    network namespaces and mounts are as before, and no pod cgroup or Node object is left.
+    """
+    for name in real_node_component.COMPONENT.binaries:
+        require_tool(name)
+    before = HostNetwork.now()
+    kiosk(cluster, "up", "--with", real_node_component.NAME)
+    try:
+        yield real_node_component.layout(ClusterState.load(cluster.state.root))
+    finally:
+        stopped = kiosk(cluster, "down", "--only", real_node_component.NAME)
+    assert stopped.split() == ["stopped:", "coredns,", "kube-proxy,", "kubelet,", "containerd"]
+    assert HostNetwork.now() == before
+    assert not [d for d in node.CGROUP_ROOT.glob("*/kubepods*") if d.is_dir()]
+    assert node.NAME not in [n.metadata.name for n in k8s.CoreV1Api(cluster.api).list_node().items]
+
+
+def kiosk(cluster: Cluster, *args: str) -> str:
+    """`uv run kiosk cluster ARGS` on the session's cluster, as written; its stdout."""
+    argv = ["uv", "run", "kiosk", "cluster", *args, "--workdir", str(cluster.workdir)]
+    done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{' '.join(args)}: {done.stdout}{done.stderr}"
+    return done.stdout

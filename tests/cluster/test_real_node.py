@@ -1,35 +1,24 @@
-"""A real kubelet joins the local cluster over containerd, runc and the CNI bridge, and runs one
-of the images built here as a pod under the hardened securityContext the rendered templates use.
-
-It joins the session's control plane as a second node, tainted so that no other test's pod lands
-on it, with kube-proxy for ClusterIP Services; `kiosk cluster up` does not start it yet (the agent
-still runs the cluster's pods).
+"""The real node (`kiosk cluster up --with node`: kubelet over containerd, runc and the CNI bridge,
+kube-proxy, CoreDNS) runs the images built here as pods under the hardened securityContext the
+rendered templates use, and its pods reach the API server, the object store and each other by
+Service and name. It joins the session's cluster tainted, so that no other test's pod lands on it.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import signal
-import subprocess
 import urllib.request
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
 
-import pytest
+import yaml
 from kubernetes import client as k8s
 
-from pipelines.cluster import dns, network, node, objectstore
-from pipelines.cluster.state import free_port
+from pipelines.cluster import network, node, objectstore
+from pipelines.cluster.components import real_node as real_node_component
 from pipelines.config import load_config
-from pipelines.images.archive import read_index
-from pipelines.tools import REPO_ROOT, find_tool
 from tests.cluster.conftest import Cluster
-from tests.fixtures.tools import require_tool
+from tests.fixtures import upstream_examples as upstream
 from tests.fixtures.waiting import wait_until
 
-TAINT = "kiosk.dev/real-node"
-IMAGES = ("pause", "argosay", "kiosk-steps")
 SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 #: In-cluster config as client-go builds it (Argo's executor): the Service's env vars, the mounted
 #: token and CA, and the API server's name through cluster DNS; each answer names the user the API
@@ -96,146 +85,6 @@ print(" ".join(sorted(seen)))
 PROBE = 'id -u; grep -E "^(CapEff|Seccomp):" /proc/self/status; touch /root-write 2>&1; touch /tmp/ok && echo tmp-ok'
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@contextmanager
-def _process(argv: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=out, env=env)
-    try:
-        yield proc
-    finally:
-        _stop(proc)
-
-
-@pytest.fixture(scope="module")
-def real_node(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[node.NodeLayout]:
-    """kubelet, containerd, kube-proxy and CoreDNS, stopped in reverse order; then nothing of them
-    is left: no mount, no pod's interface, no Service rule.
-    """
-    tmp_path = tmp_path_factory.mktemp("real-node")
-    for name in (*node.BINARIES, dns.BINARY):
-        require_tool(name)
-    tools = node.binaries()
-    layout = node.NodeLayout(
-        root=tmp_path / "node",
-        kubelet_port=free_port(),
-        healthz_port=free_port(),
-        proxy_healthz_port=free_port(),
-        proxy_metrics_port=free_port(),
-    )
-    names = dns.DnsLayout(root=tmp_path / "dns", port=free_port(), ready_port=free_port())
-    created_bridge = network.ensure_bridge()
-    firewall = node.tables()
-    assert not node.proxy_tables(), "kube-proxy's tables are left from an earlier run"
-    node.write_configs(layout, tools, cluster.state.kubeconfig)
-    dns.write_config(names, cluster.state.kubeconfig)
-    logs = tmp_path / "node-logs"
-    logs.mkdir()
-    core = k8s.CoreV1Api(cluster.api)
-    try:
-        with ExitStack() as stack:
-            stack.callback(node.unmount_all, layout.root)
-            stack.callback(node.remove_rules, firewall)  # after kubelet and kube-proxy stopped
-            _start_node(stack, cluster, layout, tools, logs)
-            _start_services(stack, cluster, layout, names, tools, logs)
-            yield layout
-    finally:
-        if created_bridge:
-            network.remove_bridge()
-        if _exists(core):
-            core.delete_node(node.NAME)
-    assert str(layout.root) not in Path("/proc/mounts").read_text()
-    assert node.tables() == firewall
-    ruleset = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, check=True).stdout
-    assert "KUBE-" not in ruleset and "kube-proxy" not in ruleset, ruleset
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
-    assert "veth" not in links, links
-
-
-def _start_node(
-    stack: ExitStack, cluster: Cluster, layout: node.NodeLayout, tools: dict[str, Path], logs: Path
-) -> None:
-    """Start the runtime with the images loaded, then kubelet (tainted: only this module's pods
-    land), until the node is Ready.
-    """
-    env = node.runtime_env(tools)
-    containerd = stack.enter_context(_process(node.containerd_argv(layout, tools), logs / "containerd.log", env))
-    node.wait_socket(layout, 60, lambda: _alive(containerd, logs / "containerd.log"))
-    index = read_index(REPO_ROOT / ".tools" / "images")
-    node.import_images(layout, tools, [REPO_ROOT / ".tools" / "images" / index[name]["archive"] for name in IMAGES])
-    argv = [
-        *node.kubelet_argv(layout, tools, cluster.state.kubeconfig),
-        f"--register-with-taints={TAINT}=true:NoSchedule",
-    ]
-    kubelet = stack.enter_context(_process(argv, logs / "kubelet.log", env))
-    core = k8s.CoreV1Api(cluster.api)
-    wait_until(lambda: _ready(core, kubelet, logs / "kubelet.log"), 120, "the real node to be Ready")
-
-
-def _start_services(
-    stack: ExitStack,
-    cluster: Cluster,
-    layout: node.NodeLayout,
-    names: dns.DnsLayout,
-    tools: dict[str, Path],
-    logs: Path,
-) -> None:
-    """kube-proxy, then CoreDNS behind the `kube-dns` Service."""
-    proxy = stack.enter_context(_process(node.kube_proxy_argv(layout, tools), logs / "kube-proxy.log"))
-    wait_until(lambda: _serves_services(proxy, logs / "kube-proxy.log"), 60, "kube-proxy to program Services")
-    coredns = find_tool(dns.BINARY)
-    assert coredns is not None
-    resolver = stack.enter_context(_process(dns.argv(names, coredns), logs / "coredns.log"))
-    wait_until(lambda: _answers(resolver, names, logs / "coredns.log"), 60, "CoreDNS to be ready")
-    stack.callback(dns.unpublish, cluster.api)
-    dns.publish(cluster.api, names)
-
-
-def _alive(proc: subprocess.Popen, log: Path) -> None:
-    if proc.poll() is not None:
-        raise AssertionError(f"exited {proc.returncode}: {log.read_text()[-2000:]}")
-
-
-def _serves_services(proxy: subprocess.Popen, log: Path) -> bool:
-    """kube-proxy wrote the `kubernetes` Service's ClusterIP into its table."""
-    _alive(proxy, log)
-    if "ip kube-proxy" not in node.proxy_tables():
-        return False
-    shown = subprocess.run(["nft", "list", "table", "ip", "kube-proxy"], capture_output=True, text=True).stdout
-    return network.API_SERVICE_IP in shown
-
-
-def _answers(resolver: subprocess.Popen, names: dns.DnsLayout, log: Path) -> bool:
-    """CoreDNS's `ready` plugin answers 200 once the kubernetes plugin has synced."""
-    _alive(resolver, log)
-    try:
-        with urllib.request.urlopen(names.ready_url, timeout=2) as answer:
-            return answer.status == 200
-    except OSError:
-        return False
-
-
-def _exists(core: k8s.CoreV1Api) -> bool:
-    return any(n.metadata.name == node.NAME for n in core.list_node().items)
-
-
-def _ready(core: k8s.CoreV1Api, kubelet: subprocess.Popen, log: Path) -> bool:
-    _alive(kubelet, log)
-    if not _exists(core):
-        return False
-    conditions = core.read_node(node.NAME).status.conditions or []
-    return any(c.type == "Ready" and c.status == "True" for c in conditions)
-
-
 def _container(name: str, image: str, command: list[str], limits: dict[str, str]) -> dict:
     """A container under the rendered templates' securityContext (pipelines/templates)."""
     return {
@@ -262,7 +111,7 @@ def _hardened_pod(name: str, *containers: dict) -> dict:
             "nodeName": node.NAME,
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,
-            "tolerations": [{"key": TAINT, "operator": "Exists", "effect": "NoSchedule"}],
+            "tolerations": real_node_component.PLACEMENT["tolerations"],
             "securityContext": {"runAsUser": 10001, "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
             "volumes": [{"name": "tmp", "emptyDir": {}}],
             "containers": list(containers),
@@ -271,20 +120,8 @@ def _hardened_pod(name: str, *containers: dict) -> dict:
 
 
 def _with_service_account(pod: dict) -> dict:
-    """The projected token, CA and namespace the ServiceAccount admission plugin mounts on a
-    cluster (it is off on the local one: the agent requests tokens itself).
-    """
-    sources = [
-        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
-        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
-    ]
-    spec = pod["spec"]
-    spec["serviceAccountName"] = "default"
-    spec["volumes"].append({"name": "kube-api-access", "projected": {"sources": sources}})
-    for container in spec["containers"]:
-        mount = {"name": "kube-api-access", "mountPath": SERVICE_ACCOUNT, "readOnly": True}
-        container["volumeMounts"].append(mount)
+    """The token, CA and namespace of `default`, mounted by the ServiceAccount admission plugin."""
+    pod["spec"]["automountServiceAccountToken"] = True
     return pod
 
 
@@ -460,3 +297,23 @@ def _named(core: k8s.CoreV1Api, namespace: str, name: str) -> bool:
 def _ready_endpoints(discovery: k8s.DiscoveryV1Api, namespace: str, service: str) -> int:
     slices = discovery.list_namespaced_endpoint_slice(namespace, label_selector=f"kubernetes.io/service-name={service}")
     return sum(1 for s in slices.items for e in s.endpoints or [] if e.conditions and e.conditions.ready)
+
+
+def test_real_node_runs_an_upstream_workflow_with_artifacts(cluster: Cluster, real_node: node.NodeLayout):
+    """Argo's own `artifact-passing` example, placed on the real node: argoexec's init and wait
+    containers in each pod (in-cluster config through the ServiceAccount admission's token), the
+    output artifact uploaded to the local env's artifact repository and downloaded by the next step.
+    """
+    manifest = yaml.safe_load((upstream.examples_dir() / "artifact-passing.yaml").read_text())
+    manifest["metadata"]["namespace"] = load_config("local").namespace
+    manifest["spec"] |= real_node_component.PLACEMENT
+    for template in manifest["spec"]["templates"]:  # `busybox` is :latest, so pulled Always: no registry here
+        if "container" in template:
+            template["container"]["imagePullPolicy"] = "IfNotPresent"
+    workflow = cluster.run(manifest)
+    pods = [n for n in workflow["status"]["nodes"].values() if n["type"] == "Pod"]
+    assert workflow["status"]["phase"] == "Succeeded", [(n["displayName"], n.get("message")) for n in pods]
+    assert {n["hostNodeName"] for n in pods} == {node.NAME}
+    assert len(pods) == 2
+    passed = next(n for n in pods if n["displayName"] == "generate-artifact")["outputs"]["artifacts"]
+    assert [a["name"] for a in passed if a["name"] != "main-logs"] == ["hello-art"]

@@ -1,0 +1,195 @@
+"""Every rendered WorkflowTemplate Succeeds on the real node (`kiosk cluster up --with node`), its
+steps in the images built here, rendered for an env configured like a cloud one: the store and the
+artifact repository in S3 behind the `minio` Service, by that name, with credentials from a Secret.
+batch-inference's outputs are the same objects, byte for byte, as `kiosk run`'s on the same inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client as k8s
+
+from pipelines.cluster import kube, node, objectstore, workflows
+from pipelines.cluster.components import real_node as real_node_component
+from pipelines.config.loader import CONFIG_DIR
+from pipelines.render import render_env
+from pipelines.tools import REPO_ROOT
+from steps.common.storage import open_store
+from tests.cluster.conftest import Cluster, default_service_account
+from tests.cluster.test_templates import RENDERED, published
+from tests.fixtures.waiting import wait_until
+
+ENV = "real-node"
+NAMESPACE = "kiosk-real-node-env"
+SECRET = "kiosk-s3"
+ENDPOINT = "http://minio:9000"  # as Argo's quick start names MinIO
+IMAGES = 8
+
+
+@dataclass(frozen=True)
+class NodeEnv:
+    cluster: Cluster
+    bucket: str
+    prefix: str  # the env's storage root in the bucket
+    host_endpoint: str  # the emulator as the host reaches it
+
+    def uri(self, *parts: str) -> str:
+        return "/".join([f"s3://{self.bucket}/{self.prefix}", *parts])
+
+    def keys(self, *parts: str) -> dict[str, bytes]:
+        """Every object under a prefix of the env's store, by key relative to it."""
+        store = open_store(self.uri(*parts), s3_endpoint=self.host_endpoint)
+        return {info.key: store.get_bytes(info.key) for info in store.list()}
+
+    def succeeded(self, name: str, parameters: dict[str, str], timeout_s: float = 400) -> dict[str, Any]:
+        """Submit the WorkflowTemplate placed on the real node; every pod ran there."""
+        manifest = workflows.from_template(name, NAMESPACE, parameters)
+        manifest["spec"] |= real_node_component.PLACEMENT
+        created = workflows.create(self.cluster.api, manifest)
+        workflow = workflows.wait(self.cluster.api, NAMESPACE, created["metadata"]["name"], timeout_s)
+        pods = [n for n in workflow["status"]["nodes"].values() if n["type"] == "Pod"]
+        failed = {n["displayName"]: n.get("message") for n in pods if n["phase"] != "Succeeded"}
+        assert workflow["status"]["phase"] == "Succeeded", (workflow["status"].get("message"), failed)
+        assert {n["hostNodeName"] for n in pods} == {node.NAME}
+        return workflow
+
+
+def _config_dir(root: Path, bucket: str, prefix: str) -> Path:
+    """base.yaml and the local env's overlay, with the namespace and an S3 store by Service name."""
+    config = root / "config"
+    config.mkdir()
+    shutil.copy(CONFIG_DIR / "base.yaml", config / "base.yaml")
+    overlay = yaml.safe_load((CONFIG_DIR / "local.yaml").read_text())
+    overlay["namespace"] = NAMESPACE
+    overlay["storage"] = {"uri": f"s3://{bucket}/{prefix}", "s3_endpoint": ENDPOINT, "credentials_secret": SECRET}
+    (config / f"{ENV}.yaml").write_text(yaml.safe_dump(overlay))
+    return config
+
+
+@pytest.fixture(scope="module")
+def node_env(
+    cluster: Cluster, real_node: node.NodeLayout, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NodeEnv]:
+    store = objectstore.load(cluster.state)
+    assert store is not None
+    prefix = "real-node-env"
+    config = _config_dir(tmp_path_factory.mktemp("real-node-env"), store.bucket, prefix)
+    rendered = [doc for text in render_env(ENV, config).values() for doc in yaml.safe_load_all(text) if doc]
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": SECRET, "namespace": NAMESPACE},
+        "stringData": {"AWS_ACCESS_KEY_ID": store.access_key, "AWS_SECRET_ACCESS_KEY": store.secret_key},
+    }
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+    minio = objectstore.host_service(store, NAMESPACE).documents()
+    applied = kube.apply(cluster.dynamic, [namespace, secret, *minio, *rendered], namespace=NAMESPACE)
+    assert not [a for a in applied if a.result == "rejected"], applied
+    core = k8s.CoreV1Api(cluster.api)
+    repository = core.read_namespaced_config_map("artifact-repositories", NAMESPACE).data
+    assert yaml.safe_load(next(iter(repository.values())))["s3"]["endpoint"] == ENDPOINT.removeprefix("http://")
+    wait_until(lambda: default_service_account(core, NAMESPACE), 60, f"the default ServiceAccount in {NAMESPACE}")
+    with pytest.MonkeyPatch.context() as env:  # the host reads the store with the Secret's keys
+        env.setenv("AWS_ACCESS_KEY_ID", store.access_key)
+        env.setenv("AWS_SECRET_ACCESS_KEY", store.secret_key)
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        yield NodeEnv(cluster=cluster, bucket=store.bucket, prefix=prefix, host_endpoint=store.endpoint)
+    core.delete_namespace(NAMESPACE)
+    wait_until(lambda: not core.list_namespaced_pod(NAMESPACE).items, 120, f"the pods of {NAMESPACE} to be deleted")
+
+
+def _synth(env: NodeEnv, prefix: str) -> str:
+    uri = env.uri("uploads", prefix)
+    env.succeeded("synthetic-data", {"output-uri": uri, "count": str(IMAGES), "width": "128", "height": "128"})
+    return uri
+
+
+def case_synthetic_data(env: NodeEnv, tmp_path: Path) -> None:
+    _synth(env, "synth-case")
+    assert len([k for k in env.keys("uploads", "synth-case") if k.endswith(".png")]) == IMAGES
+
+
+def case_batch_inference(env: NodeEnv, tmp_path: Path) -> None:
+    uploads = _synth(env, "inference-case")
+    params = {"input-uri": uploads, "output-uri": env.uri("outputs", "inference-case")}
+    found = published(env.succeeded("batch-inference", params))
+    assert (found["processed"], found["failed"]) == (str(IMAGES), "0"), found
+    on_node = env.keys("outputs", "inference-case")
+    assert on_node, "no outputs"
+    # The same inputs through `kiosk run` on the file store: the same objects, byte for byte.
+    workdir = tmp_path / "run"  # its pods get a private /tmp: the store lies in the workdir
+    inputs = workdir / "store" / "uploads"
+    for key, body in env.keys("uploads", "inference-case").items():
+        (inputs / key).parent.mkdir(parents=True, exist_ok=True)
+        (inputs / key).write_bytes(body)
+    out = workdir / "store" / "outputs"
+    argv = [sys.executable, "-m", "pipelines.cli", "run", "batch-inference", "--workdir", str(workdir)]
+    argv += ["-p", f"input-uri=file://{inputs}", "-p", f"output-uri=file://{out}"]
+    done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    local = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert sorted(local) == sorted(on_node)
+    assert {k: _result(v) for k, v in local.items()} == {k: _result(v) for k, v in on_node.items()}
+
+
+#: What a result says of its store: the input's and mask's URIs (s3:// on the node, file:// locally)
+#: and the input's etag (S3's MD5; the file store's size and mtime).
+STORE_FIELDS = ("input", "etag", "mask")
+
+
+def _result(body: bytes) -> Any:
+    """A result record without its store's fields (masks and other files: their bytes)."""
+    if not body.startswith(b"{"):
+        return body
+    return {k: v for k, v in json.loads(body).items() if k not in STORE_FIELDS}
+
+
+def case_benchmark(env: NodeEnv, tmp_path: Path) -> None:
+    found = published(env.succeeded("benchmark", {}, 600))
+    assert sorted(found) == ["best-config", "cost-per-1k-images", "images-per-second", "report-uri"], found
+    assert float(found["images-per-second"]) > 0
+    report = found["report-uri"]
+    assert report.startswith(env.uri()), report
+
+
+def case_retention_cleanup(env: NodeEnv, tmp_path: Path) -> None:
+    """A dry run over fresh objects: nothing is old enough, nothing is deleted (S3 objects cannot be
+    back-dated here; the file-store case on the agent checks real deletions).
+    """
+    _synth(env, "retention-case")
+    before = env.keys("uploads", "retention-case")
+    found = published(env.succeeded("retention-cleanup", {"older-than": "7d"}))
+    assert found.get("deleted", "0") == "0", found
+    assert env.keys("uploads", "retention-case") == before
+
+
+def case_publish_model(env: NodeEnv, tmp_path: Path) -> None:
+    uri = env.uri("model-repository-case")
+    env.succeeded("publish-model", {"repository-uri": uri, "model-name": "detector", "model-version": "3"})
+    published_keys = env.keys("model-repository-case")
+    assert len(published_keys["detector/3/model.onnx"]) > 0
+    assert b"max_batch_size" in published_keys["detector/config.pbtxt"]
+
+
+CASES = {
+    name.removeprefix("case_").replace("_", "-"): fn for name, fn in dict(globals()).items() if name.startswith("case_")
+}
+
+
+def test_every_rendered_template_has_a_real_node_case() -> None:
+    assert sorted(CASES) == RENDERED
+
+
+@pytest.mark.parametrize("name", RENDERED)
+def test_rendered_template_succeeds_on_the_real_node(node_env: NodeEnv, name: str, tmp_path: Path) -> None:
+    CASES[name](node_env, tmp_path)
