@@ -23,7 +23,7 @@ import yaml
 from kubernetes import client as k8s
 
 from pipelines import project
-from pipelines.cluster import bootstrap, network, objectstore, optional
+from pipelines.cluster import bootstrap, network, node, objectstore, optional
 from pipelines.cluster.agent.kubelet import NODE_NAME
 from pipelines.cluster.pki import etcd_tls
 from pipelines.cluster.state import COMPONENTS, ClusterState, cluster_dir, free_port, start_ticks, stop_group
@@ -42,6 +42,13 @@ BINARIES = (
 SYSTEM_USERS = {
     "kube-controller-manager": "system:kube-controller-manager",
     "kube-scheduler": "system:kube-scheduler",
+}
+#: The real node's (`--with node`): kubelet as its Node user, which the Node authorizer and
+#: NodeRestriction confine to its own Node and the pods bound to it; kube-proxy as the user the
+#: built-in `system:node-proxier` binding names. kubeconfig name -> (user, groups).
+NODE_USERS = {
+    "node-kubelet": (f"system:node:{node.NAME}", "system:nodes"),
+    "kube-proxy": ("system:kube-proxy", ""),
 }
 EXECUTOR_IMAGE = "quay.io/argoproj/argoexec:v4.1.4"
 CONTROLLER_NAMESPACE = "argo"
@@ -315,29 +322,47 @@ def _pki(state: ClusterState) -> str:
     key = pki / "sa.key"
     if not key.is_file():
         subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
-    for name, subject in (("kubelet", "/CN=kiosk-node"), ("kubelet-client", "/CN=kube-apiserver-kubelet-client")):
-        _self_signed(pki / name, subject)
+    serving = (("kubelet", "/CN=kiosk-node", "127.0.0.1"), ("node-kubelet", f"/CN={node.NAME}", network.NODE_IP))
+    for name, subject, address in (*serving, ("kubelet-client", "/CN=kube-apiserver-kubelet-client", "127.0.0.1")):
+        _self_signed(pki / name, subject, address)
+    # The API server checks either node's serving certificate (the agent's and the real kubelet's).
+    (pki / "kubelet-ca.crt").write_text("".join((pki / f"{name}.crt").read_text() for name, _, _ in serving))
     tokens = pki / "tokens.csv"
     if not tokens.is_file():
         tokens.write_text(f"{secrets.token_hex(24)},kiosk-admin,kiosk-admin,system:masters\n")
         tokens.chmod(0o600)
     known = {line.split(",")[1]: line.split(",")[0] for line in tokens.read_text().splitlines() if line}
-    for component, user in SYSTEM_USERS.items():  # no group: the built-in bindings name the user
+    users = {component: (user, "") for component, user in SYSTEM_USERS.items()} | NODE_USERS
+    for component, (user, groups) in users.items():  # SYSTEM_USERS: no group, the built-in bindings name the user
         if user not in known:
             known[user] = secrets.token_hex(24)
             with tokens.open("a") as out:
-                out.write(f"{known[user]},{user},{user}\n")
+                out.write(f"{known[user]},{user},{user}" + (f",{groups}" if groups else "") + "\n")
         _write_kubeconfig(state.root / f"{component}.kubeconfig", state, known[user])
     return known["kiosk-admin"]
 
 
-def _self_signed(stem: Path, subject: str) -> None:
-    """A self-signed certificate and key (each its own CA: only one peer ever trusts each)."""
+def node_identity(state: ClusterState) -> node.NodeIdentity:
+    """The real node's kubeconfigs and kubelet's serving certificate, written by `up` (`_pki`)."""
+    pki = state.root / "pki"
+    return node.NodeIdentity(
+        kubelet_kubeconfig=state.root / "node-kubelet.kubeconfig",
+        proxy_kubeconfig=state.root / "kube-proxy.kubeconfig",
+        serving_cert=pki / "node-kubelet.crt",
+        serving_key=pki / "node-kubelet.key",
+        client_ca=pki / "kubelet-client.crt",
+    )
+
+
+def _self_signed(stem: Path, subject: str, address: str) -> None:
+    """A self-signed certificate for `address` and its key (each its own CA: only one peer ever
+    trusts each).
+    """
     if stem.with_suffix(".crt").is_file():
         return
     argv = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj", subject]
     argv += ["-keyout", str(stem.with_suffix(".key")), "-out", str(stem.with_suffix(".crt"))]
-    argv += ["-addext", "subjectAltName=IP:127.0.0.1"]
+    argv += ["-addext", f"subjectAltName=IP:{address}"]
     subprocess.run(argv, check=True, capture_output=True)
 
 
@@ -361,9 +386,11 @@ def _apiserver_argv(apiserver: Path, state: ClusterState) -> list[str]:
         f"--service-account-key-file={pki / 'sa.key'}",
         f"--service-account-signing-key-file={pki / 'sa.key'}",
         f"--token-auth-file={pki / 'tokens.csv'}",
-        "--authorization-mode=RBAC",
-        # pods/log goes to the agent's log endpoint (agent/kubelet.py), TLS checked both ways
-        f"--kubelet-certificate-authority={pki / 'kubelet.crt'}",
+        "--authorization-mode=Node,RBAC",
+        "--enable-admission-plugins=NodeRestriction",
+        # pods/log goes to the node's log endpoint (the agent's, agent/kubelet.py, or the real
+        # kubelet's), TLS checked both ways
+        f"--kubelet-certificate-authority={pki / 'kubelet-ca.crt'}",
         f"--kubelet-client-certificate={pki / 'kubelet-client.crt'}",
         f"--kubelet-client-key={pki / 'kubelet-client.key'}",
         "--kubelet-preferred-address-types=InternalIP",

@@ -6,7 +6,7 @@
 - Services: `SERVICE_CIDR` (the API server's `--service-cluster-ip-range`); `kubernetes` is its
   first address, cluster DNS is `DNS_IP`.
 - Pods get routes to these two ranges only, no default route, so nothing they send is routed off
-  the machine.
+  the machine; the host routes the Service range to the bridge too.
 
 One real-node cluster per machine: the bridge and ranges are fixed, so a second one is refused.
 """
@@ -41,6 +41,10 @@ def ensure_bridge() -> bool:
     if f" {NODE_IP}/" not in shown:
         _ip("addr", "add", f"{NODE_IP}/{prefix}", "dev", BRIDGE)
     _ip("link", "set", BRIDGE, "up")
+    # The Service range through the bridge: the host's own connections to a ClusterIP (which
+    # kube-proxy rewrites) never take the default route off the machine, even before kube-proxy
+    # runs. Deleting the bridge deletes the route.
+    _ip("route", "replace", SERVICE_CIDR, "dev", BRIDGE, "src", NODE_IP)
     return created
 
 

@@ -23,6 +23,13 @@ def _layout(tmp_path: Path) -> node.NodeLayout:
 
 
 KUBECONFIG = Path("/cluster/kubeconfig")
+IDENTITY = node.NodeIdentity(
+    kubelet_kubeconfig=Path("/cluster/node-kubelet.kubeconfig"),
+    proxy_kubeconfig=Path("/cluster/kube-proxy.kubeconfig"),
+    serving_cert=Path("/cluster/pki/node-kubelet.crt"),
+    serving_key=Path("/cluster/pki/node-kubelet.key"),
+    client_ca=Path("/cluster/pki/kubelet-client.crt"),
+)
 
 
 def _tools() -> dict[str, Path]:
@@ -31,12 +38,15 @@ def _tools() -> dict[str, Path]:
 
 def test_node_configs_stay_on_the_node_network(tmp_path):
     layout = _layout(tmp_path)
-    node.write_configs(layout, _tools(), KUBECONFIG)
+    node.write_configs(layout, _tools(), IDENTITY)
     kubelet = yaml.safe_load((layout.root / "kubelet.yaml").read_text())
     assert kubelet["address"] == network.NODE_IP and kubelet["healthzBindAddress"] == "127.0.0.1"
     assert kubelet["failCgroupV1"] is False and kubelet["cgroupDriver"] == "cgroupfs"
     assert kubelet["clusterDNS"] == [network.DNS_IP] and kubelet["clusterDomain"] == network.CLUSTER_DOMAIN
     assert kubelet["readOnlyPort"] == 0 and kubelet["authentication"]["anonymous"]["enabled"] is False
+    assert kubelet["authentication"]["x509"] == {"clientCAFile": str(IDENTITY.client_ca)}  # the API server only
+    serving = (str(IDENTITY.serving_cert), str(IDENTITY.serving_key))
+    assert (kubelet["tlsCertFile"], kubelet["tlsPrivateKeyFile"]) == serving
     cni = json.loads((layout.root / "cni" / "10-kiosk.conflist").read_text())
     bridge = cni["plugins"][0]
     assert bridge["bridge"] == network.BRIDGE and bridge["ipMasq"] is False
@@ -45,12 +55,12 @@ def test_node_configs_stay_on_the_node_network(tmp_path):
     proxy = yaml.safe_load((layout.root / "kube-proxy.yaml").read_text())
     assert proxy["mode"] == "nftables" and proxy["nodePortAddresses"] == [f"{network.NODE_IP}/32"]
     assert proxy["healthzBindAddress"] == "127.0.0.1:10256" and proxy["metricsBindAddress"] == "127.0.0.1:10249"
-    assert proxy["clientConnection"]["kubeconfig"] == str(KUBECONFIG)
+    assert proxy["clientConnection"]["kubeconfig"] == str(IDENTITY.proxy_kubeconfig)
 
 
 def test_node_containerd_config_parses_with_runc_on_cgroupfs(tmp_path):
     layout = _layout(tmp_path)
-    node.write_configs(layout, _tools(), KUBECONFIG)
+    node.write_configs(layout, _tools(), IDENTITY)
     config = tomllib.loads((layout.root / "containerd.toml").read_text())
     assert config["version"] == 3 and config["grpc"]["address"] == str(layout.socket)
     runtime = config["plugins"]["io.containerd.cri.v1.runtime"]

@@ -7,12 +7,16 @@ Service and name. It joins the session's cluster tainted, so that no other test'
 from __future__ import annotations
 
 import ipaddress
+import subprocess
 import urllib.request
 
+import dns.resolver
+import pytest
 import yaml
 from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
 
-from pipelines.cluster import network, node, objectstore
+from pipelines.cluster import controlplane, kube, network, node, objectstore
 from pipelines.cluster.components import real_node as real_node_component
 from pipelines.config import load_config
 from tests.cluster.conftest import Cluster
@@ -170,6 +174,8 @@ def test_real_node_runs_a_hardened_pod(cluster: Cluster, real_node: node.NodeLay
         assert "CapEff:\t0000000000000000" in lines and "Seccomp:\t2" in lines, lines
         assert any("Read-only file system" in line for line in lines), lines
         assert lines[-1] == "tmp-ok", lines
+        # Through the API server (pods/log), which checks kubelet's serving certificate: kubectl logs.
+        assert core.read_namespaced_pod_log("probe", namespace, container="main").splitlines() == lines
     finally:
         _delete(core, namespace)
 
@@ -317,3 +323,46 @@ def test_real_node_runs_an_upstream_workflow_with_artifacts(cluster: Cluster, re
     assert len(pods) == 2
     passed = next(n for n in pods if n["displayName"] == "generate-artifact")["outputs"]["artifacts"]
     assert [a["name"] for a in passed if a["name"] != "main-logs"] == ["hello-art"]
+
+
+def test_real_node_kubelet_signs_in_as_its_node(cluster: Cluster, real_node: node.NodeLayout):
+    """The kubelet is `system:node:kiosk-kubelet` in `system:nodes`, so the Node authorizer lets it
+    read only what the pods bound to it need: a Secret no pod names is refused.
+    """
+    identity = controlplane.node_identity(cluster.state)
+    kubelet = kube.api_client(str(identity.kubelet_kubeconfig))
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    user = k8s.AuthenticationV1Api(kubelet).create_self_subject_review(review).status.user_info
+    assert (user.username, "system:nodes" in user.groups) == (f"system:node:{node.NAME}", True)
+    namespace = load_config("local").namespace
+    secret = {"metadata": {"name": "real-node-unnamed"}, "stringData": {"key": "value"}}
+    core = k8s.CoreV1Api(cluster.api)
+    core.create_namespaced_secret(namespace, secret)
+    try:
+        with pytest.raises(ApiException) as refused:
+            k8s.CoreV1Api(kubelet).read_namespaced_secret("real-node-unnamed", namespace)
+        assert refused.value.status == 403
+    finally:
+        core.delete_namespaced_secret("real-node-unnamed", namespace)
+
+
+def test_real_node_host_reaches_a_service_by_name_through_cluster_dns(cluster: Cluster, real_node: node.NodeLayout):
+    """From the host, as docs/cluster.md shows: cluster DNS at its ClusterIP answers a Service's full
+    name, and the Service's ClusterIP answers (kube-proxy rewrites the host's connections too), over
+    the route `up` gives the Service range through the bridge, not the default route.
+    """
+    namespace = load_config("local").namespace
+    store = objectstore.load(cluster.state)
+    assert store is not None
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = [network.DNS_IP]
+    answer = resolver.resolve(f"minio.{namespace}.svc.{network.CLUSTER_DOMAIN}", "A")
+    minio_ip = k8s.CoreV1Api(cluster.api).read_namespaced_service("minio", namespace).spec.cluster_ip
+    assert [a.address for a in answer] == [minio_ip]
+    route = subprocess.run(["ip", "route", "get", minio_ip], capture_output=True, text=True, check=True).stdout
+    assert f"dev {network.BRIDGE}" in route, route
+    key = f"{store.bucket}/real-node/from-host.txt"
+    put = urllib.request.Request(f"{store.endpoint}/{key}", data=b"through the Service", method="PUT")
+    urllib.request.urlopen(put, timeout=10).close()  # gofakes3 takes unsigned requests
+    with urllib.request.urlopen(f"http://{minio_ip}:9000/{key}", timeout=10) as read:
+        assert read.read() == b"through the Service"

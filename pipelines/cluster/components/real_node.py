@@ -25,7 +25,7 @@ from pathlib import Path
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from pipelines.cluster import dns, network, node
+from pipelines.cluster import controlplane, dns, network, node
 from pipelines.cluster.optional import Component, Context
 from pipelines.cluster.state import ClusterState, free_port
 from pipelines.images.archive import read_index
@@ -78,13 +78,15 @@ def _start(ctx: Context) -> None:
     network.ensure_bridge()
     where.root.mkdir(parents=True, exist_ok=True)
     _firewall_path(state).write_text(json.dumps(sorted(node.tables())))
-    node.write_configs(where, tools, state.kubeconfig)
+    identity = controlplane.node_identity(state)
+    node.write_configs(where, tools, identity)
     dns.write_config(names, state.kubeconfig)
     env = node.runtime_env(tools)
     ctx.launch("containerd", node.containerd_argv(where, tools), env)
     node.wait_socket(where, 60, ctx.check_alive)
     node.import_images(where, tools, [IMAGES_DIR / entry["archive"] for entry in index.values()])
-    kubelet = [*node.kubelet_argv(where, tools, state.kubeconfig), f"--register-with-taints={TAINT}=true:NoSchedule"]
+    taint = f"--register-with-taints={TAINT}=true:NoSchedule"
+    kubelet = [*node.kubelet_argv(where, tools, identity.kubelet_kubeconfig), taint]
     ctx.launch("kubelet", kubelet, env)
     core = k8s.CoreV1Api(ctx.api)
     _poll(lambda: _node_ready(core), ctx.check_alive, "the real node to be Ready")
