@@ -2,8 +2,9 @@
 # Builds the real node's runtime into .tools/bin: containerd, ctr and containerd-shim-runc-v2
 # (tools/containerd), runc (tools/runc, with cgo and libseccomp so pods' seccomp profiles are
 # enforced), and the CNI plugins bridge, host-local, loopback and portmap into .tools/cni/bin
-# (tools/cni-plugins), and CoreDNS, the cluster's DNS (tools/coredns). kubelet and kube-proxy are
-# built with the control plane (50-control-plane.sh).
+# (tools/cni-plugins), CoreDNS, the cluster's DNS (tools/coredns), and crane (tools/crane), whose
+# registry on 127.0.0.1 is containerd's mirror. kubelet and kube-proxy are built with the control
+# plane (50-control-plane.sh).
 # Each binary has a stamp of its wrapper's sources, build flags and the Go version: a rerun is a no-op.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -54,3 +55,5 @@ for plugin in main/bridge ipam/host-local main/loopback meta/portmap; do
 done
 # The cluster's DNS: CoreDNS with the plugins tools/coredns/main.go names.
 build .tools/bin/coredns coredns . 0 ""
+# The node's registry mirror (`crane registry serve`) and what loads images into it (`crane push`).
+build .tools/bin/crane crane github.com/google/go-containerregistry/cmd/crane 0 ""

@@ -25,14 +25,15 @@ from pathlib import Path
 
 import yaml
 
+from pipelines import tools as project_tools
 from pipelines.cluster import network
-from pipelines.tools import REPO_ROOT, find_tool
+from pipelines.tools import find_tool
 
 #: The node's name; the agent's node is another (`controlplane.NODE_NAME`).
 NAME = "kiosk-kubelet"
 #: kubelet's sandbox image: Kubernetes' own pause.c, built by `kiosk images build`.
 SANDBOX_IMAGE = "registry.k8s.io/pause:3.10"
-BINARIES = ("containerd", "containerd-shim-runc-v2", "ctr", "runc", "kubelet", "kube-proxy")
+BINARIES = ("containerd", "containerd-shim-runc-v2", "ctr", "runc", "kubelet", "kube-proxy", "crane")
 #: The nftables tables kube-proxy's nftables mode creates (one per IP family).
 PROXY_TABLES = (("ip", "kube-proxy"), ("ip6", "kube-proxy"))
 #: What kubelet adds through iptables when it is installed: a firewall chain dropping DNATed
@@ -46,7 +47,6 @@ KUBELET_CHAINS = (
     ("mangle", "KUBE-IPTABLES-HINT"),
 )
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
-CNI_BIN = REPO_ROOT / ".tools" / "cni" / "bin"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -72,6 +72,14 @@ class NodeLayout:
     def pod_logs(self) -> Path:
         return self.root / "pod-logs"
 
+    @property
+    def registry_hosts(self) -> Path:
+        return self.root / "certs.d"
+
+    @property
+    def registry_blobs(self) -> Path:
+        return self.root / "registry"
+
 
 @dataclass(frozen=True, kw_only=True)
 class NodeIdentity:
@@ -84,10 +92,17 @@ class NodeIdentity:
     client_ca: Path  # what signed the API server's client certificate: the only client let in
 
 
+def cni_bin() -> Path:
+    """Where 45-node.sh puts the CNI plugins (looked up when used: the CLI imports this module
+    outside a checkout too).
+    """
+    return project_tools.REPO_ROOT / ".tools" / "cni" / "bin"
+
+
 def binaries() -> dict[str, Path]:
     found = {name: find_tool(name) for name in BINARIES}
     missing = [name for name, path in found.items() if path is None]
-    missing += [f"CNI {p}" for p in CNI_PLUGINS if not (CNI_BIN / p).is_file()]
+    missing += [f"CNI {p}" for p in CNI_PLUGINS if not (cni_bin() / p).is_file()]
     if missing:
         raise NodeError(f"not installed: {', '.join(missing)}; run `bash .ci/install.d/45-node.sh`")
     return {name: path for name, path in found.items() if path is not None}
@@ -110,6 +125,10 @@ state = "{root / "containerd-state"}"
 [plugins."io.containerd.cri.v1.images".pinned_images]
   sandbox = "{SANDBOX_IMAGE}"
 
+[plugins."io.containerd.cri.v1.images".registry]
+  # hosts.toml per registry: the local mirror (pipelines.cluster.registry)
+  config_path = "{layout.registry_hosts}"
+
 [plugins."io.containerd.cri.v1.runtime"]
   # Our own oom_score_adj is the floor: lowering it (kubelet asks -998 for sandboxes) needs a
   # capability this machine's root may lack ("failed to update /proc/self/oom_score_adj").
@@ -123,7 +142,7 @@ state = "{root / "containerd-state"}"
   BinaryName = "{runc}"
 
 [plugins."io.containerd.cri.v1.runtime".cni]
-  bin_dirs = ["{CNI_BIN}"]
+  bin_dirs = ["{cni_bin()}"]
   conf_dir = "{root / "cni"}"
 """
 

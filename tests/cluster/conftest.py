@@ -192,7 +192,7 @@ def real_node(cluster: Cluster) -> Iterator[node.NodeLayout]:
         yield real_node_component.layout(ClusterState.load(cluster.state.root))
     finally:
         stopped = kiosk(cluster, "down", "--only", real_node_component.NAME)
-    assert stopped.split() == ["stopped:", "coredns,", "kube-proxy,", "kubelet,", "containerd"]
+    assert stopped.split() == ["stopped:", "coredns,", "kube-proxy,", "kubelet,", "containerd,", "registry"]
     assert HostNetwork.now() == before
     assert not [d for d in node.CGROUP_ROOT.glob("*/kubepods*") if d.is_dir()]
     assert node.NAME not in [n.metadata.name for n in k8s.CoreV1Api(cluster.api).list_node().items]

@@ -22,6 +22,7 @@ from pipelines.runner import api as runner
 from pipelines.runner.errors import RunnerError
 from tests.cluster.conftest import Cluster, executor_namespace
 from tests.fixtures import upstream_examples as upstream
+from tests.fixtures.upstream_examples import RANDOM_PHASE
 from tests.fixtures.waiting import wait_until
 
 NAMESPACE = "fidelity"
@@ -46,13 +47,6 @@ TIMING = {
 }
 #: Counted, not allowed: a pod whose stdout only the local runner recorded as `outputs.result`.
 RESULT_ONLY_LOCAL = "result recorded only by the local runner"
-
-
-#: Random examples whose workflow phase is itself random: compared by neither nodes nor phase,
-#: only for errors either engine reported about the manifest.
-RANDOM_PHASE = {
-    "retry-script.yaml": "11 attempts that each fail with p=2/3: either engine fails it in 1.2% of runs",
-}
 
 
 def loose(rel: str) -> bool:

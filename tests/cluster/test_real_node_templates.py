@@ -44,6 +44,9 @@ GRACEFUL_SIZE = 512
 #: created (RECENTLY_STARTED_POD_DURATION, 10 s by default); later, the attempt is an Error and the
 #: retryStrategy runs the next one. The test deletes the lane after this, to take the retry path.
 RECENTLY_STARTED_S = 10
+#: How Argo records the deleted attempt: by the exit it saw (the SIGTERM), or, when the pod was gone
+#: before the controller saw its last status, as deleted. Both are retried.
+DELETED_ATTEMPT = {("Failed", "main: Error (exit code 143)"), ("Error", "pod deleted")}
 
 
 @dataclass(frozen=True)
@@ -265,7 +268,7 @@ def test_real_node_lane_deleted_mid_run_stops_on_sigterm_and_the_retry_loses_not
     lanes = [n for n in workflow["status"]["nodes"].values() if n["type"] == "Pod" and n["templateName"] == "infer"]
     shown = sorted((n["displayName"], n["phase"], n.get("message", "")) for n in lanes)
     failed = [(phase, message) for _, phase, message in shown if phase != "Succeeded"]
-    assert failed == [("Failed", "main: Error (exit code 143)")], shown  # the SIGTERM, as Argo saw it
+    assert len(failed) == 1 and failed[0] in DELETED_ATTEMPT, shown
     assert len(lanes) == 3, shown  # two lanes, one of them twice
     inputs = {k for k in node_env.names("uploads", "graceful-case") if k.endswith(".png")}
     written = node_env.names("outputs", "graceful-case")

@@ -1,7 +1,8 @@
-"""The real node (`kiosk cluster up --with node`): containerd, kubelet, kube-proxy and CoreDNS join
-the running cluster as a second node, `kiosk-kubelet`, next to the agent's.
+"""The real node (`kiosk cluster up --with node`): a registry mirror, containerd, kubelet, kube-proxy
+and CoreDNS join the running cluster as a second node, `kiosk-kubelet`, next to the agent's.
 
-Its pods are containers of the images `kiosk images build` made (loaded into containerd at start),
+Its pods are containers of the images `kiosk images build` made (loaded into containerd at start,
+and into the mirror every pull resolves at, `pipelines.cluster.registry`),
 in their own network namespaces on the bridge of `pipelines.cluster.network`, reaching Services
 through kube-proxy and names through CoreDNS (`pipelines.cluster.node`, `pipelines.cluster.dns`).
 The node is tainted `kiosk.dev/real-node=true:NoSchedule`: the agent keeps running what does not
@@ -16,6 +17,7 @@ Service. One real node per machine: the ranges are fixed, so a second `--with no
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import urllib.request
@@ -25,11 +27,12 @@ from pathlib import Path
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from pipelines.cluster import controlplane, dns, network, node
+from pipelines import tools as project_tools
+from pipelines.cluster import controlplane, dns, network, node, registry
 from pipelines.cluster.optional import Component, Context
 from pipelines.cluster.state import ClusterState, free_port
 from pipelines.images.archive import read_index
-from pipelines.tools import REPO_ROOT, find_tool
+from pipelines.tools import find_tool
 
 NAME = "node"
 TAINT = "kiosk.dev/real-node"
@@ -38,8 +41,15 @@ PLACEMENT = {
     "nodeSelector": {"kubernetes.io/hostname": node.NAME},
     "tolerations": [{"key": TAINT, "operator": "Exists", "effect": "NoSchedule"}],
 }
-IMAGES_DIR = REPO_ROOT / ".tools" / "images"
-PORTS = ("node-kubelet", "node-healthz", "kube-proxy-healthz", "kube-proxy-metrics", "coredns", "coredns-ready")
+PORTS = (
+    "registry",
+    "node-kubelet",
+    "node-healthz",
+    "kube-proxy-healthz",
+    "kube-proxy-metrics",
+    "coredns",
+    "coredns-ready",
+)
 READY_TIMEOUT_S = 120.0
 
 
@@ -67,9 +77,10 @@ def _start(ctx: Context) -> None:
     state = ctx.state
     if node.proxy_tables():
         raise node.NodeError("kube-proxy's nftables tables exist: another real node runs on this machine")
-    index = read_index(IMAGES_DIR)
+    images = project_tools.REPO_ROOT / ".tools" / "images"  # at start: the CLI imports this outside a checkout too
+    index = read_index(images)
     if not index:
-        raise node.NodeError(f"no images in {IMAGES_DIR}: run `uv run kiosk images build`")
+        raise node.NodeError(f"no images in {images}: run `uv run kiosk images build`")
     tools = node.binaries()
     coredns = find_tool(dns.BINARY)
     assert coredns is not None  # controlplane checks COMPONENT.binaries first
@@ -82,9 +93,11 @@ def _start(ctx: Context) -> None:
     node.write_configs(where, tools, identity)
     dns.write_config(names, state.kubeconfig)
     env = node.runtime_env(tools)
+    archives = [images / entry["archive"] for entry in index.values()]
+    _start_registry(ctx, tools["crane"], where, archives)
     ctx.launch("containerd", node.containerd_argv(where, tools), env)
     node.wait_socket(where, 60, ctx.check_alive)
-    node.import_images(where, tools, [IMAGES_DIR / entry["archive"] for entry in index.values()])
+    node.import_images(where, tools, archives)
     taint = f"--register-with-taints={TAINT}=true:NoSchedule"
     kubelet = [*node.kubelet_argv(where, tools, identity.kubelet_kubeconfig), taint]
     ctx.launch("kubelet", kubelet, env)
@@ -95,6 +108,19 @@ def _start(ctx: Context) -> None:
     ctx.launch("coredns", dns.argv(names, coredns), env)
     _poll(lambda: _answers(names), ctx.check_alive, "CoreDNS to be ready")
     dns.publish(ctx.api, names)
+
+
+def _start_registry(ctx: Context, crane: Path, where: node.NodeLayout, archives: list[Path]) -> None:
+    """The mirror every pull resolves at, holding the built images under their upstream names
+    (its manifests live in memory: they are pushed again at each start).
+    """
+    port = ctx.state.ports["registry"]
+    where.registry_blobs.mkdir(parents=True, exist_ok=True)
+    registry.write_hosts(where.registry_hosts, port)
+    ctx.launch("registry", registry.argv(crane, port, where.registry_blobs), dict(os.environ))
+    registry.wait_ready(port, ctx.check_alive)
+    for archive in archives:
+        registry.push(crane, port, archive)
 
 
 def _poll(ready: Callable[[], bool], check_alive: Callable[[], None], what: str) -> None:
@@ -133,6 +159,7 @@ def _cleanup(state: ClusterState, api: k8s.ApiClient | None) -> None:
     node.kill_shims(where / "containerd.sock")
     node.unmount_all(where)
     shutil.rmtree(where / "ipam", ignore_errors=True)  # addresses of pods that were killed, not torn down
+    registry.clear(where / "registry")  # its manifests were in memory: the blobs alone are no use
     firewall = _firewall_path(state)
     node.remove_rules(set(json.loads(firewall.read_text())) if firewall.is_file() else node.tables())
     if api is None:
@@ -148,14 +175,15 @@ def _cleanup(state: ClusterState, api: k8s.ApiClient | None) -> None:
 def _describe(state: ClusterState) -> list[str]:
     return [
         f"real node {node.NAME}: containerd, kubelet (taint {TAINT}), kube-proxy (nftables), "
-        f"CoreDNS {network.DNS_IP}; pods {network.POD_CIDR}, Services {network.SERVICE_CIDR}"
+        f"CoreDNS {network.DNS_IP}, registry mirror 127.0.0.1:{state.ports.get('registry')}; "
+        f"pods {network.POD_CIDR}, Services {network.SERVICE_CIDR}"
     ]
 
 
 COMPONENT = Component(
     name=NAME,
     summary="a real kubelet over containerd and runc, with kube-proxy and CoreDNS (tainted: pods opt in)",
-    processes=("containerd", "kubelet", "kube-proxy", "coredns"),
+    processes=("registry", "containerd", "kubelet", "kube-proxy", "coredns"),
     binaries=(*node.BINARIES, dns.BINARY),
     install=".ci/install.d/45-node.sh",
     start=_start,
