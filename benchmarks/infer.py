@@ -5,10 +5,10 @@ the S3 emulator, with and without ~30 ms per-request latency, against a naive pe
 
 prints one JSON line. Every number comes from this run, measured side by side. The S3 server is
 gofakes3 in its own process on 127.0.0.1 when installed (benchmarks/s3server.py), else moto (an
-emulator, in this process); latency is added by an HTTP delay proxy in front of it
-(testkit/fault_proxy.py). The pipeline runs as `python -m steps.infer` subprocesses, as Argo
-would run it; its throughput is the metrics JSON's images_per_second (model load excluded, as for
-the raw number).
+emulator, in this process); gofakes3 adds the latency itself on a second port (a sleep per request,
+no CPU), moto gets an HTTP delay proxy in front of it (testkit/fault_proxy.py, in this process).
+The pipeline runs as `python -m steps.infer` subprocesses, as Argo would run it; its throughput is
+the metrics JSON's images_per_second (model load excluded, as for the raw number).
 """
 
 from __future__ import annotations
@@ -183,8 +183,10 @@ def _close_once(server: object):
     return close
 
 
-def start_s3(name: str) -> tuple[object, str]:
-    """(server with .endpoint and .close(), its name): gofakes3 when installed, else moto."""
+def start_s3(name: str, latency_s: float = 0.0) -> tuple[object, str]:
+    """(server with .endpoint and .close(), its name): gofakes3 when installed, else moto.
+    gofakes3 also serves `slow_endpoint`, each request held `latency_s`.
+    """
     from benchmarks import s3server
 
     binary = s3server.gofakes3_binary()
@@ -194,7 +196,7 @@ def start_s3(name: str) -> tuple[object, str]:
         return _Moto(), "moto S3 emulator, in the benchmark process"
     if binary is None:
         raise SystemExit("gofakes3 is not installed: run bash .ci/install.d/25-gofakes3.sh (or --server moto)")
-    return s3server.GoFakeS3Process(binary), s3server.DETAIL
+    return s3server.GoFakeS3Process(binary, latency_s=latency_s), s3server.DETAIL
 
 
 def decode_ms_per_image(images: list[bytes], spec: object) -> float:
@@ -239,6 +241,7 @@ class GpuProxy:
         log(f"round {round_ + 1}: stages (single-threaded CPU ms/image) {table(costs)}")
         for stage in STAGES:
             self.add(f"stage_{stage}_ms", costs[stage])
+        self.add("components_ms", costs["components_ms"])
         self.add("pillow_decode_ms_per_image", decode_ms_per_image(images, spec))
         # The floor is the cheaper of the two decoders (the pipeline's OpenCV one, or Pillow's).
         self.add("decode_ms_per_image", min(costs["decode"], self.rounds["pillow_decode_ms_per_image"][-1]))
@@ -321,6 +324,17 @@ class GpuProxy:
             "pipeline_ips_s3_per_shard": round(max(self.rounds["pipeline_ips_s3_per_shard"]), 3),
             "decode_bound_ips": round(bound, 3),
             "throughput_vs_decode_bound": round(best_file / bound, 3),
+            # No schedule passes the work-conserving limit: the most either decode-bound ratio can be here.
+            "throughput_vs_decode_bound_bound": round(work_conserving / bound, 3),
+            # On a GPU the in-graph normalisation runs on the device with the model: the host's share.
+            "stages_outside_model_vs_decode_host": round(
+                (sum(stages.values()) - stages["model"] - stages["normalise"]) / decode, 3
+            ),
+            # The part of it no code skips: read, decode, the components, the mask PNG, the writes.
+            "components_ms": round(med["components_ms"], 3),
+            "stages_floor_vs_decode_host": round(
+                (sum(stages[s] for s in ("read", "decode", "encode", "write")) + med["components_ms"]) / decode, 3
+            ),
             "rounds": self.rounds,
         }
 
@@ -403,17 +417,31 @@ class Bench:
         log(f"round {len(self.runs[name])}: {name} {ips:.2f} images/s")
 
 
+@dataclass
+class _SlowEndpoint:
+    """gofakes3's delayed port, used as the proxy would be (its delay is set at the server's start)."""
+
+    url: str
+
+    def delay(self, seconds: float) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
 def start(args: argparse.Namespace) -> Bench:
     from testkit.fault_proxy import FaultProxy
 
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
     work = Path(tempfile.mkdtemp(prefix="kiosk-bench-"))
-    server, server_name = start_s3(args.server)
+    server, server_name = start_s3(args.server, args.latency_ms / 1000)
     # A failing round must not leave the S3 server process behind.
     atexit.register(_close_once(server))
     endpoint = server.endpoint  # type: ignore[attr-defined]
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/bench", method="PUT"), timeout=10).close()
-    proxy = FaultProxy(endpoint).start()
+    slow = getattr(server, "slow_endpoint", "")
+    proxy = _SlowEndpoint(slow) if slow else FaultProxy(endpoint).start()
     proxy.delay(args.latency_ms / 1000)
     images = make_images(args.images, args.size)
     log(f"{len(images)} images {args.size}x{args.size}, {sum(map(len, images)) / len(images) / 1024:.0f} KiB each")
@@ -463,6 +491,23 @@ def naive_round(args: argparse.Namespace, endpoint: str, round_: int) -> float:
     return json.loads(naive.stdout.strip().splitlines()[-1])["ips"]
 
 
+def raw_bound(bench: Bench, raw_ips: float) -> dict:
+    """The most `ratio_vs_raw` can be on these cores: raw ORT's CPU per image plus decoding (which
+    any pipeline does and raw ORT does not), over the cores, against raw ORT's rate.
+    """
+    from steps.infer.model import load_model
+
+    decode = decode_ms_per_image(bench.images, load_model(bench.args.model, bench.args.spec).spec) / 1000
+    model_cpu = 1 / float(np.median(RAW_CPU))  # CPU-seconds per image, all of ORT's threads
+    cores = os.cpu_count() or 1
+    return {
+        "raw_cpu_ms_per_image": round(model_cpu * 1000, 3),
+        "decode_ms_per_image": round(decode * 1000, 3),
+        "raw_cores_busy": round(model_cpu * raw_ips, 3),
+        "ratio_vs_raw_bound": round(min(1.0, cores / (model_cpu + decode) / raw_ips), 3),
+    }
+
+
 def real_model_summary(bench: Bench) -> dict:
     args = bench.args
     many = bench.images * args.rss_factor
@@ -476,6 +521,7 @@ def real_model_summary(bench: Bench) -> dict:
         "raw_ort_ips": round(raw, 3),
         "pipeline_ips": round(pipeline, 3),
         "ratio_vs_raw": round(pipeline / raw, 3),
+        **raw_bound(bench, raw),
         "pipeline_ips_s3": round(pipeline_s3, 3),
         "ratio_vs_raw_s3": round(pipeline_s3 / raw, 3),
         "pipeline_ips_s3_latency": round(pipeline_lat, 3),
@@ -488,6 +534,9 @@ def real_model_summary(bench: Bench) -> dict:
         "images_10x": len(many),
         "model_input": bench.tensor_shape,
         "latency_ms_added": args.latency_ms,
+        "latency_added_by": "the S3 server (gofakes3's second port)"
+        if isinstance(bench.proxy, _SlowEndpoint)
+        else "testkit/fault_proxy.py in the benchmark process",
         "model": args.model,
         "providers": bench.providers,
         "rounds": bench.runs,

@@ -26,14 +26,21 @@ def gofakes3_binary() -> Path | None:
 
 
 class GoFakeS3Process:
-    """Start the server on a free loopback port; `endpoint` is its http:// URL."""
+    """Start the server on a free loopback port; `endpoint` is its http:// URL.
 
-    def __init__(self, binary: Path) -> None:
-        self.process = subprocess.Popen(
-            [str(binary), "-host", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-        )
+    With `latency_s`, `slow_endpoint` serves the same objects after holding each request that long,
+    in the server (a sleep, no CPU), where a proxy in the benchmark's process would also take CPU
+    from the pipeline it measures.
+    """
+
+    def __init__(self, binary: Path, *, latency_s: float = 0.0) -> None:
+        command = [str(binary), "-host", "127.0.0.1:0"]
+        if latency_s:
+            command += ["-latency", f"{latency_s * 1000:g}ms"]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.endpoint = self.process.stdout.readline().strip()  # type: ignore[union-attr]
-        if not self.endpoint.startswith("http://"):
+        self.slow_endpoint = self.process.stdout.readline().strip() if latency_s else ""  # type: ignore[union-attr]
+        if not self.endpoint.startswith("http://") or (latency_s and not self.slow_endpoint.startswith("http://")):
             raise SystemExit(f"{binary} did not start (exit {self.process.poll()})")
 
     def close(self) -> None:

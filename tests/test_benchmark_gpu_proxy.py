@@ -48,6 +48,15 @@ def test_gpu_proxy_section_reports_cpu_per_image_against_decode():
         proxy["pipeline_ips"] / proxy["work_conserving_ips"], abs=2e-3
     )
     assert proxy["decode_ms_per_image"] <= proxy["pillow_decode_ms_per_image"]
+    # The ceiling of the decode-bound ratio is the work-conserving limit over the decode-bound one.
+    assert proxy["throughput_vs_decode_bound_bound"] == pytest.approx(
+        proxy["work_conserving_ips"] / proxy["decode_bound_ips"], abs=2e-3
+    )
+    host = sum(stages.values()) - stages["model"] - stages["normalise"]
+    assert proxy["stages_outside_model_vs_decode_host"] == pytest.approx(host / decode, abs=2e-3)
+    floor = sum(stages[s] for s in ("read", "decode", "encode", "write")) + proxy["components_ms"]
+    assert proxy["stages_floor_vs_decode_host"] == pytest.approx(floor / decode, abs=2e-3)
+    assert 0 < proxy["components_ms"] < stages["postprocess"]
     rounds = proxy["rounds"]
     assert rounds["put_requests_per_image_s3"] == [2.0] and rounds["get_requests_per_image_s3"] == [1.0]
     assert rounds["put_requests_per_image_s3_per_shard"] == [0.25]  # 2 PUTs for the 8-image shard

@@ -4,9 +4,13 @@
 // and it implements DeleteObjects. Upstream's cmd/gofakes3 has no way to create objects with an
 // old LastModified, which a retention benchmark needs, hence this small main with one extra route.
 //
-//	gofakes3 [-host 127.0.0.1:0]
+//	gofakes3 [-host 127.0.0.1:0] [-latency 30ms]
 //
 // prints its endpoint (http://127.0.0.1:PORT) on stdout's first line, then serves until killed.
+// With -latency, a second listener on the same host serves the same backend after holding each
+// request that long (a cross-region bucket), and its endpoint is stdout's second line. The delay
+// costs no CPU, so a benchmark comparing the two endpoints measures the latency and nothing else
+// (a proxy in the benchmark's process would also take CPU from the code under test).
 //
 // POST /_kiosk/seed?bucket=B&age=72h&size=10 with one key per line as the body creates bucket B
 // if needed and puts each key with `size` bytes, stamped `age` ago. Bucket names cannot start
@@ -110,6 +114,7 @@ func (s *server) seed(w http.ResponseWriter, r *http.Request) {
 
 func main() {
 	host := flag.String("host", "127.0.0.1:0", "address to listen on (port 0: any free port)")
+	latency := flag.Duration("latency", 0, "also serve on a second port, holding each request this long")
 	flag.Parse()
 
 	clock := &shiftedClock{}
@@ -121,5 +126,24 @@ func main() {
 	}
 	fmt.Fprintf(os.Stdout, "http://%s\n", listener.Addr())
 	handler := &server{backend: backend, clock: clock, s3: faker.Server()}
+	if *latency > 0 {
+		slow, err := net.Listen("tcp", *host)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Fprintf(os.Stdout, "http://%s\n", slow.Addr())
+		go func() { log.Fatal(http.Serve(slow, delayed{handler, *latency})) }()
+	}
 	log.Fatal(http.Serve(listener, handler))
+}
+
+// delayed holds each request before the S3 handler sees it.
+type delayed struct {
+	next  http.Handler
+	delay time.Duration
+}
+
+func (d delayed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	time.Sleep(d.delay)
+	d.next.ServeHTTP(w, r)
 }

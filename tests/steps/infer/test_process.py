@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from steps.infer.process import components, to_tensor
+from steps.infer.process import box_sums, components, to_tensor
 from steps.infer.spec import ModelSpec
 
 
@@ -60,3 +60,20 @@ def test_normalisation_matches_the_formula(pixels, color, layout):
     expected = (source.astype(np.float32) / 255 - np.array(spec.mean, np.float32)) / np.array(spec.std, np.float32)
     expected = expected.transpose(2, 0, 1) if layout == "NCHW" else expected
     np.testing.assert_allclose(to_tensor(pixels, spec), expected, rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    arrays(np.float32, st.tuples(st.integers(2, 20), st.integers(2, 20)), elements=st.floats(0, 1, width=32)),
+    st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=6),
+)
+def testbox_sums_equal_the_slices_sums_whichever_way_they_are_summed(prob, corners):
+    height, width = prob.shape
+    edges = []
+    for a, b, c, d in corners:
+        y0, x0 = int(a * (height - 1)), int(b * (width - 1))
+        edges.append((y0, x0, y0 + 1 + int(c * (height - 1 - y0)), x0 + 1 + int(d * (width - 1 - x0))))
+    y0, x0, y1, x1 = (np.array(column, dtype=np.int64) for column in zip(*edges, strict=True))
+    # Boxes over a quarter of the map are summed from a summed-area table, smaller ones box by box.
+    want = [float(prob[a:c, b:d].sum(dtype=np.float64)) for a, b, c, d in edges]
+    np.testing.assert_allclose(box_sums(prob, y0, x0, y1, x1), want, rtol=1e-9, atol=1e-9)
