@@ -7,6 +7,7 @@ under test, on the same 2 cores. A Go server in its own process measures our cod
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,13 @@ class GoFakeS3Process:
         self.slow_endpoint = self.process.stdout.readline().strip() if latency_s else ""  # type: ignore[union-attr]
         if not self.endpoint.startswith("http://") or (latency_s and not self.slow_endpoint.startswith("http://")):
             raise SystemExit(f"{binary} did not start (exit {self.process.poll()})")
+
+    def cpu_seconds(self) -> float:
+        """The server process's CPU so far (user + system): on this machine it shares the cores
+        with the code under test, which a remote S3 would not.
+        """
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(") ", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def close(self) -> None:
         self.process.terminate()

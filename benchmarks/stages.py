@@ -114,6 +114,7 @@ def stage_costs(model_uri: str, images: list[bytes], *, batch_size: int = 8, rep
     return {
         **{s: round(ms.get(s, 0.0), 3) for s in STAGES},
         "components_ms": round(ms.get("components", 0.0), 3),
+        "host_floor_ms": round(floor, 3),
         "host_outside_model_vs_decode": round((total - ms["model"] - ms["normalise"]) / ms["decode"], 3),
         "host_floor_vs_decode": round(floor / ms["decode"], 3),
         "normalise_host_ms": round(ms["normalise_host_ms"], 3),

@@ -1,7 +1,7 @@
-"""The GPU-proxy benchmarks run end to end and print the figures docs/benchmarks.md quotes.
+"""The infer benchmarks run end to end and print the figures docs/benchmarks.md quotes.
 
 Figures are never checked here (speed lives in the benchmarks, not in timed tests): only that
-`benchmarks/infer.py --gpu-proxy only` and `benchmarks/gpu.py --device cpu` complete on a few
+`benchmarks/infer.py` (each section alone) and `benchmarks/gpu.py --device cpu` complete on a few
 images and report every documented key with sane values, so a broken benchmark shows in CI rather
 than minutes into a hand-run.
 """
@@ -57,6 +57,11 @@ def test_gpu_proxy_section_reports_cpu_per_image_against_decode():
     floor = sum(stages[s] for s in ("read", "decode", "encode", "write")) + proxy["components_ms"]
     assert proxy["stages_floor_vs_decode_host"] == pytest.approx(floor / decode, abs=2e-3)
     assert 0 < proxy["components_ms"] < stages["postprocess"]
+    # The S3 server shares the cores: its CPU joins the stages in the S3 runs' limit.
+    assert proxy["server_cpu_ms_per_image_s3"] > 0
+    with_server = out["cpu_count"] / (sum(stages.values()) + proxy["server_cpu_ms_per_image_s3"]) * 1000
+    assert proxy["work_conserving_ips_s3"] == pytest.approx(with_server, rel=1e-3)
+    assert proxy["throughput_vs_decode_bound_bound_s3"] < proxy["throughput_vs_decode_bound_bound"]
     rounds = proxy["rounds"]
     assert rounds["put_requests_per_image_s3"] == [2.0] and rounds["get_requests_per_image_s3"] == [1.0]
     assert rounds["put_requests_per_image_s3_per_shard"] == [0.25]  # 2 PUTs for the 8-image shard
@@ -70,3 +75,14 @@ def test_gpu_script_runs_on_the_cpu():
         assert figures["raw_ips"]["cpu"] > 0 and figures["pipeline_ips"]["cpu"] > 0
         assert figures["providers_cpu"] == ["CPUExecutionProvider"]
         assert figures["ratio_vs_raw"]["cpu"] == round(figures["pipeline_ips"]["cpu"] / figures["raw_ips"]["cpu"], 3)
+
+
+def test_real_model_section_reports_its_bound_and_the_servers_latency():
+    require_tool("gofakes3")
+    out = _json("benchmarks/infer.py", "--json", "--gpu-proxy", "off", "--rounds", "1", "--images", "8")
+    assert out["latency_added_by"] == "the S3 server (gofakes3's second port)"
+    assert 0 < out["ratio_vs_raw_bound"] <= 1 and out["floor_ms_per_image"] > 0
+    # The bound is the cores over raw ORT's CPU plus the floor, against raw ORT's rate (to rounding).
+    bound = out["cpu_count"] / ((out["raw_cpu_ms_per_image"] + out["floor_ms_per_image"]) / 1000) / out["raw_ort_ips"]
+    assert out["ratio_vs_raw_bound"] == pytest.approx(min(1.0, bound), abs=2e-3)
+    assert out["latency_hiding"] == pytest.approx(out["pipeline_ips_s3_latency"] / out["pipeline_ips_s3"], abs=2e-3)

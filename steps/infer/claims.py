@@ -4,8 +4,9 @@ Layout under the run (`<run>/queue/claims/<shard>/`):
   g0000.json        the first claim: lane, attempt, host, pid, token and times. Its owner rewrites it
                     every heartbeat by compare-and-swap on its ETag, so its Last-Modified says the
                     owner is alive, and a beat that is refused tells the owner it lost the claim.
-  g0000.failed.json the owner finished with transient failures over --max-failure-ratio: another
-                    lane (or this lane's retry) may take it over at once.
+  g0000.failed.json the owner finished with transient failures over --max-failure-ratio, or was
+                    stopped (SIGTERM: a deleted or evicted pod): another lane (or this lane's
+                    retry) may take it over at once.
   g0001.json        a takeover: made when g0000 went stale (no heartbeat for --claim-ttl), was
                     marked failed, or its lane's retried pod proved the old attempt gone. The taker
                     first overwrites g0000 by compare-and-swap on the ETag it judged stale, so a
@@ -146,6 +147,10 @@ class WorkQueue:
         self.host = socket.gethostname()
         self._active: dict[str, Claim] = {}
         self._lock = threading.Lock()
+        #: Set by `hand_back`: no claim is made after it, and the claims being made are waited for.
+        self._closed = False
+        self._creating = 0
+        self._settled = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(8, thread_name_prefix="heartbeat")
@@ -181,6 +186,18 @@ class WorkQueue:
         takeover passes the previous generation as it saw it (`supersede`): that claim is fenced
         first, and when its ETag moved since (its owner beat: alive) there is no takeover.
         """
+        with self._lock:
+            if self._closed:
+                return None
+            self._creating += 1
+        try:
+            return self._make_claim(shard, generation, reason, supersede)
+        finally:
+            with self._settled:
+                self._creating -= 1
+                self._settled.notify_all()
+
+    def _make_claim(self, shard: str, generation: int, reason: str, supersede: ObjectInfo | None) -> Claim | None:
         if supersede is not None:
             # The old body stays readable (the claim log shows who held each generation).
             fence = self.read(shard, generation - 1) | {
@@ -197,9 +214,12 @@ class WorkQueue:
         info = self.store.head(claim_key(shard, generation))
         claim = Claim(shard, generation, body, info.etag if info is not None else "", renewed=started)
         with self._lock:
-            self._active[shard] = claim
             self.made.append((shard, generation, reason))
-        return claim
+            if not self._closed:
+                self._active[shard] = claim
+                return claim
+        self._mark_handed_back(claim, "made while the lane was stopping")  # never used: handed back too
+        return None
 
     def commit(self, claim: Claim, record: dict) -> bool:
         """Create the shard's commit for `claim`'s generation: True when it is the shard's outcome. A
@@ -228,6 +248,33 @@ class WorkQueue:
         self.store.create_bytes(
             mark_key(claim.shard, claim.generation, "failed"), json.dumps(record).encode(), "application/json"
         )
+
+    def hand_back(self, reason: str, *, wait_s: float = 10.0) -> list[Claim]:
+        """Give up every claim this process holds (its pod is being stopped): no claim is made any
+        more, the ones being made are waited for (up to `wait_s`), and each held claim is marked lost,
+        so nothing here commits it, and failed, so another lane (or this lane's retry) takes it over
+        at once instead of after the TTL. A commit already under way may still land first; then it
+        is the shard's outcome, as any first commit is.
+        """
+        with self._settled:
+            self._closed = True
+            self._settled.wait_for(lambda: self._creating == 0, timeout=wait_s)
+            held = list(self._active.values())
+            self._active.clear()
+        for claim in held:
+            with claim.changed:
+                claim.lost.set()
+                claim.changed.notify_all()
+        for claim in held:
+            self._mark_handed_back(claim, reason)
+        return held
+
+    def _mark_handed_back(self, claim: Claim, reason: str) -> None:
+        record = {"lane": self.lane, "attempt": self.attempt, "token": self.token, "reason": reason}
+        with contextlib.suppress(Exception):  # best effort: an unmarked claim still falls due at the TTL
+            self.store.create_bytes(
+                mark_key(claim.shard, claim.generation, "failed"), json.dumps(record).encode(), "application/json"
+            )
 
     def fail_shard(self, shard: str, state: ShardState, items: int) -> bool:
         """Commit `shard` as failed: its last allowed generation died too. The reason names every

@@ -16,7 +16,9 @@ died, by the next lane to finish. A generation that lost leaves nothing anyone r
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -399,9 +401,32 @@ def _lane_doc(params: InferParams, setup: _Setup, wall: float) -> dict:
     }
 
 
+def _stop_on_sigterm(queue: WorkQueue, lane: int) -> None:
+    """A deleted or evicted pod gets SIGTERM from kubelet, then SIGKILL after its grace period.
+    The lane hands its claims back (marked failed) and exits 143 at once, so the retry or another
+    lane starts on them now rather than a claim TTL later; what it staged stays unpublished.
+    """
+
+    def stop(signum: int) -> None:
+        name = signal.Signals(signum).name
+        held = queue.hand_back(f"{name}: the lane's pod was stopped")
+        shards = ", ".join(f"{c.shard} generation {c.generation}" for c in held) or "none"
+        sys.stderr.write(f"steps.infer: lane {lane}: {name}: handed back its claims ({shards}) for a takeover\n")
+        sys.stderr.flush()
+        os._exit(128 + signum)  # the worker threads may be blocked on I/O: do not wait for them
+
+    def on_signal(signum: int, _frame: object) -> None:
+        # The handler interrupts the main thread wherever it is, perhaps inside the queue's lock or
+        # making a claim: the hand-back runs on a thread of its own while the main thread goes on.
+        threading.Thread(target=stop, args=(signum,), name="sigterm", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+
+
 def run_lane(params: InferParams) -> int:
     started = time.perf_counter()
     setup = _set_up(params, started)
+    _stop_on_sigterm(setup.queue, params.lane)
     lane, metrics = setup.lane, setup.metrics
     t0 = time.perf_counter()
 

@@ -16,7 +16,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from pipelines.cluster import controlplane, kube, network, node, objectstore
+from pipelines.cluster import controlplane, kube, network, node, objectstore, workflows
 from pipelines.cluster.components import real_node as real_node_component
 from pipelines.config import load_config
 from tests.cluster.conftest import Cluster
@@ -322,6 +322,42 @@ def test_real_node_runs_an_upstream_workflow_with_artifacts(cluster: Cluster, re
     assert len(pods) == 2
     passed = next(n for n in pods if n["displayName"] == "generate-artifact")["outputs"]["artifacts"]
     assert [a["name"] for a in passed if a["name"] != "main-logs"] == ["hello-art"]
+
+
+#: The artifact examples tests/cluster/test_artifacts.py leaves out because the agent's pods share
+#: the host's root filesystem; here each runs in its image's own, as on any cluster.
+NEED_AN_IMAGE = (
+    "artifact-passing-subpath.yaml",
+    "conditional-artifacts.yaml",
+    "dag-conditional-artifacts.yaml",
+    "map-reduce.yaml",
+)
+
+
+@pytest.fixture(scope="module")
+def image_examples(cluster: Cluster, real_node: node.NodeLayout) -> dict[str, dict]:
+    """The four examples submitted together, placed on the real node, and waited on."""
+    namespace = load_config("local").namespace
+    names = {}
+    for rel in NEED_AN_IMAGE:
+        manifest = yaml.safe_load((upstream.examples_dir() / rel).read_text())
+        manifest["metadata"]["namespace"] = namespace
+        manifest["spec"] |= real_node_component.PLACEMENT
+        names[rel] = workflows.create(cluster.api, manifest)["metadata"]["name"]
+    return {rel: workflows.wait(cluster.api, namespace, name, 420) for rel, name in names.items()}
+
+
+@pytest.mark.parametrize("rel", NEED_AN_IMAGE)
+def test_real_node_runs_the_examples_that_need_an_image(image_examples: dict[str, dict], rel: str):
+    """WORKDIR-relative outputs, a /tmp archived whole, /mnt/out made in the root filesystem: each
+    example reaches Succeeded with all its pods on the real node and its output artifacts reported.
+    """
+    workflow = image_examples[rel]
+    pods = [n for n in workflow["status"]["nodes"].values() if n["type"] == "Pod"]
+    assert workflow["status"]["phase"] == "Succeeded", [(n["displayName"], n.get("message")) for n in pods]
+    assert pods and {n["hostNodeName"] for n in pods} == {node.NAME}
+    artifacts = [a for n in pods for a in (n.get("outputs") or {}).get("artifacts") or [] if a["name"] != "main-logs"]
+    assert artifacts and all("s3" in a for a in artifacts), (rel, artifacts)
 
 
 def test_real_node_kubelet_signs_in_as_its_node(cluster: Cluster, real_node: node.NodeLayout):

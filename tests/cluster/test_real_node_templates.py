@@ -240,8 +240,9 @@ def test_rendered_template_succeeds_on_the_real_node(node_env: NodeEnv, name: st
 
 def test_real_node_lane_deleted_mid_run_stops_on_sigterm_and_the_retry_loses_nothing(node_env: NodeEnv) -> None:
     """`kubectl delete pod` of a lane while it writes outputs: kubelet sends SIGTERM, the lane's
-    container exits on it (143) within the grace period, not killed after it (137); the rendered
-    retryStrategy runs the lane again, and the run ends with every image processed exactly once.
+    container hands its claims back and exits on it (143) within the grace period, not killed after
+    it (137); the rendered retryStrategy runs the lane again, and the run ends with every image
+    processed exactly once.
     """
     count = GRACEFUL_IMAGES
     uploads = _synth(node_env, "graceful-case", count, GRACEFUL_SIZE)
@@ -274,3 +275,5 @@ def test_real_node_lane_deleted_mid_run_stops_on_sigterm_and_the_retry_loses_not
     written = node_env.names("outputs", "graceful-case")
     assert sorted(k for k in written if k.endswith(".json")) == sorted(f"{k}.json" for k in inputs)
     assert [k for k in written if not k.endswith((".json", ".png"))] == []  # nothing staged is visible
+    # The stopped lane handed its claims back (marked failed), so they were taken over at once.
+    assert [k for k in node_env.names("runs", name, "queue", "claims") if k.endswith(".failed.json")], name

@@ -195,6 +195,40 @@ def test_retried_lane_resumes_its_own_claims_first(tmp_path):
     assert {c["shard"] for c in first_ones} == unfinished and all(c["reason"] == "resume" for c in first_ones)
 
 
+def test_sigterm_mid_shard_hands_claims_back_for_an_immediate_takeover(tmp_path):
+    case = StoreCase("file", f"file://{tmp_path}/store")
+    images, shard_size = 60, 10
+    seed(case, tmp_path, images, shard_size)
+    store = open_store(case.uri)
+    gate = Gate(tmp_path / "store", "in/0005.png")
+    # A TTL of 10 minutes: within this test only the handed-back claims can be taken over.
+    victim = start_lane(lane_command(case, tmp_path, 0, 2, "--claim-ttl=600", "--batch-size=1", "--upload-workers=1"))
+    wait_until(lambda: gate.reader_blocked() or victim.poll() is not None, 120, "lane 0 to reach image 5", poll=0.05)
+    assert victim.poll() is None, victim.communicate()[1][-3000:]
+    wait_until(lambda: _staged(store, range(5)) >= 1, 120, "lane 0 to start writing", poll=0.05)
+    victim.send_signal(signal.SIGTERM)
+    _out, err = victim.communicate(timeout=60)  # exits while a worker is still blocked on the FIFO
+    gate.release()
+    assert victim.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert "SIGTERM: handed back its claims (shard-00000 generation 0" in err
+    handed = {s for s, claims in claim_log(case).items() if not claims[-1]["done"]}
+    assert "shard-00000" in handed and all(claim_log(case)[s][-1]["failed"] for s in handed), claim_log(case)
+    # Its other prefetch worker may have finished later shards meanwhile: those are committed.
+    published = {int(o.key[4:8]) // shard_size for o in store.list("out") if o.key.endswith(".json")}
+    assert not {f"shard-{k:05d}" for k in published} & handed, "nothing handed back is published"
+
+    # Lane 1 alone, the TTL still 10 minutes: it can only take the handed-back shards over because
+    # they are marked failed (lane 0's own retry would also resume them, its pid being gone).
+    lane1 = subprocess.run(
+        lane_command(case, tmp_path, 1, 2, "--claim-ttl=600"), cwd=REPO, capture_output=True, text=True
+    )
+    assert lane1.returncode == 0, lane1.stderr[-3000:]
+    log = _check_complete(case, images, images // shard_size)
+    for shard in handed:
+        assert [(c["reason"], c["lane"]) for c in log[shard]] == [("new", 0), ("failed", 1)], log[shard]
+    assert not list(store.list("run/queue/staging")), "the stopped generation's staging is cleaned up"
+
+
 def test_server_ignoring_if_none_match_is_refused(s3_server, tmp_path):
     bucket = s3_server.create_bucket()
     case = StoreCase("s3", f"s3://{bucket}", s3_server.endpoint)
