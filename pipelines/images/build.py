@@ -24,7 +24,6 @@ from pipelines.images.catalog import ImageSpec
 
 #: What the steps image is built from (the stamp covers them): `COPY` sources and the Dockerfile.
 STEPS_INPUTS = ("images/steps.Dockerfile", "pyproject.toml", "uv.lock", "README.md", "pipelines", "steps")
-RECIPE_VERSION = "1"  # bump when a recipe's output changes without its inputs changing
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,7 +64,8 @@ def _hash_paths(digest: hashlib._Hash, root: Path, names: Iterable[str]) -> None
 
 
 def _stamp(spec: ImageSpec, ctx: recipes.Context, stamps: dict[str, str]) -> str:
-    digest = hashlib.sha256(f"{RECIPE_VERSION}\0{spec!r}\0".encode())
+    # The recipes' own code is an input too: a changed recipe rebuilds what it makes.
+    digest = hashlib.sha256(Path(recipes.__file__).read_bytes() + f"\0{spec!r}\0".encode())
     for name in spec.depends:
         digest.update(stamps[name].encode())
     if spec.kind == "python-base":

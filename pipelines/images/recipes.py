@@ -49,11 +49,14 @@ def _from_tar(ctx: Context, spec: ImageSpec, rootfs: Path) -> None:
 
 
 def python_base(ctx: Context, spec: ImageSpec) -> None:
-    """Bookworm minbase + python3 from Debian, with `/usr/local/bin/python3` where python:slim has it."""
+    """Bookworm minbase + python3 from Debian, with `/usr/local/bin/python3` and `python` where
+    python:slim has them (upstream's examples run `python`).
+    """
     rootfs = ctx.scratch / "python-rootfs.tar"
     argv = [str(ctx.buildah.tools.mmdebstrap), "--variant=minbase", f"--include={','.join(catalog.PYTHON_PACKAGES)}"]
     argv += [f"--dpkgopt=path-exclude={pattern}" for pattern in EXCLUDES]
     argv += ['--customize-hook=ln -sf /usr/bin/python3 "$1/usr/local/bin/python3"']
+    argv += ['--customize-hook=ln -sf /usr/bin/python3 "$1/usr/local/bin/python"']
     argv += ['--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/*']
     argv += [f'--customize-hook=mkdir -p "$1/etc/uv" && printf %s {shlex.quote(UV_CONFIG)} > "$1/etc/uv/uv.toml"']
     argv += [catalog.SUITE, str(rootfs), catalog.MIRROR]
