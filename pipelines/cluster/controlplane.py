@@ -23,7 +23,7 @@ import yaml
 from kubernetes import client as k8s
 
 from pipelines import project
-from pipelines.cluster import bootstrap, network, node, objectstore, optional
+from pipelines.cluster import bootstrap, dns, network, node, objectstore, optional
 from pipelines.cluster.agent.kubelet import NODE_NAME
 from pipelines.cluster.pki import etcd_tls
 from pipelines.cluster.state import COMPONENTS, ClusterState, cluster_dir, free_port, start_ticks, stop_group
@@ -45,10 +45,12 @@ SYSTEM_USERS = {
 }
 #: The real node's (`--with node`): kubelet as its Node user, which the Node authorizer and
 #: NodeRestriction confine to its own Node and the pods bound to it; kube-proxy as the user the
-#: built-in `system:node-proxier` binding names. kubeconfig name -> (user, groups).
+#: built-in `system:node-proxier` binding names; CoreDNS as its own, bound to its role when the node
+#: starts (`dns.grant`). kubeconfig name -> (user, groups).
 NODE_USERS = {
     "node-kubelet": (f"system:node:{node.NAME}", "system:nodes"),
     "kube-proxy": ("system:kube-proxy", ""),
+    "coredns": (dns.USER, ""),
 }
 EXECUTOR_IMAGE = "quay.io/argoproj/argoexec:v4.1.4"
 CONTROLLER_NAMESPACE = "argo"
@@ -348,6 +350,7 @@ def node_identity(state: ClusterState) -> node.NodeIdentity:
     return node.NodeIdentity(
         kubelet_kubeconfig=state.root / "node-kubelet.kubeconfig",
         proxy_kubeconfig=state.root / "kube-proxy.kubeconfig",
+        dns_kubeconfig=state.root / "coredns.kubeconfig",
         serving_cert=pki / "node-kubelet.crt",
         serving_key=pki / "node-kubelet.key",
         client_ca=pki / "kubelet-client.crt",

@@ -5,6 +5,8 @@ It runs on the host, listening on the node IP only (`bind`), at a free port; the
 Service in `kube-system` gives it the ClusterIP `network.DNS_IP`, port 53, through an EndpointSlice
 that names that port, and kube-proxy routes pods' queries there. kubelet's `clusterDNS` points pods
 at it. Names outside the cluster's domain get no answer: nothing is forwarded off the machine.
+It signs in as its own user, `coredns`, bound to a ClusterRole that may list and watch only what
+the plugin reads (`grant`), as upstream's `system:coredns` role does for its ServiceAccount.
 """
 
 from __future__ import annotations
@@ -20,6 +22,16 @@ from pipelines.cluster import hostservice, network
 BINARY = "coredns"
 NAMESPACE = "kube-system"
 SERVICE = "kube-dns"
+#: CoreDNS's user (its token in the API server's token file) and the ClusterRole bound to it.
+USER = "coredns"
+ROLE = "kiosk:coredns"
+#: What the kubernetes plugin watches with `pods insecure`: Services, their EndpointSlices and the
+#: namespaces (upstream's role also lists pods and Endpoints, which `pods verified` and CoreDNS
+#: before EndpointSlices needed).
+RULES = (
+    {"apiGroups": [""], "resources": ["services", "namespaces"], "verbs": ["list", "watch"]},
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]},
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,19 +90,50 @@ def host_service(layout: DnsLayout) -> hostservice.HostService:
 
 def publish(api: k8s.ApiClient, layout: DnsLayout) -> None:
     """Create (or replace) the `kube-dns` Service and its EndpointSlice."""
-    unpublish(api)
+    _delete_service(api)
     service = host_service(layout)
     k8s.CoreV1Api(api).create_namespaced_service(NAMESPACE, service.service())
     k8s.DiscoveryV1Api(api).create_namespaced_endpoint_slice(NAMESPACE, service.endpoint_slice())
 
 
+def grant(api: k8s.ApiClient) -> None:
+    """Create (or replace) CoreDNS's ClusterRole and its binding to `USER`."""
+    revoke(api)
+    rbac = k8s.RbacAuthorizationV1Api(api)
+    rbac.create_cluster_role({"metadata": {"name": ROLE}, "rules": list(RULES)})
+    rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": ROLE},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": ROLE},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": USER}],
+        }
+    )
+
+
+def revoke(api: k8s.ApiClient) -> None:
+    rbac = k8s.RbacAuthorizationV1Api(api)
+    _delete_all(((rbac.delete_cluster_role_binding, (ROLE,)), (rbac.delete_cluster_role, (ROLE,))))
+
+
 def unpublish(api: k8s.ApiClient) -> None:
-    for delete in (
-        k8s.DiscoveryV1Api(api).delete_namespaced_endpoint_slice,
-        k8s.CoreV1Api(api).delete_namespaced_service,
-    ):
+    """Delete the `kube-dns` Service and its EndpointSlice, and CoreDNS's role."""
+    _delete_service(api)
+    revoke(api)
+
+
+def _delete_service(api: k8s.ApiClient) -> None:
+    _delete_all(
+        (
+            (k8s.DiscoveryV1Api(api).delete_namespaced_endpoint_slice, (SERVICE, NAMESPACE)),
+            (k8s.CoreV1Api(api).delete_namespaced_service, (SERVICE, NAMESPACE)),
+        )
+    )
+
+
+def _delete_all(calls: tuple) -> None:
+    for delete, args in calls:
         try:
-            delete(SERVICE, NAMESPACE)
+            delete(*args)
         except ApiException as error:
             if error.status != 404:
                 raise

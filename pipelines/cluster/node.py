@@ -87,6 +87,7 @@ class NodeIdentity:
 
     kubelet_kubeconfig: Path  # system:node:<NAME>, in system:nodes
     proxy_kubeconfig: Path  # system:kube-proxy
+    dns_kubeconfig: Path  # coredns (pipelines.cluster.dns.USER)
     serving_cert: Path  # kubelet's, for the node IP; the API server trusts it
     serving_key: Path
     client_ca: Path  # what signed the API server's client certificate: the only client let in

@@ -20,6 +20,7 @@ from kubernetes import client as k8s
 from kubernetes.dynamic import DynamicClient
 
 from pipelines.cluster import controlplane, kube, node, workflows
+from pipelines.cluster import dns as cluster_dns
 from pipelines.cluster.cli_apply import ensure_namespace, env_documents
 from pipelines.cluster.components import argo_server as argo_server_component
 from pipelines.cluster.components import real_node as real_node_component
@@ -196,6 +197,8 @@ def real_node(cluster: Cluster) -> Iterator[node.NodeLayout]:
     assert HostNetwork.now() == before
     assert not [d for d in node.CGROUP_ROOT.glob("*/kubepods*") if d.is_dir()]
     assert node.NAME not in [n.metadata.name for n in k8s.CoreV1Api(cluster.api).list_node().items]
+    roles = k8s.RbacAuthorizationV1Api(cluster.api).list_cluster_role_binding().items
+    assert cluster_dns.ROLE not in [r.metadata.name for r in roles]  # CoreDNS's grant goes with it
 
 
 def kiosk(cluster: Cluster, *args: str) -> str:

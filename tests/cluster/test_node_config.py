@@ -26,6 +26,7 @@ KUBECONFIG = Path("/cluster/kubeconfig")
 IDENTITY = node.NodeIdentity(
     kubelet_kubeconfig=Path("/cluster/node-kubelet.kubeconfig"),
     proxy_kubeconfig=Path("/cluster/kube-proxy.kubeconfig"),
+    dns_kubeconfig=Path("/cluster/coredns.kubeconfig"),
     serving_cert=Path("/cluster/pki/node-kubelet.crt"),
     serving_key=Path("/cluster/pki/node-kubelet.key"),
     client_ca=Path("/cluster/pki/kubelet-client.crt"),

@@ -17,6 +17,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from pipelines.cluster import controlplane, kube, network, node, objectstore, workflows
+from pipelines.cluster import dns as cluster_dns
 from pipelines.cluster.components import real_node as real_node_component
 from pipelines.config import load_config
 from tests.cluster.conftest import Cluster
@@ -379,6 +380,36 @@ def test_real_node_kubelet_signs_in_as_its_node(cluster: Cluster, real_node: nod
         assert refused.value.status == 403
     finally:
         core.delete_namespaced_secret("real-node-unnamed", namespace)
+
+
+def _allowed(auth: k8s.AuthorizationV1Api, user: str, verb: str, resource: str, group: str = "") -> bool:
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {"user": user, "resourceAttributes": {"verb": verb, "resource": resource, "group": group}},
+    }
+    return bool(auth.create_subject_access_review(review).status.allowed)
+
+
+def test_real_node_coredns_signs_in_as_its_own_user_with_only_what_it_watches(
+    cluster: Cluster, real_node: node.NodeLayout
+):
+    """The Corefile names CoreDNS's own kubeconfig, whose token is the `coredns` user's; RBAC lets
+    that user list and watch Services, EndpointSlices and namespaces, and nothing else asked here.
+    """
+    identity = controlplane.node_identity(cluster.state)
+    corefile = (cluster.state.root / "dns" / "Corefile").read_text()
+    assert f"kubeconfig {identity.dns_kubeconfig}\n" in corefile
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    coredns = kube.api_client(str(identity.dns_kubeconfig))
+    user = cluster_dns.USER
+    assert k8s.AuthenticationV1Api(coredns).create_self_subject_review(review).status.user_info.username == user
+    auth = k8s.AuthorizationV1Api(cluster.api)
+    for verb in ("list", "watch"):
+        assert _allowed(auth, user, verb, "services") and _allowed(auth, user, verb, "namespaces")
+        assert _allowed(auth, user, verb, "endpointslices", "discovery.k8s.io")
+    refused = [("get", "secrets", ""), ("list", "pods", ""), ("create", "services", ""), ("list", "nodes", "")]
+    assert [r for r in refused if _allowed(auth, user, *r)] == []
 
 
 def test_real_node_host_reaches_a_service_by_name_through_cluster_dns(cluster: Cluster, real_node: node.NodeLayout):

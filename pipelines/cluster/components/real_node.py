@@ -91,7 +91,7 @@ def _start(ctx: Context) -> None:
     _firewall_path(state).write_text(json.dumps(sorted(node.tables())))
     identity = controlplane.node_identity(state)
     node.write_configs(where, tools, identity)
-    dns.write_config(names, state.kubeconfig)
+    dns.write_config(names, identity.dns_kubeconfig)
     env = node.runtime_env(tools)
     archives = [images / entry["archive"] for entry in index.values()]
     _start_registry(ctx, tools["crane"], where, archives)
@@ -105,6 +105,7 @@ def _start(ctx: Context) -> None:
     _poll(lambda: _node_ready(core), ctx.check_alive, "the real node to be Ready")
     ctx.launch("kube-proxy", node.kube_proxy_argv(where, tools), env)
     _poll(_serves_services, ctx.check_alive, "kube-proxy to program the kubernetes Service")
+    dns.grant(ctx.api)
     ctx.launch("coredns", dns.argv(names, coredns), env)
     _poll(lambda: _answers(names), ctx.check_alive, "CoreDNS to be ready")
     dns.publish(ctx.api, names)
