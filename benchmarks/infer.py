@@ -411,7 +411,7 @@ def log(message: str) -> None:
 
 @dataclass
 class Bench:
-    """What every round shares (the S3 server, its latency proxy, the images), and what they measured.
+    """What every round shares (the S3 server, its delayed endpoint, the images), and what they measured.
 
     Neighbours share these cores, so each configuration runs once per round, the rounds interleave,
     and each keeps its best round: the least disturbed measurement of the same code.
@@ -422,7 +422,9 @@ class Bench:
     images: list[bytes]
     server: object
     server_name: str
-    proxy: object
+    #: The S3 endpoint with the added latency: gofakes3's second port, or moto's delay proxy.
+    latency_url: str
+    proxy: object | None = None  # the delay proxy, when moto needs one
     best: dict[str, float] = field(default_factory=dict)
     runs: dict[str, list[float]] = field(default_factory=dict)
     file_cpu: list[float] = field(default_factory=list)
@@ -444,19 +446,6 @@ class Bench:
         log(f"round {len(self.runs[name])}: {name} {ips:.2f} images/s")
 
 
-@dataclass
-class _SlowEndpoint:
-    """gofakes3's delayed port, used as the proxy would be (its delay is set at the server's start)."""
-
-    url: str
-
-    def delay(self, seconds: float) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
-
-
 def start(args: argparse.Namespace) -> Bench:
     from testkit.fault_proxy import FaultProxy
 
@@ -467,17 +456,20 @@ def start(args: argparse.Namespace) -> Bench:
     atexit.register(_close_once(server))
     endpoint = server.endpoint  # type: ignore[attr-defined]
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/bench", method="PUT"), timeout=10).close()
-    slow = getattr(server, "slow_endpoint", "")
-    proxy = _SlowEndpoint(slow) if slow else FaultProxy(endpoint).start()
-    proxy.delay(args.latency_ms / 1000)
+    proxy = None
+    latency_url = getattr(server, "slow_endpoint", "")
+    if not latency_url:
+        proxy = FaultProxy(endpoint).start()
+        proxy.delay(args.latency_ms / 1000)
+        latency_url = proxy.url
     images = make_images(args.images, args.size)
     log(f"{len(images)} images {args.size}x{args.size}, {sum(map(len, images)) / len(images) / 1024:.0f} KiB each")
     log(f"model {args.model} spec {args.spec or '(its own)'}; work dir {work}")
-    return Bench(args, work, images, server, server_name, proxy)
+    return Bench(args, work, images, server, server_name, latency_url, proxy)
 
 
 def real_model_round(bench: Bench, round_: int) -> None:
-    """Raw ORT, the pipeline on the file store, on S3, on S3 behind the latency proxy, the naive loop."""
+    """Raw ORT, the pipeline on the file store, on S3, on S3 with the added latency, the naive loop."""
     args, images, file_uri, endpoint = bench.args, bench.images, bench.file_uri, bench.endpoint
     ips, bench.providers, bench.tensor_shape = raw_ort(args, images)
     bench.keep("raw", ips)
@@ -489,7 +481,7 @@ def real_model_round(bench: Bench, round_: int) -> None:
     shard = put_inputs("s3://bench", endpoint, images, f"s3-{round_}")
     bench.keep("s3", run_step(shard, f"s3://bench/s3-{round_}/out", endpoint, args, args.spec)["images_per_second"])
     shard = put_inputs("s3://bench", endpoint, images, f"lat{round_}")
-    proxy_url = bench.proxy.url  # type: ignore[attr-defined]
+    proxy_url = bench.latency_url
     bench.keep(
         "s3_latency", run_step(shard, f"s3://bench/lat{round_}/out", proxy_url, args, args.spec)["images_per_second"]
     )
@@ -564,7 +556,7 @@ def real_model_summary(bench: Bench) -> dict:
         "model_input": bench.tensor_shape,
         "latency_ms_added": args.latency_ms,
         "latency_added_by": "the S3 server (gofakes3's second port)"
-        if isinstance(bench.proxy, _SlowEndpoint)
+        if bench.proxy is None
         else "testkit/fault_proxy.py in the benchmark process",
         "model": args.model,
         "providers": bench.providers,
@@ -589,7 +581,8 @@ def main() -> None:
         if args.gpu_proxy != "only":
             real_model_round(bench, round_)
     result = real_model_summary(bench) if args.gpu_proxy != "only" else {}
-    bench.proxy.stop()  # type: ignore[attr-defined]
+    if bench.proxy is not None:
+        bench.proxy.stop()  # type: ignore[attr-defined]
     if proxy_runs is not None:
         result["gpu_proxy"] = proxy_runs.summary()
     print(json.dumps({**result, **context(args, bench.images, bench.server_name)}))

@@ -117,15 +117,10 @@ def measure(kubeconfig: Path, rounds: int) -> dict:
 
 def summary(found: dict[str, list[dict]]) -> dict:
     median = {case: statistics.median(r["seconds"] for r in runs) for case, runs in found.items()}
+    names = [example.removesuffix(".yaml") for example in EXAMPLES]
     return {
         "median_seconds": {case: round(value, 3) for case, value in median.items()},
-        "real_vs_agent": {
-            example.removesuffix(".yaml"): round(
-                median[f"{example.removesuffix('.yaml')}/real-node"] / median[f"{example.removesuffix('.yaml')}/agent"],
-                3,
-            )
-            for example in EXAMPLES
-        },
+        "real_vs_agent": {name: round(median[f"{name}/real-node"] / median[f"{name}/agent"], 3) for name in names},
         "rounds": found,
     }
 

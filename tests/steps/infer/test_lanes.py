@@ -211,8 +211,9 @@ def test_sigterm_mid_shard_hands_claims_back_for_an_immediate_takeover(tmp_path)
     gate.release()
     assert victim.returncode == 128 + signal.SIGTERM, err[-3000:]
     assert "SIGTERM: handed back its claims (shard-00000 generation 0" in err
-    handed = {s for s, claims in claim_log(case).items() if not claims[-1]["done"]}
-    assert "shard-00000" in handed and all(claim_log(case)[s][-1]["failed"] for s in handed), claim_log(case)
+    stopped = claim_log(case)
+    handed = {s for s, claims in stopped.items() if not claims[-1]["done"]}
+    assert "shard-00000" in handed and all(stopped[s][-1]["failed"] for s in handed), stopped
     # Its other prefetch worker may have finished later shards meanwhile: those are committed.
     published = {int(o.key[4:8]) // shard_size for o in store.list("out") if o.key.endswith(".json")}
     assert not {f"shard-{k:05d}" for k in published} & handed, "nothing handed back is published"
