@@ -1,4 +1,6 @@
-"""`kiosk demo`: the whole pipeline on this machine, on embedded defaults, through the local runner.
+"""`kiosk demo`: the whole pipeline on this machine, on embedded defaults, through the local runner
+(`--engine argo`: Argo's controller on the local cluster, its pods on the agent or, `--node real`, on
+the real node).
 
 1. a synthetic dataset in the local file store (`python -m steps.synth`);
 2. `batch-inference` from the `local` env's rendered tree, run by the runner;
@@ -113,11 +115,23 @@ class Engine(StrEnum):
     argo = "argo"
 
 
+class Node(StrEnum):
+    """`--node`: which node of the local cluster runs the pods of `--engine argo`."""
+
+    agent = "agent"
+    real = "real"
+
+
 class TemplateEngine(Protocol):
     """Runs one rendered template of the `local` env to its end, filling in the stage."""
 
     @property
     def label(self) -> str: ...
+
+    @property
+    def store(self) -> str:
+        """The storage root the demo's dataset and outputs go under, resolved."""
+        ...
 
     def run(self, stage: Stage, target: str, wanted: dict[str, str]) -> dict[str, Any]: ...
 
@@ -130,6 +144,10 @@ class LocalRunner:
 
     workdir: Path
     label: str = "local runner"
+
+    @property
+    def store(self) -> str:
+        return os.path.expandvars(load_config("local").storage.uri).rstrip("/")
 
     def run(self, stage: Stage, target: str, wanted: dict[str, str]) -> dict[str, Any]:
         start = time.monotonic()
@@ -164,17 +182,21 @@ class ArgoController:
     argo: ArgoDemo
     label: str = "Argo's workflow-controller"
 
+    @property
+    def store(self) -> str:
+        return self.argo.store
+
     def run(self, stage: Stage, target: str, wanted: dict[str, str]) -> dict[str, Any]:
         start = time.monotonic()
         workflow = self.argo.run(target, {k: v for k, v in wanted.items() if k in _declared(target)})
         _finish(stage, workflow, start)
         if stage.phase != "Succeeded":
             message = workflow["status"].get("message", "")
-            raise RuntimeError(f"{target} {stage.phase}: {message} (logs: {self.argo.logs}/{stage.workflow}-*)")
+            raise RuntimeError(f"{target} {stage.phase}: {message} (logs: {self.argo.logs_of(stage.workflow)})")
         return workflow
 
     def logs_at(self) -> str:
-        return f"{self.argo.logs}/<pod>/"
+        return self.argo.logs_of("<pod>")
 
 
 def _uri(value: str | None) -> str | None:
@@ -196,9 +218,8 @@ class Plan:
     benchmark: dict[str, str]
 
     @classmethod
-    def for_now(cls, *, full: bool) -> Plan:
+    def for_now(cls, *, store: str, full: bool) -> Plan:
         config = load_config("local")
-        store = os.path.expandvars(config.storage.uri).rstrip("/")
         stamp = time.strftime("%Y%m%d-%H%M%S")
         # Outputs mirror the dataset's own prefix: output keys are relative to the input prefix, so two
         # demo datasets sharing one output prefix would look already processed to the second run.
@@ -273,16 +294,21 @@ def _summary(stages: list[Stage], plan: Plan, workdir: Path, seconds: float) -> 
     }
 
 
-def _start_engine(choice: Engine, workdir: Path, console: Console) -> TemplateEngine:
+def _start_engine(choice: Engine, node: Node, workdir: Path, console: Console) -> TemplateEngine:
     if choice == Engine.local:
+        if node != Node.agent:
+            console.print(f"[red]kiosk demo: --node {node} needs --engine argo (the local runner has no nodes)[/]")
+            raise typer.Exit(2)
         return LocalRunner(workdir)
     # Imported here: the cluster client is needed only for `--engine argo`.
     from pipelines.cluster.controlplane import ClusterError
     from pipelines.cluster.demo_argo import ArgoDemo
 
-    console.print("[bold]0/4[/] kiosk cluster up + kiosk apply --env local")
+    real = node == Node.real
+    setup = "up --with node + the local env for the real node" if real else "up + kiosk apply --env local"
+    console.print(f"[bold]0/4[/] kiosk cluster {setup}")
     try:
-        return ArgoController(ArgoDemo(workdir))
+        return ArgoController(ArgoDemo(workdir, real_node=real))
     except (ClusterError, RuntimeError, OSError) as error:
         console.print(f"[red]kiosk demo --engine argo: {error}[/]")
         raise typer.Exit(1) from None
@@ -312,6 +338,14 @@ def command(
         Engine,
         typer.Option("--engine", help="local: the fast local runner; argo: Argo's real controller (kiosk cluster)."),
     ] = Engine.local,
+    node: Annotated[
+        Node,
+        typer.Option(
+            "--node",
+            help="With --engine argo: agent (host processes, fast) or real (kubelet, containerd, runc; "
+            "needs `kiosk images build`).",
+        ),
+    ] = Node.agent,
     full: Annotated[
         bool, typer.Option("--full", help="Run the benchmark's whole sweep from config, not one small point.")
     ] = False,
@@ -321,8 +355,8 @@ def command(
     start = time.monotonic()
     workdir = (workdir or api.default_workdir()).resolve()
     os.environ["KIOSK_WORKDIR"] = str(workdir)
-    runner = _start_engine(engine, workdir, console)
-    plan = Plan.for_now(full=full)
+    runner = _start_engine(engine, node, workdir, console)
+    plan = Plan.for_now(store=runner.store, full=full)
     stages, code, problem = _run_stages(runner, plan, console)
     summary = _summary(stages, plan, workdir, time.monotonic() - start)
     if not problem and (summary["processed"] is None or summary["report"] is None):

@@ -1,16 +1,17 @@
 """Every rendered WorkflowTemplate Succeeds on the real node (`kiosk cluster up --with node`), its
-steps in the images built here, rendered for an env configured like a cloud one: the store and the
-artifact repository in S3 behind the `minio` Service, by that name, with credentials from a Secret.
+steps in the images built here, rendered for the env the real node runs (`pipelines.cluster.node_env`,
+configured like a cloud one: the store and the artifact repository in S3 behind the `minio` Service,
+by that name, with credentials from a Secret), and so does `kiosk demo --engine argo --node real`.
 batch-inference's outputs are the same objects, byte for byte, as `kiosk run`'s on the same inputs.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,20 +22,16 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import watch as k8s_watch
 
-from pipelines.cluster import kube, node, objectstore, workflows
+from pipelines.cluster import node, objectstore, workflows
+from pipelines.cluster import node_env as real_node_env
 from pipelines.cluster.components import real_node as real_node_component
-from pipelines.config.loader import CONFIG_DIR
-from pipelines.render import render_env
 from pipelines.tools import REPO_ROOT
 from steps.common.storage import open_store
 from tests.cluster.conftest import Cluster, default_service_account
 from tests.cluster.test_templates import RENDERED, published
 from tests.fixtures.waiting import wait_until
 
-ENV = "real-node"
-NAMESPACE = "kiosk-real-node-env"
-SECRET = "kiosk-s3"
-ENDPOINT = "http://minio:9000"  # as Argo's quick start names MinIO
+NAMESPACE = "kiosk-real-node-env"  # not the demo's (`node_env.NAMESPACE`): this module deletes it
 IMAGES = 8
 #: About 30 s of two lanes' work here (5 images/s at 512x512, 40 at 128x128): busy well past
 #: RECENTLY_STARTED_S.
@@ -87,49 +84,32 @@ class NodeEnv:
         return workflow
 
 
-def _config_dir(root: Path, bucket: str, prefix: str) -> Path:
-    """base.yaml and the local env's overlay, with the namespace and an S3 store by Service name."""
-    config = root / "config"
-    config.mkdir()
-    shutil.copy(CONFIG_DIR / "base.yaml", config / "base.yaml")
-    overlay = yaml.safe_load((CONFIG_DIR / "local.yaml").read_text())
-    overlay["namespace"] = NAMESPACE
-    overlay["storage"] = {"uri": f"s3://{bucket}/{prefix}", "s3_endpoint": ENDPOINT, "credentials_secret": SECRET}
-    (config / f"{ENV}.yaml").write_text(yaml.safe_dump(overlay))
-    return config
-
-
 @pytest.fixture(scope="module")
-def node_env(
-    cluster: Cluster, real_node: node.NodeLayout, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[NodeEnv]:
-    store = objectstore.load(cluster.state)
-    assert store is not None
-    prefix = "real-node-env"
-    config = _config_dir(tmp_path_factory.mktemp("real-node-env"), store.bucket, prefix)
-    rendered = [doc for text in render_env(ENV, config).values() for doc in yaml.safe_load_all(text) if doc]
-    rendered = [doc for doc in rendered if doc["kind"] != "CronWorkflow"]  # they would run on the agent
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": SECRET, "namespace": NAMESPACE},
-        "stringData": {"AWS_ACCESS_KEY_ID": store.access_key, "AWS_SECRET_ACCESS_KEY": store.secret_key},
-    }
-    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
-    minio = objectstore.host_service(store, NAMESPACE).documents()
-    applied = kube.apply(cluster.dynamic, [namespace, secret, *minio, *rendered], namespace=NAMESPACE)
-    assert not [a for a in applied if a.result == "rejected"], applied
+def node_env(cluster: Cluster, real_node: node.NodeLayout) -> Iterator[NodeEnv]:
+    applied = real_node_env.apply(cluster.api, cluster.state, namespace=NAMESPACE)
     core = k8s.CoreV1Api(cluster.api)
     repository = core.read_namespaced_config_map("artifact-repositories", NAMESPACE).data
-    assert yaml.safe_load(next(iter(repository.values())))["s3"]["endpoint"] == ENDPOINT.removeprefix("http://")
+    endpoint = real_node_env.ENDPOINT.removeprefix("http://")
+    assert yaml.safe_load(next(iter(repository.values())))["s3"]["endpoint"] == endpoint
+    objects = k8s.CustomObjectsApi(cluster.api)
+    assert not objects.list_namespaced_custom_object("argoproj.io", "v1alpha1", NAMESPACE, "cronworkflows")["items"]
+    assert objects.list_namespaced_custom_object("argoproj.io", "v1alpha1", NAMESPACE, "workflowtemplates")["items"]
     wait_until(lambda: default_service_account(core, NAMESPACE), 60, f"the default ServiceAccount in {NAMESPACE}")
-    with pytest.MonkeyPatch.context() as env:  # the host reads the store with the Secret's keys
+    store = applied.store
+    with _host_keys(store):
+        yield NodeEnv(cluster=cluster, bucket=store.bucket, prefix=applied.prefix, host_endpoint=store.endpoint)
+    core.delete_namespace(NAMESPACE)
+    wait_until(lambda: not core.list_namespaced_pod(NAMESPACE).items, 120, f"the pods of {NAMESPACE} to be deleted")
+
+
+@contextmanager
+def _host_keys(store: objectstore.ObjectStore) -> Iterator[None]:
+    """The host reads the store with the Secret's keys."""
+    with pytest.MonkeyPatch.context() as env:
         env.setenv("AWS_ACCESS_KEY_ID", store.access_key)
         env.setenv("AWS_SECRET_ACCESS_KEY", store.secret_key)
         env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        yield NodeEnv(cluster=cluster, bucket=store.bucket, prefix=prefix, host_endpoint=store.endpoint)
-    core.delete_namespace(NAMESPACE)
-    wait_until(lambda: not core.list_namespaced_pod(NAMESPACE).items, 120, f"the pods of {NAMESPACE} to be deleted")
+        yield
 
 
 def _synth(env: NodeEnv, prefix: str, count: int = IMAGES, size: int = 128) -> str:
@@ -277,3 +257,32 @@ def test_real_node_lane_deleted_mid_run_stops_on_sigterm_and_the_retry_loses_not
     assert [k for k in written if not k.endswith((".json", ".png"))] == []  # nothing staged is visible
     # The stopped lane handed its claims back (marked failed), so they were taken over at once.
     assert [k for k in node_env.names("runs", name, "queue", "claims") if k.endswith(".failed.json")], name
+
+
+def test_demo_on_the_real_node(node_env: NodeEnv) -> None:
+    """The command docs/cluster.md shows, as written: every pod of its four workflows runs on the real
+    node, and its dataset and outputs are in the emulator's bucket, by the `minio` Service's name.
+    """
+    cluster = node_env.cluster
+    argv = ["uv", "run", "kiosk", "demo", "--engine", "argo", "--node", "real", "--json"]
+    done = subprocess.run([*argv, "--workdir", str(cluster.workdir)], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["ok"] and (summary["processed"], summary["failed"]) == (64, 0), summary
+    store = objectstore.load(cluster.state)
+    assert store is not None
+    root = f"s3://{store.bucket}/{real_node_env.NAMESPACE}/"
+    assert summary["dataset"].startswith(root) and summary["outputs"].startswith(root), summary
+    assert summary["report"].startswith(root), summary
+    objects = k8s.CustomObjectsApi(cluster.api)
+    namespace = real_node_env.NAMESPACE
+    ran = objects.list_namespaced_custom_object("argoproj.io", "v1alpha1", namespace, "workflows")["items"]
+    assert len(ran) == 4, [w["metadata"]["name"] for w in ran]
+    for workflow in ran:
+        assert workflow["status"]["phase"] == "Succeeded", workflow["metadata"]["name"]
+        pods = [n for n in workflow["status"]["nodes"].values() if n["type"] == "Pod"]
+        assert pods and {n["hostNodeName"] for n in pods} == {node.NAME}, workflow["metadata"]["name"]
+    outputs = summary["outputs"].removeprefix(f"s3://{store.bucket}/")
+    with _host_keys(store):
+        listed = open_store(f"s3://{store.bucket}/{outputs}", s3_endpoint=store.endpoint).list()
+        assert len([info for info in listed if info.key.endswith(".png.json")]) == 64

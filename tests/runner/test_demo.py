@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from typer.testing import CliRunner
+
 from pipelines import demo
+from pipelines.cli import app
 from pipelines.runner import api
 from pipelines.tools import REPO_ROOT
 
@@ -64,5 +67,12 @@ def test_demo_quick_benchmark_passes_only_declared_parameters() -> None:
 
 
 def test_demo_full_runs_the_configured_sweep() -> None:
-    assert demo.Plan.for_now(full=True).benchmark == {}
-    assert demo.Plan.for_now(full=False).benchmark == demo.QUICK_BENCHMARK
+    assert demo.Plan.for_now(store="file:///s", full=True).benchmark == {}
+    assert demo.Plan.for_now(store="file:///s", full=False).benchmark == demo.QUICK_BENCHMARK
+
+
+def test_demo_node_real_without_engine_argo_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["demo", "--node", "real", "--workdir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--node real needs --engine argo" in result.output
+    assert list(tmp_path.iterdir()) == []  # nothing started, nothing written
