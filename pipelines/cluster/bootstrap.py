@@ -132,9 +132,7 @@ def _create_or_apply(api: k8s.ApiClient, crds: list[dict[str, Any]]) -> None:
 
 
 def _apply_all(dynamic: DynamicClient, docs: list[dict[str, Any]]) -> None:
-    rejected = [r for r in kube.apply(dynamic, docs) if r.result == "rejected"]
-    if rejected:
-        raise RuntimeError("; ".join(f"{r.kind}/{r.name}: {r.message}" for r in rejected))
+    kube.apply_all(dynamic, docs)
 
 
 def wait_established(api: k8s.ApiClient, names: list[str], timeout_s: float = 60.0) -> None:

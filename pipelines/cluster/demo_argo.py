@@ -42,9 +42,7 @@ class ArgoDemo:
             self.namespace, docs = env_documents("local")
             dynamic = DynamicClient(self.api)
             ensure_namespace(dynamic, self.namespace, dry_run=False)
-            rejected = [r for r in kube.apply(dynamic, docs, namespace=self.namespace) if r.result == "rejected"]
-            if rejected:
-                raise RuntimeError("; ".join(f"{r.kind}/{r.name}: {r.message}" for r in rejected))
+            kube.apply_all(dynamic, docs, namespace=self.namespace)
             self.store = os.path.expandvars(load_config("local").storage.uri).rstrip("/")
             self._logs = f"{state.root / 'pods' / self.namespace}/"
         _wait_default_service_account(k8s.CoreV1Api(self.api), self.namespace)

@@ -77,6 +77,13 @@ def apply(
     return results
 
 
+def apply_all(dynamic: DynamicClient, docs: list[dict[str, Any]], namespace: str | None = None) -> None:
+    """`apply`, where a refused object is an error: RuntimeError naming each one and why."""
+    rejected = [r for r in apply(dynamic, docs, namespace=namespace) if r.result == "rejected"]
+    if rejected:
+        raise RuntimeError("; ".join(f"{r.kind}/{r.name}: {r.message}" for r in rejected))
+
+
 def _get(resource: Any, name: str, namespace: str | None) -> Any:
     try:
         return resource.get(name=name, namespace=namespace)

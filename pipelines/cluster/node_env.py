@@ -85,7 +85,5 @@ def apply(api: k8s.ApiClient, state: ClusterState, *, namespace: str = NAMESPACE
         raise RuntimeError(f"no object store recorded in {state.root}: run `uv run kiosk cluster up`")
     env = NodeEnv(namespace=namespace, store=store, prefix=namespace)
     docs = documents(state.root / "envs" / namespace, env)
-    rejected = [r for r in kube.apply(DynamicClient(api), docs, namespace=namespace) if r.result == "rejected"]
-    if rejected:
-        raise RuntimeError("; ".join(f"{r.kind}/{r.name}: {r.message}" for r in rejected))
+    kube.apply_all(DynamicClient(api), docs, namespace=namespace)
     return env

@@ -204,6 +204,4 @@ def documents(store: ObjectStore) -> list[dict[str, Any]]:
 
 
 def install(api: k8s.ApiClient, store: ObjectStore) -> None:
-    rejected = [r for r in kube.apply(DynamicClient(api), documents(store)) if r.result == "rejected"]
-    if rejected:
-        raise RuntimeError("; ".join(f"{r.kind}/{r.name}: {r.message}" for r in rejected))
+    kube.apply_all(DynamicClient(api), documents(store))

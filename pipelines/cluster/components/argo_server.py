@@ -108,9 +108,7 @@ def _argv(state: ClusterState, argo: Path, kubeconfig: Path) -> list[str]:
 
 def _start(ctx: Context) -> None:
     state = ctx.state
-    rejected = [r for r in kube.apply(DynamicClient(ctx.api), _documents()) if r.result == "rejected"]
-    if rejected:
-        raise RuntimeError("; ".join(f"{r.kind}/{r.name}: {r.message}" for r in rejected))
+    kube.apply_all(DynamicClient(ctx.api), _documents())
     server_token = bootstrap.service_account_token(ctx.api, NAMESPACE, NAME)
     user_token = bootstrap.service_account_token(ctx.api, NAMESPACE, USER)
     token_path(state).write_text(user_token)
