@@ -147,7 +147,7 @@ class LocalRunner:
 
     @property
     def store(self) -> str:
-        return os.path.expandvars(load_config("local").storage.uri).rstrip("/")
+        return load_config("local").storage.resolved_uri
 
     def run(self, stage: Stage, target: str, wanted: dict[str, str]) -> dict[str, Any]:
         start = time.monotonic()

@@ -5,7 +5,6 @@ its pods on the agent (`--node agent`, the `local` env) or on the real node (`--
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,7 @@ class ArgoDemo:
             dynamic = DynamicClient(self.api)
             ensure_namespace(dynamic, self.namespace, dry_run=False)
             kube.apply_all(dynamic, docs, namespace=self.namespace)
-            self.store = os.path.expandvars(load_config("local").storage.uri).rstrip("/")
+            self.store = load_config("local").storage.resolved_uri
             self._logs = f"{state.root / 'pods' / self.namespace}/"
         _wait_default_service_account(k8s.CoreV1Api(self.api), self.namespace)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Literal
 
@@ -45,6 +46,11 @@ class Storage(_Strict):
         if not re.match(r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?|file:///?.+)$", value):
             raise ValueError("must be s3://bucket[/prefix] or file:///path")
         return value.rstrip("/")
+
+    @property
+    def resolved_uri(self) -> str:
+        """The URI with `$KIOSK_WORKDIR` (and any other variable) taken from the environment."""
+        return os.path.expandvars(self.uri)
 
 
 class Model(_Strict):
